@@ -1,0 +1,16 @@
+//! `POST /activities` — records activities for the caller's tenant.
+
+use activity_log::app::{App, init_tracing};
+use activity_log::handlers::record;
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(record::handle(&app.config, &app.store, &app.blobs, req).await)
+    }))
+    .await
+}

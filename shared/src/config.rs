@@ -1,0 +1,185 @@
+//! Typed configuration, read once from the environment at start-up; fails fast with a clear message.
+
+use std::fmt;
+
+/// How callers are identified.
+#[derive(Clone)]
+pub enum AuthMode {
+    /// In AWS: API Gateway's JWT authorizer has verified the token; read its claims.
+    ApiGateway,
+    /// On a laptop or CI: verify an HS256 bearer token with this secret.
+    Local { secret: Vec<u8> },
+}
+
+impl fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ApiGateway => f.write_str("ApiGateway"),
+            Self::Local { .. } => f.write_str("Local { secret: <redacted> }"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub bucket_name: String,
+    /// Days an activity is kept after it occurred (DynamoDB TTL and bucket lifecycle).
+    pub retention_days: u32,
+    /// URL of a customer's Subscriptions page; `{customerId}` is replaced.
+    pub subscriptions_url_template: String,
+    /// HMAC key for page cursors.
+    pub cursor_signing_key: Vec<u8>,
+    pub auth: AuthMode,
+    /// Details larger than this (compact JSON bytes) go to the bucket instead of the table item.
+    pub details_inline_max_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("bucket_name", &self.bucket_name)
+            .field("retention_days", &self.retention_days)
+            .field(
+                "subscriptions_url_template",
+                &self.subscriptions_url_template,
+            )
+            .field("auth", &self.auth)
+            .field("details_inline_max_bytes", &self.details_inline_max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
+pub const DEFAULT_DETAILS_INLINE_MAX_BYTES: usize = 32 * 1024;
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required =
+            |name: &str| get(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
+        let secret = |name: &str| -> Result<Vec<u8>, ConfigError> {
+            let v = required(name)?;
+            if v.len() < MIN_SECRET_BYTES {
+                return Err(ConfigError(format!(
+                    "{name} must be at least {MIN_SECRET_BYTES} bytes"
+                )));
+            }
+            Ok(v.into_bytes())
+        };
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "{name} must be a whole number from {min} to {max}, got {v:?}"
+                        ))
+                    }),
+            }
+        };
+
+        let auth = match get("AUTH_MODE").as_deref() {
+            None | Some("apigateway") => AuthMode::ApiGateway,
+            Some("local") => AuthMode::Local {
+                secret: secret("LOCAL_JWT_SECRET")?,
+            },
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "AUTH_MODE must be local or apigateway, got {other:?}"
+                )));
+            }
+        };
+        let template = required("SUBSCRIPTIONS_URL_TEMPLATE")?;
+        if !template.contains("{customerId}") {
+            return Err(ConfigError(
+                "SUBSCRIPTIONS_URL_TEMPLATE must contain {customerId}".into(),
+            ));
+        }
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            bucket_name: required("BUCKET_NAME")?,
+            retention_days: u32::try_from(number(
+                "RETENTION_DAYS",
+                DEFAULT_RETENTION_DAYS.into(),
+                1,
+                36_500,
+            )?)
+            .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
+            subscriptions_url_template: template,
+            cursor_signing_key: secret("CURSOR_SIGNING_KEY")?,
+            auth,
+            details_inline_max_bytes: usize::try_from(number(
+                "DETAILS_INLINE_MAX_BYTES",
+                DEFAULT_DETAILS_INLINE_MAX_BYTES as u64,
+                0,
+                300 * 1024,
+            )?)
+            .map_err(|_| ConfigError("DETAILS_INLINE_MAX_BYTES out of range".into()))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("TABLE_NAME", "t"),
+        ("BUCKET_NAME", "b"),
+        ("SUBSCRIPTIONS_URL_TEMPLATE", "https://x/{customerId}"),
+        ("CURSOR_SIGNING_KEY", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn defaults_apply_and_api_gateway_is_the_default_auth() {
+        let c = env(BASE).unwrap();
+        assert_eq!(c.retention_days, 365);
+        assert!(matches!(c.auth, AuthMode::ApiGateway));
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "secrets never printed"
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_values_fail_fast_with_the_name() {
+        let e = env(&BASE[1..]).unwrap_err().to_string();
+        assert!(e.contains("TABLE_NAME"), "{e}");
+        let mut v = BASE.to_vec();
+        v.push(("RETENTION_DAYS", "0"));
+        assert!(env(&v).unwrap_err().to_string().contains("RETENTION_DAYS"));
+        let mut v = BASE.to_vec();
+        v.push(("AUTH_MODE", "local"));
+        assert!(
+            env(&v)
+                .unwrap_err()
+                .to_string()
+                .contains("LOCAL_JWT_SECRET")
+        );
+        v.push(("LOCAL_JWT_SECRET", "short"));
+        assert!(env(&v).unwrap_err().to_string().contains("at least 32"));
+    }
+}

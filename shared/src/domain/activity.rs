@@ -1,0 +1,561 @@
+//! The activity record: what a writer sends, how it is validated, and what is stored.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::ids::{ActivityId, CustomerId};
+use super::time::{self, MAX_FUTURE_SKEW};
+
+/// Most activities one request may record.
+pub const MAX_BATCH: usize = 100;
+/// Largest `details` object, measured as compact UTF-8 JSON.
+pub const MAX_DETAILS_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    InProgress,
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            "inProgress" => Some(Self::InProgress),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::InProgress => "inProgress",
+        }
+    }
+}
+
+/// Where an activity's details live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Details {
+    None,
+    /// Compact JSON kept in the record itself.
+    Inline(String),
+    /// Compact JSON too large for the record, kept as an object in the bucket.
+    External {
+        key: String,
+        size: usize,
+    },
+}
+
+impl Details {
+    pub fn size(&self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Inline(json) => json.len(),
+            Self::External { size, .. } => *size,
+        }
+    }
+}
+
+/// A validated activity, ready to be stored for a tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewActivity {
+    pub id: ActivityId,
+    pub customer_id: CustomerId,
+    pub customer_name: String,
+    pub action: String,
+    pub partner_user: String,
+    pub occurred_at: DateTime<Utc>,
+    pub resource_type: Option<String>,
+    pub status: Status,
+    /// Compact JSON of the details object, if any.
+    pub details: Option<String>,
+    /// Fingerprint of what the writer sent, to tell a retry from a different record with a reused id.
+    pub content_hash: String,
+}
+
+/// A stored activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub id: ActivityId,
+    pub customer_id: CustomerId,
+    pub customer_name: String,
+    pub action: String,
+    pub partner_user: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub resource_type: Option<String>,
+    pub status: Status,
+    pub details: Details,
+    pub content_hash: String,
+    /// Expiry, seconds since the epoch (DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+/// One reason an item of a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON-pointer-like location, e.g. `[3].customerId`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// The body is not what the endpoint takes (not JSON, empty array, too many items).
+    Malformed(String),
+    /// Items are invalid; nothing may be written.
+    Invalid(Vec<FieldError>),
+    /// A details object is over the size limit.
+    TooLarge(FieldError),
+}
+
+/// Rules that depend on configuration and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteRules {
+    pub now: DateTime<Utc>,
+    pub retention_days: u32,
+}
+
+impl WriteRules {
+    pub fn oldest_accepted(&self) -> DateTime<Utc> {
+        self.now - TimeDelta::days(i64::from(self.retention_days))
+    }
+
+    pub fn expires_at(&self, occurred_at: DateTime<Utc>) -> i64 {
+        (occurred_at + TimeDelta::days(i64::from(self.retention_days))).timestamp()
+    }
+}
+
+const FIELDS: &[&str] = &[
+    "id",
+    "customerId",
+    "customerName",
+    "action",
+    "partnerUser",
+    "occurredAt",
+    "resourceType",
+    "status",
+    "details",
+];
+
+/// Parses and validates a record request body: one activity object or an array of 1–100.
+/// All-or-nothing: any invalid item fails the whole batch, with every problem listed.
+pub fn parse_batch(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, BatchError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| BatchError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let (items, single) = match value {
+        Value::Array(items) => (items, false),
+        obj @ Value::Object(_) => (vec![obj], true),
+        _ => {
+            return Err(BatchError::Malformed(
+                "body must be an activity object or an array of them".into(),
+            ));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(BatchError::Malformed(format!(
+            "an array body must hold between 1 and {MAX_BATCH} activities, got {}",
+            items.len()
+        )));
+    }
+
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let prefix = if single {
+            String::new()
+        } else {
+            format!("[{i}].")
+        };
+        match parse_item(item, &prefix, rules) {
+            Ok(a) => parsed.push(a),
+            Err(ItemError::Fields(mut e)) => errors.append(&mut e),
+            Err(ItemError::TooLarge(e)) => return Err(BatchError::TooLarge(e)),
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, a) in parsed.iter().enumerate() {
+        if !seen.insert((&a.customer_id, &a.id)) {
+            errors.push(FieldError {
+                field: format!("[{i}].id"),
+                message: format!("id {} appears more than once in this batch", a.id),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(BatchError::Invalid(errors))
+    }
+}
+
+enum ItemError {
+    Fields(Vec<FieldError>),
+    TooLarge(FieldError),
+}
+
+struct Checker<'a> {
+    obj: &'a Map<String, Value>,
+    prefix: &'a str,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Checker<'a> {
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: format!("{}{field}", self.prefix),
+            message: message.into(),
+        });
+    }
+
+    /// A string field; `None` when absent or null (and `required` reports it).
+    fn text(&mut self, field: &str, required: bool) -> Option<&'a str> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.fail(field, "is required");
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                self.fail(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// A free-text field of 1..=max characters without control characters.
+    fn label(&mut self, field: &str, max: usize, required: bool) -> Option<String> {
+        let s = self.text(field, required)?;
+        let n = s.chars().count();
+        if n == 0 || n > max {
+            self.fail(
+                field,
+                format!("must be between 1 and {max} characters long"),
+            );
+            return None;
+        }
+        if s.chars().any(char::is_control) {
+            self.fail(field, "must not contain control characters");
+            return None;
+        }
+        if s.trim().is_empty() {
+            self.fail(field, "must not be blank");
+            return None;
+        }
+        Some(s.to_owned())
+    }
+}
+
+fn parse_item(item: &Value, prefix: &str, rules: WriteRules) -> Result<NewActivity, ItemError> {
+    let Value::Object(obj) = item else {
+        return Err(ItemError::Fields(vec![FieldError {
+            field: prefix.trim_end_matches('.').to_owned(),
+            message: "must be an activity object".into(),
+        }]));
+    };
+    let mut c = Checker {
+        obj,
+        prefix,
+        errors: Vec::new(),
+    };
+    for key in obj.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            c.fail(key, "is not a field of an activity");
+        }
+    }
+
+    let id = match c.text("id", false) {
+        None => Some(ActivityId::generate()),
+        Some(s) => match ActivityId::parse(s) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                c.fail("id", e.to_string());
+                None
+            }
+        },
+    };
+    let customer_id = c
+        .text("customerId", true)
+        .and_then(|s| match CustomerId::parse(s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                c.fail("customerId", e.to_string());
+                None
+            }
+        });
+    let customer_name = c.label("customerName", 256, true);
+    let action = c.label("action", 256, true);
+    let partner_user = c.label("partnerUser", 256, true);
+    let resource_type = c.label("resourceType", 64, false);
+
+    let given_occurred_at = c.text("occurredAt", false);
+    let occurred_at = match given_occurred_at {
+        None => Some(time::truncate_millis(rules.now)),
+        Some(s) => match time::parse_timestamp(s) {
+            Err(e) => {
+                c.fail("occurredAt", e.to_string());
+                None
+            }
+            Ok(t) if t > rules.now + MAX_FUTURE_SKEW => {
+                c.fail(
+                    "occurredAt",
+                    "must not be more than 5 minutes in the future",
+                );
+                None
+            }
+            Ok(t) if t < rules.oldest_accepted() => {
+                c.fail(
+                    "occurredAt",
+                    format!(
+                        "is older than the {}-day retention period",
+                        rules.retention_days
+                    ),
+                );
+                None
+            }
+            Ok(t) => Some(t),
+        },
+    };
+
+    let status = match c.text("status", false) {
+        None => Some(Status::Succeeded),
+        Some(s) => Status::parse(s).or_else(|| {
+            c.fail("status", "must be one of succeeded, failed, inProgress");
+            None
+        }),
+    };
+
+    let details = match obj.get("details") {
+        None | Some(Value::Null) => Ok(None),
+        Some(d @ Value::Object(_)) => {
+            let json = d.to_string();
+            if json.len() > MAX_DETAILS_BYTES {
+                return Err(ItemError::TooLarge(FieldError {
+                    field: format!("{prefix}details"),
+                    message: format!(
+                        "is {} bytes as compact JSON; the limit is {MAX_DETAILS_BYTES}",
+                        json.len()
+                    ),
+                }));
+            }
+            Ok(Some(json))
+        }
+        Some(_) => Err(()),
+    };
+    let details = details.unwrap_or_else(|()| {
+        c.fail("details", "must be a JSON object");
+        None
+    });
+
+    let (
+        Some(id),
+        Some(customer_id),
+        Some(customer_name),
+        Some(action),
+        Some(partner_user),
+        Some(occurred_at),
+        Some(status),
+        true,
+    ) = (
+        id,
+        customer_id,
+        customer_name,
+        action,
+        partner_user,
+        occurred_at,
+        status,
+        c.errors.is_empty(),
+    )
+    else {
+        return Err(ItemError::Fields(c.errors));
+    };
+
+    let content_hash = content_hash(&[
+        id.as_str(),
+        customer_id.as_str(),
+        &customer_name,
+        &action,
+        &partner_user,
+        &given_occurred_at
+            .map(|_| time::format(occurred_at))
+            .unwrap_or_default(),
+        resource_type.as_deref().unwrap_or(""),
+        status.as_str(),
+        details.as_deref().unwrap_or(""),
+    ]);
+
+    Ok(NewActivity {
+        id,
+        customer_id,
+        customer_name,
+        action,
+        partner_user,
+        occurred_at,
+        resource_type,
+        status,
+        details,
+        content_hash,
+    })
+}
+
+/// SHA-256 over length-prefixed parts, so no two different inputs share a fingerprint by concatenation.
+fn content_hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> WriteRules {
+        WriteRules {
+            now: time::parse_timestamp("2026-11-25T12:00:00Z").unwrap(),
+            retention_days: 365,
+        }
+    }
+
+    fn minimal() -> Value {
+        json!({"customerId": "c1", "customerName": "Contoso", "action": "created a referral", "partnerUser": "ann@p.example"})
+    }
+
+    fn parse(v: Value) -> Result<Vec<NewActivity>, BatchError> {
+        parse_batch(v.to_string().as_bytes(), rules())
+    }
+
+    #[test]
+    fn defaults_fill_id_time_and_status() {
+        let a = parse(minimal()).unwrap().remove(0);
+        assert_eq!(a.occurred_at, rules().now);
+        assert_eq!(a.status, Status::Succeeded);
+        assert_eq!(a.id.as_str().len(), 26, "a ULID");
+        assert_eq!(a.details, None);
+    }
+
+    #[test]
+    fn a_retry_has_the_same_fingerprint_and_a_change_does_not() {
+        let mut v = minimal();
+        v["id"] = json!("k1");
+        let first = parse(v.clone()).unwrap().remove(0);
+        let again = parse_batch(
+            v.to_string().as_bytes(),
+            WriteRules {
+                now: rules().now + TimeDelta::seconds(30),
+                ..rules()
+            },
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(first.content_hash, again.content_hash);
+        v["action"] = json!("deleted a referral");
+        assert_ne!(parse(v).unwrap().remove(0).content_hash, first.content_hash);
+    }
+
+    #[test]
+    fn one_bad_item_fails_the_batch_and_is_named() {
+        let mut bad = minimal();
+        bad["status"] = json!("done");
+        let Err(BatchError::Invalid(errors)) = parse(json!([minimal(), bad])) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "[1].status");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let Err(BatchError::Invalid(errors)) =
+            parse(json!({"customerId": "", "action": 5, "extra": 1, "details": []}))
+        else {
+            panic!("expected invalid")
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "extra",
+            "customerId",
+            "customerName",
+            "action",
+            "partnerUser",
+            "details",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn batch_size_and_body_shape() {
+        assert!(matches!(parse(json!([])), Err(BatchError::Malformed(_))));
+        assert!(matches!(parse(json!("x")), Err(BatchError::Malformed(_))));
+        assert!(matches!(
+            parse_batch(b"{", rules()),
+            Err(BatchError::Malformed(_))
+        ));
+        let many: Vec<Value> = (0..101).map(|_| minimal()).collect();
+        assert!(matches!(
+            parse(Value::Array(many)),
+            Err(BatchError::Malformed(_))
+        ));
+        let hundred: Vec<Value> = (0..100).map(|_| minimal()).collect();
+        assert_eq!(parse(Value::Array(hundred)).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn times_in_the_future_or_past_retention_are_refused() {
+        let mut v = minimal();
+        v["occurredAt"] = json!("2026-11-25T12:04:59Z");
+        assert!(parse(v.clone()).is_ok());
+        v["occurredAt"] = json!("2026-11-25T12:05:01Z");
+        assert!(matches!(parse(v.clone()), Err(BatchError::Invalid(_))));
+        v["occurredAt"] = json!("2025-11-01T00:00:00Z");
+        assert!(matches!(parse(v), Err(BatchError::Invalid(_))));
+    }
+
+    #[test]
+    fn duplicate_ids_in_one_batch_are_refused() {
+        let mut v = minimal();
+        v["id"] = json!("same");
+        assert!(matches!(
+            parse(json!([v.clone(), v])),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn details_limit_is_one_mebibyte_of_compact_json() {
+        let filler = |n: usize| json!({"k": "x".repeat(n)});
+        let overhead = filler(0).to_string().len();
+        let mut v = minimal();
+        v["details"] = filler(MAX_DETAILS_BYTES - overhead);
+        let a = parse(v.clone()).unwrap().remove(0);
+        assert_eq!(a.details.map(|d| d.len()), Some(MAX_DETAILS_BYTES));
+        v["details"] = filler(MAX_DETAILS_BYTES - overhead + 1);
+        assert!(matches!(parse(v), Err(BatchError::TooLarge(_))));
+    }
+
+    #[test]
+    fn details_keep_key_order_and_unicode() {
+        let mut v = minimal();
+        v["details"] = json!({"z": 1, "a": {"名稱": "台積電", "n": 1.5}});
+        let a = parse(v).unwrap().remove(0);
+        assert_eq!(
+            a.details.as_deref(),
+            Some(r#"{"z":1,"a":{"名稱":"台積電","n":1.5}}"#)
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain: identifiers, roles, periods and the activity record. No I/O, no SDK types.
+
+pub mod activity;
+pub mod ids;
+pub mod role;
+pub mod time;
+
+pub use activity::{Activity, BatchError, Details, FieldError, NewActivity, Status, WriteRules};
+pub use ids::{ActivityId, CustomerId, PartnerId};
+pub use role::{Identity, Permission, Role};
+pub use time::{Bound, DateRange};
+pub mod query;
+pub use query::{ActivityQuery, Filters, PageKey};

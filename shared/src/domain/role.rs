@@ -1,0 +1,108 @@
+//! Roles of a partner's users and what each may do.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::PartnerId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    GlobalAdmin,
+    BillingAdmin,
+    UserManagementAdmin,
+    AdminAgent,
+    SalesAgent,
+    HelpdeskAgent,
+    /// A system integration that records activities; it cannot read the log.
+    ActivityWriter,
+}
+
+impl Role {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "GlobalAdmin" => Self::GlobalAdmin,
+            "BillingAdmin" => Self::BillingAdmin,
+            "UserManagementAdmin" => Self::UserManagementAdmin,
+            "AdminAgent" => Self::AdminAgent,
+            "SalesAgent" => Self::SalesAgent,
+            "HelpdeskAgent" => Self::HelpdeskAgent,
+            "ActivityWriter" => Self::ActivityWriter,
+            _ => return None,
+        })
+    }
+
+    /// The six portal roles that may view and export the activity log.
+    pub fn may_read(self) -> bool {
+        !matches!(self, Self::ActivityWriter)
+    }
+
+    pub fn may_record(self) -> bool {
+        matches!(self, Self::ActivityWriter)
+    }
+}
+
+/// What an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Record,
+}
+
+/// A verified caller: tenant, subject and roles, from the authorizer or a locally verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub partner: PartnerId,
+    pub subject: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Identity {
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.roles.iter().any(|r| match permission {
+            Permission::Read => r.may_read(),
+            Permission::Record => r.may_record(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(roles: &[Role]) -> Identity {
+        Identity {
+            partner: PartnerId::parse("p1").unwrap(),
+            subject: "u".into(),
+            roles: roles.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn the_six_portal_roles_read_and_only_the_writer_records() {
+        for r in [
+            Role::GlobalAdmin,
+            Role::BillingAdmin,
+            Role::UserManagementAdmin,
+            Role::AdminAgent,
+            Role::SalesAgent,
+            Role::HelpdeskAgent,
+        ] {
+            assert!(who(&[r]).allows(Permission::Read), "{r:?} reads");
+            assert!(
+                !who(&[r]).allows(Permission::Record),
+                "{r:?} does not record"
+            );
+        }
+        assert!(who(&[Role::ActivityWriter]).allows(Permission::Record));
+        assert!(!who(&[Role::ActivityWriter]).allows(Permission::Read));
+        assert!(!who(&[]).allows(Permission::Read));
+    }
+
+    #[test]
+    fn unknown_role_names_are_not_roles() {
+        assert_eq!(Role::parse("globaladmin"), None);
+        assert_eq!(Role::parse("Admin"), None);
+        assert_eq!(Role::parse("SalesAgent"), Some(Role::SalesAgent));
+    }
+}

@@ -1,0 +1,8 @@
+//! What each function does, written against the storage ports so it runs the same in Lambda,
+//! in integration tests against the emulator, and in unit tests against memory.
+
+pub mod query;
+pub mod record;
+
+#[cfg(test)]
+mod tests;

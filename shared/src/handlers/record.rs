@@ -1,0 +1,212 @@
+//! `POST /activities`: record one activity or a batch, all or nothing, retry-safe.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::value::RawValue;
+use tracing::instrument;
+
+use crate::config::Config;
+use crate::domain::activity::{BatchError, MAX_BATCH};
+use crate::domain::{
+    Activity, ActivityId, CustomerId, Details, NewActivity, Permission, WriteRules,
+};
+use crate::http::response::{ActivityView, Links, json};
+use crate::http::{ApiError, identity, request_id};
+use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, keys};
+
+/// Largest request body accepted (Lambda's synchronous payload limit).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
+pub async fn handle<W: ActivityWriter, B: DetailsBlobs>(
+    config: &Config,
+    writer: &W,
+    blobs: &B,
+    req: Request,
+) -> Response<Body> {
+    let rid = request_id(&req);
+    match record(config, writer, blobs, &req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(rid.as_deref()),
+    }
+}
+
+async fn record<W: ActivityWriter, B: DetailsBlobs>(
+    config: &Config,
+    writer: &W,
+    blobs: &B,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let who = identity::authorize(req, &config.auth, Permission::Record)?;
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+            body.len()
+        )));
+    }
+    let rules = WriteRules {
+        now: Utc::now(),
+        retention_days: config.retention_days,
+    };
+    let batch = crate::domain::activity::parse_batch(body, rules).map_err(|e| match e {
+        BatchError::Malformed(m) => ApiError::bad_request("InvalidBody", m),
+        BatchError::Invalid(fields) => ApiError::BadRequest {
+            code: "ValidationFailed",
+            message: match fields.as_slice() {
+                [one] => format!("{} {}", one.field, one.message),
+                many => format!(
+                    "{} problems, the first: {} {}",
+                    many.len(),
+                    many[0].field,
+                    many[0].message
+                ),
+            },
+            fields,
+        },
+        BatchError::TooLarge(f) => ApiError::TooLarge(format!("{} {}", f.field, f.message)),
+    })?;
+    debug_assert!(batch.len() <= MAX_BATCH);
+
+    // Details documents too large for a table item go to the bucket first; the record points to them.
+    let mut records = Vec::with_capacity(batch.len());
+    let mut uploaded = Vec::new();
+    for new in &batch {
+        let record = to_record(&who.partner, new, rules, config.details_inline_max_bytes);
+        if let (Details::External { key, .. }, Some(json)) = (&record.details, &new.details) {
+            // On failure, objects already uploaded stay: an identical concurrent request may
+            // have stored records pointing to them (keys are content-addressed).
+            blobs.put(key, json).await?;
+            uploaded.push(key.clone());
+        }
+        records.push(record);
+    }
+
+    // Insert what is new; a key that exists is a retry (same content) or a conflict.
+    let mut stored: HashMap<(CustomerId, ActivityId), Activity> = HashMap::new();
+    let mut pending: Vec<Activity> = records.clone();
+    for _ in 0..=MAX_BATCH {
+        if pending.is_empty() {
+            break;
+        }
+        match writer.insert_all(&who.partner, &pending).await? {
+            InsertOutcome::Written => {
+                for a in pending.drain(..) {
+                    stored.insert((a.customer_id.clone(), a.id.clone()), a);
+                }
+            }
+            InsertOutcome::Existing(existing) => {
+                if let Some(clash) = existing.iter().find(|old| {
+                    pending.iter().any(|a| {
+                        a.customer_id == old.customer_id
+                            && a.id == old.id
+                            && a.content_hash != old.content_hash
+                    })
+                }) {
+                    // Nothing of this batch was written; remove the details objects no stored
+                    // record points to (keys are content-addressed, so a retry's share a key).
+                    let keep: Vec<String> = existing
+                        .iter()
+                        .chain(stored.values())
+                        .filter_map(external_key)
+                        .collect();
+                    let orphans: Vec<String> = uploaded
+                        .iter()
+                        .filter(|k| !keep.contains(k))
+                        .cloned()
+                        .collect();
+                    discard(blobs, &orphans).await;
+                    return Err(ApiError::Conflict(format!(
+                        "activity {} of customer {} already exists with different content",
+                        clash.id, clash.customer_id
+                    )));
+                }
+                for old in existing {
+                    let Some(mine) = pending
+                        .iter()
+                        .position(|a| a.customer_id == old.customer_id && a.id == old.id)
+                    else {
+                        continue;
+                    };
+                    let a = pending.remove(mine);
+                    stored.insert((a.customer_id, a.id), old);
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        return Err(ApiError::Unavailable);
+    }
+
+    let links = Links::new(config.subscriptions_url_template.as_str());
+    let raw: Vec<Option<Box<RawValue>>> = batch
+        .iter()
+        .map(|n| {
+            n.details
+                .as_ref()
+                .and_then(|d| RawValue::from_string(d.clone()).ok())
+        })
+        .collect();
+    let mut views = Vec::with_capacity(batch.len());
+    for (new, details) in batch.iter().zip(&raw) {
+        let Some(a) = stored.get(&(new.customer_id.clone(), new.id.clone())) else {
+            return Err(ApiError::Internal);
+        };
+        views.push(ActivityView::new(a, details.as_deref(), &links));
+    }
+    tracing::info!(partner = %who.partner, count = views.len(), "activities recorded");
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "items": views }),
+    ))
+}
+
+fn external_key(a: &Activity) -> Option<String> {
+    match &a.details {
+        Details::External { key, .. } => Some(key.clone()),
+        _ => None,
+    }
+}
+
+fn to_record(
+    partner: &crate::domain::PartnerId,
+    new: &NewActivity,
+    rules: WriteRules,
+    inline_max: usize,
+) -> Activity {
+    let details = match &new.details {
+        None => Details::None,
+        Some(json) if json.len() <= inline_max => Details::Inline(json.clone()),
+        Some(json) => Details::External {
+            key: keys::details_object_key(partner, &new.customer_id, &new.id, &new.content_hash),
+            size: json.len(),
+        },
+    };
+    Activity {
+        id: new.id.clone(),
+        customer_id: new.customer_id.clone(),
+        customer_name: new.customer_name.clone(),
+        action: new.action.clone(),
+        partner_user: new.partner_user.clone(),
+        occurred_at: new.occurred_at,
+        recorded_at: crate::domain::time::truncate_millis(rules.now),
+        resource_type: new.resource_type.clone(),
+        status: new.status,
+        details,
+        content_hash: new.content_hash.clone(),
+        expires_at: rules.expires_at(new.occurred_at),
+    }
+}
+
+/// Best-effort removal of uploaded details that no record points to (the bucket's lifecycle
+/// rule removes any that this misses).
+async fn discard<B: DetailsBlobs>(blobs: &B, keys: &[String]) {
+    for key in keys {
+        if let Err(e) = blobs.delete(key).await {
+            tracing::warn!(error = %e, "could not remove an unreferenced details object");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Handler logic against the in-memory store (the emulator-backed tests live in `tests/`).
+
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+use super::{query, record};
+use crate::config::{AuthMode, Config};
+use crate::store::memory::MemoryStore;
+use crate::testing::ApiRequest;
+
+fn config() -> Config {
+    Config {
+        table_name: "t".into(),
+        bucket_name: "b".into(),
+        retention_days: 365,
+        subscriptions_url_template: "https://portal.example/customers/{customerId}/subscriptions"
+            .into(),
+        cursor_signing_key: b"unit-test-cursor-key-unit-test-cursor".to_vec(),
+        auth: AuthMode::ApiGateway,
+        details_inline_max_bytes: 64,
+    }
+}
+
+fn body(r: &Response<Body>) -> Value {
+    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
+}
+
+fn activity(customer: &str, id: &str, at: &str) -> Value {
+    json!({"id": id, "customerId": customer, "customerName": "Contoso", "action": "created a referral",
+           "partnerUser": "ann@partner.example", "occurredAt": at})
+}
+
+async fn post(store: &MemoryStore, partner: &str, payload: &Value) -> Response<Body> {
+    let req = ApiRequest::post("/activities", payload.to_string())
+        .caller(partner, &["ActivityWriter"])
+        .build();
+    record::handle(&config(), store, store, req).await
+}
+
+async fn get(store: &MemoryStore, req: ApiRequest) -> Response<Body> {
+    query::handle(&config(), store, store, req.build()).await
+}
+
+fn recent(minutes_ago: i64) -> String {
+    crate::domain::time::format(chrono::Utc::now() - chrono::TimeDelta::minutes(minutes_ago))
+}
+
+#[tokio::test]
+async fn recording_needs_a_writer_identity() {
+    let store = MemoryStore::default();
+    let payload = activity("c1", "a1", &recent(1)).to_string();
+    let none = record::handle(
+        &config(),
+        &store,
+        &store,
+        ApiRequest::post("/activities", payload.clone()).build(),
+    )
+    .await;
+    assert_eq!(none.status(), 401);
+    assert_eq!(body(&none)["error"]["code"], "Unauthenticated");
+    let reader = ApiRequest::post("/activities", payload)
+        .caller("p1", &["GlobalAdmin"])
+        .build();
+    assert_eq!(
+        record::handle(&config(), &store, &store, reader)
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn reading_needs_one_of_the_six_roles() {
+    let store = MemoryStore::default();
+    let r = get(
+        &store,
+        ApiRequest::get("/activities").caller("p1", &["ActivityWriter"]),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = get(
+        &store,
+        ApiRequest::get("/activities").claims(&[
+            ("partner_id", "p1"),
+            ("sub", "u"),
+            ("roles", "HelpdeskAgent"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = get(
+        &store,
+        ApiRequest::get("/activities").claims(&[("sub", "u"), ("roles", "GlobalAdmin")]),
+    )
+    .await;
+    assert_eq!(r.status(), 401, "no tenant claim");
+}
+
+#[tokio::test]
+async fn retry_returns_the_stored_item_and_a_changed_retry_conflicts() {
+    let store = MemoryStore::default();
+    let first = post(&store, "p1", &activity("c1", "a1", &recent(3))).await;
+    assert_eq!(first.status(), 201);
+    let again = post(&store, "p1", &activity("c1", "a1", &recent(3))).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(
+        body(&again)["items"][0]["recordedAt"],
+        body(&first)["items"][0]["recordedAt"]
+    );
+    let changed = post(&store, "p1", &activity("c1", "a1", &recent(2))).await;
+    assert_eq!(changed.status(), 409);
+    assert_eq!(body(&changed)["error"]["code"], "IdempotencyConflict");
+}
+
+#[tokio::test]
+async fn a_conflict_in_a_batch_writes_nothing_and_leaves_no_details_objects() {
+    let store = MemoryStore::default();
+    assert_eq!(
+        post(&store, "p1", &activity("c1", "a1", &recent(3)))
+            .await
+            .status(),
+        201
+    );
+    let mut big = activity("c1", "a2", &recent(3));
+    big["details"] = json!({"products": vec!["x"; 100]});
+    let clash = activity("c1", "a1", &recent(9));
+    assert_eq!(post(&store, "p1", &json!([big, clash])).await.status(), 409);
+    assert_eq!(store.blob_count(), 0);
+    let r = get(
+        &store,
+        ApiRequest::get("/customers/{customerId}/activities/{activityId}")
+            .path_param("customerId", "c1")
+            .path_param("activityId", "a2")
+            .caller("p1", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn large_details_are_kept_outside_the_record_and_returned_whole_by_detail() {
+    let store = MemoryStore::default();
+    let mut a = activity("c1", "big", &recent(1));
+    let details = json!({"order": (0..50).map(|i| json!({"sku": format!("SKU-{i}"), "qty": i})).collect::<Vec<_>>()});
+    a["details"] = details.clone();
+    assert_eq!(post(&store, "p1", &a).await.status(), 201);
+    assert_eq!(store.blob_count(), 1);
+    let list = body(
+        &get(
+            &store,
+            ApiRequest::get("/customers/{customerId}/activities")
+                .path_param("customerId", "c1")
+                .caller("p1", &["SalesAgent"]),
+        )
+        .await,
+    );
+    assert_eq!(list["items"][0]["details"], Value::Null);
+    assert_eq!(list["items"][0]["detailsIncluded"], false);
+    let one = body(
+        &get(
+            &store,
+            ApiRequest::get("/customers/{customerId}/activities/{activityId}")
+                .path_param("customerId", "c1")
+                .path_param("activityId", "big")
+                .caller("p1", &["SalesAgent"]),
+        )
+        .await,
+    );
+    assert_eq!(one["details"], details);
+    assert_eq!(one["detailsIncluded"], true);
+}
+
+#[tokio::test]
+async fn paging_with_filters_across_small_storage_pages_has_no_gaps_or_duplicates() {
+    let store = MemoryStore::with_page_size(7);
+    let mut expected = Vec::new();
+    let batch: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut a = activity(
+                if i % 2 == 0 { "c1" } else { "c2" },
+                &format!("a{i:03}"),
+                &recent(i),
+            );
+            if i % 3 == 0 {
+                a["status"] = json!("failed");
+                expected.push(format!("a{i:03}"));
+            }
+            a
+        })
+        .collect();
+    assert_eq!(post(&store, "p1", &Value::Array(batch)).await.status(), 201);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = ApiRequest::get("/activities")
+            .query("status", "failed")
+            .query("limit", "4")
+            .caller("p1", &["GlobalAdmin"]);
+        if let Some(c) = &cursor {
+            req = req.query("cursor", c);
+        }
+        let page = body(&get(&store, req).await);
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 4);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or_default().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "newest first, each exactly once");
+}
+
+#[tokio::test]
+async fn a_cursor_only_continues_its_own_query() {
+    let store = MemoryStore::default();
+    let batch: Vec<Value> = (0..5)
+        .map(|i| activity("c1", &format!("a{i}"), &recent(i)))
+        .collect();
+    post(&store, "p1", &Value::Array(batch)).await;
+    let first = body(
+        &get(
+            &store,
+            ApiRequest::get("/activities")
+                .query("limit", "2")
+                .caller("p1", &["GlobalAdmin"]),
+        )
+        .await,
+    );
+    let cursor = first["nextCursor"].as_str().unwrap_or_default().to_owned();
+    assert!(!cursor.is_empty());
+    let other_query = get(
+        &store,
+        ApiRequest::get("/activities")
+            .query("limit", "2")
+            .query("action", "x")
+            .query("cursor", &cursor)
+            .caller("p1", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(other_query.status(), 400);
+    assert_eq!(body(&other_query)["error"]["code"], "InvalidCursor");
+    let other_tenant = get(
+        &store,
+        ApiRequest::get("/activities")
+            .query("limit", "2")
+            .query("cursor", &cursor)
+            .caller("p2", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(other_tenant.status(), 400);
+}
+
+#[tokio::test]
+async fn bad_query_parameters_get_clear_errors() {
+    let store = MemoryStore::default();
+    for (name, value, code) in [
+        ("limit", "0", "InvalidLimit"),
+        ("limit", "1001", "InvalidLimit"),
+        ("limit", "ten", "InvalidLimit"),
+        ("from", "yesterday", "InvalidDateRange"),
+        ("status", "done", "InvalidParameter"),
+        ("form", "2026-01-01", "UnknownParameter"),
+        ("cursor", "garbage", "InvalidCursor"),
+    ] {
+        let r = get(
+            &store,
+            ApiRequest::get("/activities")
+                .query(name, value)
+                .caller("p1", &["GlobalAdmin"]),
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{name}={value}");
+        assert_eq!(body(&r)["error"]["code"], code, "{name}={value}");
+    }
+    let r = get(
+        &store,
+        ApiRequest::get("/activities")
+            .query("from", "2026-11-02")
+            .query("to", "2026-11-01")
+            .caller("p1", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(body(&r)["error"]["code"], "InvalidDateRange");
+}

@@ -1,0 +1,135 @@
+//! Domain → response: the JSON shape of an activity and helpers for JSON responses.
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Response};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::domain::{Activity, CustomerId, Details, time};
+
+/// Builds the links an activity carries.
+#[derive(Debug, Clone)]
+pub struct Links {
+    subscriptions_template: String,
+}
+
+impl Links {
+    pub fn new(subscriptions_template: impl Into<String>) -> Self {
+        Self {
+            subscriptions_template: subscriptions_template.into(),
+        }
+    }
+
+    pub fn subscriptions(&self, customer: &CustomerId) -> String {
+        self.subscriptions_template
+            .replace("{customerId}", &encode(customer.as_str()))
+    }
+}
+
+fn encode(segment: &str) -> String {
+    utf8_percent_encode(segment, NON_ALPHANUMERIC).to_string()
+}
+
+/// An activity as every endpoint returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityView<'a> {
+    id: &'a str,
+    customer_id: &'a str,
+    customer_name: &'a str,
+    action: &'a str,
+    partner_user: &'a str,
+    occurred_at: String,
+    recorded_at: String,
+    resource_type: Option<&'a str>,
+    status: &'a str,
+    /// The details object; `null` when there are none or (in lists) when they are kept
+    /// out of the page because of their size — then `detailsIncluded` is false.
+    details: Option<&'a RawValue>,
+    details_size: usize,
+    details_included: bool,
+    links: ActivityLinks,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityLinks {
+    #[serde(rename = "self")]
+    this: String,
+    subscriptions: String,
+}
+
+impl<'a> ActivityView<'a> {
+    /// `details` overrides what the record holds inline (the full document of an externally
+    /// kept one); without it external details are reported as not included.
+    pub fn new(a: &'a Activity, details: Option<&'a RawValue>, links: &Links) -> Self {
+        let inline = match &a.details {
+            Details::Inline(json) => serde_json::from_str::<&RawValue>(json).ok(),
+            _ => None,
+        };
+        let details = details.or(inline);
+        Self {
+            id: a.id.as_str(),
+            customer_id: a.customer_id.as_str(),
+            customer_name: &a.customer_name,
+            action: &a.action,
+            partner_user: &a.partner_user,
+            occurred_at: time::format(a.occurred_at),
+            recorded_at: time::format(a.recorded_at),
+            resource_type: a.resource_type.as_deref(),
+            status: a.status.as_str(),
+            details,
+            details_size: a.details.size(),
+            details_included: details.is_some() || matches!(a.details, Details::None),
+            links: ActivityLinks {
+                this: format!(
+                    "/customers/{}/activities/{}",
+                    encode(a.customer_id.as_str()),
+                    a.id
+                ),
+                subscriptions: links.subscriptions(&a.customer_id),
+            },
+        }
+    }
+
+    /// Rough size of this activity in a JSON response, to keep pages under Lambda's 6 MB limit.
+    pub fn estimated_bytes(a: &Activity) -> usize {
+        let inline = match &a.details {
+            Details::Inline(json) => json.len(),
+            _ => 0,
+        };
+        600 + inline + a.customer_name.len() + a.action.len() + a.partner_user.len()
+    }
+}
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::Text(text))
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(Body::Empty)
+                .unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_link_encodes_the_customer() {
+        let l = Links::new("https://portal.example/customers/{customerId}/subscriptions");
+        let c = CustomerId::parse("台灣 客戶?&").unwrap();
+        let url = l.subscriptions(&c);
+        assert!(url.starts_with("https://portal.example/customers/%E5%8F%B0"));
+        assert!(!url.contains(' ') && !url.contains('?') && !url.contains('&'));
+    }
+}

@@ -1,0 +1,507 @@
+//! DynamoDB adapter: one table, an LSI for a customer's log by time and a GSI for a tenant's.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
+};
+use chrono::{DateTime, Utc};
+
+use super::keys::{self, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK};
+use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage};
+use crate::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, Details, PageKey, PartnerId, Status, time,
+};
+
+/// Name of the TTL attribute (epoch seconds).
+pub const TTL: &str = "ttl";
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        for attempt in 0..8 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                found.push(from_item(item)?);
+            }
+            match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => {
+                    pending = rest.clone();
+                    backoff(attempt).await;
+                }
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Throttled)
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(25 * 2u64.pow(attempt.min(6)))).await;
+}
+
+/// Maps an SDK failure to what a caller can act on.
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
+    err: SdkError<E, R>,
+) -> StoreError {
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            match code {
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "SlowDown" => StoreError::Throttled,
+                "InternalServerError"
+                | "ServiceUnavailable"
+                | "InternalError"
+                | "TransactionInProgressException" => StoreError::Unavailable(code.to_owned()),
+                _ => StoreError::Other(format!(
+                    "{code}: {}",
+                    service.err().message().unwrap_or_default()
+                )),
+            }
+        }
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn key_of(
+    partner: &PartnerId,
+    customer: &CustomerId,
+    id: &ActivityId,
+) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(keys::customer_pk(partner, customer))),
+        (SK.to_owned(), s(keys::activity_sk(id))),
+    ])
+}
+
+pub fn to_item(partner: &PartnerId, a: &Activity) -> HashMap<String, AttributeValue> {
+    let page_key = PageKey::of(a);
+    let mut item = key_of(partner, &a.customer_id, &a.id);
+    item.insert(TIME_SK.into(), s(keys::time_sk(&page_key)));
+    item.insert(PARTNER_PK.into(), s(keys::partner_pk(partner)));
+    item.insert(PARTNER_SK.into(), s(keys::partner_sk(&page_key)));
+    item.insert("partnerId".into(), s(partner.as_str()));
+    item.insert("id".into(), s(a.id.as_str()));
+    item.insert("customerId".into(), s(a.customer_id.as_str()));
+    item.insert("customerName".into(), s(&a.customer_name));
+    item.insert("action".into(), s(&a.action));
+    item.insert("partnerUser".into(), s(&a.partner_user));
+    item.insert("occurredAt".into(), s(time::format(a.occurred_at)));
+    item.insert("recordedAt".into(), s(time::format(a.recorded_at)));
+    if let Some(rt) = &a.resource_type {
+        item.insert("resourceType".into(), s(rt));
+    }
+    item.insert("status".into(), s(a.status.as_str()));
+    match &a.details {
+        Details::None => {}
+        Details::Inline(json) => {
+            item.insert("details".into(), s(json));
+        }
+        Details::External { key, size } => {
+            item.insert("detailsKey".into(), s(key));
+            item.insert("detailsSize".into(), AttributeValue::N(size.to_string()));
+        }
+    }
+    item.insert("contentHash".into(), s(&a.content_hash));
+    item.insert(TTL.into(), AttributeValue::N(a.expires_at.to_string()));
+    item
+}
+
+fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Other(format!("stored activity lacks {name}")))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StoreError::Other(format!("stored activity lacks {name}")))
+}
+
+fn stamp(item: &HashMap<String, AttributeValue>, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    time::parse_timestamp(text(item, name)?)
+        .map_err(|_| StoreError::Other(format!("stored activity has a bad {name}")))
+}
+
+pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Activity, StoreError> {
+    let bad = |what: &str| StoreError::Other(format!("stored activity has a bad {what}"));
+    let details = if let Some(json) = item.get("details").and_then(|v| v.as_s().ok()) {
+        Details::Inline(json.clone())
+    } else if let Some(key) = item.get("detailsKey").and_then(|v| v.as_s().ok()) {
+        Details::External {
+            key: key.clone(),
+            size: usize::try_from(number(item, "detailsSize")?).map_err(|_| bad("detailsSize"))?,
+        }
+    } else {
+        Details::None
+    };
+    Ok(Activity {
+        id: ActivityId::parse(text(item, "id")?).map_err(|_| bad("id"))?,
+        customer_id: CustomerId::parse(text(item, "customerId")?).map_err(|_| bad("customerId"))?,
+        customer_name: text(item, "customerName")?.to_owned(),
+        action: text(item, "action")?.to_owned(),
+        partner_user: text(item, "partnerUser")?.to_owned(),
+        occurred_at: stamp(item, "occurredAt")?,
+        recorded_at: stamp(item, "recordedAt")?,
+        resource_type: item
+            .get("resourceType")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        status: Status::parse(text(item, "status")?).ok_or_else(|| bad("status"))?,
+        details,
+        content_hash: text(item, "contentHash")?.to_owned(),
+        expires_at: number(item, TTL)?,
+    })
+}
+
+impl ActivityWriter for DynamoStore {
+    async fn insert_all(
+        &self,
+        partner: &PartnerId,
+        items: &[Activity],
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut writes = Vec::with_capacity(items.len());
+        for a in items {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(partner, a)))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(InsertOutcome::Written),
+                Err(e) => e,
+            };
+            let reasons: Vec<String> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(classify(err)),
+            };
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                let keys = items
+                    .iter()
+                    .map(|a| key_of(partner, &a.customer_id, &a.id))
+                    .collect();
+                let existing = self.batch_get(keys).await?;
+                if !existing.is_empty() {
+                    return Ok(InsertOutcome::Existing(existing));
+                }
+            } else if !reasons.iter().any(|r| {
+                matches!(
+                    r.as_str(),
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            }) {
+                return Err(StoreError::Other(format!(
+                    "transaction cancelled: {reasons:?}"
+                )));
+            }
+            attempt += 1;
+            if attempt >= 6 {
+                return Err(
+                    if reasons
+                        .iter()
+                        .any(|r| r != "TransactionConflict" && r != "None")
+                    {
+                        StoreError::Throttled
+                    } else {
+                        StoreError::Unavailable("transaction conflicts persisted".into())
+                    },
+                );
+            }
+            backoff(attempt).await;
+        }
+    }
+}
+
+impl ActivityReader for DynamoStore {
+    async fn get(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        id: &ActivityId,
+    ) -> Result<Option<Activity>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(partner, customer, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item().map(from_item).transpose()
+    }
+
+    async fn query_page(
+        &self,
+        partner: &PartnerId,
+        query: &ActivityQuery,
+        after: Option<&PageKey>,
+        want: usize,
+    ) -> Result<StorePage, StoreError> {
+        let lo = keys::range_low(query.range.from);
+        let hi = keys::range_high(query.range.to);
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi));
+        let time_attr = match &query.customer {
+            Some(customer) => {
+                req = req
+                    .index_name(keys::BY_TIME_INDEX)
+                    .consistent_read(true)
+                    .key_condition_expression("#p = :p AND #t BETWEEN :lo AND :hi")
+                    .expression_attribute_names("#p", PK)
+                    .expression_attribute_names("#t", TIME_SK)
+                    .expression_attribute_values(":p", s(keys::customer_pk(partner, customer)));
+                if let Some(k) = after {
+                    let mut start = key_of(partner, &k.customer_id, &k.id);
+                    start.insert(TIME_SK.into(), s(keys::time_sk(k)));
+                    req = req.set_exclusive_start_key(Some(start));
+                }
+                TIME_SK
+            }
+            None => {
+                req = req
+                    .index_name(keys::BY_PARTNER_TIME_INDEX)
+                    .key_condition_expression("#p = :p AND #t BETWEEN :lo AND :hi")
+                    .expression_attribute_names("#p", PARTNER_PK)
+                    .expression_attribute_names("#t", PARTNER_SK)
+                    .expression_attribute_values(":p", s(keys::partner_pk(partner)));
+                if let Some(k) = after {
+                    let mut start = key_of(partner, &k.customer_id, &k.id);
+                    start.insert(PARTNER_PK.into(), s(keys::partner_pk(partner)));
+                    start.insert(PARTNER_SK.into(), s(keys::partner_sk(k)));
+                    req = req.set_exclusive_start_key(Some(start));
+                }
+                PARTNER_SK
+            }
+        };
+
+        let f = &query.filters;
+        let mut conditions = Vec::new();
+        for (name, attr, value) in [
+            ("#fa", "action", f.action.as_deref()),
+            ("#fu", "partnerUser", f.partner_user.as_deref()),
+            ("#fr", "resourceType", f.resource_type.as_deref()),
+            ("#fs", "status", f.status.map(Status::as_str)),
+        ] {
+            if let Some(v) = value {
+                let placeholder = name.replace('#', ":");
+                conditions.push(format!("{name} = {placeholder}"));
+                req = req
+                    .expression_attribute_names(name, attr)
+                    .expression_attribute_values(placeholder, s(v));
+            }
+        }
+        if conditions.is_empty() {
+            // Without filters every item read is returned: read just what the caller needs.
+            req = req.limit(i32::try_from(want.clamp(1, 1000)).unwrap_or(1000));
+        } else {
+            req = req.filter_expression(conditions.join(" AND "));
+        }
+
+        let out = req.send().await.map_err(classify)?;
+        let items = out
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let last_evaluated = match out.last_evaluated_key() {
+            None => None,
+            Some(k) => {
+                let pk = k.get(PK).and_then(|v| v.as_s().ok());
+                let sk = k.get(SK).and_then(|v| v.as_s().ok());
+                let tk = k.get(time_attr).and_then(|v| v.as_s().ok());
+                let (Some(pk), Some(sk), Some(tk)) = (pk, sk, tk) else {
+                    return Err(StoreError::Other("unexpected LastEvaluatedKey".into()));
+                };
+                Some(
+                    keys::page_key_from(partner, pk, sk, tk)
+                        .ok_or_else(|| StoreError::Other("unreadable LastEvaluatedKey".into()))?,
+                )
+            }
+        };
+        Ok(StorePage {
+            items,
+            last_evaluated,
+        })
+    }
+}
+
+/// Creates the activity table as `template.yaml` declares it (for the local stack and tests),
+/// and waits until it is active.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let all = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
+    let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Other(e.to_string());
+
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(
+            [PK, SK, TIME_SK, PARTNER_PK, PARTNER_SK]
+                .into_iter()
+                .map(attr)
+                .collect::<Result<_, _>>()
+                .map_err(built)?,
+        ))
+        .key_schema(key(PK, KeyType::Hash).map_err(built)?)
+        .key_schema(key(SK, KeyType::Range).map_err(built)?)
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(keys::BY_TIME_INDEX)
+                .key_schema(key(PK, KeyType::Hash).map_err(built)?)
+                .key_schema(key(TIME_SK, KeyType::Range).map_err(built)?)
+                .projection(all.clone())
+                .build()
+                .map_err(built)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::BY_PARTNER_TIME_INDEX)
+                .key_schema(key(PARTNER_PK, KeyType::Hash).map_err(built)?)
+                .key_schema(key(PARTNER_SK, KeyType::Range).map_err(built)?)
+                .projection(all)
+                .build()
+                .map_err(built)?,
+        )
+        .send()
+        .await;
+    if let Err(e) = result {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_resource_in_use_exception())
+        {
+            return Ok(());
+        }
+        return Err(classify(e));
+    }
+
+    // The SDK waiter polls no faster than every 20 s; poll DescribeTable directly.
+    for attempt in 0..200 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(classify)?;
+        let active = out
+            .table()
+            .and_then(|t| t.table_status())
+            .is_some_and(|s| s.as_str() == "ACTIVE");
+        if active {
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(TTL)
+                        .enabled(true)
+                        .build()
+                        .map_err(built)?,
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        }
+        backoff(attempt.min(2)).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "table {table} did not become active"
+    )))
+}

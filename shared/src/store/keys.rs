@@ -1,0 +1,150 @@
+//! Key design of the activity table (see README, "Storage").
+//!
+//! | attribute | value                                   | serves                                |
+//! |-----------|-----------------------------------------|---------------------------------------|
+//! | `pk`      | `P#<partner>#C#<customer>`              | table partition: one tenant's customer|
+//! | `sk`      | `A#<activityId>`                        | detail lookup, idempotent insert      |
+//! | `tsk`     | `<occurredAt>#<activityId>`             | LSI `byTime`: customer log by period  |
+//! | `gpk`     | `P#<partner>`                           | GSI `byPartnerTime` partition         |
+//! | `gsk`     | `<occurredAt>#<customer>#<activityId>`  | GSI `byPartnerTime`: tenant-wide log  |
+//!
+//! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
+//! Partner ids cannot contain `#`, so partitions of different tenants never collide.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::domain::{ActivityId, CustomerId, PageKey, PartnerId, time};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const TIME_SK: &str = "tsk";
+pub const PARTNER_PK: &str = "gpk";
+pub const PARTNER_SK: &str = "gsk";
+pub const BY_TIME_INDEX: &str = "byTime";
+pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
+
+pub fn customer_pk(partner: &PartnerId, customer: &CustomerId) -> String {
+    format!("P#{partner}#C#{customer}")
+}
+
+pub fn activity_sk(id: &ActivityId) -> String {
+    format!("A#{id}")
+}
+
+pub fn time_sk(key: &PageKey) -> String {
+    format!("{}#{}", time::format(key.occurred_at), key.id)
+}
+
+pub fn partner_pk(partner: &PartnerId) -> String {
+    format!("P#{partner}")
+}
+
+pub fn partner_sk(key: &PageKey) -> String {
+    format!(
+        "{}#{}#{}",
+        time::format(key.occurred_at),
+        key.customer_id,
+        key.id
+    )
+}
+
+/// Lowest sort key of anything at or after `t` (a bare timestamp sorts before `<t>#…`).
+pub fn range_low(t: chrono::DateTime<chrono::Utc>) -> String {
+    time::format(t)
+}
+
+/// Highest sort key of anything at or before `t`: `$` follows `#`, so `<t>$` is above every `<t>#…`.
+pub fn range_high(t: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}$", time::format(t))
+}
+
+/// Rebuilds a page position from the keys DynamoDB reports as the last one it read.
+pub fn page_key_from(partner: &PartnerId, pk: &str, sk: &str, time_key: &str) -> Option<PageKey> {
+    let prefix = format!("P#{partner}#C#");
+    let customer = CustomerId::parse(pk.strip_prefix(&prefix)?).ok()?;
+    let id = ActivityId::parse(sk.strip_prefix("A#")?).ok()?;
+    let occurred_at = time::parse_timestamp(time_key.get(..24)?).ok()?;
+    Some(PageKey {
+        occurred_at,
+        customer_id: customer,
+        id,
+    })
+}
+
+/// Object key of a details document kept in the bucket, under the tenant's prefix.
+/// The content fingerprint in the name means a conflicting write can never overwrite stored details.
+pub fn details_object_key(
+    partner: &PartnerId,
+    customer: &CustomerId,
+    id: &ActivityId,
+    content_hash: &str,
+) -> String {
+    format!(
+        "details/{partner}/{}/{id}/{content_hash}.json",
+        URL_SAFE_NO_PAD.encode(customer.as_str())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: &str, c: &str, id: &str) -> PageKey {
+        PageKey {
+            occurred_at: time::parse_timestamp(t).unwrap(),
+            customer_id: CustomerId::parse(c).unwrap(),
+            id: ActivityId::parse(id).unwrap(),
+        }
+    }
+
+    #[test]
+    fn time_keys_sort_like_time_and_stay_inside_range_bounds() {
+        let a = key("2026-01-01T00:00:00.000Z", "c", "zzz");
+        let b = key("2026-01-01T00:00:00.001Z", "c", "AAA");
+        assert!(time_sk(&a) < time_sk(&b));
+        assert!(partner_sk(&a) < partner_sk(&b));
+        assert!(range_low(a.occurred_at) <= time_sk(&a));
+        assert!(time_sk(&a) < range_high(a.occurred_at));
+        assert!(
+            partner_sk(&key("2026-01-01T00:00:00.000Z", "客戶", "z")) < range_high(a.occurred_at)
+        );
+        assert!(range_high(a.occurred_at) < time_sk(&b));
+    }
+
+    #[test]
+    fn page_keys_round_trip_through_table_keys() {
+        let p = PartnerId::parse("p1").unwrap();
+        let k = key("2026-03-04T05:06:07.089Z", "客戶#1", "id-1");
+        let back = page_key_from(
+            &p,
+            &customer_pk(&p, &k.customer_id),
+            &activity_sk(&k.id),
+            &partner_sk(&k),
+        );
+        assert_eq!(back, Some(k.clone()));
+        let other = PartnerId::parse("p2").unwrap();
+        assert_eq!(
+            page_key_from(
+                &other,
+                &customer_pk(&p, &k.customer_id),
+                &activity_sk(&k.id),
+                &time_sk(&k)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn details_keys_live_under_the_tenant_prefix() {
+        let p = PartnerId::parse("p1").unwrap();
+        let k = details_object_key(
+            &p,
+            &CustomerId::parse("a b/..").unwrap_or_else(|_| CustomerId::parse("a b..").unwrap()),
+            &ActivityId::parse("x").unwrap(),
+            "abc",
+        );
+        assert!(k.starts_with("details/p1/"));
+        assert!(!k.contains(' '));
+    }
+}

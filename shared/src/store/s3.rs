@@ -1,0 +1,109 @@
+//! S3 adapter for details documents too large for a table item.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{DetailsBlobs, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct S3Blobs {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Blobs {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
+    err: SdkError<E, R>,
+) -> StoreError {
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
+            "SlowDown" | "ThrottlingException" | "RequestLimitExceeded" => StoreError::Throttled,
+            "InternalError" | "ServiceUnavailable" => StoreError::Unavailable("S3 5xx".into()),
+            code => StoreError::Other(format!(
+                "S3 {code}: {}",
+                service.err().message().unwrap_or_default()
+            )),
+        },
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+impl DetailsBlobs for S3Blobs {
+    async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(json.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .into_bytes();
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| StoreError::Other(format!("details object {key} is not UTF-8")))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// Creates the bucket if it does not exist (local stack and tests; in AWS the template does).
+pub async fn create_bucket(client: &Client, bucket: &str) -> Result<(), StoreError> {
+    match client.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
