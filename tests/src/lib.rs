@@ -1,1 +1,197 @@
+//! Test harness: the AWS emulator (moto) on a free port, isolated tables and buckets per test,
+//! locally signed tokens, and `cargo lambda watch` for end-to-end runs. Also used by the
+//! `devtool` binary behind `scripts/dev`.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use activity_log::app::App;
+use activity_log::config::{AuthMode, Config};
+use activity_log::store::{dynamodb, s3};
+use aws_config::{BehaviorVersion, Region};
+use serde_json::json;
+
+pub const REGION: &str = "us-east-1";
+/// Development secret for locally signed tokens (documented in README; never used in AWS).
+pub const DEV_JWT_SECRET: &str = "local-dev-jwt-secret-change-me-0123456789";
+pub const DEV_CURSOR_KEY: &str = "local-dev-cursor-signing-key-0123456789ab";
+pub const SUBSCRIPTIONS_TEMPLATE: &str =
+    "https://partner.example.com/customers/{customerId}/subscriptions";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// Finds a tool in the project venv first, then on PATH.
+pub fn tool(name: &str) -> PathBuf {
+    let venv = workspace_root().join(".venv/bin").join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
+/// Polls `ready` until it holds or the deadline passes; never sleeps a fixed time to wait.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    while !ready().await {
+        assert!(
+            start.elapsed() < deadline,
+            "{what} not ready after {deadline:?}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Starts `program args…` in the background, stopped when this process exits (a watcher kills
+/// it once our pid is gone, so a panicking test leaves nothing running).
+pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
+    let log_file =
+        std::fs::File::create(log).unwrap_or_else(|e| panic!("log {}: {e}", log.display()));
+    let err_file = log_file.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"set -m; parent=$1; shift; "$@" & child=$!; trap 'kill -- -$child 2>/dev/null; exit' TERM INT; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done; kill -- -$child 2>/dev/null; wait"#)
+        .arg("tied")
+        .arg(std::process::id().to_string())
+        .arg(program)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(err_file);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+}
+
+/// The emulator endpoint: `AWS_ENDPOINT_URL` if given, else a moto server started once per test
+/// binary on a free port.
+pub async fn emulator() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    if let Some(e) = ENDPOINT.get() {
+        return e.clone();
+    }
+    let endpoint = match std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(e) => e,
+        None => {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("activity-log-moto-{port}.log"));
+            spawn_tied(
+                &tool("moto_server"),
+                &["-H", "127.0.0.1", "-p", &port.to_string()],
+                &[],
+                &log,
+            );
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    let client = reqwest::Client::new();
+    let probe = format!("{endpoint}/moto-api/");
+    wait_until("the AWS emulator", Duration::from_secs(60), || {
+        let (client, probe) = (client.clone(), probe.clone());
+        async move { client.get(&probe).send().await.is_ok() }
+    })
+    .await;
+    ENDPOINT.get_or_init(|| endpoint).clone()
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// Creates the table and bucket (idempotent).
+pub async fn create_storage(sdk: &aws_config::SdkConfig, table: &str, bucket: &str) {
+    dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), table)
+        .await
+        .unwrap_or_else(|e| panic!("create table {table}: {e}"));
+    s3::create_bucket(&s3_client(sdk), bucket)
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    )
+}
+
+pub fn test_config(table: &str, bucket: &str, auth: AuthMode) -> Config {
+    Config {
+        table_name: table.into(),
+        bucket_name: bucket.into(),
+        retention_days: 365,
+        subscriptions_url_template: SUBSCRIPTIONS_TEMPLATE.into(),
+        cursor_signing_key: DEV_CURSOR_KEY.as_bytes().to_vec(),
+        auth,
+        details_inline_max_bytes: activity_log::config::DEFAULT_DETAILS_INLINE_MAX_BYTES,
+    }
+}
+
+/// An app with its own fresh table and bucket in the emulator, with the real SDK clients.
+pub async fn isolated_app() -> App {
+    let endpoint = emulator().await;
+    let sdk = sdk_config(&endpoint).await;
+    let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
+    create_storage(&sdk, &table, &bucket).await;
+    App::with_clients(
+        test_config(&table, &bucket, AuthMode::ApiGateway),
+        aws_sdk_dynamodb::Client::new(&sdk),
+        s3_client(&sdk),
+    )
+}
+
+/// Signs a local HS256 token like `scripts/dev-token`.
+pub fn token(secret: &str, partner: &str, roles: &[&str], sub: &str, ttl_secs: i64) -> String {
+    let claims = json!({
+        "partner_id": partner,
+        "roles": roles,
+        "sub": sub,
+        "iat": chrono::Utc::now().timestamp(),
+        "exp": chrono::Utc::now().timestamp() + ttl_secs,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap_or_else(|e| panic!("sign token: {e}"))
+}
