@@ -65,6 +65,7 @@ where
 
 /// Starts `program args…` in the background, stopped when this process exits (a watcher kills
 /// it once our pid is gone, so a panicking test leaves nothing running).
+#[allow(clippy::zombie_processes)] // the caller owns the child; the watcher reaps the program
 pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
     let log_file =
         std::fs::File::create(log).unwrap_or_else(|e| panic!("log {}: {e}", log.display()));
@@ -99,12 +100,15 @@ pub async fn emulator() -> String {
         None => {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("activity-log-moto-{port}.log"));
-            spawn_tied(
+            let child = spawn_tied(
                 &tool("moto_server"),
                 &["-H", "127.0.0.1", "-p", &port.to_string()],
                 &[],
                 &log,
             );
+            // Kept for the life of the test binary; the watcher stops the server when we exit.
+            static SERVER: OnceLock<std::sync::Mutex<Child>> = OnceLock::new();
+            let _ = SERVER.set(std::sync::Mutex::new(child));
             format!("http://127.0.0.1:{port}")
         }
     };
