@@ -280,7 +280,7 @@ async fn retries_are_idempotent_and_reused_ids_with_new_content_conflict() {
             activity(
                 "c1",
                 "a2",
-                &body(&first)["items"][1]["occurredAt"]
+                body(&first)["items"][1]["occurredAt"]
                     .as_str()
                     .unwrap_or_default()
             ),
