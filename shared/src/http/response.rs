@@ -2,7 +2,7 @@
 
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -27,8 +27,11 @@ impl Links {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn encode(segment: &str) -> String {
-    utf8_percent_encode(segment, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// An activity as every endpoint returns it.

@@ -1,0 +1,75 @@
+# Shared by scripts/dev and scripts/test. Source it; it sets ROOT, PATH and the local environment.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The project venv with the pinned Python tools (moto, cargo-lambda, SAM CLI, cfn-lint).
+ensure_venv() {
+  command -v python3 >/dev/null || die "python3 is needed"
+  command -v cargo >/dev/null || die "cargo (Rust) is needed"
+  local stamp=".venv/.requirements.sha256" want
+  want="$(sha256sum scripts/requirements.txt | cut -d' ' -f1)"
+  if [[ ! -x .venv/bin/python ]]; then
+    log "creating the project venv (.venv)"
+    python3 -m venv .venv
+  fi
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    log "installing pinned Python tools into .venv (about 2 minutes the first time)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+    echo "$want" > "$stamp"
+  fi
+  export PATH="$ROOT/.venv/bin:$PATH"
+}
+
+# Local settings; every one can be overridden from the shell.
+local_env() {
+  export ACTIVITY_LOG_AWS_PORT="${ACTIVITY_LOG_AWS_PORT:-4566}"
+  export ACTIVITY_LOG_API_PORT="${ACTIVITY_LOG_API_PORT:-9000}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  export AWS_DEFAULT_REGION="$AWS_REGION"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$ACTIVITY_LOG_AWS_PORT}"
+  export TABLE_NAME="${TABLE_NAME:-activity-log}"
+  export BUCKET_NAME="${BUCKET_NAME:-activity-log-local}"
+  export AUTH_MODE=local
+  # Development defaults only (README); AWS deployments never use them.
+  export LOCAL_JWT_SECRET="${LOCAL_JWT_SECRET:-local-dev-jwt-secret-change-me-0123456789}"
+  export CURSOR_SIGNING_KEY="${CURSOR_SIGNING_KEY:-local-dev-cursor-signing-key-0123456789ab}"
+  local subscriptions='https://partner.example.com/customers/{customerId}/subscriptions'
+  export SUBSCRIPTIONS_URL_TEMPLATE="${SUBSCRIPTIONS_URL_TEMPLATE:-$subscriptions}"
+  export RETENTION_DAYS="${RETENTION_DAYS:-365}"
+  export SAM_CLI_TELEMETRY=0
+}
+
+# Polls a URL until it answers at all, with a deadline (seconds).
+wait_for_http() {
+  local url="$1" deadline=$(( SECONDS + $2 )) what="$3"
+  until python3 -c 'import sys, urllib.request, urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError: pass' "$url" 2>/dev/null; do
+    (( SECONDS < deadline )) || die "$what did not start within $2 s"
+    sleep 0.5
+  done
+}
+
+# Prints the HTTP status of a GET (000 when nothing answers); optional bearer token.
+http_status() {
+  python3 - "$@" <<'PY'
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1])
+if len(sys.argv) > 2:
+    req.add_header("Authorization", "Bearer " + sys.argv[2])
+try:
+    print(urllib.request.urlopen(req, timeout=600).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+PY
+}

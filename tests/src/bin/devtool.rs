@@ -1,0 +1,107 @@
+//! Local-stack helper used by `scripts/dev`:
+//!   devtool storage <endpoint> <table> <bucket>   create the table and bucket in the emulator
+//!   devtool seed <api-url> <writer-token>         record demo activities through the API
+
+use std::process::ExitCode;
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["storage", endpoint, table, bucket] => {
+            let sdk = activity_log_tests::sdk_config(endpoint).await;
+            activity_log_tests::create_storage(&sdk, table, bucket).await;
+            Ok(format!("table {table} and bucket {bucket} are ready"))
+        }
+        ["seed", api, token] => seed(api, token).await,
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token>".into()),
+    };
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("devtool: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn at(hours_ago: i64) -> String {
+    activity_log::domain::time::format(Utc::now() - TimeDelta::hours(hours_ago))
+}
+
+/// A few customers (one with a Chinese company name), the portal's kinds of actions, and one
+/// order with many products whose details are kept in the bucket.
+fn demo() -> Vec<Value> {
+    let customers = [
+        ("contoso", "Contoso Ltd."),
+        ("taipei-cloud", "台北雲端科技股份有限公司"),
+        ("fabrikam", "Fabrikam, Inc."),
+        ("northwind", "Northwind Traders"),
+    ];
+    let actions = [
+        ("created a referral", "referral", "succeeded"),
+        ("placed an order", "order", "succeeded"),
+        ("updated the billing profile", "billingProfile", "succeeded"),
+        ("reset a user password", "user", "succeeded"),
+        ("assigned licenses", "license", "failed"),
+        ("requested a support ticket", "supportTicket", "inProgress"),
+    ];
+    let users = ["ann@partner.example", "bo@partner.example", "chen.wei@partner.example"];
+    let mut items = Vec::new();
+    for (i, (id, name)) in customers.iter().enumerate() {
+        for j in 0..6 {
+            let (action, resource, status) = actions[(i + j) % actions.len()];
+            items.push(json!({
+                "id": format!("demo-{id}-{j}"),
+                "customerId": id,
+                "customerName": name,
+                "action": action,
+                "partnerUser": users[(i + j) % users.len()],
+                "occurredAt": at((i * 37 + j * 53) as i64 + 1),
+                "resourceType": resource,
+                "status": status,
+                "details": {"source": "demo", "ticket": format!("T-{}", 1000 + i * 10 + j)},
+            }));
+        }
+    }
+    let products: Vec<Value> = (1..=400)
+        .map(|n| json!({"sku": format!("CFQ7TTC0LH{n:04}"), "name": format!("Microsoft 365 E{} seat bundle {n}", 3 + n % 3), "quantity": n % 50 + 1, "unitPrice": 32.0 + f64::from(n % 9)}))
+        .collect();
+    items.push(json!({
+        "id": "demo-taipei-cloud-big-order",
+        "customerId": "taipei-cloud",
+        "customerName": "台北雲端科技股份有限公司",
+        "action": "placed an order",
+        "partnerUser": "chen.wei@partner.example",
+        "occurredAt": at(2),
+        "resourceType": "order",
+        "details": {"orderId": "ORD-2026-0042", "currency": "TWD", "products": products},
+    }));
+    items
+}
+
+async fn seed(api: &str, token: &str) -> Result<String, String> {
+    let items = demo();
+    let client = reqwest::Client::new();
+    for chunk in items.chunks(20) {
+        let r = client
+            .post(format!("{api}/activities"))
+            .bearer_auth(token)
+            .json(&chunk)
+            .send()
+            .await
+            .map_err(|e| format!("POST /activities: {e}"))?;
+        let status = r.status();
+        if !status.is_success() {
+            let text = r.text().await.unwrap_or_default();
+            return Err(format!("POST /activities answered {status}: {text}"));
+        }
+    }
+    Ok(format!("seeded {} demo activities", items.len()))
+}
