@@ -78,6 +78,7 @@ pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &
         .arg(program)
         .args(args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(workspace_root())
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(err_file);

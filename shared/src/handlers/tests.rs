@@ -288,3 +288,34 @@ async fn bad_query_parameters_get_clear_errors() {
     .await;
     assert_eq!(body(&r)["error"]["code"], "InvalidDateRange");
 }
+
+#[tokio::test]
+async fn customer_ids_in_paths_are_decoded_exactly_once() {
+    let store = MemoryStore::default();
+    for customer in ["客戶 %41", "a+b"] {
+        assert_eq!(
+            post(&store, "p1", &activity(customer, "x1", &recent(1)))
+                .await
+                .status(),
+            201
+        );
+        let r = get(
+            &store,
+            ApiRequest::get("/customers/{customerId}/activities/{activityId}")
+                .path_param("customerId", customer)
+                .path_param("activityId", "x1")
+                .caller("p1", &["AdminAgent"]),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{customer}");
+        assert_eq!(body(&r)["customerId"], customer);
+    }
+    let r = get(
+        &store,
+        ApiRequest::get("/customers/{customerId}/activities")
+            .path_param("customerId", "客戶 A")
+            .caller("p1", &["AdminAgent"]),
+    )
+    .await;
+    assert_eq!(body(&r)["items"], json!([]), "%41 is not A");
+}

@@ -6,8 +6,9 @@ use super::error::ApiError;
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::{ActivityId, Bound, CustomerId, Filters, Status};
 
-/// The read routes, recognised from path parameters (API Gateway and `cargo lambda watch` fill
-/// them) or, failing that, from the path itself.
+/// The read routes. Ids are taken from the raw (still percent-encoded) path and decoded once:
+/// path parameters are decoded differently by API Gateway and by local emulation, and decoding
+/// them again would turn a literal `%41` into `A`. Path parameters are the fallback.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadRoute {
     TenantLog,
@@ -16,11 +17,13 @@ pub enum ReadRoute {
 }
 
 pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
-    let params = req.path_parameters_ref();
-    let from_params = |name: &str| params.and_then(|p| p.first(name)).map(str::to_owned);
-    let segments: Vec<String> = req
-        .uri()
-        .path()
+    let raw = req.raw_http_path();
+    let path = if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    };
+    let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -34,10 +37,15 @@ pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
         [.., "customers", c, "activities", a] => (Some((*c).to_owned()), Some((*a).to_owned())),
         [.., "customers", c, "activities"] => (Some((*c).to_owned()), None),
         [.., "activities"] => (None, None),
-        _ => return Err(ApiError::NotFound("no such route".into())),
+        _ => {
+            let params = req.path_parameters_ref();
+            let param = |name: &str| params.and_then(|p| p.first(name)).map(str::to_owned);
+            match (param("customerId"), param("activityId")) {
+                (None, _) => return Err(ApiError::NotFound("no such route".into())),
+                found => found,
+            }
+        }
     };
-    let customer = from_params("customerId").or(customer);
-    let activity = from_params("activityId").or(activity);
     let customer = customer
         .map(|c| CustomerId::parse(&c).map_err(|e| invalid("customerId", e)))
         .transpose()?;

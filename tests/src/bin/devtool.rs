@@ -52,7 +52,11 @@ fn demo() -> Vec<Value> {
         ("assigned licenses", "license", "failed"),
         ("requested a support ticket", "supportTicket", "inProgress"),
     ];
-    let users = ["ann@partner.example", "bo@partner.example", "chen.wei@partner.example"];
+    let users = [
+        "ann@partner.example",
+        "bo@partner.example",
+        "chen.wei@partner.example",
+    ];
     let mut items = Vec::new();
     for (i, (id, name)) in customers.iter().enumerate() {
         for j in 0..6 {

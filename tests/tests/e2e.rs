@@ -1,0 +1,320 @@
+//! End-to-end: both functions under `cargo lambda watch` (router paths as in AWS, local token
+//! verification) on a free port, storage in the emulator, real HTTP requests.
+
+use std::time::Duration;
+
+use activity_log_tests::{DEV_CURSOR_KEY, DEV_JWT_SECRET, REGION, SUBSCRIPTIONS_TEMPLATE};
+use activity_log_tests::{
+    create_storage, emulator, free_port, sdk_config, spawn_tied, token, tool, unique_name,
+    wait_until,
+};
+use chrono::{TimeDelta, Utc};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, body: &Value, bearer: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/activities", self.base))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /activities: {e}"));
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Starts the stack once for this test binary and waits until both functions answer.
+async fn start() -> Api {
+    let endpoint = emulator().await;
+    let sdk = sdk_config(&endpoint).await;
+    let (table, bucket) = (unique_name("e2e"), unique_name("e2e"));
+    create_storage(&sdk, &table, &bucket).await;
+
+    let port = free_port();
+    let env = [
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("TABLE_NAME", table),
+        ("BUCKET_NAME", bucket),
+        ("AUTH_MODE", "local".to_owned()),
+        ("LOCAL_JWT_SECRET", DEV_JWT_SECRET.to_owned()),
+        ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY.to_owned()),
+        (
+            "SUBSCRIPTIONS_URL_TEMPLATE",
+            SUBSCRIPTIONS_TEMPLATE.to_owned(),
+        ),
+    ];
+    let log = std::env::temp_dir().join(format!("activity-log-watch-{port}.log"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // `cargo lambda` is found through PATH; put the project venv first.
+    let path = format!(
+        "{}:{}",
+        tool("cargo-lambda")
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut env = env.to_vec();
+    env.push(("PATH", path));
+    let child = spawn_tied(
+        std::path::Path::new(&cargo),
+        &[
+            "lambda",
+            "watch",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ],
+        &env,
+        &log,
+    );
+    // Runs until this test binary exits (the watcher stops it).
+    std::mem::forget(child);
+
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: Client::builder()
+            .timeout(Duration::from_secs(900))
+            .build()
+            .unwrap_or_else(|e| panic!("http client: {e}")),
+    };
+    let reader = token(DEV_JWT_SECRET, "warmup", &["GlobalAdmin"], "t", 3600);
+    let writer = token(DEV_JWT_SECRET, "warmup", &["ActivityWriter"], "t", 3600);
+    // Each function is built and started on its first call: poll until both give real answers.
+    wait_until(
+        "query-activity under cargo lambda watch",
+        Duration::from_secs(900),
+        || {
+            let api = &api;
+            let reader = reader.clone();
+            async move {
+                api.http
+                    .get(format!("{}/activities", api.base))
+                    .bearer_auth(reader)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    wait_until(
+        "record-activity under cargo lambda watch",
+        Duration::from_secs(900),
+        || {
+            let api = &api;
+            let writer = writer.clone();
+            async move {
+                api.http
+                    .post(format!("{}/activities", api.base))
+                    .bearer_auth(writer)
+                    .json(&json!([]))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 400)
+            }
+        },
+    )
+    .await;
+    eprintln!("stack up; cargo lambda watch log: {}", log.display());
+    api
+}
+
+fn ago(minutes: i64) -> String {
+    activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes))
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One test walks the whole story so the stack (and its first-call builds) starts once.
+#[tokio::test]
+async fn the_api_over_http() {
+    let api = start().await;
+    let writer = token(
+        DEV_JWT_SECRET,
+        "p-east",
+        &["ActivityWriter"],
+        "order-service",
+        3600,
+    );
+    let reader = token(
+        DEV_JWT_SECRET,
+        "p-east",
+        &["HelpdeskAgent", "SalesAgent"],
+        "helpdesk@p-east",
+        3600,
+    );
+    let other = token(
+        DEV_JWT_SECRET,
+        "p-west",
+        &["GlobalAdmin"],
+        "admin@p-west",
+        3600,
+    );
+    let customer = "台北雲端-01";
+    let enc = "%E5%8F%B0%E5%8C%97%E9%9B%B2%E7%AB%AF-01";
+
+    // Identity: none, expired, forged, wrong role.
+    assert_eq!(api.get("/activities", None).await.0, 401);
+    let expired = token(DEV_JWT_SECRET, "p-east", &["GlobalAdmin"], "u", -600);
+    let (status, body) = api.get("/activities", Some(&expired)).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (401, Some("Unauthenticated"))
+    );
+    let forged = token(
+        "some-other-secret-some-other-secret-0000",
+        "p-east",
+        &["GlobalAdmin"],
+        "u",
+        600,
+    );
+    assert_eq!(api.get("/activities", Some(&forged)).await.0, 401);
+    assert_eq!(api.get("/activities", Some(&writer)).await.0, 403);
+    assert_eq!(api.post(&json!({}), &reader).await.0, 403);
+
+    // Record 250 activities in three requests.
+    let all: Vec<Value> = (0..250)
+        .map(|i| json!({"id": format!("e2e-{i:04}"), "customerId": customer, "customerName": "台北雲端科技股份有限公司",
+                        "action": if i % 5 == 0 { "placed an order" } else { "created a referral" },
+                        "partnerUser": "chen.wei@partner.example", "occurredAt": ago(i / 2 + 1), "details": {"n": i}}))
+        .collect();
+    for chunk in all.chunks(100) {
+        let (status, body) = api.post(&Value::Array(chunk.to_vec()), &writer).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(chunk.len()));
+    }
+    let mut expected: Vec<(String, String)> = all
+        .iter()
+        .map(|a| {
+            (
+                a["occurredAt"].as_str().unwrap_or_default().to_owned(),
+                a["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+    // Page the customer's log over HTTP through the router's path parameters.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let mut path = format!("/customers/{enc}/activities?limit=40");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = api.get(&path, Some(&reader)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids(&page));
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "every record once, newest first");
+
+    // Tenant-wide log with filters, and the detail of one record.
+    let (status, orders) = api
+        .get(
+            &format!("/activities?customerId={enc}&action=placed%20an%20order&limit=1000"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&orders).len(), 50);
+    let (status, one) = api
+        .get(
+            &format!("/customers/{enc}/activities/e2e-0007"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["customerName"], "台北雲端科技股份有限公司");
+    assert_eq!(one["details"], json!({"n": 7}));
+    assert_eq!(
+        one["links"]["subscriptions"],
+        format!("https://partner.example.com/customers/{enc}/subscriptions")
+    );
+
+    // Another tenant sees none of it.
+    assert_eq!(
+        api.get(
+            &format!("/customers/{enc}/activities/e2e-0007"),
+            Some(&other)
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, theirs) = api.get("/activities", Some(&other)).await;
+    assert_eq!(ids(&theirs), Vec::<String>::new());
+    let (_, first_page) = api
+        .get(
+            &format!("/customers/{enc}/activities?limit=5"),
+            Some(&reader),
+        )
+        .await;
+    let c = first_page["nextCursor"].as_str().unwrap_or_default();
+    assert_eq!(
+        api.get(
+            &format!("/customers/{enc}/activities?limit=5&cursor={c}"),
+            Some(&other)
+        )
+        .await
+        .0,
+        400
+    );
+
+    // Retry-safe writes and conflicts.
+    let (status, again) = api.post(&all[3], &writer).await;
+    assert_eq!(status, 201);
+    assert_eq!(again["items"][0]["id"], "e2e-0003");
+    let mut changed = all[3].clone();
+    changed["action"] = json!("deleted a referral");
+    assert_eq!(api.post(&changed, &writer).await.0, 409);
+
+    // Bad input over HTTP.
+    let (status, body) = api.get("/activities?limit=0", Some(&reader)).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("InvalidLimit"))
+    );
+    let huge = json!({"customerId": "c", "customerName": "C", "action": "a", "partnerUser": "u", "details": {"x": "y".repeat(1_100_000)}});
+    assert_eq!(api.post(&huge, &writer).await.0, 413);
+}
