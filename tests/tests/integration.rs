@@ -261,7 +261,8 @@ async fn every_error_path_answers_with_the_json_error_shape() {
 #[tokio::test]
 async fn retries_are_idempotent_and_reused_ids_with_new_content_conflict() {
     let app = isolated_app().await;
-    let batch = json!([activity("c1", "a1", &ago(3)), activity("c1", "a2", &ago(2))]);
+    let a1_at = ago(3);
+    let batch = json!([activity("c1", "a1", &a1_at), activity("c1", "a2", &ago(2))]);
     let first = post(&app, "p1", &batch).await;
     assert_eq!(first.status(), 201);
     let retry = post(&app, "p1", &batch).await;
@@ -290,7 +291,7 @@ async fn retries_are_idempotent_and_reused_ids_with_new_content_conflict() {
     .await;
     assert_eq!(mixed.status(), 201, "{}", body(&mixed));
 
-    let mut changed = activity("c1", "a1", &ago(3));
+    let mut changed = activity("c1", "a1", &a1_at);
     changed["action"] = json!("cancelled an order");
     let conflict = post(&app, "p1", &json!([activity("c1", "a4", &ago(1)), changed])).await;
     assert_eq!(conflict.status(), 409);

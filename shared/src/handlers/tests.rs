@@ -99,9 +99,10 @@ async fn reading_needs_one_of_the_six_roles() {
 #[tokio::test]
 async fn retry_returns_the_stored_item_and_a_changed_retry_conflicts() {
     let store = MemoryStore::default();
-    let first = post(&store, "p1", &activity("c1", "a1", &recent(3))).await;
+    let at = recent(3);
+    let first = post(&store, "p1", &activity("c1", "a1", &at)).await;
     assert_eq!(first.status(), 201);
-    let again = post(&store, "p1", &activity("c1", "a1", &recent(3))).await;
+    let again = post(&store, "p1", &activity("c1", "a1", &at)).await;
     assert_eq!(again.status(), 201);
     assert_eq!(
         body(&again)["items"][0]["recordedAt"],
