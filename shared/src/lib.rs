@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod handlers;
 pub mod http;
 pub mod store;

@@ -11,3 +11,5 @@ pub use role::{Identity, Permission, Role};
 pub use time::{Bound, DateRange};
 pub mod query;
 pub use query::{ActivityQuery, Filters, PageKey};
+pub mod export;
+pub use export::{ExportFormat, ExportId, ExportJob, ExportSpec, ExportStatus};

@@ -5,7 +5,13 @@
 
 use std::future::Future;
 
-use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
+};
 
 pub mod dynamodb;
 pub mod keys;
@@ -77,4 +83,74 @@ pub trait DetailsBlobs: Send + Sync {
     fn put(&self, key: &str, json: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, key: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One multipart upload in progress.
+pub trait PartSink: Send {
+    /// Uploads part `number` (1-based, in order).
+    fn upload_part(
+        &mut self,
+        number: i32,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Makes the object visible, made of the parts uploaded.
+    fn complete(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Discards the parts; no object appears.
+    fn abort(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Export files in the bucket.
+pub trait ExportObjects: Send + Sync {
+    type Upload: PartSink;
+
+    fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+    ) -> impl Future<Output = Result<Self::Upload, StoreError>> + Send;
+
+    /// A presigned GET of `key` that expires after `ttl`, with the response headers set.
+    fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// Export job records.
+pub trait ExportJobs: Send + Sync {
+    fn create_job(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_job(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+    ) -> impl Future<Output = Result<Option<ExportJob>, StoreError>> + Send;
+
+    /// Takes the job for a worker run: pending, or running with an expired lease. Returns the job
+    /// as claimed (attempt incremented, counters reset), or `None` if another run owns or
+    /// finished it.
+    fn claim_job(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<ExportJob>, StoreError>> + Send;
+
+    /// Records progress, or the end state, of the run `job.attempt`; fails with
+    /// `StoreError::Other` if a later run took the job over.
+    fn update_job(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Starts the export worker for a job (asynchronously).
+pub trait ExportLauncher: Send + Sync {
+    fn launch(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

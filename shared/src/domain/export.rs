@@ -1,0 +1,180 @@
+//! Export jobs: what a reader asked to export and where the job stands.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{IdError, PartnerId};
+use super::query::ActivityQuery;
+
+/// Id of an export job (a ULID), unique within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExportId(String);
+
+impl ExportId {
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::generate().to_string())
+    }
+
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        if value.len() == 26 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(Self(value.to_ascii_uppercase()))
+        } else {
+            Err(IdError::Charset("is not an export id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ExportId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    JsonLines,
+}
+
+impl ExportFormat {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "csv" => Some(Self::Csv),
+            "jsonl" => Some(Self::JsonLines),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::JsonLines => "jsonl",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::JsonLines => "application/x-ndjson",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ExportStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "running" => Some(Self::Running),
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What to export: the same query as the read endpoints, a format and a time zone for the CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSpec {
+    pub query: ActivityQuery,
+    pub format: ExportFormat,
+    pub time_zone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportJob {
+    pub id: ExportId,
+    pub partner: PartnerId,
+    pub spec: ExportSpec,
+    pub status: ExportStatus,
+    pub row_count: u64,
+    pub bytes: u64,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// How many times a worker has claimed the job.
+    pub attempt: u32,
+    /// Until when the current worker holds the job; a later claim may take it over.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Expiry of the job record, seconds since the epoch (DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+impl ExportJob {
+    /// Object key of the file, under the tenant's prefix.
+    pub fn object_key(&self) -> String {
+        format!(
+            "exports/{}/{}.{}",
+            self.partner,
+            self.id,
+            self.spec.format.extension()
+        )
+    }
+
+    /// `activity-log-<customer or all>-<from>-<to>.<ext>`, dates in the export's time zone.
+    /// Returns an ASCII name and, when the customer id is not plain ASCII, a UTF-8 one.
+    pub fn file_name(&self) -> (String, String) {
+        let tz = self.spec.time_zone;
+        let day = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
+        let (from, to) = (
+            day(self.spec.query.range.from),
+            day(self.spec.query.range.to),
+        );
+        let ext = self.spec.format.extension();
+        let who = self
+            .spec
+            .query
+            .customer
+            .as_ref()
+            .map(|c| c.as_str())
+            .unwrap_or("all");
+        let ascii: String = who
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        (
+            format!("activity-log-{ascii}-{from}-{to}.{ext}"),
+            format!("activity-log-{who}-{from}-{to}.{ext}"),
+        )
+    }
+
+    /// `Content-Disposition` for the download: attachment with the file name (RFC 6266/5987).
+    pub fn content_disposition(&self) -> String {
+        let (ascii, utf8) = self.file_name();
+        let encoded =
+            percent_encoding::utf8_percent_encode(&utf8, percent_encoding::NON_ALPHANUMERIC);
+        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+    }
+}
+
+/// Largest export; past it the job fails with a clear error instead of a truncated file.
+pub const MAX_EXPORT_ROWS: u64 = 10_000_000;

@@ -1,0 +1,195 @@
+//! Excel-compatible CSV: UTF-8 with BOM, CRLF, RFC 4180 quoting, formula injection neutralised.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::SecondsFormat;
+use chrono_tz::Tz;
+
+use crate::domain::Activity;
+
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub const HEADER: [&str; 9] = [
+    "Date-Time",
+    "Affected customer",
+    "Action",
+    "Partner user",
+    "Customer ID",
+    "Resource type",
+    "Status",
+    "Activity ID",
+    "Details",
+];
+
+/// Prefixes a cell that a spreadsheet would read as a formula with `'` (OWASP CSV injection).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// The encoder's output: a buffer the writer appends to and the caller drains.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned buffer"))?
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes rows into an in-memory buffer that the caller drains part by part.
+pub struct CsvEncoder {
+    writer: csv::Writer<Shared>,
+    out: Shared,
+    time_zone: Tz,
+}
+
+impl CsvEncoder {
+    /// Starts a file: BOM and header row.
+    pub fn new(time_zone: Tz) -> Result<Self, csv::Error> {
+        let out = Shared(Arc::new(Mutex::new(BOM.to_vec())));
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .quote_style(csv::QuoteStyle::Necessary)
+            .from_writer(out.clone());
+        writer.write_record(HEADER)?;
+        Ok(Self {
+            writer,
+            out,
+            time_zone,
+        })
+    }
+
+    /// `details` is the activity's full details JSON, if any.
+    pub fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), csv::Error> {
+        let when = a
+            .occurred_at
+            .with_timezone(&self.time_zone)
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let cells = [
+            when.as_str(),
+            &a.customer_name,
+            &a.action,
+            &a.partner_user,
+            a.customer_id.as_str(),
+            a.resource_type.as_deref().unwrap_or(""),
+            a.status.as_str(),
+            a.id.as_str(),
+            details.unwrap_or(""),
+        ];
+        self.writer
+            .write_record(cells.iter().map(|c| neutralise(c).into_owned()))
+    }
+
+    /// Bytes encoded so far and not yet taken (give or take the writer's 8 KiB buffer).
+    pub fn buffered(&self) -> usize {
+        self.out.0.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Takes the encoded bytes, leaving the encoder ready for more rows.
+    pub fn take(&mut self) -> Result<Vec<u8>, std::io::Error> {
+        self.writer.flush()?;
+        let mut buf = self
+            .out
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned buffer"))?;
+        Ok(std::mem::take(&mut *buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ActivityId, CustomerId, Details, Status, time::parse_timestamp};
+
+    fn activity(name: &str, user: &str) -> Activity {
+        Activity {
+            id: ActivityId::parse("a1").unwrap(),
+            customer_id: CustomerId::parse("c1").unwrap(),
+            customer_name: name.into(),
+            action: "placed an order".into(),
+            partner_user: user.into(),
+            occurred_at: parse_timestamp("2026-11-25T01:02:03.456Z").unwrap(),
+            recorded_at: parse_timestamp("2026-11-25T01:02:04Z").unwrap(),
+            resource_type: None,
+            status: Status::Succeeded,
+            details: Details::None,
+            content_hash: String::new(),
+            expires_at: 0,
+        }
+    }
+
+    fn encode(tz: Tz, rows: &[(Activity, Option<&str>)]) -> String {
+        let mut e = CsvEncoder::new(tz).unwrap();
+        for (a, d) in rows {
+            e.row(a, *d).unwrap();
+        }
+        String::from_utf8(e.take().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bom_header_crlf_and_quoting() {
+        let text = encode(
+            Tz::UTC,
+            &[(activity("Contoso, \"Ltd\"", "ann"), Some(r#"{"a":"b, c"}"#))],
+        );
+        assert!(text.starts_with('\u{feff}'));
+        let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
+        assert_eq!(lines[0], HEADER.join(","));
+        assert_eq!(
+            lines[1],
+            r#"2026-11-25T01:02:03.456Z,"Contoso, ""Ltd""",placed an order,ann,c1,,succeeded,a1,"{""a"":""b, c""}""#
+        );
+        assert_eq!(lines[2], "");
+        assert!(!text.replace("\r\n", "").contains('\n'));
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(neutralise(bad).starts_with('\''), "{bad:?}");
+        }
+        assert_eq!(neutralise("Contoso"), "Contoso");
+        let text = encode(Tz::UTC, &[(activity("=cmd|' /C calc'!A0", "@ann"), None)]);
+        assert!(
+            text.contains(",\"'=cmd|' /C calc'!A0\",") || text.contains(",'=cmd|' /C calc'!A0,"),
+            "{text}"
+        );
+        assert!(text.contains(",'@ann,"));
+    }
+
+    #[test]
+    fn times_carry_the_requested_zone_offset() {
+        let text = encode(chrono_tz::Asia::Taipei, &[(activity("C", "u"), None)]);
+        assert!(
+            text.contains("\r\n2026-11-25T09:02:03.456+08:00,"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn chinese_names_survive_as_utf8() {
+        let text = encode(
+            Tz::UTC,
+            &[(activity("台北雲端科技股份有限公司", "陳偉"), None)],
+        );
+        assert!(text.contains(",台北雲端科技股份有限公司,"));
+    }
+}
