@@ -33,6 +33,31 @@ pub struct Config {
     pub auth: AuthMode,
     /// Details larger than this (compact JSON bytes) go to the bucket instead of the table item.
     pub details_inline_max_bytes: usize,
+    pub exports: ExportSettings,
+}
+
+/// Settings of the export functions.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Name of the worker function (only the export API needs it).
+    pub worker_function: Option<String>,
+    /// Lifetime of a presigned download link (at most 15 minutes).
+    pub link_ttl_secs: u64,
+    /// Days an export job record and its file are kept.
+    pub retention_days: u32,
+    /// Size of each multipart part (at least 5 MiB).
+    pub part_bytes: usize,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            worker_function: None,
+            link_ttl_secs: 900,
+            retention_days: 7,
+            part_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -129,6 +154,19 @@ impl Config {
                 300 * 1024,
             )?)
             .map_err(|_| ConfigError("DETAILS_INLINE_MAX_BYTES out of range".into()))?,
+            exports: ExportSettings {
+                worker_function: get("EXPORT_WORKER_FUNCTION"),
+                link_ttl_secs: number("EXPORT_LINK_TTL_SECONDS", 900, 1, 900)?,
+                retention_days: u32::try_from(number("EXPORT_RETENTION_DAYS", 7, 1, 365)?)
+                    .map_err(|_| ConfigError("EXPORT_RETENTION_DAYS out of range".into()))?,
+                part_bytes: usize::try_from(number(
+                    "EXPORT_PART_BYTES",
+                    8 * 1024 * 1024,
+                    5 * 1024 * 1024,
+                    512 * 1024 * 1024,
+                )?)
+                .map_err(|_| ConfigError("EXPORT_PART_BYTES out of range".into()))?,
+            },
         })
     }
 }

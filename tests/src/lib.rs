@@ -168,6 +168,7 @@ pub fn test_config(table: &str, bucket: &str, auth: AuthMode) -> Config {
         cursor_signing_key: DEV_CURSOR_KEY.as_bytes().to_vec(),
         auth,
         details_inline_max_bytes: activity_log::config::DEFAULT_DETAILS_INLINE_MAX_BYTES,
+        exports: Default::default(),
     }
 }
 

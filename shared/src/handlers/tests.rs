@@ -18,6 +18,7 @@ fn config() -> Config {
         cursor_signing_key: b"unit-test-cursor-key-unit-test-cursor".to_vec(),
         auth: AuthMode::ApiGateway,
         details_inline_max_bytes: 64,
+        exports: Default::default(),
     }
 }
 

@@ -88,7 +88,7 @@ async fn backoff(attempt: u32) {
 }
 
 /// Maps an SDK failure to what a caller can act on.
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
     err: SdkError<E, R>,
 ) -> StoreError {
     match &err {

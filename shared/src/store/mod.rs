@@ -14,7 +14,9 @@ use crate::domain::{
 };
 
 pub mod dynamodb;
+pub mod jobs;
 pub mod keys;
+pub mod lambda;
 pub mod memory;
 pub mod s3;
 

@@ -4,7 +4,12 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{DetailsBlobs, StoreError};
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::{DetailsBlobs, ExportObjects, PartSink, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct S3Blobs {
@@ -105,5 +110,120 @@ pub async fn create_bucket(client: &Client, bucket: &str) -> Result<(), StoreErr
             Ok(())
         }
         Err(e) => Err(classify(e)),
+    }
+}
+
+/// A multipart upload of an export file.
+pub struct S3Upload {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl PartSink for S3Upload {
+    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(classify)?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete(self) -> Result<(), StoreError> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(self.parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn abort(self) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl ExportObjects for S3Blobs {
+    type Upload = S3Upload;
+
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+    ) -> Result<S3Upload, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_disposition(content_disposition)
+            .send()
+            .await
+            .map_err(classify)?;
+        let upload_id = out
+            .upload_id()
+            .ok_or_else(|| StoreError::Other("CreateMultipartUpload returned no upload id".into()))?
+            .to_owned();
+        Ok(S3Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id,
+            parts: Vec::new(),
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Other(e.to_string()))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_type(content_type)
+            .response_content_disposition(content_disposition)
+            .presigned(config)
+            .await
+            .map_err(classify)?;
+        Ok(req.uri().to_owned())
     }
 }

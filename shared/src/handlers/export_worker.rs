@@ -1,0 +1,259 @@
+//! The export worker: pages through the log (the same query path as the API, newest first),
+//! encodes rows and streams them to a multipart upload, one part in memory at a time.
+
+use chrono::{TimeDelta, Utc};
+use serde_json::value::RawValue;
+use tracing::instrument;
+
+use crate::config::Config;
+use crate::domain::export::MAX_EXPORT_ROWS;
+use crate::domain::{Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PartnerId};
+use crate::export::csv::CsvEncoder;
+use crate::export::parts::{PartError, PartWriter};
+use crate::http::response::{ActivityView, Links};
+use crate::store::lambda::WorkerEvent;
+use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, StoreError};
+
+/// How long a run holds a job before another run may take it over (past the Lambda timeout).
+pub const LEASE: TimeDelta = TimeDelta::minutes(16);
+/// How often (in rows) the job's `rowCount` is brought up to date while running.
+pub const PROGRESS_EVERY_ROWS: u64 = 20_000;
+/// Runs before a job that keeps meeting transient failures is marked failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    Succeeded { rows: u64, bytes: u64, parts: i32 },
+    Failed(String),
+    /// Another run owns or finished the job (a duplicate or late invocation).
+    Skipped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("bad worker event: {0}")]
+    BadEvent(String),
+    /// Transient: the job went back to pending; the invocation should fail so Lambda retries it.
+    #[error("transient failure, job released for a retry: {0}")]
+    Retry(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Encoder {
+    Csv(CsvEncoder),
+    Lines { buf: Vec<u8>, links: Links },
+}
+
+impl Encoder {
+    fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), String> {
+        match self {
+            Self::Csv(e) => e.row(a, details).map_err(|e| e.to_string()),
+            Self::Lines { buf, links } => {
+                let raw = details.and_then(|d| serde_json::from_str::<&RawValue>(d).ok());
+                serde_json::to_writer(&mut *buf, &ActivityView::new(a, raw, links)).map_err(|e| e.to_string())?;
+                buf.push(b'\n');
+                Ok(())
+            }
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        match self {
+            Self::Csv(e) => e.buffered(),
+            Self::Lines { buf, .. } => buf.len(),
+        }
+    }
+
+    fn take(&mut self) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Csv(e) => e.take().map_err(|e| e.to_string()),
+            Self::Lines { buf, .. } => Ok(std::mem::take(buf)),
+        }
+    }
+}
+
+enum Failure {
+    Transient(String),
+    Permanent(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled | StoreError::Unavailable(_) => Self::Transient(e.to_string()),
+            StoreError::Other(m) => Self::Permanent(m),
+        }
+    }
+}
+
+impl From<PartError> for Failure {
+    fn from(e: PartError) -> Self {
+        match e {
+            PartError::Store(s) => s.into(),
+            other => Self::Permanent(other.to_string()),
+        }
+    }
+}
+
+#[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
+pub async fn run<R, B, J, O>(
+    config: &Config,
+    reader: &R,
+    blobs: &B,
+    jobs: &J,
+    objects: &O,
+    event: &WorkerEvent,
+) -> Result<RunOutcome, WorkerError>
+where
+    R: ActivityReader,
+    B: DetailsBlobs,
+    J: ExportJobs,
+    O: ExportObjects,
+{
+    let partner = PartnerId::parse(&event.partner_id).map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
+    let id = ExportId::parse(&event.export_id).map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
+    let now = Utc::now();
+    let Some(mut job) = jobs.claim_job(&partner, &id, now, now + LEASE).await? else {
+        tracing::info!("export already taken or finished; nothing to do");
+        return Ok(RunOutcome::Skipped);
+    };
+
+    let upload = objects
+        .start_upload(&job.object_key(), job.spec.format.content_type(), &job.content_disposition())
+        .await;
+    let result = match upload {
+        Ok(sink) => {
+            let mut writer = PartWriter::new(sink, config.exports.part_bytes);
+            match produce(config, reader, blobs, jobs, &mut job, &mut writer).await {
+                Ok(last) => match writer.finish(last).await {
+                    Ok((bytes, parts)) => Ok((bytes, parts)),
+                    // A failed completion leaves nothing visible; the upload is cleaned up by
+                    // the bucket's lifecycle rule if the abort below cannot reach it.
+                    Err(e) => Err(Failure::from(e)),
+                },
+                Err(f) => {
+                    if let Err(e) = writer.abort().await {
+                        tracing::warn!(error = %e, "could not abort the multipart upload");
+                    }
+                    Err(f)
+                }
+            }
+        }
+        Err(e) => Err(Failure::from(e)),
+    };
+
+    match result {
+        Ok((bytes, parts)) => {
+            job.status = ExportStatus::Succeeded;
+            job.bytes = bytes;
+            job.completed_at = Some(Utc::now());
+            job.lease_until = None;
+            jobs.update_job(&job).await?;
+            tracing::info!(rows = job.row_count, bytes, parts, "export succeeded");
+            Ok(RunOutcome::Succeeded {
+                rows: job.row_count,
+                bytes,
+                parts,
+            })
+        }
+        Err(Failure::Transient(detail)) if job.attempt < MAX_ATTEMPTS => {
+            tracing::warn!(%detail, attempt = job.attempt, "export run failed; released for a retry");
+            job.lease_until = None;
+            job.row_count = 0;
+            job.bytes = 0;
+            release(jobs, job).await?;
+            Err(WorkerError::Retry(detail))
+        }
+        Err(Failure::Transient(detail) | Failure::Permanent(detail)) => {
+            tracing::error!(%detail, "export failed");
+            let message = user_message(&detail);
+            job.status = ExportStatus::Failed;
+            job.error = Some(message.clone());
+            job.completed_at = Some(Utc::now());
+            job.lease_until = None;
+            jobs.update_job(&job).await?;
+            Ok(RunOutcome::Failed(message))
+        }
+    }
+}
+
+/// Puts a job back to pending (the update is conditional on our attempt still owning it).
+async fn release<J: ExportJobs>(jobs: &J, job: ExportJob) -> Result<(), StoreError> {
+    jobs.update_job(&ExportJob {
+        status: ExportStatus::Pending,
+        ..job
+    })
+    .await
+}
+
+/// What the job's `error` says: the limit or a generic cause, never internals.
+fn user_message(detail: &str) -> String {
+    if detail.contains("more than") || detail.contains("parts of") {
+        detail.to_owned()
+    } else {
+        "the export could not be completed; create a new export, and report the export id if it fails again".into()
+    }
+}
+
+/// Encodes every matching activity, uploading a part whenever a part's worth is buffered.
+/// Returns the bytes of the last part.
+async fn produce<R, B, J, S>(
+    config: &Config,
+    reader: &R,
+    blobs: &B,
+    jobs: &J,
+    job: &mut ExportJob,
+    writer: &mut PartWriter<S>,
+) -> Result<Vec<u8>, Failure>
+where
+    R: ActivityReader,
+    B: DetailsBlobs,
+    J: ExportJobs,
+    S: crate::store::PartSink,
+{
+    let mut encoder = match job.spec.format {
+        ExportFormat::Csv => Encoder::Csv(CsvEncoder::new(job.spec.time_zone).map_err(|e| Failure::Permanent(e.to_string()))?),
+        ExportFormat::JsonLines => Encoder::Lines {
+            buf: Vec::new(),
+            links: Links::new(config.subscriptions_url_template.as_str()),
+        },
+    };
+    let mut after = None;
+    let mut reported = 0;
+    loop {
+        let page = reader.query_page(&job.partner, &job.spec.query, after.as_ref(), 1000).await?;
+        for a in &page.items {
+            job.row_count += 1;
+            if job.row_count > MAX_EXPORT_ROWS {
+                return Err(Failure::Permanent(format!(
+                    "the export has more than {MAX_EXPORT_ROWS} rows; narrow the period or add filters"
+                )));
+            }
+            let external;
+            let details = match &a.details {
+                Details::None => None,
+                Details::Inline(json) => Some(json.as_str()),
+                Details::External { key, .. } => {
+                    external = blobs.get(key).await?;
+                    Some(external.as_str())
+                }
+            };
+            encoder.row(a, details).map_err(Failure::Permanent)?;
+            if encoder.buffered() >= writer.part_size() {
+                let part = encoder.take().map_err(Failure::Permanent)?;
+                writer.upload(part).await?;
+            }
+        }
+        if job.row_count - reported >= PROGRESS_EVERY_ROWS {
+            reported = job.row_count;
+            job.bytes = writer.bytes();
+            jobs.update_job(job).await?;
+        }
+        match page.last_evaluated {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    encoder.take().map_err(Failure::Permanent)
+}
