@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::store::dynamodb::DynamoStore;
+use crate::store::lambda::LambdaLauncher;
 use crate::store::s3::S3Blobs;
 
 /// Everything a function needs, built once per execution environment.
@@ -9,6 +10,7 @@ pub struct App {
     pub config: Config,
     pub store: DynamoStore,
     pub blobs: S3Blobs,
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl App {
@@ -17,10 +19,25 @@ impl App {
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::load_from_env().await;
-        Ok(Self::with_clients(
-            config,
-            aws_sdk_dynamodb::Client::new(&sdk),
-            s3_client(&sdk),
+        let mut app =
+            Self::with_clients(config, aws_sdk_dynamodb::Client::new(&sdk), s3_client(&sdk));
+        app.sdk = Some(sdk);
+        Ok(app)
+    }
+
+    /// The worker launcher of the export API; needs `EXPORT_WORKER_FUNCTION`.
+    pub fn export_launcher(&self) -> Result<LambdaLauncher, crate::config::ConfigError> {
+        let function =
+            self.config.exports.worker_function.clone().ok_or_else(|| {
+                crate::config::ConfigError::new("EXPORT_WORKER_FUNCTION is not set")
+            })?;
+        let sdk = self
+            .sdk
+            .clone()
+            .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
+        Ok(LambdaLauncher::new(
+            aws_sdk_lambda::Client::new(&sdk),
+            function,
         ))
     }
 
@@ -33,6 +50,7 @@ impl App {
             store: DynamoStore::new(dynamodb, config.table_name.clone()),
             blobs: S3Blobs::new(s3, config.bucket_name.clone()),
             config,
+            sdk: None,
         }
     }
 }

@@ -80,6 +80,12 @@ impl fmt::Debug for Config {
 #[error("configuration error: {0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 /// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
 pub const DEFAULT_DETAILS_INLINE_MAX_BYTES: usize = 32 * 1024;

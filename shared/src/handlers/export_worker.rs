@@ -7,7 +7,9 @@ use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::export::MAX_EXPORT_ROWS;
-use crate::domain::{Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PartnerId};
+use crate::domain::{
+    Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PartnerId,
+};
 use crate::export::csv::CsvEncoder;
 use crate::export::parts::{PartError, PartWriter};
 use crate::http::response::{ActivityView, Links};
@@ -23,7 +25,11 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunOutcome {
-    Succeeded { rows: u64, bytes: u64, parts: i32 },
+    Succeeded {
+        rows: u64,
+        bytes: u64,
+        parts: i32,
+    },
     Failed(String),
     /// Another run owns or finished the job (a duplicate or late invocation).
     Skipped,
@@ -51,7 +57,8 @@ impl Encoder {
             Self::Csv(e) => e.row(a, details).map_err(|e| e.to_string()),
             Self::Lines { buf, links } => {
                 let raw = details.and_then(|d| serde_json::from_str::<&RawValue>(d).ok());
-                serde_json::to_writer(&mut *buf, &ActivityView::new(a, raw, links)).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut *buf, &ActivityView::new(a, raw, links))
+                    .map_err(|e| e.to_string())?;
                 buf.push(b'\n');
                 Ok(())
             }
@@ -111,8 +118,10 @@ where
     J: ExportJobs,
     O: ExportObjects,
 {
-    let partner = PartnerId::parse(&event.partner_id).map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
-    let id = ExportId::parse(&event.export_id).map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
+    let partner = PartnerId::parse(&event.partner_id)
+        .map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
+    let id = ExportId::parse(&event.export_id)
+        .map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
     let now = Utc::now();
     let Some(mut job) = jobs.claim_job(&partner, &id, now, now + LEASE).await? else {
         tracing::info!("export already taken or finished; nothing to do");
@@ -120,7 +129,11 @@ where
     };
 
     let upload = objects
-        .start_upload(&job.object_key(), job.spec.format.content_type(), &job.content_disposition())
+        .start_upload(
+            &job.object_key(),
+            job.spec.format.content_type(),
+            &job.content_disposition(),
+        )
         .await;
     let result = match upload {
         Ok(sink) => {
@@ -213,7 +226,9 @@ where
     S: crate::store::PartSink,
 {
     let mut encoder = match job.spec.format {
-        ExportFormat::Csv => Encoder::Csv(CsvEncoder::new(job.spec.time_zone).map_err(|e| Failure::Permanent(e.to_string()))?),
+        ExportFormat::Csv => Encoder::Csv(
+            CsvEncoder::new(job.spec.time_zone).map_err(|e| Failure::Permanent(e.to_string()))?,
+        ),
         ExportFormat::JsonLines => Encoder::Lines {
             buf: Vec::new(),
             links: Links::new(config.subscriptions_url_template.as_str()),
@@ -222,7 +237,9 @@ where
     let mut after = None;
     let mut reported = 0;
     loop {
-        let page = reader.query_page(&job.partner, &job.spec.query, after.as_ref(), 1000).await?;
+        let page = reader
+            .query_page(&job.partner, &job.spec.query, after.as_ref(), 1000)
+            .await?;
         for a in &page.items {
             job.row_count += 1;
             if job.row_count > MAX_EXPORT_ROWS {

@@ -2,6 +2,7 @@
 //! in integration tests against the emulator, and in unit tests against memory.
 
 pub mod export_worker;
+pub mod exports;
 pub mod query;
 pub mod record;
 

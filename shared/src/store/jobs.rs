@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use super::dynamodb::{DynamoStore, TTL, classify};
 use super::{ExportJobs, StoreError};
 use crate::domain::{
-    ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportSpec, ExportStatus, Filters,
-    PartnerId, Status, time,
+    ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportSpec,
+    ExportStatus, Filters, PartnerId, Status, time,
 };
 
 const SK_VALUE: &str = "EXPORT";
@@ -73,7 +73,11 @@ pub fn job_to_item(job: &ExportJob) -> HashMap<String, AttributeValue> {
 
 pub fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<ExportJob, StoreError> {
     let bad = |what: &str| StoreError::Other(format!("export job has a bad {what}"));
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
     let req = |name: &str| text(name).ok_or_else(|| bad(name));
     let num = |name: &str| -> Result<u64, StoreError> {
         item.get(name)
@@ -82,7 +86,9 @@ pub fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<ExportJob
             .ok_or_else(|| bad(name))
     };
     let stamp = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        text(name).map(|t| time::parse_timestamp(t).map_err(|_| bad(name))).transpose()
+        text(name)
+            .map(|t| time::parse_timestamp(t).map_err(|_| bad(name)))
+            .transpose()
     };
     Ok(ExportJob {
         id: ExportId::parse(req("exportId")?).map_err(|_| bad("exportId"))?,
@@ -133,7 +139,11 @@ impl ExportJobs for DynamoStore {
         Ok(())
     }
 
-    async fn get_job(&self, partner: &PartnerId, id: &ExportId) -> Result<Option<ExportJob>, StoreError> {
+    async fn get_job(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+    ) -> Result<Option<ExportJob>, StoreError> {
         let out = self
             .client()
             .get_item()
@@ -205,7 +215,10 @@ impl ExportJobs for DynamoStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Other(format!("export {} was taken over by a later run", job.id)))
+                Err(StoreError::Other(format!(
+                    "export {} was taken over by a later run",
+                    job.id
+                )))
             }
             Err(e) => Err(classify(e)),
         }

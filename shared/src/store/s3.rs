@@ -213,7 +213,8 @@ impl ExportObjects for S3Blobs {
         content_disposition: &str,
         ttl: Duration,
     ) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Other(e.to_string()))?;
+        let config =
+            PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Other(e.to_string()))?;
         let req = self
             .client
             .get_object()
