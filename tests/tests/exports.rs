@@ -1,0 +1,390 @@
+//! Exports in-process against the emulator: the export API handler, the worker (launched inline
+//! as Lambda would, asynchronously), multipart upload to S3, the presigned link followed with a
+//! plain HTTP client, and the file parsed back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_log::app::App;
+use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
+use activity_log::domain::{ExportId, PartnerId};
+use activity_log::handlers::{export_worker, exports, query, record};
+use activity_log::store::lambda::WorkerEvent;
+use activity_log::store::{ExportLauncher, StoreError};
+use activity_log::testing::ApiRequest;
+use activity_log_tests::{bulk_put, isolated_app};
+use chrono::{TimeDelta, Utc};
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+/// Runs the worker in the background of this process, as an `Event` invocation would.
+#[derive(Clone)]
+struct InlineLauncher(Arc<App>);
+
+impl ExportLauncher for InlineLauncher {
+    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), StoreError> {
+        let app = self.0.clone();
+        let event = WorkerEvent {
+            partner_id: partner.to_string(),
+            export_id: id.to_string(),
+        };
+        tokio::spawn(async move {
+            let outcome = export_worker::run(
+                &app.config,
+                &app.store,
+                &app.blobs,
+                &app.store,
+                &app.blobs,
+                &event,
+            )
+            .await;
+            eprintln!("worker: {outcome:?}");
+        });
+        Ok(())
+    }
+}
+
+fn body(r: &Response<Body>) -> Value {
+    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
+}
+
+async fn export_request(
+    app: &Arc<App>,
+    partner: &str,
+    roles: &[&str],
+    payload: Value,
+) -> Response<Body> {
+    let req = ApiRequest::post("/exports", payload.to_string())
+        .caller(partner, roles)
+        .build();
+    exports::handle(
+        &app.config,
+        &app.store,
+        &app.blobs,
+        &InlineLauncher(app.clone()),
+        req,
+    )
+    .await
+}
+
+async fn export_status(app: &Arc<App>, partner: &str, id: &str) -> Response<Body> {
+    let req = ApiRequest::get("/exports/{exportId}")
+        .path_param("exportId", id)
+        .caller(partner, &["SalesAgent"])
+        .build();
+    exports::handle(
+        &app.config,
+        &app.store,
+        &app.blobs,
+        &InlineLauncher(app.clone()),
+        req,
+    )
+    .await
+}
+
+/// Starts an export and polls it to an end state; returns the final job.
+async fn run_export(app: &Arc<App>, partner: &str, payload: Value) -> Value {
+    let r = export_request(app, partner, &["BillingAdmin"], payload).await;
+    assert_eq!(r.status(), 202, "{}", body(&r));
+    let id = body(&r)["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(r.headers()["location"], format!("/exports/{id}").as_str());
+    // Poll the status as a client would, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let job = body(&export_status(app, partner, &id).await);
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export did not finish: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn download(job: &Value) -> (reqwest::header::HeaderMap, Vec<u8>) {
+    let url = job["downloadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no link in {job}"));
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("download: {e}"));
+    assert_eq!(r.status(), 200);
+    let headers = r.headers().clone();
+    (
+        headers,
+        r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+    )
+}
+
+async fn seed(app: &App, partner: &str, items: &[Value]) {
+    for chunk in items.chunks(100) {
+        let req = ApiRequest::post("/activities", Value::Array(chunk.to_vec()).to_string())
+            .caller(partner, &["ActivityWriter"])
+            .build();
+        let r = record::handle(&app.config, &app.store, &app.blobs, req).await;
+        assert_eq!(r.status(), 201, "{}", body(&r));
+    }
+}
+
+fn at(minutes_ago: i64) -> String {
+    activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes_ago))
+}
+
+fn sample() -> Vec<Value> {
+    let mut items: Vec<Value> = (0..30)
+        .map(|i| json!({"id": format!("a{i:03}"), "customerId": "tw-01", "customerName": "台北雲端科技股份有限公司",
+                        "action": "placed an order", "partnerUser": "chen.wei@partner.example",
+                        "occurredAt": at(i * 7 + 1), "details": {"n": i, "note": "line, with \"quotes\""}}))
+        .collect();
+    items.push(json!({"id": "evil", "customerId": "tw-01", "customerName": "=HYPERLINK(\"http://evil.example\",\"x\")",
+                      "action": "-2+3", "partnerUser": "@admin", "occurredAt": at(500)}));
+    items.push(json!({"id": "big", "customerId": "tw-01", "customerName": "Contoso", "action": "placed an order",
+                      "partnerUser": "ann", "occurredAt": at(600), "details": {"products": vec!["SKU-0001"; 5000]}}));
+    items
+}
+
+#[tokio::test]
+async fn csv_export_is_excel_compatible_and_complete() {
+    let app = Arc::new(isolated_app().await);
+    let items = sample();
+    seed(&app, "p1", &items).await;
+    seed(&app, "p2", &[json!({"customerId": "tw-01", "customerName": "Other tenant", "action": "x", "partnerUser": "u"})]).await;
+
+    let job = run_export(
+        &app,
+        "p1",
+        json!({"customerId": "tw-01", "timeZone": "Asia/Taipei"}),
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rowCount"], items.len());
+    let expires = job["downloadUrlExpiresAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    assert!(expires.is_some_and(|e| e.with_timezone(&Utc) <= Utc::now() + TimeDelta::minutes(15)));
+
+    let (headers, bytes) = download(&job).await;
+    assert_eq!(job["bytes"], bytes.len());
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("attachment; filename=\"activity-log-tw-01-")
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/csv")
+    );
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "BOM");
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap_or_default();
+    assert!(text.ends_with("\r\n"), "CRLF line ends");
+    assert!(!text.replace("\r\n", "").contains('\n'), "no bare LF");
+
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map(|h| h.iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        header,
+        [
+            "Date-Time",
+            "Affected customer",
+            "Action",
+            "Partner user",
+            "Customer ID",
+            "Resource type",
+            "Status",
+            "Activity ID",
+            "Details"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap_or_default()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
+    let mut expected: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["occurredAt"].as_str().unwrap_or_default().to_owned(),
+                i["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        ids,
+        expected
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect::<Vec<_>>(),
+        "every row once, newest first"
+    );
+    assert_eq!(&rows[0][1], "台北雲端科技股份有限公司");
+    assert!(
+        rows.iter().all(|r| r[0].ends_with("+08:00")),
+        "Taipei offsets"
+    );
+    let first_utc = chrono::DateTime::parse_from_rfc3339(&rows[0][0])
+        .map(|t| t.with_timezone(&Utc))
+        .ok();
+    assert_eq!(
+        first_utc.map(activity_log::domain::time::format).as_deref(),
+        Some(expected[0].0.as_str())
+    );
+    let evil = rows
+        .iter()
+        .find(|r| &r[7] == "evil")
+        .unwrap_or_else(|| panic!("evil row"));
+    assert_eq!(&evil[1], "'=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!((&evil[2], &evil[3]), ("'-2+3", "'@admin"));
+    let big = rows
+        .iter()
+        .find(|r| &r[7] == "big")
+        .unwrap_or_else(|| panic!("big row"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&big[8]).ok(),
+        Some(json!({"products": vec!["SKU-0001"; 5000]})),
+        "details kept in the bucket are exported whole"
+    );
+
+    // Another tenant cannot see the job.
+    let id = job["id"].as_str().unwrap_or_default();
+    assert_eq!(export_status(&app, "p2", id).await.status(), 404);
+}
+
+#[tokio::test]
+async fn json_lines_export_matches_the_query_api() {
+    let app = Arc::new(isolated_app().await);
+    let items = sample();
+    seed(&app, "p1", &items[..30]).await;
+    let job = run_export(
+        &app,
+        "p1",
+        json!({"format": "jsonl", "timeZone": "Asia/Taipei"}),
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (headers, bytes) = download(&job).await;
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = String::from_utf8(bytes)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    let req = ApiRequest::get("/activities")
+        .query("limit", "1000")
+        .caller("p1", &["GlobalAdmin"])
+        .build();
+    let listed = body(&query::handle(&app.config, &app.store, &app.blobs, req).await);
+    assert_eq!(
+        Value::Array(lines),
+        listed["items"],
+        "one line per activity, as the API returns it (UTC)"
+    );
+}
+
+#[tokio::test]
+async fn bad_export_requests_are_refused_with_json_errors() {
+    let app = Arc::new(isolated_app().await);
+    for (payload, code) in [
+        (json!({"timeZone": "Mars/Olympus"}), "InvalidParameter"),
+        (json!({"format": "xlsx"}), "InvalidParameter"),
+        (
+            json!({"from": "2026-11-02", "to": "2026-11-01"}),
+            "InvalidDateRange",
+        ),
+        (json!({"limit": 5}), "InvalidBody"),
+        (json!(["x"]), "InvalidBody"),
+        (json!({"status": "done"}), "InvalidParameter"),
+    ] {
+        let r = export_request(&app, "p1", &["GlobalAdmin"], payload.clone()).await;
+        assert_eq!(r.status(), 400, "{payload}");
+        assert_eq!(body(&r)["error"]["code"], code, "{payload}");
+    }
+    assert_eq!(
+        export_request(&app, "p1", &["ActivityWriter"], json!({}))
+            .await
+            .status(),
+        403
+    );
+    let anonymous = ApiRequest::post("/exports", "{}").build();
+    let r = exports::handle(
+        &app.config,
+        &app.store,
+        &app.blobs,
+        &InlineLauncher(app.clone()),
+        anonymous,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        export_status(&app, "p1", "01JZZZZZZZZZZZZZZZZZZZZZZZ")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(export_status(&app, "p1", "not-an-id").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_failed_export_leaves_no_file_and_says_why() {
+    let mut app = isolated_app().await;
+    seed(&app, "p1", &sample()[..3]).await;
+    // The worker writes into a bucket that does not exist: the upload cannot start.
+    app.blobs = activity_log::store::s3::S3Blobs::new(
+        app.blobs.client().clone(),
+        "no-such-bucket-for-exports",
+    );
+    let app = Arc::new(app);
+    let job = run_export(&app, "p1", json!({})).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(job.get("downloadUrl").is_none());
+}
+
+#[tokio::test]
+async fn exports_100000_rows() {
+    let app = Arc::new(isolated_app().await);
+    let base = Utc::now() - TimeDelta::days(3);
+    let started = std::time::Instant::now();
+    let rows: Vec<Activity> = (0..100_000)
+        .map(|n: i64| Activity {
+            id: ActivityId::parse(&format!("r{n:06}")).unwrap_or_else(|e| panic!("{e}")),
+            customer_id: CustomerId::parse(&format!("c{}", n % 50))
+                .unwrap_or_else(|e| panic!("{e}")),
+            customer_name: "Northwind Traders".into(),
+            action: "assigned licenses".into(),
+            partner_user: "bo@partner.example".into(),
+            occurred_at: base + TimeDelta::milliseconds(n * 500),
+            recorded_at: base,
+            resource_type: Some("license".into()),
+            status: Status::Succeeded,
+            details: Details::Inline(format!(r#"{{"seats":{}}}"#, n % 90)),
+            content_hash: String::new(),
+            expires_at: (base + TimeDelta::days(365)).timestamp(),
+        })
+        .collect();
+    bulk_put(&app, "p1", &rows).await;
+    eprintln!("seeded 100000 rows in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let job = run_export(&app, "p1", json!({})).await;
+    eprintln!("exported in {:?}: {job}", started.elapsed());
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rowCount"], 100_000);
+    let (_, bytes) = download(&job).await;
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let mut count = 0;
+    let mut previous = String::from("~");
+    for row in reader.records() {
+        let row = row.unwrap_or_default();
+        assert!(row[0] <= *previous, "newest first");
+        previous = row[0].to_owned();
+        count += 1;
+    }
+    assert_eq!(count, 100_000);
+    assert!(bytes.len() > 5 * 1024 * 1024, "more than one part");
+}
