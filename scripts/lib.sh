@@ -26,6 +26,15 @@ ensure_venv() {
   export PATH="$ROOT/.venv/bin:$PATH"
 }
 
+# s3s-fs: an S3 server that verifies signatures and presigned-URL expiry, for the tests that
+# must see S3 refuse a tampered or expired link (moto accepts them). Built once into .local/tools.
+ensure_s3s_fs() {
+  if [[ ! -x .local/tools/bin/s3s-fs ]]; then
+    log "installing s3s-fs 0.14.1 into .local/tools (about 3 minutes, once)"
+    cargo install s3s-fs@0.14.1 --features binary --locked --root .local/tools --quiet
+  fi
+}
+
 # Local settings; every one can be overridden from the shell.
 local_env() {
   export ACTIVITY_LOG_AWS_PORT="${ACTIVITY_LOG_AWS_PORT:-4566}"
@@ -44,6 +53,9 @@ local_env() {
   local subscriptions='https://partner.example.com/customers/{customerId}/subscriptions'
   export SUBSCRIPTIONS_URL_TEMPLATE="${SUBSCRIPTIONS_URL_TEMPLATE:-$subscriptions}"
   export RETENTION_DAYS="${RETENTION_DAYS:-365}"
+  # The export API starts the worker through the Invoke API that cargo lambda watch serves.
+  export EXPORT_WORKER_FUNCTION="${EXPORT_WORKER_FUNCTION:-export-worker}"
+  export AWS_ENDPOINT_URL_LAMBDA="${AWS_ENDPOINT_URL_LAMBDA:-http://127.0.0.1:$ACTIVITY_LOG_API_PORT}"
   export SAM_CLI_TELEMETRY=0
 }
 

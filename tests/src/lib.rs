@@ -89,10 +89,11 @@ pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &
 /// The emulator endpoint: `AWS_ENDPOINT_URL` if given, else a moto server started once per test
 /// binary on a free port.
 pub async fn emulator() -> String {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    if let Some(e) = ENDPOINT.get() {
-        return e.clone();
-    }
+    static ENDPOINT: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    ENDPOINT.get_or_init(start_emulator).await.clone()
+}
+
+async fn start_emulator() -> String {
     let endpoint = match std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|v| !v.is_empty())
@@ -120,7 +121,7 @@ pub async fn emulator() -> String {
         async move { client.get(&probe).send().await.is_ok() }
     })
     .await;
-    ENDPOINT.get_or_init(|| endpoint).clone()
+    endpoint
 }
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
@@ -240,4 +241,54 @@ pub async fn bulk_put(app: &App, partner: &str, items: &[activity_log::domain::A
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// An S3 server that verifies SigV4 signatures and presigned-URL expiry (s3s-fs, installed by
+/// `scripts/lib.sh` into `.local/tools`), on a free port over a temporary folder. Access key
+/// and secret are `test`/`test`, like the emulator's.
+pub async fn signature_checking_s3() -> String {
+    static ENDPOINT: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    ENDPOINT
+        .get_or_init(start_signature_checking_s3)
+        .await
+        .clone()
+}
+
+async fn start_signature_checking_s3() -> String {
+    let binary = workspace_root().join(".local/tools/bin/s3s-fs");
+    assert!(
+        binary.exists(),
+        "{} is missing: run scripts/test (it installs it)",
+        binary.display()
+    );
+    let port = free_port();
+    let root = std::env::temp_dir().join(format!("activity-log-s3s-{port}"));
+    std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+    let log = std::env::temp_dir().join(format!("activity-log-s3s-{port}.log"));
+    let child = spawn_tied(
+        &binary,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            "test",
+            "--secret-key",
+            "test",
+            &root.display().to_string(),
+        ],
+        &[],
+        &log,
+    );
+    static SERVER: OnceLock<std::sync::Mutex<Child>> = OnceLock::new();
+    let _ = SERVER.set(std::sync::Mutex::new(child));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_until("s3s-fs", Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), endpoint.clone());
+        async move { client.get(&url).send().await.is_ok() }
+    })
+    .await;
+    endpoint
 }

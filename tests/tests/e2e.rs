@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use activity_log_tests::{DEV_CURSOR_KEY, DEV_JWT_SECRET, REGION, SUBSCRIPTIONS_TEMPLATE};
 use activity_log_tests::{
-    create_storage, emulator, free_port, sdk_config, spawn_tied, token, tool, unique_name,
-    wait_until,
+    emulator, free_port, s3_client, sdk_config, signature_checking_s3, spawn_tied, token, tool,
+    unique_name, wait_until,
 };
 use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
@@ -45,12 +45,34 @@ impl Api {
     }
 }
 
-/// Starts the stack once for this test binary and waits until both functions answer.
+/// Link lifetime in this stack, short enough to watch a link expire.
+const LINK_TTL_SECS: u64 = 4;
+
+/// The stack, started once for this test binary: moto for DynamoDB, s3s-fs (which checks
+/// signatures) for S3, all four functions under cargo lambda watch.
 async fn start() -> Api {
+    static BASE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let base = BASE.get_or_init(launch_stack).await;
+    Api {
+        base: base.clone(),
+        http: Client::builder()
+            .timeout(Duration::from_secs(900))
+            .build()
+            .unwrap_or_else(|e| panic!("http client: {e}")),
+    }
+}
+
+async fn launch_stack() -> String {
     let endpoint = emulator().await;
+    let s3_endpoint = signature_checking_s3().await;
     let sdk = sdk_config(&endpoint).await;
     let (table, bucket) = (unique_name("e2e"), unique_name("e2e"));
-    create_storage(&sdk, &table, &bucket).await;
+    activity_log::store::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+        .await
+        .unwrap_or_else(|e| panic!("table: {e}"));
+    activity_log::store::s3::create_bucket(&s3_client(&sdk_config(&s3_endpoint).await), &bucket)
+        .await
+        .unwrap_or_else(|e| panic!("bucket: {e}"));
 
     let port = free_port();
     let env = [
@@ -58,6 +80,13 @@ async fn start() -> Api {
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_ENDPOINT_URL_S3", s3_endpoint.clone()),
+        (
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("EXPORT_WORKER_FUNCTION", "export-worker".to_owned()),
+        ("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string()),
         ("TABLE_NAME", table),
         ("BUCKET_NAME", bucket),
         ("AUTH_MODE", "local".to_owned()),
@@ -143,7 +172,7 @@ async fn start() -> Api {
     )
     .await;
     eprintln!("stack up; cargo lambda watch log: {}", log.display());
-    api
+    api.base
 }
 
 fn ago(minutes: i64) -> String {
@@ -317,4 +346,210 @@ async fn the_api_over_http() {
     );
     let huge = json!({"customerId": "c", "customerName": "C", "action": "a", "partnerUser": "u", "details": {"x": "y".repeat(1_100_000)}});
     assert_eq!(api.post(&huge, &writer).await.0, 413);
+}
+
+async fn poll_export(api: &Api, id: &str, bearer: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let (status, job) = api.get(&format!("/exports/{id}"), Some(bearer)).await;
+        assert_eq!(status, 200, "{job}");
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+            return job;
+        }
+        assert!(std::time::Instant::now() < deadline, "export stuck: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn start_export(api: &Api, body: &Value, bearer: &str) -> String {
+    let r = api
+        .http
+        .post(format!("{}/exports", api.base))
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /exports: {e}"));
+    assert_eq!(r.status(), 202);
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let job: Value = r.json().await.unwrap_or(Value::Null);
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(location, format!("/exports/{id}"));
+    id
+}
+
+/// Exports over HTTP: the export API invokes the worker through the Invoke API that cargo lambda
+/// watch serves; files go to an S3 that checks signatures; links are followed with plain HTTP.
+#[tokio::test]
+async fn exports_over_http() {
+    let api = start().await;
+    let writer = token(
+        DEV_JWT_SECRET,
+        "p-exports",
+        &["ActivityWriter"],
+        "svc",
+        3600,
+    );
+    let reader = token(
+        DEV_JWT_SECRET,
+        "p-exports",
+        &["UserManagementAdmin"],
+        "u",
+        3600,
+    );
+    let other = token(DEV_JWT_SECRET, "p-other", &["GlobalAdmin"], "u", 3600);
+    let mut items: Vec<Value> = (0..120)
+        .map(|i| json!({"id": format!("x{i:04}"), "customerId": "tw-01", "customerName": "台北雲端科技股份有限公司",
+                        "action": "placed an order", "partnerUser": "chen.wei@partner.example", "occurredAt": ago(i * 3 + 1)}))
+        .collect();
+    items.push(json!({"id": "evil", "customerId": "tw-01", "customerName": "=HYPERLINK(\"http://evil.example\")",
+                      "action": "+cmd", "partnerUser": "@x", "occurredAt": ago(2000)}));
+    for chunk in items.chunks(100) {
+        assert_eq!(
+            api.post(&Value::Array(chunk.to_vec()), &writer).await.0,
+            201
+        );
+    }
+    let mut expected: Vec<(String, String)> = items
+        .iter()
+        .map(|a| {
+            (
+                a["occurredAt"].as_str().unwrap_or_default().to_owned(),
+                a["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+
+    // CSV in Taipei time.
+    let id = start_export(
+        &api,
+        &json!({"customerId": "tw-01", "timeZone": "Asia/Taipei"}),
+        &reader,
+    )
+    .await;
+    let job = poll_export(&api, &id, &reader).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rowCount"], items.len());
+    assert_eq!(
+        api.get(&format!("/exports/{id}"), Some(&other)).await.0,
+        404,
+        "another tenant"
+    );
+    let url = job["downloadUrl"].as_str().unwrap_or_default().to_owned();
+    let r = api
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("download: {e}"));
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap_or_default();
+    assert!(text.ends_with("\r\n") && !text.replace("\r\n", "").contains('\n'));
+    let mut reader_csv = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader_csv
+        .records()
+        .map(|r| r.unwrap_or_default())
+        .collect();
+    let ids: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
+    assert_eq!(
+        ids,
+        expected
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect::<Vec<_>>(),
+        "every row once, newest first"
+    );
+    assert!(rows.iter().all(|r| r[0].ends_with("+08:00")));
+    assert_eq!(&rows[1][1], "台北雲端科技股份有限公司");
+    let evil = rows
+        .iter()
+        .find(|r| &r[7] == "evil")
+        .unwrap_or_else(|| panic!("evil row"));
+    assert_eq!(
+        (&evil[1], &evil[2], &evil[3]),
+        ("'=HYPERLINK(\"http://evil.example\")", "'+cmd", "'@x")
+    );
+
+    // A tampered link is refused by the signature-checking S3; so is an expired one.
+    let tampered = url.replacen("/exports/p-exports/", "/exports/p-other/", 1);
+    assert_ne!(tampered, url);
+    assert_eq!(
+        api.http
+            .get(&tampered)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        403
+    );
+    // The last character of the link is the signature's.
+    let mut flipped = url.clone();
+    let last = flipped.pop().unwrap_or('0');
+    flipped.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        api.http
+            .get(&flipped)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        403
+    );
+    wait_until(
+        "the link to expire",
+        Duration::from_secs(LINK_TTL_SECS * 10),
+        || {
+            let (http, url) = (api.http.clone(), url.clone());
+            async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 403) }
+        },
+    )
+    .await;
+    let fresh = poll_export(&api, &id, &reader).await;
+    assert_ne!(
+        fresh["downloadUrl"], job["downloadUrl"],
+        "each status call presigns afresh"
+    );
+    assert_eq!(
+        api.http
+            .get(fresh["downloadUrl"].as_str().unwrap_or_default())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        200
+    );
+
+    // JSON Lines, exactly as the query API returns the activities.
+    let id = start_export(
+        &api,
+        &json!({"customerId": "tw-01", "format": "jsonl"}),
+        &reader,
+    )
+    .await;
+    let job = poll_export(&api, &id, &reader).await;
+    let r = api
+        .http
+        .get(job["downloadUrl"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<Value> = r
+        .text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    let (_, listed) = api
+        .get("/customers/tw-01/activities?limit=1000", Some(&reader))
+        .await;
+    assert_eq!(Value::Array(lines), listed["items"]);
 }

@@ -47,7 +47,7 @@ pub enum WorkerError {
 }
 
 enum Encoder {
-    Csv(CsvEncoder),
+    Csv(Box<CsvEncoder>),
     Lines { buf: Vec<u8>, links: Links },
 }
 
@@ -226,9 +226,9 @@ where
     S: crate::store::PartSink,
 {
     let mut encoder = match job.spec.format {
-        ExportFormat::Csv => Encoder::Csv(
+        ExportFormat::Csv => Encoder::Csv(Box::new(
             CsvEncoder::new(job.spec.time_zone).map_err(|e| Failure::Permanent(e.to_string()))?,
-        ),
+        )),
         ExportFormat::JsonLines => Encoder::Lines {
             buf: Vec::new(),
             links: Links::new(config.subscriptions_url_template.as_str()),

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{self, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK};
 use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage};
+use crate::domain::query::MAX_LIMIT;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, Details, PageKey, PartnerId, Status, time,
 };
@@ -374,11 +375,12 @@ impl ActivityReader for DynamoStore {
                     .expression_attribute_values(placeholder, s(v));
             }
         }
-        if conditions.is_empty() {
-            // Without filters every item read is returned: read just what the caller needs.
-            req = req.limit(i32::try_from(want.clamp(1, 1000)).unwrap_or(1000));
-        } else {
+        if !conditions.is_empty() {
             req = req.filter_expression(conditions.join(" AND "));
+        } else if want <= MAX_LIMIT {
+            // Without filters every item read is returned: read just what the caller needs.
+            // (Larger wants, as an export's, read whole 1 MB pages.)
+            req = req.limit(i32::try_from(want.max(1)).unwrap_or(1));
         }
 
         let out = req.send().await.map_err(classify)?;

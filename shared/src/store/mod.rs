@@ -70,7 +70,8 @@ pub trait ActivityReader: Send + Sync {
     ) -> impl Future<Output = Result<Option<Activity>, StoreError>> + Send;
 
     /// One storage read of matching activities strictly after `after`, newest first.
-    /// `want` is how many more the caller needs; the adapter may return more or fewer.
+    /// `want` is how many more the caller needs (`usize::MAX`: as many as one storage read
+    /// returns); the adapter may return more or fewer.
     fn query_page(
         &self,
         partner: &PartnerId,

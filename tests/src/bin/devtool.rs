@@ -1,6 +1,7 @@
 //! Local-stack helper used by `scripts/dev`:
 //!   devtool storage <endpoint> <table> <bucket>   create the table and bucket in the emulator
 //!   devtool seed <api-url> <writer-token>         record demo activities through the API
+//!   devtool export <api-url> <reader-token>       export the demo log as CSV; prints the link
 
 use std::process::ExitCode;
 
@@ -17,7 +18,8 @@ async fn main() -> ExitCode {
             Ok(format!("table {table} and bucket {bucket} are ready"))
         }
         ["seed", api, token] => seed(api, token).await,
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token>".into()),
+        ["export", api, token] => export(api, token).await,
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token> | devtool export <api-url> <reader-token>".into()),
     };
     match result {
         Ok(msg) => {
@@ -108,4 +110,46 @@ async fn seed(api: &str, token: &str) -> Result<String, String> {
         }
     }
     Ok(format!("seeded {} demo activities", items.len()))
+}
+
+/// Starts a CSV export of the whole demo log and waits for it; prints the download link.
+async fn export(api: &str, token: &str) -> Result<String, String> {
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{api}/exports"))
+        .bearer_auth(token)
+        .json(&json!({"timeZone": "Asia/Taipei"}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /exports: {e}"))?;
+    if r.status() != reqwest::StatusCode::ACCEPTED {
+        return Err(format!("POST /exports answered {}", r.status()));
+    }
+    let job: Value = r.json().await.map_err(|e| e.to_string())?;
+    let id = job["id"].as_str().ok_or("no export id")?.to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let job: Value = client
+            .get(format!("{api}/exports/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| format!("GET /exports/{id}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        match job["status"].as_str() {
+            Some("succeeded") => {
+                return job["downloadUrl"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "no link".into());
+            }
+            Some("failed") => return Err(format!("export failed: {}", job["error"])),
+            _ if std::time::Instant::now() > deadline => {
+                return Err("export did not finish in 10 minutes".into());
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
 }
