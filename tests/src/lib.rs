@@ -203,46 +203,6 @@ pub fn token(secret: &str, partner: &str, roles: &[&str], sub: &str, ttl_secs: i
     .unwrap_or_else(|e| panic!("sign token: {e}"))
 }
 
-/// Writes activities straight to the table with BatchWriteItem (25 a call, unprocessed items
-/// retried) — for seeding large volumes; the record endpoint's own path is tested elsewhere.
-pub async fn bulk_put(app: &App, partner: &str, items: &[activity_log::domain::Activity]) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    let partner =
-        activity_log::domain::PartnerId::parse(partner).unwrap_or_else(|e| panic!("partner: {e}"));
-    for chunk in items.chunks(25) {
-        let mut requests: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|a| {
-                let put = PutRequest::builder()
-                    .set_item(Some(dynamodb::to_item(&partner, a)))
-                    .build()
-                    .unwrap_or_else(|e| panic!("put request: {e}"));
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
-        for attempt in 0.. {
-            let out = app
-                .store
-                .client()
-                .batch_write_item()
-                .request_items(app.store.table(), requests)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("BatchWriteItem: {e}"));
-            requests = out
-                .unprocessed_items()
-                .and_then(|u| u.get(app.store.table()))
-                .cloned()
-                .unwrap_or_default();
-            if requests.is_empty() {
-                break;
-            }
-            assert!(attempt < 20, "unprocessed items keep coming back");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 /// An S3 server that verifies SigV4 signatures and presigned-URL expiry (s3s-fs, installed by
 /// `scripts/lib.sh` into `.local/tools`), on a free port over a temporary folder. Access key
 /// and secret are `test`/`test`, like the emulator's.
