@@ -170,11 +170,84 @@ impl ExportJob {
     /// `Content-Disposition` for the download: attachment with the file name (RFC 6266/5987).
     pub fn content_disposition(&self) -> String {
         let (ascii, utf8) = self.file_name();
-        let encoded =
-            percent_encoding::utf8_percent_encode(&utf8, percent_encoding::NON_ALPHANUMERIC);
+        // RFC 5987 attr-char: letters, digits and !#$&+-.^_`|~ stay as they are.
+        const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'!')
+            .remove(b'#')
+            .remove(b'$')
+            .remove(b'&')
+            .remove(b'+')
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'^')
+            .remove(b'_')
+            .remove(b'`')
+            .remove(b'|')
+            .remove(b'~');
+        let encoded = percent_encoding::utf8_percent_encode(&utf8, ATTR);
         format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
     }
 }
 
 /// Largest export; past it the job fails with a clear error instead of a truncated file.
 pub const MAX_EXPORT_ROWS: u64 = 10_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerId, DateRange, Filters, time::parse_timestamp};
+
+    fn job(customer: Option<&str>, tz: chrono_tz::Tz) -> ExportJob {
+        ExportJob {
+            id: ExportId::generate(),
+            partner: PartnerId::parse("p1").unwrap(),
+            spec: ExportSpec {
+                query: ActivityQuery {
+                    customer: customer.map(|c| CustomerId::parse(c).unwrap()),
+                    range: DateRange {
+                        from: parse_timestamp("2026-10-25T16:30:00Z").unwrap(),
+                        to: parse_timestamp("2026-11-25T16:30:00Z").unwrap(),
+                    },
+                    filters: Filters::default(),
+                },
+                format: ExportFormat::Csv,
+                time_zone: tz,
+            },
+            status: ExportStatus::Pending,
+            row_count: 0,
+            bytes: 0,
+            created_at: Utc::now(),
+            completed_at: None,
+            error: None,
+            attempt: 0,
+            lease_until: None,
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn file_name_names_customer_and_period_in_the_export_zone() {
+        let j = job(None, chrono_tz::Asia::Taipei);
+        assert_eq!(
+            j.file_name().0,
+            "activity-log-all-2026-10-26-2026-11-26.csv"
+        );
+        assert_eq!(
+            j.content_disposition(),
+            "attachment; filename=\"activity-log-all-2026-10-26-2026-11-26.csv\"; \
+             filename*=UTF-8''activity-log-all-2026-10-26-2026-11-26.csv"
+        );
+        assert!(j.object_key().starts_with("exports/p1/"));
+    }
+
+    #[test]
+    fn non_ascii_customers_get_an_ascii_name_and_an_encoded_utf8_one() {
+        let j = job(Some("台北 \"雲端\""), chrono_tz::Tz::UTC);
+        let disposition = j.content_disposition();
+        assert!(disposition.starts_with(
+            "attachment; filename=\"activity-log-_______-2026-10-25-2026-11-25.csv\""
+        ));
+        assert!(disposition.contains("filename*=UTF-8''activity-log-%E5%8F%B0%E5%8C%97%20%22"));
+        assert!(disposition.is_ascii());
+    }
+}
