@@ -117,3 +117,103 @@ fn table_definition_matches_the_key_design_in_code() {
             && t.contains("BillingMode: PAY_PER_REQUEST")
     );
 }
+
+/// The `Statement` blocks of every inline policy: (effect, actions, resources) as written.
+fn statements(t: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = t.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_start();
+        if line.starts_with("- Sid: ") {
+            let indent = lines[i].len() - line.len();
+            let (mut effect, mut actions, mut resources) = (String::new(), Vec::new(), Vec::new());
+
+            let mut j = i + 1;
+            let mut in_resource = false;
+            while j < lines.len() {
+                let l = lines[j];
+                let body = l.trim_start();
+                let depth = l.len() - body.len();
+                if body.is_empty() || depth <= indent {
+                    break;
+                }
+                let list = |v: &str| -> Vec<String> {
+                    v.trim_matches(|c| c == '[' || c == ']')
+                        .split(',')
+                        .map(|a| a.trim().trim_matches('"').to_owned())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                };
+                if let Some(v) = body.strip_prefix("Effect: ") {
+                    effect = v.to_owned();
+                    in_resource = false;
+                } else if let Some(v) = body.strip_prefix("Action: ") {
+                    actions = list(v);
+                    in_resource = false;
+                } else if let Some(v) = body.strip_prefix("Resource:") {
+                    resources = list(v);
+                    in_resource = resources.is_empty();
+                } else if in_resource && let Some(v) = body.strip_prefix("- ") {
+                    resources.push(v.to_owned());
+                } else if !body.starts_with('-') {
+                    in_resource = false;
+                }
+                j += 1;
+            }
+            out.push((effect, actions, resources));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn policies_grant_named_actions_on_named_resources() {
+    let t = read("template.yaml");
+    let all = statements(&t);
+    assert!(all.len() >= 10, "found only {} statements", all.len());
+    for (effect, actions, resources) in &all {
+        assert!(!actions.is_empty(), "a statement without actions");
+        if effect == "Allow" {
+            for a in actions {
+                assert!(
+                    !a.contains('*'),
+                    "wildcard action {a} in an Allow statement"
+                );
+            }
+            assert!(!resources.is_empty(), "an Allow without resources");
+            for r in resources {
+                assert!(
+                    r != "*" && r != "\"*\"",
+                    "Allow on every resource: {actions:?}"
+                );
+            }
+        }
+    }
+    // The only wildcard is the bucket's deny of plain-HTTP access.
+    assert!(
+        all.iter()
+            .any(|(e, a, _)| e == "Deny" && a == &["s3:*".to_owned()])
+    );
+}
+
+#[test]
+fn the_bucket_is_private_encrypted_and_cleans_up() {
+    let t = read("template.yaml");
+    for needle in [
+        "BlockPublicAcls: true",
+        "BlockPublicPolicy: true",
+        "IgnorePublicAcls: true",
+        "RestrictPublicBuckets: true",
+        "SSEAlgorithm: AES256",
+        "aws:SecureTransport: \"false\"",
+        "AbortIncompleteMultipartUpload:",
+        "Prefix: exports/",
+        "Prefix: details/",
+    ] {
+        assert!(t.contains(needle), "template.yaml lacks {needle}");
+    }
+}
