@@ -59,17 +59,6 @@ local_env() {
   export SAM_CLI_TELEMETRY=0
 }
 
-# Polls a URL until it answers at all, with a deadline (seconds).
-wait_for_http() {
-  local url="$1" deadline=$(( SECONDS + $2 )) what="$3"
-  until python3 -c 'import sys, urllib.request, urllib.error
-try: urllib.request.urlopen(sys.argv[1], timeout=5)
-except urllib.error.HTTPError: pass' "$url" 2>/dev/null; do
-    (( SECONDS < deadline )) || die "$what did not start within $2 s"
-    sleep 0.5
-  done
-}
-
 # Prints the HTTP status of a GET (000 when nothing answers); optional bearer token.
 http_status() {
   python3 - "$@" <<'PY'
@@ -84,4 +73,13 @@ except urllib.error.HTTPError as e:
 except Exception:
     print("000")
 PY
+}
+
+# Polls a URL until it answers at all, with a deadline (seconds).
+wait_for_http() {
+  local url="$1" deadline=$(( SECONDS + $2 )) what="$3"
+  until [[ "$(http_status "$url")" != 000 ]]; do
+    (( SECONDS < deadline )) || die "$what did not start within $2 s"
+    sleep 0.5
+  done
 }

@@ -252,3 +252,33 @@ async fn start_signature_checking_s3() -> String {
     .await;
     endpoint
 }
+
+/// The JSON body of a handler's response (`Null` when it is not JSON).
+pub fn json_body(r: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    serde_json::from_slice(r.body().as_ref()).unwrap_or(serde_json::Value::Null)
+}
+
+/// The ids of a page's items, in order.
+pub fn ids(page: &serde_json::Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ids of recorded activities (request objects of one customer) in the order the log returns
+/// them: newest first, ties by id, descending.
+pub fn newest_first_ids(items: &[serde_json::Value]) -> Vec<String> {
+    let field = |i: &serde_json::Value, f: &str| i[f].as_str().unwrap_or_default().to_owned();
+    let mut keyed: Vec<(String, String)> = items
+        .iter()
+        .map(|i| (field(i, "occurredAt"), field(i, "id")))
+        .collect();
+    keyed.sort_by(|a, b| b.cmp(a));
+    keyed.into_iter().map(|(_, id)| id).collect()
+}

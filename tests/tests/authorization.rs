@@ -10,9 +10,10 @@ use activity_log::domain::{ExportId, PartnerId};
 use activity_log::handlers::{exports, query, record};
 use activity_log::store::{ExportLauncher, StoreError};
 use activity_log::testing::ApiRequest;
+use activity_log_tests::json_body as body;
 use activity_log_tests::{DEV_JWT_SECRET, isolated_app, token};
 use lambda_http::{Body, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Export launches are not under test here.
 #[derive(Clone)]
@@ -56,10 +57,6 @@ struct World {
     app: App,
     export_id: String,
     next: AtomicU32,
-}
-
-fn body(r: &Response<Body>) -> Value {
-    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
 }
 
 impl World {

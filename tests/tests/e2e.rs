@@ -8,6 +8,7 @@ use activity_log_tests::{
     emulator, free_port, s3_client, sdk_config, signature_checking_s3, spawn_tied, token, tool,
     unique_name, wait_until,
 };
+use activity_log_tests::{ids, newest_first_ids};
 use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -179,18 +180,6 @@ fn ago(minutes: i64) -> String {
     activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes))
 }
 
-fn ids(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// One test walks the whole story so the stack (and its first-call builds) starts once.
 #[tokio::test]
 async fn the_api_over_http() {
@@ -249,17 +238,7 @@ async fn the_api_over_http() {
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(chunk.len()));
     }
-    let mut expected: Vec<(String, String)> = all
-        .iter()
-        .map(|a| {
-            (
-                a["occurredAt"].as_str().unwrap_or_default().to_owned(),
-                a["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    expected.sort_by(|a, b| b.cmp(a));
-    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    let expected = newest_first_ids(&all);
 
     // Page the customer's log over HTTP through the router's path parameters.
     let (mut seen, mut cursor) = (Vec::new(), None::<String>);
@@ -415,16 +394,7 @@ async fn exports_over_http() {
             201
         );
     }
-    let mut expected: Vec<(String, String)> = items
-        .iter()
-        .map(|a| {
-            (
-                a["occurredAt"].as_str().unwrap_or_default().to_owned(),
-                a["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    expected.sort_by(|a, b| b.cmp(a));
+    let expected = newest_first_ids(&items);
 
     // CSV in Taipei time.
     let id = start_export(
@@ -459,14 +429,7 @@ async fn exports_over_http() {
         .map(|r| r.unwrap_or_default())
         .collect();
     let ids: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
-    assert_eq!(
-        ids,
-        expected
-            .iter()
-            .map(|(_, id)| id.as_str())
-            .collect::<Vec<_>>(),
-        "every row once, newest first"
-    );
+    assert_eq!(ids, expected, "every row once, newest first");
     assert!(rows.iter().all(|r| r[0].ends_with("+08:00")));
     assert_eq!(&rows[1][1], "台北雲端科技股份有限公司");
     let evil = rows

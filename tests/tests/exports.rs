@@ -15,6 +15,7 @@ use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ActivityReader, ActivityWriter, ExportLauncher, StoreError};
 use activity_log::testing::ApiRequest;
 use activity_log_tests::isolated_app;
+use activity_log_tests::{json_body as body, newest_first_ids};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -54,10 +55,6 @@ impl<R: ActivityReader + 'static> ExportLauncher for InlineLauncher<R> {
         });
         Ok(())
     }
-}
-
-fn body(r: &Response<Body>) -> Value {
-    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
 }
 
 async fn export_request(
@@ -222,24 +219,8 @@ async fn csv_export_is_excel_compatible_and_complete() {
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap_or_default()).collect();
     let ids: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
-    let mut expected: Vec<(String, String)> = items
-        .iter()
-        .map(|i| {
-            (
-                i["occurredAt"].as_str().unwrap_or_default().to_owned(),
-                i["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    expected.sort_by(|a, b| b.cmp(a));
-    assert_eq!(
-        ids,
-        expected
-            .iter()
-            .map(|(_, id)| id.as_str())
-            .collect::<Vec<_>>(),
-        "every row once, newest first"
-    );
+    let expected = newest_first_ids(&items);
+    assert_eq!(ids, expected, "every row once, newest first");
     assert_eq!(&rows[0][1], "台北雲端科技股份有限公司");
     assert!(
         rows.iter().all(|r| r[0].ends_with("+08:00")),
@@ -250,7 +231,10 @@ async fn csv_export_is_excel_compatible_and_complete() {
         .ok();
     assert_eq!(
         first_utc.map(activity_log::domain::time::format).as_deref(),
-        Some(expected[0].0.as_str())
+        items
+            .iter()
+            .find(|i| i["id"] == expected[0].as_str())
+            .and_then(|i| i["occurredAt"].as_str())
     );
     let evil = rows
         .iter()

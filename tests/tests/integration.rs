@@ -5,16 +5,13 @@ use activity_log::app::App;
 use activity_log::handlers::{query, record};
 use activity_log::testing::ApiRequest;
 use activity_log_tests::isolated_app;
+use activity_log_tests::{ids, json_body as body};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
 const READER: &[&str] = &["BillingAdmin"];
 const WRITER: &[&str] = &["ActivityWriter"];
-
-fn body(r: &Response<Body>) -> Value {
-    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
-}
 
 fn ago(minutes: i64) -> String {
     activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes))
@@ -44,18 +41,6 @@ fn detail(customer: &str, id: &str) -> ApiRequest {
     ApiRequest::get("/customers/{customerId}/activities/{activityId}")
         .path_param("customerId", customer)
         .path_param("activityId", id)
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Follows cursors to the end, checking each page's size.

@@ -225,9 +225,16 @@ async fn status<J: ExportJobs, O: ExportObjects, L: ExportLauncher + Clone + 'st
         .get_job(&who.partner, &id)
         .await?
         .ok_or_else(not_found)?;
-    if job.status == ExportStatus::Pending && Utc::now() - job.created_at > STALE_PENDING {
-        // The first invocation was lost (or is still queued): starting another is harmless,
-        // only one run can claim the job.
+    let now = Utc::now();
+    let stale = match job.status {
+        ExportStatus::Pending => now - job.created_at > STALE_PENDING,
+        // A run that died (timeout, crash) leaves its lease to run out.
+        ExportStatus::Running => job.lease_until.is_some_and(|until| until < now),
+        _ => false,
+    };
+    if stale {
+        // The invocation was lost, is still queued, or its run died: starting another is
+        // harmless, only one run can claim the job.
         if let Err(e) = launch(launcher, &job).await {
             tracing::warn!(error = ?e, "relaunch of a stale export failed");
         }
