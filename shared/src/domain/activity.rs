@@ -135,7 +135,8 @@ impl WriteRules {
     }
 }
 
-const FIELDS: &[&str] = &[
+/// The fields of an activity in a record request.
+pub const FIELDS: &[&str] = &[
     "id",
     "customerId",
     "customerName",

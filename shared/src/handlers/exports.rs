@@ -25,7 +25,8 @@ pub const LAUNCH_ACK: Duration = Duration::from_secs(2);
 /// A job still pending this long after creation is launched again when its status is read.
 pub const STALE_PENDING: TimeDelta = TimeDelta::minutes(2);
 
-const BODY_FIELDS: &[&str] = &[
+/// The fields of an export request body.
+pub const BODY_FIELDS: &[&str] = &[
     "customerId",
     "from",
     "to",
@@ -257,7 +258,8 @@ async fn status<J: ExportJobs, O: ExportObjects, L: ExportLauncher + Clone + 'st
     Ok(json(StatusCode::OK, &view(&job, link)))
 }
 
-fn view(job: &ExportJob, link: Option<(String, String)>) -> Value {
+/// An export job as the API returns it; `link` is a download URL and its expiry.
+pub fn view(job: &ExportJob, link: Option<(String, String)>) -> Value {
     let q = &job.spec.query;
     let mut v = json!({
         "id": job.id.as_str(),

@@ -77,7 +77,8 @@ pub struct ListParams {
     pub status: Option<String>,
 }
 
-const LIST_PARAMS: &[&str] = &[
+/// The query parameters of the list endpoints (`customerId` only on `/activities`).
+pub const LIST_PARAMS: &[&str] = &[
     "customerId",
     "from",
     "to",

@@ -1,0 +1,260 @@
+//! `openapi.yaml` and the code describe the same API: routes, parameters, body fields, the
+//! shapes of activities and export jobs, and every error code the code can produce.
+
+use std::collections::BTreeSet;
+
+use activity_log::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
+    ExportJob, ExportSpec, ExportStatus, Filters, PartnerId, Status, time,
+};
+use activity_log::http::response::{ActivityView, Links};
+use activity_log_tests::workspace_root;
+use serde_json::Value;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn contract() -> Value {
+    serde_norway::from_str(&read("openapi.yaml")).unwrap_or_else(|e| panic!("openapi.yaml: {e}"))
+}
+
+fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| set(o.keys().cloned()))
+        .unwrap_or_default()
+}
+
+/// Follows a local `$ref`.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .trim_start_matches("#/")
+            .split('/')
+            .fold(doc, |node, part| &node[part]),
+        None => v,
+    }
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+fn query_params(doc: &Value, path: &str) -> BTreeSet<String> {
+    doc["paths"][path]["get"]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| resolve(doc, p))
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn routes_match_the_router_and_the_template() {
+    let doc = contract();
+    let mut from_contract = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in keys(item) {
+            from_contract.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let cargo = read("Cargo.toml");
+    let template = read("template.yaml");
+    for (method, path) in &from_contract {
+        assert!(
+            cargo.contains(&format!("\"{path}\""))
+                && cargo.contains(&format!("method = \"{method}\"")),
+            "{method} {path} not routed locally"
+        );
+        assert!(
+            template.contains(&format!("Path: {path}\n")),
+            "{path} not in template.yaml"
+        );
+    }
+    assert_eq!(
+        from_contract.len(),
+        template.matches("Type: HttpApi\n").count(),
+        "every API event is in the contract"
+    );
+}
+
+#[test]
+fn query_parameters_and_bodies_match_the_code() {
+    let doc = contract();
+    let list = set(activity_log::http::params::LIST_PARAMS.iter().copied());
+    assert_eq!(query_params(&doc, "/activities"), list);
+    let without_customer: BTreeSet<String> = list
+        .iter()
+        .filter(|p| *p != "customerId")
+        .cloned()
+        .collect();
+    assert_eq!(
+        query_params(&doc, "/customers/{customerId}/activities"),
+        without_customer
+    );
+    assert_eq!(
+        keys(&schema(&doc, "ActivityInput")["properties"]),
+        set(activity_log::domain::activity::FIELDS.iter().copied())
+    );
+    assert_eq!(
+        keys(&schema(&doc, "ExportRequest")["properties"]),
+        set(activity_log::handlers::exports::BODY_FIELDS.iter().copied())
+    );
+    assert_eq!(schema(&doc, "ActivityInput")["additionalProperties"], false);
+}
+
+fn sample(details: Details) -> Activity {
+    Activity {
+        id: ActivityId::parse("a1").unwrap_or_else(|e| panic!("{e}")),
+        customer_id: CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
+        customer_name: "Contoso".into(),
+        action: "placed an order".into(),
+        partner_user: "ann".into(),
+        occurred_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        resource_type: None,
+        status: Status::InProgress,
+        details,
+        content_hash: String::new(),
+        expires_at: 0,
+    }
+}
+
+#[test]
+fn activity_shape_matches_what_the_api_returns() {
+    let doc = contract();
+    let s = schema(&doc, "Activity");
+    let links = Links::new("https://x/{customerId}");
+    for details in [
+        Details::None,
+        Details::Inline(r#"{"a":1}"#.into()),
+        Details::External {
+            key: "k".into(),
+            size: 99_999,
+        },
+    ] {
+        let a = sample(details);
+        let v = serde_json::to_value(ActivityView::new(&a, None, &links)).unwrap_or_default();
+        assert_eq!(keys(&v), keys(&s["properties"]), "{v}");
+        assert_eq!(
+            keys(&v),
+            set(s["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str()))
+        );
+        assert_eq!(
+            keys(&v["links"]),
+            keys(&s["properties"]["links"]["properties"])
+        );
+    }
+    let statuses = set(schema(&doc, "Status")["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str()));
+    assert_eq!(
+        statuses,
+        set([Status::Succeeded, Status::Failed, Status::InProgress].map(Status::as_str))
+    );
+}
+
+#[test]
+fn export_job_shape_matches_what_the_api_returns() {
+    let doc = contract();
+    let s = schema(&doc, "ExportJob");
+    let now = chrono::Utc::now();
+    let job = ExportJob {
+        id: ExportId::generate(),
+        partner: PartnerId::parse("p").unwrap_or_else(|e| panic!("{e}")),
+        spec: ExportSpec {
+            query: ActivityQuery {
+                customer: None,
+                range: DateRange { from: now, to: now },
+                filters: Filters::default(),
+            },
+            format: ExportFormat::Csv,
+            time_zone: chrono_tz::Tz::UTC,
+        },
+        status: ExportStatus::Succeeded,
+        row_count: 1,
+        bytes: 1,
+        created_at: now,
+        completed_at: Some(now),
+        error: Some("x".into()),
+        attempt: 1,
+        lease_until: None,
+        expires_at: 0,
+    };
+    let full =
+        activity_log::handlers::exports::view(&job, Some(("https://dl".into(), time::format(now))));
+    assert_eq!(keys(&full), keys(&s["properties"]));
+    let minimal = activity_log::handlers::exports::view(&ExportJob { error: None, ..job }, None);
+    assert_eq!(
+        keys(&minimal),
+        set(s["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str()))
+    );
+    assert_eq!(
+        keys(&full["filters"]),
+        keys(&s["properties"]["filters"]["properties"])
+    );
+}
+
+/// The string literals that follow `marker` (after any whitespace) in `text`.
+fn literals_after(text: &str, marker: &str) -> Vec<String> {
+    text.split(marker)
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every error code the code can produce — those passed to `ApiError::bad_request` or set as a
+/// `BadRequest` code anywhere in the domain crate, and the fixed ones of `ApiError::code` — is
+/// in the contract's enum, and the enum has no other.
+#[test]
+fn error_codes_match_the_code() {
+    let doc = contract();
+    let in_contract = set(schema(&doc, "ErrorCode")["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str()));
+    let mut produced = BTreeSet::new();
+    let mut stack = vec![workspace_root().join("shared/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                produced.extend(literals_after(&text, "bad_request("));
+                produced.extend(literals_after(&text, "code: "));
+            }
+        }
+    }
+    let error_rs = read("shared/src/http/error.rs");
+    let code_fn = error_rs
+        .split("pub fn code(&self)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n    }\n").next())
+        .unwrap_or_default();
+    produced.extend(literals_after(code_fn, "=>"));
+    // Test-only literals (e.g. in unit tests of the error module) are error codes too.
+    produced.retain(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphabetic()));
+    assert!(produced.len() >= 15, "{produced:?}");
+    assert_eq!(produced, in_contract);
+}
