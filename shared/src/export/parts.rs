@@ -57,18 +57,30 @@ impl<S: PartSink> PartWriter<S> {
         Ok(())
     }
 
-    /// Uploads the remaining bytes as the last part and completes the object.
+    /// Uploads the remaining bytes as the last part and completes the object. If either fails,
+    /// the upload is aborted, so no object and no open upload is left behind.
     pub async fn finish(mut self, last: Vec<u8>) -> Result<(u64, i32), PartError> {
-        if !last.is_empty() || self.parts == 0 {
-            self.upload(last).await?;
+        let result = async {
+            if !last.is_empty() || self.parts == 0 {
+                self.upload(last).await?;
+            }
+            self.sink.complete().await?;
+            Ok::<_, PartError>(())
         }
-        let (bytes, parts) = (self.bytes, self.parts);
-        self.sink.complete().await?;
-        Ok((bytes, parts))
+        .await;
+        match result {
+            Ok(()) => Ok((self.bytes, self.parts)),
+            Err(e) => {
+                if let Err(abort) = self.sink.abort().await {
+                    tracing::warn!(error = %abort, "could not abort the multipart upload");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Abandons the upload; nothing becomes visible.
-    pub async fn abort(self) -> Result<(), StoreError> {
+    pub async fn abort(mut self) -> Result<(), StoreError> {
         self.sink.abort().await
     }
 }

@@ -141,8 +141,8 @@ where
             match produce(config, reader, blobs, jobs, &mut job, &mut writer).await {
                 Ok(last) => match writer.finish(last).await {
                     Ok((bytes, parts)) => Ok((bytes, parts)),
-                    // A failed completion leaves nothing visible; the upload is cleaned up by
-                    // the bucket's lifecycle rule if the abort below cannot reach it.
+                    // `finish` aborted the upload; the bucket's lifecycle rule removes it if
+                    // even the abort could not reach S3.
                     Err(e) => Err(Failure::from(e)),
                 },
                 Err(f) => {

@@ -97,9 +97,9 @@ pub trait PartSink: Send {
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Makes the object visible, made of the parts uploaded.
-    fn complete(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn complete(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Discards the parts; no object appears.
-    fn abort(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn abort(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Export files in the bucket.

@@ -144,7 +144,7 @@ impl PartSink for S3Upload {
         Ok(())
     }
 
-    async fn complete(self) -> Result<(), StoreError> {
+    async fn complete(&mut self) -> Result<(), StoreError> {
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -152,7 +152,7 @@ impl PartSink for S3Upload {
             .upload_id(&self.upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(self.parts))
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
                     .build(),
             )
             .send()
@@ -161,7 +161,7 @@ impl PartSink for S3Upload {
         Ok(())
     }
 
-    async fn abort(self) -> Result<(), StoreError> {
+    async fn abort(&mut self) -> Result<(), StoreError> {
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)

@@ -143,7 +143,7 @@ impl PartSink for Upload {
         self.0.parts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-    async fn complete(self) -> Result<(), StoreError> {
+    async fn complete(&mut self) -> Result<(), StoreError> {
         let non_final = &self.1[..self.1.len().saturating_sub(1)];
         self.0.smallest_non_final.store(
             non_final.iter().copied().min().unwrap_or(0),
@@ -151,7 +151,7 @@ impl PartSink for Upload {
         );
         Ok(())
     }
-    async fn abort(self) -> Result<(), StoreError> {
+    async fn abort(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
 }

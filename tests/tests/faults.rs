@@ -1,0 +1,326 @@
+//! Faults in the export path, against the emulator: S3 failing mid-multipart (transient and
+//! permanent) and a worker that died mid-way being taken over. A job ends `succeeded` with a
+//! complete file or `failed`/`pending` with no visible object and no open upload.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use activity_log::app::App;
+use activity_log::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
+    ExportJob, ExportSpec, ExportStatus, Filters, PartnerId, Status,
+};
+use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
+use activity_log::store::lambda::WorkerEvent;
+use activity_log::store::memory::MemoryStore;
+use activity_log::store::s3::{S3Blobs, S3Upload};
+use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, PartSink, StoreError};
+use activity_log_tests::isolated_app;
+use chrono::{TimeDelta, Utc};
+
+const ROWS: i64 = 40_000;
+
+/// S3 that fails the second part of the next upload, once.
+struct FlakyS3 {
+    inner: S3Blobs,
+    fail_next: Arc<AtomicBool>,
+    error: fn() -> StoreError,
+}
+
+struct FlakyUpload {
+    inner: S3Upload,
+    fail: bool,
+    error: fn() -> StoreError,
+}
+
+impl PartSink for FlakyUpload {
+    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        if self.fail && number == 2 {
+            return Err((self.error)());
+        }
+        self.inner.upload_part(number, bytes).await
+    }
+    async fn complete(&mut self) -> Result<(), StoreError> {
+        self.inner.complete().await
+    }
+    async fn abort(&mut self) -> Result<(), StoreError> {
+        self.inner.abort().await
+    }
+}
+
+impl ExportObjects for FlakyS3 {
+    type Upload = FlakyUpload;
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<FlakyUpload, StoreError> {
+        Ok(FlakyUpload {
+            inner: self
+                .inner
+                .start_upload(key, content_type, disposition)
+                .await?,
+            fail: self.fail_next.swap(false, Ordering::SeqCst),
+            error: self.error,
+        })
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        ct: &str,
+        cd: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        self.inner.presign_get(key, ct, cd, ttl).await
+    }
+}
+
+struct Setup {
+    app: App,
+    source: MemoryStore,
+    job: ExportJob,
+    event: WorkerEvent,
+}
+
+async fn setup() -> Setup {
+    let mut app = isolated_app().await;
+    app.config.exports.part_bytes = 5 * 1024 * 1024;
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let source = MemoryStore::with_page_size(2500);
+    let now = Utc::now();
+    let rows: Vec<Activity> = (0..ROWS)
+        .map(|n| Activity {
+            id: ActivityId::parse(&format!("r{n:06}")).unwrap_or_else(|e| panic!("{e}")),
+            customer_id: CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
+            customer_name: "Fabrikam, Inc.".into(),
+            action: "updated the billing profile".into(),
+            partner_user: "bo@partner.example".into(),
+            occurred_at: now - TimeDelta::seconds(n),
+            recorded_at: now,
+            resource_type: Some("billingProfile".into()),
+            status: Status::Succeeded,
+            details: Details::Inline(format!(r#"{{"change":"address line {n}","by":"portal"}}"#)),
+            content_hash: String::new(),
+            expires_at: 0,
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        source
+            .insert_all(&partner, chunk)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let job = ExportJob {
+        id: ExportId::generate(),
+        partner: partner.clone(),
+        spec: ExportSpec {
+            query: ActivityQuery {
+                customer: None,
+                range: DateRange {
+                    from: now - TimeDelta::days(7),
+                    to: now,
+                },
+                filters: Filters::default(),
+            },
+            format: ExportFormat::Csv,
+            time_zone: chrono_tz::Tz::UTC,
+        },
+        status: ExportStatus::Pending,
+        row_count: 0,
+        bytes: 0,
+        created_at: now,
+        completed_at: None,
+        error: None,
+        attempt: 0,
+        lease_until: None,
+        expires_at: (now + TimeDelta::days(1)).timestamp(),
+    };
+    app.store
+        .create_job(&job)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let event = WorkerEvent {
+        partner_id: partner.to_string(),
+        export_id: job.id.to_string(),
+    };
+    Setup {
+        app,
+        source,
+        job,
+        event,
+    }
+}
+
+impl Setup {
+    async fn job_now(&self) -> ExportJob {
+        self.app
+            .store
+            .get_job(&self.job.partner, &self.job.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("job vanished"))
+    }
+
+    async fn object_exists(&self) -> bool {
+        let s3 = self.app.blobs.client();
+        s3.head_object()
+            .bucket(self.app.blobs.bucket())
+            .key(self.job.object_key())
+            .send()
+            .await
+            .is_ok()
+    }
+
+    async fn open_uploads(&self) -> usize {
+        let s3 = self.app.blobs.client();
+        s3.list_multipart_uploads()
+            .bucket(self.app.blobs.bucket())
+            .send()
+            .await
+            .map(|o| o.uploads().len())
+            .unwrap_or_else(|e| panic!("ListMultipartUploads: {e}"))
+    }
+
+    async fn run(&self, objects: &impl ExportObjects) -> Result<RunOutcome, WorkerError> {
+        export_worker::run(
+            &self.app.config,
+            &self.source,
+            &self.app.blobs,
+            &self.app.store,
+            objects,
+            &self.event,
+        )
+        .await
+    }
+
+    async fn downloaded_rows(&self) -> usize {
+        let out = self
+            .app
+            .blobs
+            .client()
+            .get_object()
+            .bucket(self.app.blobs.bucket())
+            .key(self.job.object_key())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetObject: {e}"));
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map(|b| b.into_bytes())
+            .unwrap_or_default();
+        let mut reader = csv::Reader::from_reader(&bytes[3..]);
+        let mut rows = 0;
+        for record in reader.records() {
+            record.unwrap_or_else(|e| panic!("CSV: {e}"));
+            rows += 1;
+        }
+        rows
+    }
+}
+
+#[tokio::test]
+async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
+    let s = setup().await;
+    let flaky = FlakyS3 {
+        inner: s.app.blobs.clone(),
+        fail_next: Arc::new(AtomicBool::new(true)),
+        error: || StoreError::Unavailable("injected 503 on UploadPart".into()),
+    };
+    let first = s.run(&flaky).await;
+    assert!(matches!(first, Err(WorkerError::Retry(_))), "{first:?}");
+    let job = s.job_now().await;
+    assert_eq!(
+        job.status,
+        ExportStatus::Pending,
+        "released for Lambda's retry"
+    );
+    assert!(!s.object_exists().await, "no object after the failed run");
+    assert_eq!(
+        s.open_uploads().await,
+        0,
+        "the multipart upload was aborted"
+    );
+
+    // Lambda's retry: the same event again.
+    let second = s.run(&flaky).await;
+    assert!(
+        matches!(second, Ok(RunOutcome::Succeeded { parts, .. }) if parts >= 2),
+        "{second:?}"
+    );
+    let job = s.job_now().await;
+    assert_eq!(
+        (job.status, job.attempt, job.row_count),
+        (ExportStatus::Succeeded, 2, ROWS as u64)
+    );
+    assert_eq!(s.downloaded_rows().await, ROWS as usize);
+}
+
+#[tokio::test]
+async fn a_permanent_s3_failure_fails_the_job_and_leaves_nothing() {
+    let s = setup().await;
+    let broken = FlakyS3 {
+        inner: s.app.blobs.clone(),
+        fail_next: Arc::new(AtomicBool::new(true)),
+        error: || StoreError::Other("injected AccessDenied on UploadPart".into()),
+    };
+    let outcome = s.run(&broken).await;
+    assert!(matches!(outcome, Ok(RunOutcome::Failed(_))), "{outcome:?}");
+    let job = s.job_now().await;
+    assert_eq!(job.status, ExportStatus::Failed);
+    assert!(
+        job.error
+            .as_deref()
+            .is_some_and(|e| !e.contains("AccessDenied")),
+        "no internals: {:?}",
+        job.error
+    );
+    assert!(!s.object_exists().await);
+    assert_eq!(s.open_uploads().await, 0);
+    // A late duplicate invocation does not resurrect it.
+    assert!(matches!(s.run(&s.app.blobs).await, Ok(RunOutcome::Skipped)));
+}
+
+#[tokio::test]
+async fn a_worker_that_died_is_taken_over_once_its_lease_runs_out() {
+    let s = setup().await;
+    let now = Utc::now();
+    // A run claimed the job and died: its lease is still running, then it runs out.
+    let dead = s
+        .app
+        .store
+        .claim_job(&s.job.partner, &s.job.id, now, now + TimeDelta::minutes(16))
+        .await;
+    assert!(matches!(dead, Ok(Some(_))));
+    assert!(
+        matches!(s.run(&s.app.blobs).await, Ok(RunOutcome::Skipped)),
+        "lease still held"
+    );
+    let mut expired = s.job_now().await;
+    expired.lease_until = Some(now - TimeDelta::seconds(1));
+    s.app
+        .store
+        .update_job(&expired)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let outcome = s.run(&s.app.blobs).await;
+    assert!(
+        matches!(outcome, Ok(RunOutcome::Succeeded { .. })),
+        "{outcome:?}"
+    );
+    let job = s.job_now().await;
+    assert_eq!((job.status, job.attempt), (ExportStatus::Succeeded, 2));
+    assert_eq!(s.downloaded_rows().await, ROWS as usize);
+    // The dead run, had it come back, could not overwrite the result.
+    let stale = ExportJob {
+        attempt: 1,
+        status: ExportStatus::Running,
+        ..job
+    };
+    assert!(s.app.store.update_job(&stale).await.is_err());
+}
