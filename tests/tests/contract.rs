@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use activity_log::domain::{
-    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
-    ExportJob, ExportSpec, ExportStatus, Filters, PartnerId, Status, time,
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
+    ExportSpec, ExportStatus, Filters, PartnerId, Status, time,
 };
 use activity_log::http::response::{ActivityView, Links};
 use activity_log_tests::workspace_root;
@@ -171,27 +171,28 @@ fn export_job_shape_matches_what_the_api_returns() {
     let doc = contract();
     let s = schema(&doc, "ExportJob");
     let now = chrono::Utc::now();
-    let job = ExportJob {
-        id: ExportId::generate(),
-        partner: PartnerId::parse("p").unwrap_or_else(|e| panic!("{e}")),
-        spec: ExportSpec {
-            query: ActivityQuery {
-                customer: None,
-                range: DateRange { from: now, to: now },
-                filters: Filters::default(),
-            },
-            format: ExportFormat::Csv,
-            time_zone: chrono_tz::Tz::UTC,
+    let spec = ExportSpec {
+        query: ActivityQuery {
+            customer: None,
+            range: DateRange { from: now, to: now },
+            filters: Filters::default(),
         },
+        format: ExportFormat::Csv,
+        time_zone: chrono_tz::Tz::UTC,
+    };
+    let job = ExportJob {
         status: ExportStatus::Succeeded,
         row_count: 1,
         bytes: 1,
-        created_at: now,
         completed_at: Some(now),
         error: Some("x".into()),
         attempt: 1,
-        lease_until: None,
-        expires_at: 0,
+        ..ExportJob::pending(
+            PartnerId::parse("p").unwrap_or_else(|e| panic!("{e}")),
+            spec,
+            now,
+            chrono::TimeDelta::days(1),
+        )
     };
     let full =
         activity_log::handlers::exports::view(&job, Some(("https://dl".into(), time::format(now))));

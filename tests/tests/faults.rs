@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use activity_log::app::App;
 use activity_log::domain::{
-    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
-    ExportJob, ExportSpec, ExportStatus, Filters, PartnerId, Status,
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
+    ExportSpec, ExportStatus, Filters, PartnerId, Status,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::store::lambda::WorkerEvent;
@@ -112,31 +112,19 @@ async fn setup() -> Setup {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    let job = ExportJob {
-        id: ExportId::generate(),
-        partner: partner.clone(),
-        spec: ExportSpec {
-            query: ActivityQuery {
-                customer: None,
-                range: DateRange {
-                    from: now - TimeDelta::days(7),
-                    to: now,
-                },
-                filters: Filters::default(),
+    let spec = ExportSpec {
+        query: ActivityQuery {
+            customer: None,
+            range: DateRange {
+                from: now - TimeDelta::days(7),
+                to: now,
             },
-            format: ExportFormat::Csv,
-            time_zone: chrono_tz::Tz::UTC,
+            filters: Filters::default(),
         },
-        status: ExportStatus::Pending,
-        row_count: 0,
-        bytes: 0,
-        created_at: now,
-        completed_at: None,
-        error: None,
-        attempt: 0,
-        lease_until: None,
-        expires_at: (now + TimeDelta::days(1)).timestamp(),
+        format: ExportFormat::Csv,
+        time_zone: chrono_tz::Tz::UTC,
     };
+    let job = ExportJob::pending(partner.clone(), spec, now, TimeDelta::days(1));
     app.store
         .create_job(&job)
         .await

@@ -124,6 +124,29 @@ pub struct ExportJob {
 }
 
 impl ExportJob {
+    /// A new job, waiting for a worker; its record is kept for `keep`.
+    pub fn pending(
+        partner: PartnerId,
+        spec: ExportSpec,
+        now: DateTime<Utc>,
+        keep: chrono::TimeDelta,
+    ) -> Self {
+        Self {
+            id: ExportId::generate(),
+            partner,
+            spec,
+            status: ExportStatus::Pending,
+            row_count: 0,
+            bytes: 0,
+            created_at: super::time::truncate_millis(now),
+            completed_at: None,
+            error: None,
+            attempt: 0,
+            lease_until: None,
+            expires_at: (now + keep).timestamp(),
+        }
+    }
+
     /// Object key of the file, under the tenant's prefix.
     pub fn object_key(&self) -> String {
         format!(
@@ -198,31 +221,24 @@ mod tests {
     use crate::domain::{CustomerId, DateRange, Filters, time::parse_timestamp};
 
     fn job(customer: Option<&str>, tz: chrono_tz::Tz) -> ExportJob {
-        ExportJob {
-            id: ExportId::generate(),
-            partner: PartnerId::parse("p1").unwrap(),
-            spec: ExportSpec {
-                query: ActivityQuery {
-                    customer: customer.map(|c| CustomerId::parse(c).unwrap()),
-                    range: DateRange {
-                        from: parse_timestamp("2026-10-25T16:30:00Z").unwrap(),
-                        to: parse_timestamp("2026-11-25T16:30:00Z").unwrap(),
-                    },
-                    filters: Filters::default(),
+        let spec = ExportSpec {
+            query: ActivityQuery {
+                customer: customer.map(|c| CustomerId::parse(c).unwrap()),
+                range: DateRange {
+                    from: parse_timestamp("2026-10-25T16:30:00Z").unwrap(),
+                    to: parse_timestamp("2026-11-25T16:30:00Z").unwrap(),
                 },
-                format: ExportFormat::Csv,
-                time_zone: tz,
+                filters: Filters::default(),
             },
-            status: ExportStatus::Pending,
-            row_count: 0,
-            bytes: 0,
-            created_at: Utc::now(),
-            completed_at: None,
-            error: None,
-            attempt: 0,
-            lease_until: None,
-            expires_at: 0,
-        }
+            format: ExportFormat::Csv,
+            time_zone: tz,
+        };
+        ExportJob::pending(
+            PartnerId::parse("p1").unwrap(),
+            spec,
+            Utc::now(),
+            chrono::TimeDelta::days(1),
+        )
     }
 
     #[test]

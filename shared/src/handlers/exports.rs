@@ -166,20 +166,12 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
     }
     let now = Utc::now();
     let spec = parse_spec(body, now)?;
-    let job = ExportJob {
-        id: ExportId::generate(),
-        partner: who.partner.clone(),
+    let job = ExportJob::pending(
+        who.partner.clone(),
         spec,
-        status: ExportStatus::Pending,
-        row_count: 0,
-        bytes: 0,
-        created_at: time::truncate_millis(now),
-        completed_at: None,
-        error: None,
-        attempt: 0,
-        lease_until: None,
-        expires_at: (now + TimeDelta::days(i64::from(config.exports.retention_days))).timestamp(),
-    };
+        now,
+        TimeDelta::days(i64::from(config.exports.retention_days)),
+    );
     jobs.create_job(&job).await?;
     launch(launcher, &job).await?;
     // Where the invocation ran synchronously the job may already have moved on.

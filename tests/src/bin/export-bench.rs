@@ -195,31 +195,19 @@ async fn main() {
         .unwrap_or(ExportFormat::Csv);
     let now = Utc::now();
     let partner = PartnerId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
-    let job = ExportJob {
-        id: ExportId::generate(),
-        partner: partner.clone(),
-        spec: ExportSpec {
-            query: ActivityQuery {
-                customer: None,
-                range: DateRange {
-                    from: now - TimeDelta::days(3650),
-                    to: now,
-                },
-                filters: Filters::default(),
+    let spec = ExportSpec {
+        query: ActivityQuery {
+            customer: None,
+            range: DateRange {
+                from: now - TimeDelta::days(3650),
+                to: now,
             },
-            format,
-            time_zone: chrono_tz::Asia::Taipei,
+            filters: Filters::default(),
         },
-        status: ExportStatus::Pending,
-        row_count: 0,
-        bytes: 0,
-        created_at: now,
-        completed_at: None,
-        error: None,
-        attempt: 0,
-        lease_until: None,
-        expires_at: 0,
+        format,
+        time_zone: chrono_tz::Asia::Taipei,
     };
+    let job = ExportJob::pending(partner.clone(), spec, now, TimeDelta::days(1));
     let config =
         activity_log_tests::test_config("t", "b", activity_log::config::AuthMode::ApiGateway);
     let log = SyntheticLog { rows, newest: now };
