@@ -46,6 +46,10 @@ impl Api {
     }
 }
 
+/// The tests of this file share one stack and take turns: `cargo lambda watch` runs one instance
+/// per function and was seen answering a bare 500 when two tests' requests overlapped.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Link lifetime in this stack, short enough to watch a link expire.
 const LINK_TTL_SECS: u64 = 4;
 
@@ -183,6 +187,7 @@ fn ago(minutes: i64) -> String {
 /// One test walks the whole story so the stack (and its first-call builds) starts once.
 #[tokio::test]
 async fn the_api_over_http() {
+    let _turn = TURN.lock().await;
     let api = start().await;
     let writer = token(
         DEV_JWT_SECRET,
@@ -366,6 +371,7 @@ async fn start_export(api: &Api, body: &Value, bearer: &str) -> String {
 /// watch serves; files go to an S3 that checks signatures; links are followed with plain HTTP.
 #[tokio::test]
 async fn exports_over_http() {
+    let _turn = TURN.lock().await;
     let api = start().await;
     let writer = token(
         DEV_JWT_SECRET,
