@@ -2,6 +2,8 @@
 //! locally signed tokens, and `cargo lambda watch` for end-to-end runs. Also used by the
 //! `devtool` binary behind `scripts/dev`.
 
+pub mod fault_proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -281,4 +283,128 @@ pub fn newest_first_ids(items: &[serde_json::Value]) -> Vec<String> {
         .collect();
     keyed.sort_by(|a, b| b.cmp(a));
     keyed.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The whole service as developers run it: all four functions under `cargo lambda watch` on a
+/// free port (local token verification, router paths as in AWS), DynamoDB in the emulator and S3
+/// at `s3_endpoint`, each in a fresh table and bucket.
+pub struct LocalStack {
+    pub base: String,
+    pub table: String,
+    pub bucket: String,
+    pub log: PathBuf,
+}
+
+/// Starts a [`LocalStack`] and waits until the query and record functions give real answers
+/// (each function is built and started on its first call). It runs until the test binary exits.
+pub async fn local_stack(s3_endpoint: &str, extra_env: &[(&str, String)]) -> LocalStack {
+    let endpoint = emulator().await;
+    let sdk = sdk_config(&endpoint).await;
+    let (table, bucket) = (unique_name("stack"), unique_name("stack"));
+    dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+        .await
+        .unwrap_or_else(|e| panic!("table: {e}"));
+    s3::create_bucket(&s3_client(&sdk_config(s3_endpoint).await), &bucket)
+        .await
+        .unwrap_or_else(|e| panic!("bucket: {e}"));
+
+    let port = free_port();
+    let mut env = vec![
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_ENDPOINT_URL_S3", s3_endpoint.to_owned()),
+        (
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("EXPORT_WORKER_FUNCTION", "export-worker".to_owned()),
+        ("TABLE_NAME", table.clone()),
+        ("BUCKET_NAME", bucket.clone()),
+        ("AUTH_MODE", "local".to_owned()),
+        ("LOCAL_JWT_SECRET", DEV_JWT_SECRET.to_owned()),
+        ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY.to_owned()),
+        (
+            "SUBSCRIPTIONS_URL_TEMPLATE",
+            SUBSCRIPTIONS_TEMPLATE.to_owned(),
+        ),
+    ];
+    env.extend(extra_env.iter().cloned());
+    // `cargo lambda` is found through PATH; put the project venv first.
+    let path = format!(
+        "{}:{}",
+        tool("cargo-lambda")
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.push(("PATH", path));
+    let log = std::env::temp_dir().join(format!("activity-log-watch-{port}.log"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let child = spawn_tied(
+        Path::new(&cargo),
+        &[
+            "lambda",
+            "watch",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ],
+        &env,
+        &log,
+    );
+    // Runs until this test binary exits (the watcher stops it).
+    std::mem::forget(child);
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .unwrap_or_else(|e| panic!("http client: {e}"));
+    let reader = token(DEV_JWT_SECRET, "warmup", &["GlobalAdmin"], "t", 3600);
+    let writer = token(DEV_JWT_SECRET, "warmup", &["ActivityWriter"], "t", 3600);
+    wait_until(
+        "query-activity under cargo lambda watch",
+        Duration::from_secs(900),
+        || {
+            let (http, url, reader) = (http.clone(), format!("{base}/activities"), reader.clone());
+            async move {
+                http.get(url)
+                    .bearer_auth(reader)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    wait_until(
+        "record-activity under cargo lambda watch",
+        Duration::from_secs(900),
+        || {
+            let (http, url, writer) = (http.clone(), format!("{base}/activities"), writer.clone());
+            async move {
+                http.post(url)
+                    .bearer_auth(writer)
+                    .json(&json!([]))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 400)
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "stack up at {base}; cargo lambda watch log: {}",
+        log.display()
+    );
+    LocalStack {
+        base,
+        table,
+        bucket,
+        log,
+    }
 }

@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-use activity_log_tests::{DEV_CURSOR_KEY, DEV_JWT_SECRET, REGION, SUBSCRIPTIONS_TEMPLATE};
-use activity_log_tests::{
-    emulator, free_port, s3_client, sdk_config, signature_checking_s3, spawn_tied, token, tool,
-    unique_name, wait_until,
-};
+use activity_log_tests::DEV_JWT_SECRET;
 use activity_log_tests::{ids, newest_first_ids};
+use activity_log_tests::{local_stack, signature_checking_s3, token, wait_until};
 use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -68,116 +65,13 @@ async fn start() -> Api {
 }
 
 async fn launch_stack() -> String {
-    let endpoint = emulator().await;
     let s3_endpoint = signature_checking_s3().await;
-    let sdk = sdk_config(&endpoint).await;
-    let (table, bucket) = (unique_name("e2e"), unique_name("e2e"));
-    activity_log::store::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap_or_else(|e| panic!("table: {e}"));
-    activity_log::store::s3::create_bucket(&s3_client(&sdk_config(&s3_endpoint).await), &bucket)
-        .await
-        .unwrap_or_else(|e| panic!("bucket: {e}"));
-
-    let port = free_port();
-    let env = [
-        ("AWS_REGION", REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-        ("AWS_ENDPOINT_URL", endpoint.clone()),
-        ("AWS_ENDPOINT_URL_S3", s3_endpoint.clone()),
-        (
-            "AWS_ENDPOINT_URL_LAMBDA",
-            format!("http://127.0.0.1:{port}"),
-        ),
-        ("EXPORT_WORKER_FUNCTION", "export-worker".to_owned()),
-        ("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string()),
-        ("TABLE_NAME", table),
-        ("BUCKET_NAME", bucket),
-        ("AUTH_MODE", "local".to_owned()),
-        ("LOCAL_JWT_SECRET", DEV_JWT_SECRET.to_owned()),
-        ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY.to_owned()),
-        (
-            "SUBSCRIPTIONS_URL_TEMPLATE",
-            SUBSCRIPTIONS_TEMPLATE.to_owned(),
-        ),
-    ];
-    let log = std::env::temp_dir().join(format!("activity-log-watch-{port}.log"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // `cargo lambda` is found through PATH; put the project venv first.
-    let path = format!(
-        "{}:{}",
-        tool("cargo-lambda")
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut env = env.to_vec();
-    env.push(("PATH", path));
-    let child = spawn_tied(
-        std::path::Path::new(&cargo),
-        &[
-            "lambda",
-            "watch",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-        ],
-        &env,
-        &log,
-    );
-    // Runs until this test binary exits (the watcher stops it).
-    std::mem::forget(child);
-
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: Client::builder()
-            .timeout(Duration::from_secs(900))
-            .build()
-            .unwrap_or_else(|e| panic!("http client: {e}")),
-    };
-    let reader = token(DEV_JWT_SECRET, "warmup", &["GlobalAdmin"], "t", 3600);
-    let writer = token(DEV_JWT_SECRET, "warmup", &["ActivityWriter"], "t", 3600);
-    // Each function is built and started on its first call: poll until both give real answers.
-    wait_until(
-        "query-activity under cargo lambda watch",
-        Duration::from_secs(900),
-        || {
-            let api = &api;
-            let reader = reader.clone();
-            async move {
-                api.http
-                    .get(format!("{}/activities", api.base))
-                    .bearer_auth(reader)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            }
-        },
+    let stack = local_stack(
+        &s3_endpoint,
+        &[("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string())],
     )
     .await;
-    wait_until(
-        "record-activity under cargo lambda watch",
-        Duration::from_secs(900),
-        || {
-            let api = &api;
-            let writer = writer.clone();
-            async move {
-                api.http
-                    .post(format!("{}/activities", api.base))
-                    .bearer_auth(writer)
-                    .json(&json!([]))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 400)
-            }
-        },
-    )
-    .await;
-    eprintln!("stack up; cargo lambda watch log: {}", log.display());
-    api.base
+    stack.base
 }
 
 fn ago(minutes: i64) -> String {
