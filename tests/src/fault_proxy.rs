@@ -1,6 +1,7 @@
 //! A loopback proxy in front of the emulator's DynamoDB API that injects the failures DynamoDB
 //! documents: throttling (`ThrottlingException`, `ProvisionedThroughputExceededException`),
-//! server errors (500 `InternalServerError`, 503 `ServiceUnavailable`), a response lost after the
+//! server errors (500 `InternalServerError`, 503 `ServiceUnavailable`, a bare 500 without an
+//! error code), a response lost after the
 //! write was applied, and `BatchGetItem` answering part of its keys as `UnprocessedKeys`.
 //!
 //! Tests point a real SDK client at [`FaultProxy::url`], arm faults per operation and count what
@@ -29,6 +30,8 @@ pub enum Fault {
     InternalError,
     /// 503 `ServiceUnavailable`.
     Unavailable,
+    /// A 500 with an HTML body and no error code, as a failing front end answers.
+    BareServerError,
     /// Forwarded and applied by the emulator, but the caller gets a 500: the write happened
     /// and the client cannot know it.
     LoseResponse,
@@ -191,6 +194,15 @@ impl Forward {
                     "ServiceUnavailable",
                     "Service unavailable",
                 );
+            }
+            Some(Fault::BareServerError) => {
+                return Response::builder()
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .header(CONTENT_TYPE, "text/html")
+                    .body(Full::new(Bytes::from_static(
+                        b"<html><body>Internal Server Error</body></html>",
+                    )))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
             }
             Some(Fault::UnprocessedKeys) => split_keys(&body),
             Some(Fault::LoseResponse) | None => (body, None),

@@ -3,6 +3,7 @@
 //! `devtool` binary behind `scripts/dev`.
 
 pub mod fault_proxy;
+pub mod load;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -105,8 +106,17 @@ async fn start_emulator() -> String {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("activity-log-moto-{port}.log"));
             let child = spawn_tied(
-                &tool("moto_server"),
-                &["-H", "127.0.0.1", "-p", &port.to_string()],
+                &tool("python"),
+                &[
+                    &workspace_root()
+                        .join("tests/emulator/moto_server.py")
+                        .display()
+                        .to_string(),
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ],
                 &[],
                 &log,
             );
@@ -295,9 +305,14 @@ pub struct LocalStack {
     pub log: PathBuf,
 }
 
-/// Starts a [`LocalStack`] and waits until the query and record functions give real answers
-/// (each function is built and started on its first call). It runs until the test binary exits.
-pub async fn local_stack(s3_endpoint: &str, extra_env: &[(&str, String)]) -> LocalStack {
+/// Starts a [`LocalStack`] with up to `concurrency` instances of each function, and waits until
+/// the query and record functions give real answers (each function is built and started on its
+/// first call). Code changes do not reload it. It runs until the test binary exits.
+pub async fn local_stack(
+    s3_endpoint: &str,
+    extra_env: &[(&str, String)],
+    concurrency: usize,
+) -> LocalStack {
     let endpoint = emulator().await;
     let sdk = sdk_config(&endpoint).await;
     let (table, bucket) = (unique_name("stack"), unique_name("stack"));
@@ -348,6 +363,9 @@ pub async fn local_stack(s3_endpoint: &str, extra_env: &[(&str, String)]) -> Loc
         &[
             "lambda",
             "watch",
+            "--ignore-changes",
+            "--concurrency",
+            &concurrency.to_string(),
             "-A",
             "127.0.0.1",
             "-P",

@@ -69,6 +69,7 @@ async fn launch_stack() -> String {
     let stack = local_stack(
         &s3_endpoint,
         &[("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string())],
+        1,
     )
     .await;
     stack.base

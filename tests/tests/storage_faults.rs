@@ -130,7 +130,11 @@ async fn persistent_throttling_is_a_429_that_wrote_nothing_and_the_retry_writes_
 #[tokio::test]
 async fn persistent_server_errors_are_a_503_that_wrote_nothing() {
     let (app, proxy) = app_behind_proxy().await;
-    for fault in [Fault::InternalError, Fault::Unavailable] {
+    for fault in [
+        Fault::InternalError,
+        Fault::Unavailable,
+        Fault::BareServerError,
+    ] {
         proxy.inject("TransactWriteItems", fault, PERSISTENT);
         let r = post(&app, &batch(10)).await;
         assert_retryable(&r, 503, "ServiceUnavailable");
@@ -196,6 +200,7 @@ async fn reads_under_faults_are_retryable_errors_never_partial_pages() {
         (Fault::ThroughputExceeded, 429, "Throttled"),
         (Fault::InternalError, 503, "ServiceUnavailable"),
         (Fault::Unavailable, 503, "ServiceUnavailable"),
+        (Fault::BareServerError, 503, "ServiceUnavailable"),
     ] {
         proxy.heal();
         proxy.inject("Query", fault, PERSISTENT);

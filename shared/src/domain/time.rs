@@ -38,7 +38,7 @@ pub enum TimeError {
 
 /// Parses an RFC 3339 timestamp (any offset; converted to UTC, truncated to milliseconds).
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, TimeError> {
-    let t = DateTime::parse_from_rfc3339(text.trim()).map_err(|_| TimeError::Format)?;
+    let t = DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::Format)?;
     let t = truncate_millis(t.with_timezone(&Utc));
     if t < earliest() || t > latest() {
         return Err(TimeError::OutOfRange);
@@ -54,8 +54,8 @@ pub enum Bound {
 }
 
 impl Bound {
+    /// Exactly as written: surrounding whitespace is an error, as the contract's pattern says.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
-        let text = text.trim();
         if text.len() == 10 {
             let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| TimeError::Format)?;
             let start = day.and_hms_opt(0, 0, 0).ok_or(TimeError::Format)?.and_utc();
@@ -158,6 +158,31 @@ mod tests {
         );
         assert!(Bound::parse("2026-02-30").is_err());
         assert!(Bound::parse("0000-01-01").is_err());
+        assert!(Bound::parse(" 2026-02-03").is_err());
+        assert!(Bound::parse("2026-02-03T00:00:00Z\n").is_err());
+    }
+
+    #[test]
+    fn accepts_what_rfc_3339_allows() {
+        let utc = |s: &str| parse_timestamp(s).map(format);
+        // chrono reads :60 as a leap second; truncating to milliseconds carries it into the next minute.
+        assert!(parse_timestamp("2016-12-31T23:59:60Z").is_ok());
+        assert_eq!(
+            utc("2026-11-25t09:30:00.123456z"),
+            Ok("2026-11-25T09:30:00.123Z".into())
+        );
+        assert_eq!(
+            utc("2026-11-25T09:30:00+08:00"),
+            Ok("2026-11-25T01:30:00.000Z".into())
+        );
+        assert_eq!(
+            utc("1970-01-01T01:00:00+01:00"),
+            Ok("1970-01-01T00:00:00.000Z".into())
+        );
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:59:59+01:00"),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]

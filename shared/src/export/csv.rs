@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::SecondsFormat;
+use chrono::{FixedOffset, Offset, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::Activity;
@@ -71,10 +71,20 @@ impl CsvEncoder {
 
     /// `details` is the activity's full details JSON, if any.
     pub fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), csv::Error> {
-        let when = a
-            .occurred_at
-            .with_timezone(&self.time_zone)
-            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let local = a.occurred_at.with_timezone(&self.time_zone);
+        let offset = local.offset().fix().local_minus_utc();
+        let when = if offset % 60 == 0 {
+            local.to_rfc3339_opts(SecondsFormat::Millis, true)
+        } else {
+            // RFC 3339 offsets are whole minutes and chrono would round the offset but keep the
+            // local time (Africa/Monrovia was -00:44:30 until 1972): write the same instant at
+            // the offset floored to the minute.
+            let floored =
+                FixedOffset::east_opt(offset - offset.rem_euclid(60)).unwrap_or_else(|| Utc.fix());
+            a.occurred_at
+                .with_timezone(&floored)
+                .to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
         let cells = [
             when.as_str(),
             &a.customer_name,
@@ -135,6 +145,26 @@ mod tests {
             e.row(a, *d).unwrap();
         }
         String::from_utf8(e.take().unwrap()).unwrap()
+    }
+
+    /// Found by the csv_cell fuzz target: an offset with seconds (Africa/Monrovia, -00:44:30
+    /// until 1972) was rounded while the local time was kept, moving the instant by 30 s.
+    #[test]
+    fn offsets_with_seconds_keep_the_instant() {
+        let mut a = activity("C", "u");
+        a.occurred_at = parse_timestamp("1970-01-01T00:00:00Z").unwrap();
+        let text = encode(chrono_tz::Africa::Monrovia, &[(a.clone(), None)]);
+        let cell = text
+            .split("\r\n")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(cell).unwrap(),
+            a.occurred_at
+        );
     }
 
     #[test]

@@ -89,8 +89,8 @@ async fn backoff(attempt: u32) {
 }
 
 /// Maps an SDK failure to what a caller can act on.
-pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
-    err: SdkError<E, R>,
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> StoreError {
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -107,6 +107,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync
                 | "ServiceUnavailable"
                 | "InternalError"
                 | "TransactionInProgressException" => StoreError::Unavailable(code.to_owned()),
+                // Any other 5xx is the service failing, not the request: retryable.
+                _ if service.raw().status().is_server_error() => StoreError::Unavailable(format!(
+                    "HTTP {} {code}",
+                    service.raw().status().as_u16()
+                )),
                 _ => StoreError::Other(format!(
                     "{code}: {}",
                     service.err().message().unwrap_or_default()

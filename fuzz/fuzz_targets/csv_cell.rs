@@ -1,0 +1,117 @@
+//! CSV export cells (`activity_log::export::csv`). The input's first bytes pick a time zone and an
+//! instant; the rest, if UTF-8, is the cell text.
+//!
+//! Properties: `neutralise` prefixes `'` exactly to text starting with a formula trigger
+//! (`=`, `+`, `-`, `@`, tab, CR), so its result never starts with one, and it is idempotent.
+//! A `CsvEncoder` file with a row carrying the text in every free-text column, followed by an
+//! ordinary row, starts with the BOM and reads back with the `csv` crate as exactly the header
+//! and two rows of 9 fields; each text cell reads back as `neutralise(text)`, the Date-Time cell
+//! is the instant in RFC 3339 with milliseconds (also in zones whose offset had seconds), and the
+//! ordinary row is intact.
+#![no_main]
+
+use activity_log::domain::time::{earliest, latest};
+use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
+use activity_log::export::csv::{BOM, CsvEncoder, HEADER, neutralise};
+use chrono::{DateTime, Utc};
+use chrono_tz::TZ_VARIANTS;
+use libfuzzer_sys::arbitrary::Unstructured;
+use libfuzzer_sys::fuzz_target;
+
+const TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let (Ok(zone), Ok(ms)) = (
+        u.choose(&TZ_VARIANTS),
+        u.int_in_range(earliest().timestamp_millis()..=latest().timestamp_millis()),
+    ) else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(u.take_rest()) else {
+        return;
+    };
+    let occurred_at = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+
+    let cell = neutralise(text);
+    if text.starts_with(TRIGGERS) {
+        assert_eq!(cell, format!("'{text}"));
+    } else {
+        assert_eq!(cell, text);
+    }
+    assert!(!cell.starts_with(TRIGGERS), "{cell:?}");
+    assert_eq!(neutralise(&cell), cell);
+
+    let mut odd = activity(occurred_at, text);
+    if let Ok(c) = CustomerId::parse(text) {
+        odd.customer_id = c;
+    }
+    let plain = activity(occurred_at, "Contoso");
+    let mut e = CsvEncoder::new(*zone).unwrap();
+    e.row(&odd, Some(text)).unwrap();
+    e.row(&plain, None).unwrap();
+    let file = e.take().unwrap();
+    assert!(file.starts_with(BOM));
+
+    // The csv reader skips the BOM itself.
+    let rows: Vec<csv::StringRecord> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(file.as_slice())
+        .records()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("unreadable CSV {e}: {:?}", String::from_utf8_lossy(&file)));
+    assert_eq!(rows.len(), 3, "{:?}", String::from_utf8_lossy(&file));
+    assert_eq!(rows[0].iter().collect::<Vec<_>>(), HEADER);
+    let c: &str = &cell;
+    let when = occurred_at
+        .with_timezone(zone)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        rows[1].iter().collect::<Vec<_>>(),
+        [
+            when.as_str(),
+            c,
+            c,
+            c,
+            &neutralise(odd.customer_id.as_str()),
+            c,
+            "succeeded",
+            "a1",
+            c,
+        ]
+    );
+    let read_back = DateTime::parse_from_rfc3339(&rows[1][0]).unwrap();
+    assert_eq!(read_back, occurred_at, "{} in {zone}", &rows[1][0]);
+    assert_eq!(
+        rows[2].iter().collect::<Vec<_>>(),
+        [
+            when.as_str(),
+            "Contoso",
+            "Contoso",
+            "Contoso",
+            "c1",
+            "Contoso",
+            "succeeded",
+            "a1",
+            ""
+        ]
+    );
+});
+
+/// An activity with `text` in every free-text field.
+fn activity(occurred_at: DateTime<Utc>, text: &str) -> Activity {
+    Activity {
+        id: ActivityId::parse("a1").unwrap(),
+        customer_id: CustomerId::parse("c1").unwrap(),
+        customer_name: text.into(),
+        action: text.into(),
+        partner_user: text.into(),
+        occurred_at,
+        recorded_at: occurred_at,
+        resource_type: Some(text.into()),
+        status: Status::Succeeded,
+        details: Details::None,
+        content_hash: String::new(),
+        expires_at: 0,
+    }
+}

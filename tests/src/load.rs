@@ -1,0 +1,349 @@
+//! A bounded load run against a running stack: `clients` concurrent writers record `records`
+//! activities in batches through `POST /activities`, retrying 429/5xx and network errors the way
+//! a well-behaved client does (same body, so retries are idempotent; `Retry-After` honoured).
+//! Then the log is read back page by page and exported, and both must hold every record exactly
+//! once. Used by `tests/tests/load.rs` and by `scripts/load` (the `load` binary).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub base: String,
+    pub writer_token: String,
+    pub reader_token: String,
+    pub clients: usize,
+    pub records: usize,
+    pub batch: usize,
+    /// Customer ids and activity ids carry this, so runs against one stack do not meet.
+    pub run_id: String,
+}
+
+#[derive(Debug)]
+pub struct LoadReport {
+    pub requests: usize,
+    pub retries: usize,
+    pub retried_statuses: Vec<(u16, usize)>,
+    pub network_errors: usize,
+    pub write_seconds: f64,
+    pub requests_per_second: f64,
+    pub records_per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub read_back: usize,
+    pub read_back_unique: usize,
+    pub read_pages: usize,
+    pub exported_rows: usize,
+    pub exported_unique: usize,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "write: {} requests ({} retries {:?}, {} network errors) in {:.1} s = {:.1} req/s, {:.0} records/s",
+            self.requests,
+            self.retries,
+            self.retried_statuses,
+            self.network_errors,
+            self.write_seconds,
+            self.requests_per_second,
+            self.records_per_second
+        )?;
+        writeln!(
+            f,
+            "latency per request (incl. retries): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        )?;
+        writeln!(
+            f,
+            "read back: {} records ({} unique) in {} pages",
+            self.read_back, self.read_back_unique, self.read_pages
+        )?;
+        write!(
+            f,
+            "export: {} rows ({} unique ids)",
+            self.exported_rows, self.exported_unique
+        )
+    }
+}
+
+fn customer(plan: &LoadPlan, n: usize) -> String {
+    format!("{}-c{}", plan.run_id, n % 7)
+}
+
+fn batch_body(plan: &LoadPlan, first: usize, count: usize) -> Value {
+    Value::Array(
+        (first..first + count)
+            .map(|n| {
+                json!({
+                    "id": format!("{}-{n:06}", plan.run_id),
+                    "customerId": customer(plan, n),
+                    "customerName": "Load Test Ltd.",
+                    "action": "changed a subscription",
+                    "partnerUser": format!("client{}@partner.example", n % plan.clients.max(1)),
+                    "resourceType": "subscription",
+                    "details": {"n": n, "seats": n % 50},
+                })
+            })
+            .collect(),
+    )
+}
+
+struct ClientStats {
+    latencies: Vec<Duration>,
+    requests: usize,
+    retries: usize,
+    retried: Vec<u16>,
+    network_errors: usize,
+}
+
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Posts one batch until it is stored, or fails after `MAX_ATTEMPTS`.
+async fn post_batch(
+    http: &Client,
+    plan: &LoadPlan,
+    body: &Value,
+    stats: &mut ClientStats,
+) -> Result<(), String> {
+    let started = Instant::now();
+    for attempt in 0..MAX_ATTEMPTS {
+        stats.requests += 1;
+        let sent = http
+            .post(format!("{}/activities", plan.base))
+            .bearer_auth(&plan.writer_token)
+            .json(body)
+            .send()
+            .await;
+        let wait = match sent {
+            Ok(r) if r.status() == StatusCode::CREATED => {
+                stats.latencies.push(started.elapsed());
+                return Ok(());
+            }
+            Ok(r)
+                if r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error() =>
+            {
+                stats.retried.push(r.status().as_u16());
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(Duration::from_secs)
+            }
+            Ok(r) => {
+                let status = r.status();
+                return Err(format!("{status}: {}", r.text().await.unwrap_or_default()));
+            }
+            Err(_) => {
+                stats.network_errors += 1;
+                None
+            }
+        };
+        stats.retries += 1;
+        let backoff = Duration::from_millis(50 * 2u64.pow(attempt.min(6)));
+        tokio::time::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(5))).await;
+    }
+    Err(format!("batch not stored after {MAX_ATTEMPTS} attempts"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Runs the plan; `Err` when a batch could not be stored or a request failed outright.
+pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
+    let http = Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(plan.clients)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let batches: Vec<(usize, usize)> = (0..plan.records)
+        .step_by(plan.batch)
+        .map(|first| (first, plan.batch.min(plan.records - first)))
+        .collect();
+
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..plan.clients {
+        let mine: Vec<(usize, usize)> = batches
+            .iter()
+            .copied()
+            .skip(client)
+            .step_by(plan.clients)
+            .collect();
+        let (http, plan) = (http.clone(), plan.clone());
+        tasks.spawn(async move {
+            let mut stats = ClientStats {
+                latencies: Vec::with_capacity(mine.len()),
+                requests: 0,
+                retries: 0,
+                retried: Vec::new(),
+                network_errors: 0,
+            };
+            for (first, count) in mine {
+                post_batch(&http, &plan, &batch_body(&plan, first, count), &mut stats).await?;
+            }
+            Ok::<_, String>(stats)
+        });
+    }
+    let mut all = Vec::new();
+    let (mut requests, mut retries, mut network_errors) = (0, 0, 0);
+    let mut retried: Vec<u16> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let stats = joined.map_err(|e| e.to_string())??;
+        all.extend(stats.latencies);
+        requests += stats.requests;
+        retries += stats.retries;
+        network_errors += stats.network_errors;
+        retried.extend(stats.retried);
+    }
+    let write_seconds = started.elapsed().as_secs_f64();
+    all.sort();
+    let mut retried_statuses: Vec<(u16, usize)> = Vec::new();
+    retried.sort_unstable();
+    for s in retried {
+        match retried_statuses.last_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => retried_statuses.push((s, 1)),
+        }
+    }
+
+    let (read_back, read_back_unique, read_pages) = read_all(&http, plan).await?;
+    let (exported_rows, exported_unique) = export_all(&http, plan).await?;
+    Ok(LoadReport {
+        requests,
+        retries,
+        retried_statuses,
+        network_errors,
+        write_seconds,
+        requests_per_second: requests as f64 / write_seconds,
+        records_per_second: plan.records as f64 / write_seconds,
+        p50_ms: percentile(&all, 0.50),
+        p90_ms: percentile(&all, 0.90),
+        p99_ms: percentile(&all, 0.99),
+        max_ms: all.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        read_back,
+        read_back_unique,
+        read_pages,
+        exported_rows,
+        exported_unique,
+    })
+}
+
+fn ours<'a>(plan: &LoadPlan, id: &'a str) -> Option<&'a str> {
+    id.strip_prefix(plan.run_id.as_str())
+        .filter(|rest| rest.starts_with('-'))
+        .map(|_| id)
+}
+
+/// Follows cursors over the whole log (newest first, 1000 a page); counts this run's records.
+async fn read_all(http: &Client, plan: &LoadPlan) -> Result<(usize, usize, usize), String> {
+    let (mut total, mut seen, mut pages) = (0, HashSet::new(), 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        // Cursors are URL-safe base64 and '.', so they go into the query as they are.
+        let mut url = format!("{}/activities?limit=1000&from=2000-01-01", plan.base);
+        if let Some(c) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(c);
+        }
+        let r = http
+            .get(url)
+            .bearer_auth(&plan.reader_token)
+            .send()
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if r.status() != StatusCode::OK {
+            return Err(format!("read page {pages}: {}", r.status()));
+        }
+        let page: Value = r.json().await.map_err(|e| format!("read: {e}"))?;
+        pages += 1;
+        for item in page["items"].as_array().into_iter().flatten() {
+            if let Some(id) = item["id"].as_str().and_then(|id| ours(plan, id)) {
+                total += 1;
+                seen.insert(format!("{}/{id}", item["customerId"]));
+            }
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok((total, seen.len(), pages)),
+        }
+    }
+}
+
+/// Exports the whole log as CSV, downloads it through the presigned link and counts this run's
+/// rows (the CSV's "Activity ID" column).
+async fn export_all(http: &Client, plan: &LoadPlan) -> Result<(usize, usize), String> {
+    let r = http
+        .post(format!("{}/exports", plan.base))
+        .bearer_auth(&plan.reader_token)
+        .json(&json!({"from": "2000-01-01", "format": "csv"}))
+        .send()
+        .await
+        .map_err(|e| format!("export: {e}"))?;
+    if r.status() != StatusCode::ACCEPTED {
+        return Err(format!("export: {}", r.status()));
+    }
+    let job: Value = r.json().await.map_err(|e| e.to_string())?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let url = loop {
+        let r = http
+            .get(format!("{}/exports/{id}", plan.base))
+            .bearer_auth(&plan.reader_token)
+            .send()
+            .await
+            .map_err(|e| format!("export status: {e}"))?;
+        let job: Value = r.json().await.map_err(|e| e.to_string())?;
+        match job["status"].as_str() {
+            Some("succeeded") => break job["downloadUrl"].as_str().unwrap_or_default().to_owned(),
+            Some("failed") => return Err(format!("export failed: {job}")),
+            _ if Instant::now() > deadline => return Err("export did not finish".into()),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let bytes = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("download: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| format!("download: {e}"))?;
+    let body = bytes
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&bytes);
+    let mut reader = csv::Reader::from_reader(body);
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let id_col = headers
+        .iter()
+        .position(|h| h == "Activity ID")
+        .ok_or_else(|| format!("no Activity ID column in {headers:?}"))?;
+    let customer_col = headers
+        .iter()
+        .position(|h| h == "Customer ID")
+        .ok_or_else(|| format!("no Customer ID column in {headers:?}"))?;
+    let (mut rows, mut seen) = (0, HashSet::new());
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("csv: {e}"))?;
+        let (Some(id), Some(customer)) = (record.get(id_col), record.get(customer_col)) else {
+            return Err("short CSV row".into());
+        };
+        if ours(plan, id).is_some() {
+            rows += 1;
+            seen.insert(format!("{customer}/{id}"));
+        }
+    }
+    Ok((rows, seen.len()))
+}
