@@ -321,3 +321,26 @@ async fn customer_ids_in_paths_are_decoded_exactly_once() {
     .await;
     assert_eq!(body(&r)["items"], json!([]), "%41 is not A");
 }
+
+/// API Gateway hands a body that is not UTF-8 over base64-encoded; it is refused as JSON would be.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400() {
+    use base64::Engine as _;
+    let store = MemoryStore::default();
+    let mut event = ApiRequest::post("/activities", "")
+        .caller("p1", &["ActivityWriter"])
+        .event();
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b"v\xff\nT\xfe"));
+    event["isBase64Encoded"] = json!(true);
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    assert!(matches!(req.body(), Body::Binary(_)));
+    let r = record::handle(&config(), &store, &store, req).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(body(&r)["error"]["code"], "InvalidBody");
+    let listed = get(
+        &store,
+        ApiRequest::get("/activities").caller("p1", &["BillingAdmin"]),
+    )
+    .await;
+    assert_eq!(body(&listed)["items"], json!([]));
+}
