@@ -18,7 +18,7 @@ impl App {
     /// (and `AWS_ENDPOINT_URL_S3`/`_DYNAMODB`) point them to a local emulator.
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = sdk_config().await;
         let mut app =
             Self::with_clients(config, aws_sdk_dynamodb::Client::new(&sdk), s3_client(&sdk));
         app.sdk = Some(sdk);
@@ -53,6 +53,66 @@ impl App {
             sdk: None,
         }
     }
+}
+
+/// The SDK configuration, built for a fast start (BENCHMARKS.md, init):
+/// - Credentials: Lambda puts the function's role credentials in the environment; read them
+///   there rather than building the default chain, which constructs an STS client (web
+///   identity), profile and container providers on every cold start. Without them in the
+///   environment (a laptop with a profile), the default chain is used.
+/// - TLS roots: one CA bundle file instead of the platform store, which on Debian-like systems
+///   also walks a directory of ~300 hashed links holding the same certificates again. Without a
+///   bundle file the platform store is used.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let has = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY") {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    if let Some(bundle) = ca_bundle() {
+        loader = trusting(loader, bundle);
+    }
+    loader.load().await
+}
+
+/// Where the system's CA bundle is: `SSL_CERT_FILE`, else the usual places (Amazon Linux and
+/// Fedora, Debian and Ubuntu, Alpine, openSUSE).
+fn ca_bundle() -> Option<Vec<u8>> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    from_env
+        .into_iter()
+        .chain(
+            [
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/ssl/cert.pem",
+                "/etc/ssl/ca-bundle.pem",
+            ]
+            .map(std::path::PathBuf::from),
+        )
+        .find_map(|path| std::fs::read(path).ok().filter(|pem| !pem.is_empty()))
+}
+
+/// Gives `loader` the SDK's own HTTPS client (hyper, rustls with aws-lc) trusting the roots in
+/// `bundle`.
+fn trusting(loader: aws_config::ConfigLoader, bundle: Vec<u8>) -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let Ok(context) = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(bundle))
+        .build()
+    else {
+        return loader;
+    };
+    loader.http_client(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 /// An S3 client; path-style addressing when an endpoint override is in use (emulators do not

@@ -55,7 +55,7 @@ impl Default for ExportSettings {
             worker_function: None,
             link_ttl_secs: 900,
             retention_days: 7,
-            part_bytes: 8 * 1024 * 1024,
+            part_bytes: DEFAULT_PART_BYTES,
         }
     }
 }
@@ -87,6 +87,9 @@ impl ConfigError {
 }
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// S3's smallest part: the worker's memory is about one part, whatever the export's size
+/// (BENCHMARKS.md, export memory). 10,000 parts of 5 MiB hold far more than the row limit.
+pub const DEFAULT_PART_BYTES: usize = 5 * 1024 * 1024;
 /// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
 pub const DEFAULT_DETAILS_INLINE_MAX_BYTES: usize = 32 * 1024;
 const MIN_SECRET_BYTES: usize = 32;
@@ -167,7 +170,7 @@ impl Config {
                     .map_err(|_| ConfigError("EXPORT_RETENTION_DAYS out of range".into()))?,
                 part_bytes: usize::try_from(number(
                     "EXPORT_PART_BYTES",
-                    8 * 1024 * 1024,
+                    DEFAULT_PART_BYTES as u64,
                     5 * 1024 * 1024,
                     512 * 1024 * 1024,
                 )?)

@@ -46,11 +46,23 @@ struct Rule {
     remaining: usize,
 }
 
+/// A request the proxy forwarded: what the service asked of AWS, for counting against limits.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// DynamoDB's `X-Amz-Target` operation, or the S3 operation the method and query imply.
+    pub operation: String,
+    pub query: String,
+    pub body_bytes: usize,
+    /// Items in a `TransactWriteItems`/`BatchWriteItem`, keys in a `BatchGetItem`, else 0.
+    pub items: usize,
+}
+
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
     injected: HashMap<String, usize>,
     forwarded: HashMap<String, usize>,
+    seen: Vec<Seen>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -120,6 +132,11 @@ impl FaultProxy {
         self.lock().forwarded.get(operation).copied().unwrap_or(0)
     }
 
+    /// Every request forwarded so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -145,9 +162,10 @@ impl Forward {
         Some(fault)
     }
 
-    fn count_forwarded(&self, operation: &str) {
+    fn count_forwarded(&self, seen: Seen) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *state.forwarded.entry(operation.to_owned()).or_default() += 1;
+        *state.forwarded.entry(seen.operation.clone()).or_default() += 1;
+        state.seen.push(seen);
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -164,6 +182,17 @@ impl Forward {
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or("")
             .to_owned();
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        let seen = Seen {
+            operation: if operation.is_empty() {
+                s3_operation(&parts.method, &query).to_owned()
+            } else {
+                operation.clone()
+            },
+            items: items_in(&operation, &body),
+            body_bytes: body.len(),
+            query,
+        };
 
         let fault = self.take_fault(&operation);
         let (body, unprocessed) = match fault {
@@ -215,7 +244,7 @@ impl Forward {
                 upstream = upstream.header(name, value);
             }
         }
-        self.count_forwarded(&operation);
+        self.count_forwarded(seen);
         let response = match upstream.send().await {
             Ok(r) => r,
             Err(e) => return error(StatusCode::BAD_GATEWAY, "ProxyError", &e.to_string()),
@@ -245,6 +274,55 @@ impl Forward {
         }
         out.body(Full::new(bytes))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+/// The S3 operation a request's method and query imply (path-style requests).
+fn s3_operation(method: &hyper::Method, query: &str) -> &'static str {
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|kv| kv == name || kv.starts_with(&format!("{name}=")))
+    };
+    match (method.as_str(), has("uploadId"), has("uploads")) {
+        ("PUT", true, _) if has("partNumber") => "UploadPart",
+        ("POST", _, true) => "CreateMultipartUpload",
+        ("POST", true, _) => "CompleteMultipartUpload",
+        ("DELETE", true, _) => "AbortMultipartUpload",
+        ("PUT", _, _) => "PutObject",
+        ("GET", _, _) => "GetObject",
+        ("HEAD", _, _) => "HeadObject",
+        ("DELETE", _, _) => "DeleteObject",
+        _ => "S3",
+    }
+}
+
+/// Items a DynamoDB batch or transaction carries (0 for other operations).
+fn items_in(operation: &str, body: &Bytes) -> usize {
+    if !matches!(
+        operation,
+        "TransactWriteItems" | "BatchWriteItem" | "BatchGetItem"
+    ) {
+        return 0;
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+    match operation {
+        "TransactWriteItems" => count(&request["TransactItems"]),
+        _ => request["RequestItems"].as_object().map_or(0, |tables| {
+            tables
+                .values()
+                .map(|t| {
+                    if t.is_array() {
+                        count(t)
+                    } else {
+                        count(&t["Keys"])
+                    }
+                })
+                .sum()
+        }),
     }
 }
 

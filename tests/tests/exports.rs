@@ -388,7 +388,10 @@ async fn exports_100000_rows() {
     assert_eq!(job["rowCount"], 100_000);
     let (_, bytes) = download(&job).await;
     assert_eq!(job["bytes"], bytes.len());
-    assert!(bytes.len() > 8 * 1024 * 1024, "more than one part");
+    assert!(
+        bytes.len() > activity_log::config::DEFAULT_PART_BYTES,
+        "more than one part"
+    );
     let mut reader = csv::Reader::from_reader(&bytes[3..]);
     let mut ids = std::collections::HashSet::new();
     let mut previous = String::from("~");

@@ -9,7 +9,9 @@ use lambda_http::Error;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
-#[tokio::main]
+// One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
+// (BENCHMARKS.md, request CPU).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let app = App::from_env().await?;

@@ -5,7 +5,9 @@ use activity_log::app::{App, init_tracing};
 use activity_log::handlers::query;
 use lambda_http::{Error, Request, service_fn};
 
-#[tokio::main]
+// One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
+// (BENCHMARKS.md, request CPU).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let app = App::from_env().await?;

@@ -105,7 +105,8 @@ impl CsvEncoder {
         self.out.0.lock().map(|b| b.len()).unwrap_or(0)
     }
 
-    /// Takes the encoded bytes, leaving the encoder ready for more rows.
+    /// Takes the encoded bytes, leaving the encoder ready for more rows in a buffer of the
+    /// same capacity (so the next part does not grow, and copy, its way up again).
     pub fn take(&mut self) -> Result<Vec<u8>, std::io::Error> {
         self.writer.flush()?;
         let mut buf = self
@@ -113,7 +114,8 @@ impl CsvEncoder {
             .0
             .lock()
             .map_err(|_| std::io::Error::other("poisoned buffer"))?;
-        Ok(std::mem::take(&mut *buf))
+        let capacity = buf.capacity();
+        Ok(std::mem::replace(&mut *buf, Vec::with_capacity(capacity)))
     }
 }
 

@@ -75,7 +75,10 @@ impl Encoder {
     fn take(&mut self) -> Result<Vec<u8>, String> {
         match self {
             Self::Csv(e) => e.take().map_err(|e| e.to_string()),
-            Self::Lines { buf, .. } => Ok(std::mem::take(buf)),
+            Self::Lines { buf, .. } => {
+                let capacity = buf.capacity();
+                Ok(std::mem::replace(buf, Vec::with_capacity(capacity)))
+            }
         }
     }
 }

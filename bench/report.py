@@ -1,0 +1,102 @@
+"""Turns the harness's results.json and the package sizes into the table of BENCHMARKS.md:
+each figure against its budget. Exits 1 if any budget is missed.
+
+Usage: report.py <results.json> <packages.json>
+"""
+
+import json
+import sys
+
+MB = 1000 * 1000
+MIB = 1024 * 1024
+
+
+def main():
+    results = json.load(open(sys.argv[1]))
+    packages = json.load(open(sys.argv[2]))
+    rows = []
+
+    def check(area, what, figure, budget, ok):
+        rows.append((area, what, figure, budget, "met" if ok else "**MISSED**"))
+
+    init = results["init"]["binaries"]
+    hello = init["hello-runtime"]["medianMs"]
+    check("1 Init", "hello-world `lambda_runtime` (baseline)", f"{hello:.2f} ms median", "-", True)
+    check("1 Init", "no-op `lambda_http`", f"{init['noop-http']['medianMs']:.2f} ms "
+          f"({init['noop-http']['ratioToHello']:.2f}x)", "-", True)
+    for name in ("record-activity", "query-activity", "export-activity", "export-worker"):
+        r = init[name]
+        check("1 Init", name, f"{r['medianMs']:.2f} ms median = {r['ratioToHello']:.2f}x hello",
+              "<= 3x hello", r["ratioToHello"] <= 3)
+
+    for name, p in sorted(packages.items()):
+        if name not in ("record-activity", "query-activity", "export-activity", "export-worker"):
+            continue
+        check("2 Package", f"{name} (stripped: {p['stripped']})",
+              f"{p['zipped'] / MB:.2f} MB zipped ({p['bytes'] / MB:.2f} MB bootstrap)",
+              "<= 10 MB", p["zipped"] <= 10 * MB and p["stripped"])
+
+    req = results["requests"]
+    noop = req["noop"]["cpuPerRequestUs"]
+    check("3 Request CPU", "no-op `lambda_http` (baseline)", f"{noop:.1f} us", "-", True)
+    for key, what, budget in (("record", "record (POST /activities, 1 activity)", 300),
+                              ("query", f"one-page query ({req['query']['itemsPerPage']} items)", 1000),
+                              ("exportStatus", "export status with presigned link", 200)):
+        us = req[key]["run"]["cpuPerRequestUs"]
+        check("3 Request CPU", what, f"{us:.1f} us = {req[key]['ratioToNoop']:.1f}x no-op",
+              f"<= {budget} us", us <= budget)
+
+    ex = results["exports"]
+    mem = ex["memory"]
+    small, large = mem["rows10k"]["peakRssKib"], mem["rows1m"]["peakRssKib"]
+    check("4 Export memory", "peak RSS, 10,000 rows (pages from memory)", f"{small / 1024:.1f} MiB", "-", True)
+    check("4 Export memory", "peak RSS, 1,000,000 rows (pages from memory)",
+          f"{large / 1024:.1f} MiB = {mem['ratio1mTo10k']:.2f}x 10k", "<= 1.5x 10k and <= 128 MB",
+          mem["ratio1mTo10k"] <= 1.5 and large * 1024 <= 128 * MB)
+    emu = ex["emulator"]
+    ours = emu["ours"]
+    check("4 Export memory", f"peak RSS, export-worker, {emu['rows']:,} rows from the emulator",
+          f"{ours['peakRssKib'] / 1024:.1f} MiB", "<= 128 MB", ours["peakRssKib"] * 1024 <= 128 * MB)
+
+    cpu = ex["cpu"]
+    check("5 Export CPU", f"page -> CSV -> part buffer, {cpu['rows']:,} rows",
+          f"{cpu['oursRowsPerSecond']:,.0f} rows/s = {cpu['ratio'] * 100:.0f}% of raw csv "
+          f"({cpu['rawCsvRowsPerSecond']:,.0f} rows/s)", ">= 50% of raw csv", cpu["ratio"] >= 0.5)
+
+    py = emu["boto3"]
+    check("6 vs boto3", f"CPU per 100k rows, export-worker ({emu['rows']:,} rows)",
+          f"{ours['cpuMsPer100k']:,.0f} ms", "-", True)
+    check("6 vs boto3", "CPU per 100k rows, Python + boto3, same data and emulator",
+          f"{py['cpuMsPer100k']:,.0f} ms = {emu['boto3CpuToOurs']:.1f}x ours", ">= 10x ours",
+          emu["boto3CpuToOurs"] >= 10)
+
+    lim = results["limits"]
+    ops = lim["operations"]
+    parts_ok = (lim["smallestNonFinalPartBytes"] is None or lim["smallestNonFinalPartBytes"] >= 5 * MIB)
+    check("7 Limits", "non-final parts (emulator export)",
+          f"smallest {lim['smallestNonFinalPartBytes']} bytes", ">= 5 MiB (5,242,880)", parts_ok)
+    m = mem["rows1m"]
+    check("7 Limits", "non-final parts (1M rows)", f"smallest {m['smallestNonFinalPart']} bytes, "
+          f"{m['parts']} parts", ">= 5 MiB, <= 10,000 parts",
+          m["smallestNonFinalPart"] >= 5 * MIB and m["parts"] <= 10000)
+    check("7 Limits", "parts per upload (emulator export)", f"{lim['mostParts']}", "<= 10,000",
+          lim["mostParts"] <= 10000)
+    for op, limit in (("TransactWriteItems", 100), ("BatchGetItem", 100), ("BatchWriteItem", 25)):
+        o = ops.get(op, {"calls": 0, "maxItems": 0})
+        check("7 Limits", f"{op} items per call", f"max {o['maxItems']} in {o['calls']} calls",
+              f"<= {limit}", o["maxItems"] <= limit)
+    exp = lim["presignExpiresSeconds"]
+    check("7 Limits", "presigned link expiry", f"{exp} s", "<= 900 s", exp is not None and exp <= 900)
+
+    print("| budget | what | figure | budget | result |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+    missed = [r for r in rows if r[4] != "met"]
+    print()
+    print(f"{len(rows) - len(missed)} of {len(rows)} met; harness run {results['seconds']:.0f} s at {results['when']}.")
+    sys.exit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,681 @@
+//! The benchmark harness behind `scripts/bench` (budgets and figures: BENCHMARKS.md).
+//!
+//!   bench <binaries> <report.json>
+//!
+//! `<binaries>` is `cargo lambda build --release`'s output folder (`target/lambda`), holding
+//! `<name>/bootstrap` for the four functions and for `hello-runtime`, `noop-http` and
+//! `export-bench`. Everything runs against the AWS emulator (moto, started here) behind a
+//! loopback proxy that counts what the functions ask of DynamoDB and S3. Function processes talk
+//! to a stand-in Lambda Runtime API; their CPU time and peak RSS come from the kernel (`wait4`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use activity_log::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
+    ExportSpec, ExportStatus, Filters, PartnerId, Status,
+};
+use activity_log::store::dynamodb::DynamoStore;
+use activity_log::store::{ActivityWriter, ExportJobs};
+use activity_log::testing::ApiRequest;
+use activity_log_bench::process::Measured;
+use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
+use activity_log_tests::fault_proxy::FaultProxy;
+use activity_log_tests::{DEV_CURSOR_KEY, SUBSCRIPTIONS_TEMPLATE, create_storage, sdk_config};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+
+type Fallible<T> = Result<T, String>;
+
+const API_TABLE: &str = "bench-api";
+const EXPORT_TABLE: &str = "bench-export";
+const BUCKET: &str = "bench-exports";
+const API_PARTNER: &str = "partner-bench";
+const EXPORT_PARTNER: &str = "partner-export";
+const INVOKE_DEADLINE: Duration = Duration::from_secs(600);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Harness {
+    bins: PathBuf,
+    logs: PathBuf,
+    /// The proxy in front of the emulator: what the functions use.
+    proxy: FaultProxy,
+    /// The emulator itself: what seeding and the Python export use.
+    emulator: String,
+    sdk: aws_config::SdkConfig,
+}
+
+impl Harness {
+    fn bin(&self, name: &str) -> PathBuf {
+        self.bins.join(name).join("bootstrap")
+    }
+
+    /// The environment a deployed function gets, pointed at the proxy and `runtime`.
+    fn function_env(&self, name: &str, table: &str, runtime: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", runtime),
+            ("AWS_LAMBDA_FUNCTION_NAME", name),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ENDPOINT_URL", &self.proxy.url),
+            ("TABLE_NAME", table),
+            ("BUCKET_NAME", BUCKET),
+            ("AUTH_MODE", "apigateway"),
+            ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY),
+            ("SUBSCRIPTIONS_URL_TEMPLATE", SUBSCRIPTIONS_TEMPLATE),
+            ("EXPORT_WORKER_FUNCTION", "export-worker"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    /// Starts `name` under a fresh runtime stub and waits for its first `/invocation/next`.
+    /// Returns the process, the stub and the time from exec to that call.
+    async fn start(&self, name: &str, table: &str) -> Fallible<(Measured, RuntimeStub, Duration)> {
+        let stub = RuntimeStub::start().await.map_err(|e| e.to_string())?;
+        let env = self.function_env(name, table, &stub.address);
+        let log = self.logs.join(format!("{name}.log"));
+        let started = Instant::now();
+        let process = Measured::spawn(&self.bin(name), &[], &env, &log)
+            .map_err(|e| format!("{name}: {e}"))?;
+        let ready = stub
+            .first_next(Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
+        Ok((process, stub, ready.duration_since(started)))
+    }
+}
+
+/// An API Gateway response as the function returned it, status checked.
+fn api_status(outcome: Outcome) -> Fallible<(u16, Value)> {
+    match outcome {
+        Outcome::Response(body) => {
+            let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let status = v["statusCode"].as_u64().unwrap_or(0) as u16;
+            let body = v["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            Ok((status, body))
+        }
+        Outcome::Error(body) => Err(format!(
+            "the function reported an error: {}",
+            String::from_utf8_lossy(&body)
+        )),
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn activity(partner_customer: &str, n: u64, occurred_at: DateTime<Utc>) -> Fallible<Activity> {
+    Ok(Activity {
+        id: ActivityId::parse(&format!("act-{n:09}")).map_err(|e| e.to_string())?,
+        customer_id: CustomerId::parse(partner_customer).map_err(|e| e.to_string())?,
+        customer_name: if n.is_multiple_of(3) {
+            "台北雲端科技股份有限公司".into()
+        } else {
+            "Contoso, Ltd.".into()
+        },
+        action: "placed an order".into(),
+        partner_user: "chen.wei@partner.example".into(),
+        occurred_at,
+        recorded_at: occurred_at,
+        resource_type: Some("order".into()),
+        status: Status::Succeeded,
+        details: Details::Inline(format!(
+            r#"{{"orderId":"ORD-{n}","seats":{},"sku":"CFQ7TTC0LH18"}}"#,
+            n % 50
+        )),
+        content_hash: format!("bench-{n}"),
+        expires_at: (occurred_at + TimeDelta::days(365)).timestamp(),
+    })
+}
+
+/// Writes `rows` activities for `partner` (newest `now`, 10 ms apart) straight to the emulator.
+async fn seed(
+    store: &DynamoStore,
+    partner: &PartnerId,
+    customers: u64,
+    rows: u64,
+    now: DateTime<Utc>,
+) -> Fallible<()> {
+    let mut n = 0;
+    while n < rows {
+        let batch: Vec<Activity> = (n..(n + 100).min(rows))
+            .map(|i| {
+                let when = now - TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0) * 10);
+                activity(&format!("customer-{}", i % customers), i, when)
+            })
+            .collect::<Fallible<_>>()?;
+        store
+            .insert_all(partner, &batch)
+            .await
+            .map_err(|e| format!("seeding: {e}"))?;
+        n += batch.len() as u64;
+    }
+    Ok(())
+}
+
+fn spec(customer: Option<&str>, now: DateTime<Utc>) -> Fallible<ExportSpec> {
+    Ok(ExportSpec {
+        query: ActivityQuery {
+            customer: customer
+                .map(CustomerId::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            range: DateRange {
+                from: now - TimeDelta::days(30),
+                to: now + TimeDelta::minutes(1),
+            },
+            filters: Filters::default(),
+        },
+        format: ExportFormat::Csv,
+        time_zone: chrono_tz::Asia::Taipei,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Init
+
+async fn init(h: &Harness, runs: usize) -> Fallible<Value> {
+    let names = [
+        "hello-runtime",
+        "noop-http",
+        "record-activity",
+        "query-activity",
+        "export-activity",
+        "export-worker",
+    ];
+    let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    // Interleaved, so that a noisy moment hits every binary alike.
+    for _ in 0..runs {
+        for name in names {
+            let (process, _stub, init) = h.start(name, API_TABLE).await?;
+            process.kill_and_measure().map_err(|e| e.to_string())?;
+            samples.entry(name).or_default().push(init);
+        }
+    }
+    let hello = median(samples.get("hello-runtime").cloned().unwrap_or_default());
+    let mut out = serde_json::Map::new();
+    for (name, s) in samples {
+        let (min, max) = (
+            s.iter().min().copied().unwrap_or_default(),
+            s.iter().max().copied().unwrap_or_default(),
+        );
+        let m = median(s);
+        out.insert(
+            name.to_owned(),
+            json!({
+                "medianMs": millis(m),
+                "minMs": millis(min),
+                "maxMs": millis(max),
+                "ratioToHello": m.as_secs_f64() / hello.as_secs_f64().max(1e-9),
+            }),
+        );
+    }
+    Ok(json!({ "runs": runs, "binaries": out }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Request CPU
+
+/// CPU of `count` warm invocations: the difference between a process that served `warm`
+/// invocations and one that served `warm + count` (so init and warm-up cancel out).
+async fn request_cpu(
+    h: &Harness,
+    name: &str,
+    warm: usize,
+    count: usize,
+    event: &dyn Fn(usize) -> Value,
+    expect: u16,
+) -> Fallible<Value> {
+    let mut totals = Vec::new();
+    let mut latencies = Vec::new();
+    let mut serial = 0;
+    let mut peak = 0;
+    for served in [warm, warm + count] {
+        let (process, stub, _) = h.start(name, API_TABLE).await?;
+        for i in 0..served {
+            serial += 1;
+            let started = Instant::now();
+            let outcome = stub
+                .invoke(Bytes::from(event(serial).to_string()), INVOKE_DEADLINE)
+                .await?;
+            let (status, body) = api_status(outcome)?;
+            if status != expect {
+                return Err(format!(
+                    "{name}: invocation {i} answered {status} (expected {expect}): {body}"
+                ));
+            }
+            if i >= warm {
+                latencies.push(started.elapsed());
+            }
+        }
+        peak = process.peak_rss_kib().map_err(|e| e.to_string())?;
+        let usage = process.kill_and_measure().map_err(|e| e.to_string())?;
+        totals.push(usage);
+    }
+    let [short, long] = totals[..] else {
+        return Err("two runs expected".into());
+    };
+    let per_request = long.cpu().saturating_sub(short.cpu()) / u32::try_from(count).unwrap_or(1);
+    Ok(json!({
+        "invocations": count,
+        "warmUp": warm,
+        "cpuPerRequestUs": micros(per_request),
+        "cpuShortRunMs": millis(short.cpu()),
+        "cpuLongRunMs": millis(long.cpu()),
+        "wallMedianMs": millis(median(latencies)),
+        "peakRssKib": peak,
+    }))
+}
+
+async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Value> {
+    let partner = PartnerId::parse(API_PARTNER).map_err(|e| e.to_string())?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&h.sdk), API_TABLE);
+    // A customer with more than one page (100 rows, the default limit) of history.
+    seed(&store, &partner, 1, 150, now - TimeDelta::hours(1)).await?;
+    // A finished export, for the status call that presigns its link.
+    let job = ExportJob::pending(
+        partner.clone(),
+        spec(Some("customer-0"), now)?,
+        now,
+        TimeDelta::days(7),
+    );
+    store.create_job(&job).await.map_err(|e| e.to_string())?;
+    let mut job = store
+        .claim_job(&partner, &job.id, now, now + TimeDelta::minutes(15))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the new export job could not be claimed")?;
+    job.status = ExportStatus::Succeeded;
+    job.row_count = 150;
+    job.bytes = 30_000;
+    job.completed_at = Some(now);
+    store.update_job(&job).await.map_err(|e| e.to_string())?;
+
+    let reader = |route: ApiRequest| route.caller(API_PARTNER, &["GlobalAdmin"]).event();
+    let from = (now - TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let to = (now + TimeDelta::minutes(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let query = {
+        let (from, to) = (from.clone(), to.clone());
+        move |_: usize| {
+            reader(
+                ApiRequest::get("/customers/{customerId}/activities")
+                    .path_param("customerId", "customer-0")
+                    .query("from", &from)
+                    .query("to", &to),
+            )
+        }
+    };
+    let record = |i: usize| {
+        let body = json!([{
+            "id": format!("rec-{i:08}"),
+            "customerId": "fabrikam",
+            "customerName": "Fabrikam, Inc.",
+            "action": "changed a subscription",
+            "partnerUser": "chen.wei@partner.example",
+            "resourceType": "subscription",
+            "status": "succeeded",
+            "details": {"subscriptionId": "sub-4711", "seats": 25},
+        }]);
+        ApiRequest::post("/activities", body.to_string())
+            .caller(API_PARTNER, &["ActivityWriter"])
+            .event()
+    };
+    let export_id = job.id.to_string();
+    let status = |_: usize| {
+        reader(ApiRequest::get("/exports/{exportId}").path_param("exportId", &export_id))
+    };
+
+    let warm = 50;
+    let noop = request_cpu(h, "noop-http", warm, count, &query, 200).await?;
+    let rec = request_cpu(h, "record-activity", warm, count, &record, 201).await?;
+    let q = request_cpu(h, "query-activity", warm, count, &query, 200).await?;
+    let st = request_cpu(h, "export-activity", warm, count, &status, 200).await?;
+
+    // One status answer, kept for the presign-expiry count.
+    let (process, stub, _) = h.start("export-activity", API_TABLE).await?;
+    let (_, body) = api_status(
+        stub.invoke(Bytes::from(status(0).to_string()), INVOKE_DEADLINE)
+            .await?,
+    )?;
+    process.kill_and_measure().map_err(|e| e.to_string())?;
+    let page = {
+        let (process, stub, _) = h.start("query-activity", API_TABLE).await?;
+        let (_, body) = api_status(
+            stub.invoke(Bytes::from(query(0).to_string()), INVOKE_DEADLINE)
+                .await?,
+        )?;
+        process.kill_and_measure().map_err(|e| e.to_string())?;
+        body["items"].as_array().map_or(0, Vec::len)
+    };
+
+    let noop_us = noop["cpuPerRequestUs"].as_f64().unwrap_or(0.0).max(1e-9);
+    let ratio = |v: &Value| v["cpuPerRequestUs"].as_f64().unwrap_or(0.0) / noop_us;
+    Ok(json!({
+        "noop": noop,
+        "record": {"ratioToNoop": ratio(&rec), "activitiesPerRequest": 1, "run": rec},
+        "query": {"ratioToNoop": ratio(&q), "itemsPerPage": page, "run": q},
+        "exportStatus": {"ratioToNoop": ratio(&st), "run": st},
+        "statusAnswer": body,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4-6. Exports
+
+async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
+    let log = h.logs.join("export-bench.log");
+    let process = Measured::spawn_piped(&h.bin("export-bench"), args, &[], &log)
+        .map_err(|e| e.to_string())?;
+    let (out, usage) = process.output_and_measure().map_err(|e| e.to_string())?;
+    if usage.code != Some(0) {
+        return Err(format!(
+            "export-bench {args:?} failed; see {}",
+            log.display()
+        ));
+    }
+    serde_json::from_str(out.trim()).map_err(|e| format!("export-bench: {e}: {out}"))
+}
+
+/// Downloads an object and counts its CSV data rows (the header excluded), all distinct.
+async fn count_rows(h: &Harness, key: &str) -> Fallible<(usize, usize)> {
+    let s3 = activity_log_tests::s3_client(&h.sdk);
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("download {key}: {e}"))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_bytes();
+    let mut reader = csv::Reader::from_reader(&bytes[..]);
+    let mut ids = std::collections::HashSet::new();
+    let mut rows = 0;
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        rows += 1;
+        ids.insert(record.get(7).unwrap_or("").to_owned());
+    }
+    Ok((rows, ids.len()))
+}
+
+async fn exports(h: &Harness, rows: u64, now: DateTime<Utc>) -> Fallible<Value> {
+    // 4. Memory with pages from memory: 10,000 and 1,000,000 rows, one process each.
+    let small = export_bench(h, &["memory", "10000"]).await?;
+    let large = export_bench(h, &["memory", "1000000"]).await?;
+    // 5. CPU against the raw csv crate.
+    let cpu = export_bench(h, &["cpu", "200000", "5"]).await?;
+
+    // 4 and 6 against the emulator: the export-worker binary, then Python with boto3.
+    let partner = PartnerId::parse(EXPORT_PARTNER).map_err(|e| e.to_string())?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&h.sdk), EXPORT_TABLE);
+    let seeding = Instant::now();
+    seed(&store, &partner, 20, rows, now - TimeDelta::minutes(1)).await?;
+    let seeded_in = seeding.elapsed();
+
+    let job = ExportJob::pending(partner.clone(), spec(None, now)?, now, TimeDelta::days(7));
+    store.create_job(&job).await.map_err(|e| e.to_string())?;
+    let (process, stub, init) = h.start("export-worker", EXPORT_TABLE).await?;
+    let event = json!({"partnerId": EXPORT_PARTNER, "exportId": job.id.to_string()});
+    let started = Instant::now();
+    let answer = stub
+        .invoke(Bytes::from(event.to_string()), INVOKE_DEADLINE)
+        .await?;
+    let wall = started.elapsed();
+    let peak = process.peak_rss_kib().map_err(|e| e.to_string())?;
+    let usage = process.kill_and_measure().map_err(|e| e.to_string())?;
+    let answer: Value = match answer {
+        Outcome::Response(b) => serde_json::from_slice(&b).map_err(|e| e.to_string())?,
+        Outcome::Error(b) => return Err(String::from_utf8_lossy(&b).into_owned()),
+    };
+    if answer["status"] != "succeeded" || answer["rows"].as_u64() != Some(rows) {
+        return Err(format!("the export worker answered {answer}"));
+    }
+    let (csv_rows, distinct) = count_rows(h, &job.object_key()).await?;
+    if csv_rows as u64 != rows || distinct as u64 != rows {
+        return Err(format!(
+            "the exported file has {csv_rows} rows ({distinct} distinct), expected {rows}"
+        ));
+    }
+
+    let python = activity_log_tests::tool("python");
+    let script = activity_log_tests::workspace_root().join("bench/python/boto3_export.py");
+    let key = format!("exports/{EXPORT_PARTNER}/boto3.csv");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", h.emulator.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let from = (now - TimeDelta::days(30)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let to = (now + TimeDelta::minutes(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let script_s = script.display().to_string();
+    let args = [
+        script_s.as_str(),
+        EXPORT_TABLE,
+        EXPORT_PARTNER,
+        &from,
+        &to,
+        BUCKET,
+        &key,
+        "Asia/Taipei",
+    ];
+    let started = Instant::now();
+    let py = Measured::spawn_piped(&python, &args, &env, &h.logs.join("boto3_export.log"))
+        .map_err(|e| e.to_string())?;
+    let (py_out, py_usage) = py.output_and_measure().map_err(|e| e.to_string())?;
+    let py_wall = started.elapsed();
+    if py_usage.code != Some(0) {
+        return Err(format!("the boto3 export failed: {py_out}"));
+    }
+    let py_report: Value = serde_json::from_str(py_out.trim()).map_err(|e| e.to_string())?;
+    let (py_rows, py_distinct) = count_rows(h, &key).await?;
+    if py_rows as u64 != rows || py_distinct as u64 != rows {
+        return Err(format!(
+            "the boto3 file has {py_rows} rows ({py_distinct} distinct), expected {rows}"
+        ));
+    }
+
+    let per_100k = |d: Duration| millis(d) * 100_000.0 / rows as f64;
+    let kib = |v: &Value| v["peakRssKib"].as_u64().unwrap_or(0);
+    Ok(json!({
+        "memory": {
+            "ratio1mTo10k": kib(&large) as f64 / kib(&small).max(1) as f64,
+            "rows10k": small,
+            "rows1m": large,
+        },
+        "cpu": cpu,
+        "emulator": {
+            "rows": rows,
+            "seedSeconds": seeded_in.as_secs_f64(),
+            "ours": {
+                "answer": answer,
+                "initMs": millis(init),
+                "wallSeconds": wall.as_secs_f64(),
+                "cpuMs": millis(usage.cpu()),
+                "userMs": millis(usage.user),
+                "systemMs": millis(usage.system),
+                "cpuMsPer100k": per_100k(usage.cpu()),
+                "peakRssKib": peak,
+                "fileRows": csv_rows,
+            },
+            "boto3": {
+                "report": py_report,
+                "wallSeconds": py_wall.as_secs_f64(),
+                "cpuMs": millis(py_usage.cpu()),
+                "userMs": millis(py_usage.user),
+                "systemMs": millis(py_usage.system),
+                "cpuMsPer100k": per_100k(py_usage.cpu()),
+                "peakRssKib": py_report["peakRssKib"],
+                "fileRows": py_rows,
+            },
+            "boto3CpuToOurs": py_usage.cpu().as_secs_f64() / usage.cpu().as_secs_f64().max(1e-9),
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Service limits, counted from what went through the proxy
+
+fn limits(h: &Harness, status_answer: &Value) -> Value {
+    let seen = h.proxy.seen();
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut uploads: BTreeMap<String, Vec<(u32, usize)>> = BTreeMap::new();
+    for s in &seen {
+        let e = counts.entry(s.operation.clone()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(s.items);
+        if s.operation == "UploadPart" {
+            let q = |name: &str| {
+                s.query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .map(str::to_owned)
+            };
+            if let (Some(upload), Some(n)) = (q("uploadId"), q("partNumber")) {
+                uploads
+                    .entry(upload)
+                    .or_default()
+                    .push((n.parse().unwrap_or(0), s.body_bytes));
+            }
+        }
+    }
+    let mut smallest_non_final = usize::MAX;
+    let mut most_parts = 0;
+    for parts in uploads.values_mut() {
+        parts.sort();
+        most_parts = most_parts.max(parts.len());
+        for (_, size) in parts.iter().take(parts.len().saturating_sub(1)) {
+            smallest_non_final = smallest_non_final.min(*size);
+        }
+    }
+    let expires = status_answer["downloadUrl"]
+        .as_str()
+        .and_then(|u| {
+            u.split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
+        })
+        .and_then(|v| v.parse::<u64>().ok());
+    let ops: serde_json::Map<String, Value> = counts
+        .into_iter()
+        .map(|(op, (calls, max_items))| (op, json!({"calls": calls, "maxItems": max_items})))
+        .collect();
+    json!({
+        "operations": ops,
+        "multipartUploads": uploads.len(),
+        "mostParts": most_parts,
+        "smallestNonFinalPartBytes": (smallest_non_final != usize::MAX).then_some(smallest_non_final),
+        "presignExpiresSeconds": expires,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
+    let logs = report
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let emulator = activity_log_tests::emulator().await;
+    let sdk = sdk_config(&emulator).await;
+    for table in [API_TABLE, EXPORT_TABLE] {
+        create_storage(&sdk, table, BUCKET).await;
+    }
+    let proxy = FaultProxy::start(&emulator).await;
+    let h = Harness {
+        bins,
+        logs,
+        proxy,
+        emulator,
+        sdk,
+    };
+    let now = Utc::now();
+    let total = Instant::now();
+    let step = |what: &str| eprintln!("bench: {what} ({:.0} s)", total.elapsed().as_secs_f64());
+
+    // BENCH_ONLY=init,requests,exports picks parts (for profiling one of them); default all.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    let mut init_figures = Value::Null;
+    if wanted("init") {
+        step("init");
+        init_figures = init(&h, env_usize("BENCH_INIT_RUNS", 21)).await?;
+    }
+    let mut requests_figures = Value::Null;
+    if wanted("requests") {
+        step("request CPU");
+        requests_figures = requests(&h, env_usize("BENCH_REQUESTS", 1000), now).await?;
+    }
+    let mut exports_figures = Value::Null;
+    if wanted("exports") {
+        step("exports");
+        let rows = env_usize("BENCH_EXPORT_ROWS", 100_000) as u64;
+        exports_figures = exports(&h, rows, now).await?;
+    }
+    let (init, requests, exports) = (init_figures, requests_figures, exports_figures);
+    step("limits");
+    let limits = limits(&h, &requests["statusAnswer"]);
+    let out = json!({
+        "when": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        "seconds": total.elapsed().as_secs_f64(),
+        "init": init,
+        "requests": requests,
+        "exports": exports,
+        "limits": limits,
+    });
+    let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(&report, text + "\n").map_err(|e| e.to_string())?;
+    step("done");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(bins), Some(report)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: bench <target/lambda> <report.json>");
+        std::process::exit(2);
+    };
+    if let Err(e) = run(PathBuf::from(bins), PathBuf::from(report)).await {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}

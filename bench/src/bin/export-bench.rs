@@ -1,0 +1,444 @@
+//! The export path with storage stubbed out (the real worker, encoder and part writer; pages
+//! from memory; parts counted and dropped). Prints one JSON object.
+//!
+//!   export-bench memory <rows> [csv|jsonl]
+//!     A synthetic log generates pages on demand, newest first like the table, so memory is the
+//!     export path's own: rows, bytes, parts, part sizes, seconds and peak RSS (VmHWM).
+//!   export-bench cpu <rows> [rounds]
+//!     The same prebuilt records, alternately (a) exported by the worker (page -> CSV -> part
+//!     buffer) and (b) serialized by the raw `csv` crate into a `Vec<u8>`; rows/s of each and
+//!     their ratio, best of `rounds`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use activity_log::config::Config;
+use activity_log::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
+    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status,
+};
+use activity_log::handlers::export_worker::{self, RunOutcome};
+use activity_log::store::lambda::WorkerEvent;
+use activity_log::store::{
+    ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError, StorePage,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+
+const PAGE: u64 = 2500;
+
+struct SyntheticLog {
+    rows: u64,
+    newest: DateTime<Utc>,
+}
+
+impl SyntheticLog {
+    fn activity(&self, n: u64) -> Activity {
+        Activity {
+            id: ActivityId::parse(&format!("act-{n:09}")).unwrap_or_else(|e| panic!("{e}")),
+            customer_id: CustomerId::parse(&format!("customer-{}", n % 97))
+                .unwrap_or_else(|e| panic!("{e}")),
+            customer_name: if n.is_multiple_of(3) {
+                "台北雲端科技股份有限公司".into()
+            } else {
+                "Contoso, Ltd.".into()
+            },
+            action: "placed an order".into(),
+            partner_user: "chen.wei@partner.example".into(),
+            occurred_at: self.newest - TimeDelta::milliseconds(i64::try_from(n).unwrap_or(0) * 10),
+            recorded_at: self.newest,
+            resource_type: Some("order".into()),
+            status: Status::Succeeded,
+            details: Details::Inline(format!(
+                r#"{{"orderId":"ORD-{n}","seats":{},"sku":"CFQ7TTC0LH18"}}"#,
+                n % 50
+            )),
+            content_hash: String::new(),
+            expires_at: 0,
+        }
+    }
+}
+
+impl ActivityReader for SyntheticLog {
+    async fn get(
+        &self,
+        _: &PartnerId,
+        _: &CustomerId,
+        _: &ActivityId,
+    ) -> Result<Option<Activity>, StoreError> {
+        Ok(None)
+    }
+
+    async fn query_page(
+        &self,
+        _: &PartnerId,
+        _: &ActivityQuery,
+        after: Option<&PageKey>,
+        _: usize,
+    ) -> Result<StorePage, StoreError> {
+        let start = after
+            .and_then(|k| k.id.as_str().trim_start_matches("act-").parse::<u64>().ok())
+            .map_or(0, |n| n + 1);
+        let end = (start + PAGE).min(self.rows);
+        let items: Vec<Activity> = (start..end).map(|n| self.activity(n)).collect();
+        let last_evaluated = if end < self.rows {
+            items.last().map(PageKey::of)
+        } else {
+            None
+        };
+        Ok(StorePage {
+            items,
+            last_evaluated,
+        })
+    }
+}
+
+impl DetailsBlobs for SyntheticLog {
+    async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<String, StoreError> {
+        Err(StoreError::Other(format!("no blob {key}")))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+struct OneJob(ExportJob);
+
+impl ExportJobs for OneJob {
+    async fn create_job(&self, _: &ExportJob) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn get_job(&self, _: &PartnerId, _: &ExportId) -> Result<Option<ExportJob>, StoreError> {
+        Ok(Some(self.0.clone()))
+    }
+    async fn claim_job(
+        &self,
+        _: &PartnerId,
+        _: &ExportId,
+        _: DateTime<Utc>,
+        lease: DateTime<Utc>,
+    ) -> Result<Option<ExportJob>, StoreError> {
+        Ok(Some(ExportJob {
+            status: ExportStatus::Running,
+            attempt: 1,
+            lease_until: Some(lease),
+            ..self.0.clone()
+        }))
+    }
+    async fn update_job(&self, _: &ExportJob) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Counts what the worker uploads and drops the bytes.
+#[derive(Default)]
+struct CountingSink {
+    smallest_non_final: AtomicU64,
+    largest: AtomicU64,
+    parts: AtomicU64,
+}
+
+struct Upload(Arc<CountingSink>, Vec<u64>);
+
+impl PartSink for Upload {
+    async fn upload_part(&mut self, _: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.1.push(bytes.len() as u64);
+        self.0.parts.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .largest
+            .fetch_max(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn complete(&mut self) -> Result<(), StoreError> {
+        let non_final = &self.1[..self.1.len().saturating_sub(1)];
+        self.0.smallest_non_final.store(
+            non_final.iter().copied().min().unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+    async fn abort(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+struct NullObjects(Arc<CountingSink>);
+
+impl ExportObjects for NullObjects {
+    type Upload = Upload;
+    async fn start_upload(&self, _: &str, _: &str, _: &str) -> Result<Upload, StoreError> {
+        Ok(Upload(self.0.clone(), Vec::new()))
+    }
+    async fn presign_get(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<String, StoreError> {
+        Ok(String::new())
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Pages built before the clock starts, handed out (moved, not copied) in order.
+struct Prebuilt(Mutex<VecDeque<StorePage>>);
+
+impl ActivityReader for Prebuilt {
+    async fn get(
+        &self,
+        _: &PartnerId,
+        _: &CustomerId,
+        _: &ActivityId,
+    ) -> Result<Option<Activity>, StoreError> {
+        Ok(None)
+    }
+
+    async fn query_page(
+        &self,
+        _: &PartnerId,
+        _: &ActivityQuery,
+        _: Option<&PageKey>,
+        _: usize,
+    ) -> Result<StorePage, StoreError> {
+        let mut pages = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        Ok(pages.pop_front().unwrap_or_default())
+    }
+}
+
+impl DetailsBlobs for Prebuilt {
+    async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<String, StoreError> {
+        Err(StoreError::Other(format!("no blob {key}")))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The raw `csv` crate's view of a record: the same nine values, serialized as they are.
+#[derive(serde::Serialize)]
+struct RawRow<'a> {
+    occurred_at: DateTime<Utc>,
+    customer_name: &'a str,
+    action: &'a str,
+    partner_user: &'a str,
+    customer_id: &'a str,
+    resource_type: Option<&'a str>,
+    status: &'a str,
+    id: &'a str,
+    details: Option<&'a str>,
+}
+
+fn raw_csv(records: &[Activity]) -> Result<usize, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for a in records {
+        w.serialize(RawRow {
+            occurred_at: a.occurred_at,
+            customer_name: &a.customer_name,
+            action: &a.action,
+            partner_user: &a.partner_user,
+            customer_id: a.customer_id.as_str(),
+            resource_type: a.resource_type.as_deref(),
+            status: a.status.as_str(),
+            id: a.id.as_str(),
+            details: match &a.details {
+                Details::Inline(d) => Some(d.as_str()),
+                _ => None,
+            },
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map(|v| v.len()).map_err(|e| e.to_string())
+}
+
+struct Bench {
+    config: Config,
+    partner: PartnerId,
+    now: DateTime<Utc>,
+}
+
+impl Bench {
+    fn job(&self, format: ExportFormat) -> OneJob {
+        let spec = ExportSpec {
+            query: ActivityQuery {
+                customer: None,
+                range: DateRange {
+                    from: self.now - TimeDelta::days(3650),
+                    to: self.now,
+                },
+                filters: Filters::default(),
+            },
+            format,
+            time_zone: chrono_tz::Asia::Taipei,
+        };
+        OneJob(ExportJob::pending(
+            self.partner.clone(),
+            spec,
+            self.now,
+            TimeDelta::days(1),
+        ))
+    }
+
+    async fn export<R: ActivityReader + DetailsBlobs>(
+        &self,
+        source: &R,
+        format: ExportFormat,
+        sink: &Arc<CountingSink>,
+    ) -> Result<(u64, u64, i32), String> {
+        let jobs = self.job(format);
+        let event = WorkerEvent {
+            partner_id: self.partner.to_string(),
+            export_id: jobs.0.id.to_string(),
+        };
+        match export_worker::run(
+            &self.config,
+            source,
+            source,
+            &jobs,
+            &NullObjects(sink.clone()),
+            &event,
+        )
+        .await
+        {
+            Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok((rows, bytes, parts)),
+            other => Err(format!("export did not succeed: {other:?}")),
+        }
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("export-bench: {message}");
+    std::process::exit(1)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    let rows: u64 = args
+        .get(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| fail("usage: export-bench memory|cpu <rows> [csv|jsonl|rounds]"));
+    let bench = Bench {
+        config: activity_log_tests::test_config(
+            "t",
+            "b",
+            activity_log::config::AuthMode::ApiGateway,
+        ),
+        partner: PartnerId::parse("bench").unwrap_or_else(|e| fail(&e.to_string())),
+        now: Utc::now(),
+    };
+    match mode {
+        "memory" => {
+            let format = args
+                .get(2)
+                .and_then(|f| ExportFormat::parse(f))
+                .unwrap_or(ExportFormat::Csv);
+            let log = SyntheticLog {
+                rows,
+                newest: bench.now,
+            };
+            let sink = Arc::new(CountingSink::default());
+            let started = Instant::now();
+            let (rows, bytes, parts) = bench
+                .export(&log, format, &sink)
+                .await
+                .unwrap_or_else(|e| fail(&e));
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "mode": "memory",
+                    "format": format.as_str(),
+                    "rows": rows,
+                    "bytes": bytes,
+                    "parts": parts,
+                    "smallestNonFinalPart": sink.smallest_non_final.load(Ordering::Relaxed),
+                    "largestPart": sink.largest.load(Ordering::Relaxed),
+                    "seconds": secs,
+                    "rowsPerSecond": rows as f64 / secs,
+                    "peakRssKib": peak_rss_kib(),
+                })
+            );
+        }
+        "cpu" => {
+            let rounds: u32 = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
+            let log = SyntheticLog {
+                rows,
+                newest: bench.now,
+            };
+            let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
+            let (mut ours_best, mut raw_best) = (f64::MAX, f64::MAX);
+            let (mut ours_bytes, mut raw_bytes) = (0, 0);
+            for _ in 0..rounds {
+                // Ours: pages of 1,000 (the worker's page size), moved into the worker.
+                let pages: VecDeque<StorePage> = records
+                    .chunks(1000)
+                    .map(|c| StorePage {
+                        items: c.to_vec(),
+                        last_evaluated: None,
+                    })
+                    .collect();
+                let count = pages.len();
+                let mut pages = pages;
+                for (i, page) in pages.iter_mut().enumerate() {
+                    if i + 1 < count {
+                        page.last_evaluated = page.items.last().map(PageKey::of);
+                    }
+                }
+                let source = Prebuilt(Mutex::new(pages));
+                let sink = Arc::new(CountingSink::default());
+                let started = Instant::now();
+                let (exported, bytes, _) = bench
+                    .export(&source, ExportFormat::Csv, &sink)
+                    .await
+                    .unwrap_or_else(|e| fail(&e));
+                ours_best = ours_best.min(started.elapsed().as_secs_f64());
+                if exported != rows {
+                    fail(&format!("exported {exported} rows of {rows}"));
+                }
+                ours_bytes = bytes;
+
+                let started = Instant::now();
+                raw_bytes = raw_csv(&records).unwrap_or_else(|e| fail(&e));
+                raw_best = raw_best.min(started.elapsed().as_secs_f64());
+            }
+            let ours = rows as f64 / ours_best;
+            let raw = rows as f64 / raw_best;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "mode": "cpu",
+                    "rows": rows,
+                    "rounds": rounds,
+                    "oursRowsPerSecond": ours,
+                    "oursBytes": ours_bytes,
+                    "rawCsvRowsPerSecond": raw,
+                    "rawCsvBytes": raw_bytes,
+                    "ratio": ours / raw,
+                })
+            );
+        }
+        _ => fail("usage: export-bench memory|cpu <rows> [csv|jsonl|rounds]"),
+    }
+}

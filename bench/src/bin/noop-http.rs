@@ -1,0 +1,16 @@
+//! The request-CPU baseline: a `lambda_http` function that answers every API Gateway request
+//! with `200 {}` and does nothing else.
+
+use lambda_http::{Body, Error, Request, Response, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::run(service_fn(|_: Request| async {
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .map_err(Error::from)
+    }))
+    .await
+}
