@@ -12,7 +12,6 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
     TransactWriteItem,
 };
-use chrono::{DateTime, Utc};
 
 use super::keys::{self, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK};
 use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage};
@@ -64,12 +63,13 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in out
-                .responses()
-                .and_then(|r| r.get(&self.table))
-                .into_iter()
-                .flatten()
-            {
+            let mut out = out;
+            let items = out
+                .responses
+                .as_mut()
+                .and_then(|r| r.remove(&self.table))
+                .unwrap_or_default();
+            for item in items {
                 found.push(from_item(item)?);
             }
             match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
@@ -170,13 +170,6 @@ pub fn to_item(partner: &PartnerId, a: &Activity) -> HashMap<String, AttributeVa
     item
 }
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| StoreError::Other(format!("stored activity lacks {name}")))
-}
-
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, StoreError> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -184,39 +177,68 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, Sto
         .ok_or_else(|| StoreError::Other(format!("stored activity lacks {name}")))
 }
 
-fn stamp(item: &HashMap<String, AttributeValue>, name: &str) -> Result<DateTime<Utc>, StoreError> {
-    time::parse_timestamp(text(item, name)?)
-        .map_err(|_| StoreError::Other(format!("stored activity has a bad {name}")))
-}
+/// The attributes a listed activity needs: everything but keys, fingerprint and TTL, which
+/// only writes use. Query results carry about half the bytes (BENCHMARKS.md, request CPU).
+const LISTED: [&str; 12] = [
+    "id",
+    "customerId",
+    "customerName",
+    "action",
+    "partnerUser",
+    "occurredAt",
+    "recordedAt",
+    "resourceType",
+    "status",
+    "details",
+    "detailsKey",
+    "detailsSize",
+];
 
-pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Activity, StoreError> {
+/// Reads a stored activity, taking its strings out of the item rather than copying them.
+/// `contentHash` and the TTL are absent from query results (see [`LISTED`]): then empty and 0.
+pub fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<Activity, StoreError> {
     let bad = |what: &str| StoreError::Other(format!("stored activity has a bad {what}"));
-    let details = if let Some(json) = item.get("details").and_then(|v| v.as_s().ok()) {
-        Details::Inline(json.clone())
-    } else if let Some(key) = item.get("detailsKey").and_then(|v| v.as_s().ok()) {
+    let details = if let Some(AttributeValue::S(json)) = item.remove("details") {
+        Details::Inline(json)
+    } else if let Some(AttributeValue::S(key)) = item.remove("detailsKey") {
         Details::External {
-            key: key.clone(),
-            size: usize::try_from(number(item, "detailsSize")?).map_err(|_| bad("detailsSize"))?,
+            key,
+            size: usize::try_from(number(&item, "detailsSize")?).map_err(|_| bad("detailsSize"))?,
         }
     } else {
         Details::None
     };
+    let mut take = |name: &str| match item.remove(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Other(format!("stored activity lacks {name}"))),
+    };
+    let id = ActivityId::parse(&take("id")?).map_err(|_| bad("id"))?;
+    let customer_id = CustomerId::parse(&take("customerId")?).map_err(|_| bad("customerId"))?;
+    let customer_name = take("customerName")?;
+    let action = take("action")?;
+    let partner_user = take("partnerUser")?;
+    let occurred_at = time::parse_timestamp(&take("occurredAt")?).map_err(|_| bad("occurredAt"))?;
+    let recorded_at = time::parse_timestamp(&take("recordedAt")?).map_err(|_| bad("recordedAt"))?;
+    let status = Status::parse(&take("status")?).ok_or_else(|| bad("status"))?;
+    let resource_type = take("resourceType").ok();
+    let content_hash = take("contentHash").unwrap_or_default();
     Ok(Activity {
-        id: ActivityId::parse(text(item, "id")?).map_err(|_| bad("id"))?,
-        customer_id: CustomerId::parse(text(item, "customerId")?).map_err(|_| bad("customerId"))?,
-        customer_name: text(item, "customerName")?.to_owned(),
-        action: text(item, "action")?.to_owned(),
-        partner_user: text(item, "partnerUser")?.to_owned(),
-        occurred_at: stamp(item, "occurredAt")?,
-        recorded_at: stamp(item, "recordedAt")?,
-        resource_type: item
-            .get("resourceType")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
-        status: Status::parse(text(item, "status")?).ok_or_else(|| bad("status"))?,
+        id,
+        customer_id,
+        customer_name,
+        action,
+        partner_user,
+        occurred_at,
+        recorded_at,
+        resource_type,
+        status,
         details,
-        content_hash: text(item, "contentHash")?.to_owned(),
-        expires_at: number(item, TTL)?,
+        content_hash,
+        expires_at: if item.contains_key(TTL) {
+            number(&item, TTL)?
+        } else {
+            0
+        },
     })
 }
 
@@ -312,7 +334,7 @@ impl ActivityReader for DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        out.item().map(from_item).transpose()
+        out.item.map(from_item).transpose()
     }
 
     async fn query_page(
@@ -388,10 +410,23 @@ impl ActivityReader for DynamoStore {
             req = req.limit(i32::try_from(want.max(1)).unwrap_or(1));
         }
 
-        let out = req.send().await.map_err(classify)?;
+        let mut projection = String::new();
+        for (i, name) in LISTED.iter().enumerate() {
+            let placeholder = format!("#l{i}");
+            if i > 0 {
+                projection.push_str(", ");
+            }
+            projection.push_str(&placeholder);
+            req = req.expression_attribute_names(placeholder, *name);
+        }
+        req = req.projection_expression(projection);
+
+        let mut out = req.send().await.map_err(classify)?;
         let items = out
-            .items()
-            .iter()
+            .items
+            .take()
+            .unwrap_or_default()
+            .into_iter()
             .map(from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let last_evaluated = match out.last_evaluated_key() {
