@@ -85,6 +85,12 @@ def main():
         o = ops.get(op, {"calls": 0, "maxItems": 0})
         check("7 Limits", f"{op} items per call", f"max {o['maxItems']} in {o['calls']} calls",
               f"<= {limit}", o["maxItems"] <= limit)
+    b = lim["batchOf100"]
+    get = ops.get("BatchGetItem", {"calls": 0})
+    check("7 Limits", "UnprocessedKeys asked for again (BatchGetItem of a replayed 100-item batch)",
+          f"{b['unprocessedKeysInjected']} partial answers injected, {get['calls']} calls, "
+          f"replay {b['replayStatus']} with {b['replayItems']} items", "all 100 back",
+          b["replayItems"] == 100 and get["calls"] > b["unprocessedKeysInjected"])
     exp = lim["presignExpiresSeconds"]
     check("7 Limits", "presigned link expiry", f"{exp} s", "<= 900 s", exp is not None and exp <= 900)
 

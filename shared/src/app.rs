@@ -105,14 +105,37 @@ fn trusting(loader: aws_config::ConfigLoader, bundle: Vec<u8>) -> aws_config::Co
     else {
         return loader;
     };
-    loader.http_client(
+    loader.http_client(BuiltOnFirstUse(
         aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .tls_context(context)
             .build_https(),
-    )
+    ))
+}
+
+/// The SDK's HTTPS client without its start-up check. The check builds a TLS connector (the
+/// whole trust store parsed again) for every service client and throws it away; the connector
+/// that requests use is built, once, on the first request either way. Three clients made
+/// export-activity's init 3.2x a hello-world's (BENCHMARKS.md, init).
+#[derive(Debug)]
+struct BuiltOnFirstUse(aws_smithy_runtime_api::client::http::SharedHttpClient);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for BuiltOnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// An S3 client; path-style addressing when an endpoint override is in use (emulators do not

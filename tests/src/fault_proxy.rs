@@ -5,7 +5,9 @@
 //! write was applied, and `BatchGetItem` answering part of its keys as `UnprocessedKeys`.
 //!
 //! Tests point a real SDK client at [`FaultProxy::url`], arm faults per operation and count what
-//! was injected and what reached the emulator.
+//! was injected and what reached the emulator. The benchmark harness also reads
+//! [`FaultProxy::seen`] to count what the functions ask of DynamoDB and S3 (items per batch,
+//! part sizes) against the services' limits.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -21,7 +21,7 @@ use activity_log::store::{ActivityWriter, ExportJobs};
 use activity_log::testing::ApiRequest;
 use activity_log_bench::process::Measured;
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
-use activity_log_tests::fault_proxy::FaultProxy;
+use activity_log_tests::fault_proxy::{Fault, FaultProxy};
 use activity_log_tests::{DEV_CURSOR_KEY, SUBSCRIPTIONS_TEMPLATE, create_storage, sdk_config};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hyper::body::Bytes;
@@ -374,6 +374,49 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
     let q = request_cpu(h, "query-activity", API_TABLE, warm, count, &query, 200).await?;
     let st = request_cpu(h, "export-activity", API_TABLE, warm, count, &status, 200).await?;
 
+    // A full batch (100 activities, one TransactWriteItems), then the same batch again: the
+    // replay reads the stored records back with BatchGetItem, and the proxy answers part of
+    // its keys as UnprocessedKeys twice, which the store must ask for again.
+    let (process, stub, _) = h.start("record-activity", RECORD_TABLE).await?;
+    let batch: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({
+                "id": format!("batch-{i:03}"),
+                "customerId": "fabrikam",
+                "customerName": "Fabrikam, Inc.",
+                "action": "assigned a license",
+                "partnerUser": "chen.wei@partner.example",
+                "resourceType": "license",
+                "details": {"seats": i},
+            })
+        })
+        .collect();
+    let event = ApiRequest::post("/activities", Value::Array(batch).to_string())
+        .caller(API_PARTNER, &["ActivityWriter"])
+        .event()
+        .to_string();
+    let (first, _) = api_status(
+        stub.invoke(Bytes::from(event.clone()), INVOKE_DEADLINE)
+            .await?,
+    )?;
+    h.proxy.inject("BatchGetItem", Fault::UnprocessedKeys, 2);
+    let (replay, replay_body) =
+        api_status(stub.invoke(Bytes::from(event), INVOKE_DEADLINE).await?)?;
+    h.proxy.heal();
+    process.kill_and_measure().map_err(|e| e.to_string())?;
+    let replayed = replay_body["items"].as_array().map_or(0, Vec::len);
+    if first != 201 || !(200..300).contains(&replay) || replayed != 100 {
+        return Err(format!(
+            "batch of 100: {first}, replay: {replay} with {replayed} items"
+        ));
+    }
+    let batch = json!({
+        "firstStatus": first,
+        "replayStatus": replay,
+        "replayItems": replayed,
+        "unprocessedKeysInjected": h.proxy.injected("BatchGetItem"),
+    });
+
     // One status answer, kept for the presign-expiry count.
     let (process, stub, _) = h.start("export-activity", API_TABLE).await?;
     let (_, body) = api_status(
@@ -399,6 +442,7 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
         "query": {"ratioToNoop": ratio(&q), "itemsPerPage": page, "run": q},
         "exportStatus": {"ratioToNoop": ratio(&st), "run": st},
         "statusAnswer": body,
+        "batch": batch,
     }))
 }
 
@@ -567,7 +611,8 @@ async fn exports(h: &Harness, rows: u64, now: DateTime<Utc>) -> Fallible<Value> 
 // ---------------------------------------------------------------------------------------------
 // 7. Service limits, counted from what went through the proxy
 
-fn limits(h: &Harness, status_answer: &Value) -> Value {
+fn limits(h: &Harness, requests: &Value) -> Value {
+    let status_answer = &requests["statusAnswer"];
     let seen = h.proxy.seen();
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut uploads: BTreeMap<String, Vec<(u32, usize)>> = BTreeMap::new();
@@ -616,6 +661,7 @@ fn limits(h: &Harness, status_answer: &Value) -> Value {
         "mostParts": most_parts,
         "smallestNonFinalPartBytes": (smallest_non_final != usize::MAX).then_some(smallest_non_final),
         "presignExpiresSeconds": expires,
+        "batchOf100": requests["batch"].clone(),
     })
 }
 
@@ -650,7 +696,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     let mut init_figures = Value::Null;
     if wanted("init") {
         step("init");
-        init_figures = init(&h, env_usize("BENCH_INIT_RUNS", 21)).await?;
+        init_figures = init(&h, env_usize("BENCH_INIT_RUNS", 31)).await?;
     }
     let mut requests_figures = Value::Null;
     if wanted("requests") {
@@ -665,7 +711,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     }
     let (init, requests, exports) = (init_figures, requests_figures, exports_figures);
     step("limits");
-    let limits = limits(&h, &requests["statusAnswer"]);
+    let limits = limits(&h, &requests);
     let out = json!({
         "when": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         "seconds": total.elapsed().as_secs_f64(),

@@ -30,14 +30,26 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 
 /// The encoder's output: a buffer the writer appends to and the caller drains.
 #[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
+struct Shared(Arc<Mutex<Output>>);
+
+#[derive(Default)]
+struct Output {
+    buf: Vec<u8>,
+    /// What a drained buffer is allocated with again when the next bytes come (0: grow).
+    capacity: usize,
+}
 
 impl std::io::Write for Shared {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
+        let mut out = self
+            .0
             .lock()
-            .map_err(|_| std::io::Error::other("poisoned buffer"))?
-            .extend_from_slice(data);
+            .map_err(|_| std::io::Error::other("poisoned buffer"))?;
+        if out.buf.capacity() == 0 {
+            let capacity = out.capacity;
+            out.buf.reserve_exact(capacity);
+        }
+        out.buf.extend_from_slice(data);
         Ok(data.len())
     }
 
@@ -56,7 +68,10 @@ pub struct CsvEncoder {
 impl CsvEncoder {
     /// Starts a file: BOM and header row.
     pub fn new(time_zone: Tz) -> Result<Self, csv::Error> {
-        let out = Shared(Arc::new(Mutex::new(BOM.to_vec())));
+        let out = Shared(Arc::new(Mutex::new(Output {
+            buf: BOM.to_vec(),
+            capacity: 0,
+        })));
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .quote_style(csv::QuoteStyle::Necessary)
@@ -100,22 +115,32 @@ impl CsvEncoder {
             .write_record(cells.iter().map(|c| neutralise(c).into_owned()))
     }
 
-    /// Bytes encoded so far and not yet taken (give or take the writer's 8 KiB buffer).
-    pub fn buffered(&self) -> usize {
-        self.out.0.lock().map(|b| b.len()).unwrap_or(0)
+    /// Sizes each part's buffer once, at `bytes`, instead of growing it by doubling. The next
+    /// buffer is only allocated when the next row comes, after the caller has handed the last
+    /// one on: one part in memory at a time (BENCHMARKS.md, export memory).
+    pub fn with_part_capacity(self, bytes: usize) -> Self {
+        if let Ok(mut out) = self.out.0.lock() {
+            out.capacity = bytes;
+            let more = bytes.saturating_sub(out.buf.len());
+            out.buf.reserve_exact(more);
+        }
+        self
     }
 
-    /// Takes the encoded bytes, leaving the encoder ready for more rows in a buffer of the
-    /// same capacity (so the next part does not grow, and copy, its way up again).
+    /// Bytes encoded so far and not yet taken (give or take the writer's 8 KiB buffer).
+    pub fn buffered(&self) -> usize {
+        self.out.0.lock().map(|o| o.buf.len()).unwrap_or(0)
+    }
+
+    /// Takes the encoded bytes, leaving the encoder ready for more rows.
     pub fn take(&mut self) -> Result<Vec<u8>, std::io::Error> {
         self.writer.flush()?;
-        let mut buf = self
+        let mut out = self
             .out
             .0
             .lock()
             .map_err(|_| std::io::Error::other("poisoned buffer"))?;
-        let capacity = buf.capacity();
-        Ok(std::mem::replace(&mut *buf, Vec::with_capacity(capacity)))
+        Ok(std::mem::take(&mut out.buf))
     }
 }
 

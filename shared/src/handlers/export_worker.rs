@@ -23,6 +23,9 @@ pub const PROGRESS_EVERY_ROWS: u64 = 20_000;
 /// Asks the store for as much as one read returns (DynamoDB: 1 MB per Query, no `Limit`):
 /// half the round trips of 1,000-row pages for the same read capacity.
 const WHOLE_PAGES: usize = usize::MAX;
+/// Room past the part size for the row that crosses it (rows with large details grow the
+/// buffer instead).
+const PART_SLACK: usize = 64 * 1024;
 /// Runs before a job that keeps meeting transient failures is marked failed.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -51,14 +54,26 @@ pub enum WorkerError {
 
 enum Encoder {
     Csv(Box<CsvEncoder>),
-    Lines { buf: Vec<u8>, links: Links },
+    /// `capacity`: what each part's buffer is allocated with, once (see `CsvEncoder`).
+    Lines {
+        buf: Vec<u8>,
+        links: Links,
+        capacity: usize,
+    },
 }
 
 impl Encoder {
     fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), String> {
         match self {
             Self::Csv(e) => e.row(a, details).map_err(|e| e.to_string()),
-            Self::Lines { buf, links } => {
+            Self::Lines {
+                buf,
+                links,
+                capacity,
+            } => {
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(*capacity);
+                }
                 let raw = details.and_then(|d| serde_json::from_str::<&RawValue>(d).ok());
                 serde_json::to_writer(&mut *buf, &ActivityView::new(a, raw, links))
                     .map_err(|e| e.to_string())?;
@@ -78,10 +93,7 @@ impl Encoder {
     fn take(&mut self) -> Result<Vec<u8>, String> {
         match self {
             Self::Csv(e) => e.take().map_err(|e| e.to_string()),
-            Self::Lines { buf, .. } => {
-                let capacity = buf.capacity();
-                Ok(std::mem::replace(buf, Vec::with_capacity(capacity)))
-            }
+            Self::Lines { buf, .. } => Ok(std::mem::take(buf)),
         }
     }
 }
@@ -231,13 +243,18 @@ where
     J: ExportJobs,
     S: crate::store::PartSink,
 {
+    // A part is uploaded once it reaches the part size, so it ends within one row of it.
+    let capacity = writer.part_size() + PART_SLACK;
     let mut encoder = match job.spec.format {
         ExportFormat::Csv => Encoder::Csv(Box::new(
-            CsvEncoder::new(job.spec.time_zone).map_err(|e| Failure::Permanent(e.to_string()))?,
+            CsvEncoder::new(job.spec.time_zone)
+                .map_err(|e| Failure::Permanent(e.to_string()))?
+                .with_part_capacity(capacity),
         )),
         ExportFormat::JsonLines => Encoder::Lines {
             buf: Vec::new(),
             links: Links::new(config.subscriptions_url_template.as_str()),
+            capacity,
         },
     };
     let mut after = None;
