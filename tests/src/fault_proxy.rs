@@ -242,7 +242,7 @@ impl Forward {
         let url = format!("{}{}", self.upstream, parts.uri);
         let mut upstream = self.client.request(parts.method, url).body(body);
         for (name, value) in &parts.headers {
-            if name != HOST && name != CONTENT_LENGTH {
+            if name != HOST && name != CONTENT_LENGTH && !hop_by_hop(name) {
                 upstream = upstream.header(name, value);
             }
         }
@@ -270,13 +270,31 @@ impl Forward {
         let mut out = Response::builder().status(status);
         for (name, value) in &headers {
             // The body may have changed: its length and checksum are recomputed or dropped.
-            if name != CONTENT_LENGTH && name.as_str() != "x-amz-crc32" {
+            if name != CONTENT_LENGTH && name.as_str() != "x-amz-crc32" && !hop_by_hop(name) {
                 out = out.header(name, value);
             }
         }
         out.body(Full::new(bytes))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     }
+}
+
+/// Headers about one connection, not the message, which a proxy must not pass on (RFC 9110,
+/// 7.6.1). The emulator's server answers `Connection: close`; passed on, it made every client
+/// open a new TCP connection per request, which DynamoDB and S3 do not ask of them.
+fn hop_by_hop(name: &hyper::header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// The S3 operation a request's method and query imply (path-style requests).
