@@ -27,45 +27,39 @@ pub struct Measured {
     child: Option<Child>,
 }
 
+/// Where a measured process's stdout goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    /// Appended to the log, with stderr.
+    Log,
+    /// A pipe, read by [`Measured::output_and_measure`].
+    Piped,
+}
+
 impl Measured {
-    /// Starts `program` with `envs` added, stdin closed, stdout and stderr appended to `log`.
+    /// Starts `program` with `envs` added and stdin closed; stderr is appended to `log`, and
+    /// stdout too unless `stdout` is [`Stdout::Piped`] (for tools that print their result, read
+    /// by [`Measured::output_and_measure`]).
     pub fn spawn(
         program: &Path,
         args: &[&str],
         envs: &[(String, String)],
         log: &Path,
-    ) -> std::io::Result<Self> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let err = out.try_clone()?;
-        let child = Command::new(program)
-            .args(args)
-            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()?;
-        Ok(Self { child: Some(child) })
-    }
-
-    /// Like [`Measured::spawn`] but with stdout piped, for tools that print their result.
-    pub fn spawn_piped(
-        program: &Path,
-        args: &[&str],
-        envs: &[(String, String)],
-        log: &Path,
+        stdout: Stdout,
     ) -> std::io::Result<Self> {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
+        let out = match stdout {
+            Stdout::Log => Stdio::from(err.try_clone()?),
+            Stdout::Piped => Stdio::piped(),
+        };
         let child = Command::new(program)
             .args(args)
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(out)
             .stderr(err)
             .spawn()?;
         Ok(Self { child: Some(child) })

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use activity_log::testing::ApiRequest;
-use activity_log_bench::process::Measured;
+use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
 use hyper::body::Bytes;
 
@@ -34,6 +34,7 @@ async fn serve(binary: &str, event: serde_json::Value) -> (serde_json::Value, Me
         &[],
         &lambda_env(&stub.address),
         &log,
+        Stdout::Log,
     )
     .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
     stub.first_next(Duration::from_secs(60))

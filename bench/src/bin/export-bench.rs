@@ -17,50 +17,28 @@ use std::time::{Duration, Instant};
 use activity_log::config::Config;
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
-    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status,
+    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome};
 use activity_log::store::lambda::WorkerEvent;
 use activity_log::store::{
     ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError, StorePage,
 };
+use activity_log_bench::process::peak_rss_kib;
+use activity_log_bench::synthetic;
 use chrono::{DateTime, TimeDelta, Utc};
 
 const PAGE: u64 = 2500;
 
-struct SyntheticLog {
-    rows: u64,
-    newest: DateTime<Utc>,
+/// Where the stubbed reader's pages come from.
+trait PageSource: Send + Sync {
+    fn next_page(&self, after: Option<&PageKey>) -> Result<StorePage, StoreError>;
 }
 
-impl SyntheticLog {
-    fn activity(&self, n: u64) -> Activity {
-        Activity {
-            id: ActivityId::parse(&format!("act-{n:09}")).unwrap_or_else(|e| panic!("{e}")),
-            customer_id: CustomerId::parse(&format!("customer-{}", n % 97))
-                .unwrap_or_else(|e| panic!("{e}")),
-            customer_name: if n.is_multiple_of(3) {
-                "台北雲端科技股份有限公司".into()
-            } else {
-                "Contoso, Ltd.".into()
-            },
-            action: "placed an order".into(),
-            partner_user: "chen.wei@partner.example".into(),
-            occurred_at: self.newest - TimeDelta::milliseconds(i64::try_from(n).unwrap_or(0) * 10),
-            recorded_at: self.newest,
-            resource_type: Some("order".into()),
-            status: Status::Succeeded,
-            details: Details::Inline(format!(
-                r#"{{"orderId":"ORD-{n}","seats":{},"sku":"CFQ7TTC0LH18"}}"#,
-                n % 50
-            )),
-            content_hash: String::new(),
-            expires_at: 0,
-        }
-    }
-}
+/// The store the worker reads, over a [`PageSource`]; no single reads, no details objects.
+struct Pages<S>(S);
 
-impl ActivityReader for SyntheticLog {
+impl<S: PageSource> ActivityReader for Pages<S> {
     async fn get(
         &self,
         _: &PartnerId,
@@ -77,11 +55,46 @@ impl ActivityReader for SyntheticLog {
         after: Option<&PageKey>,
         _: usize,
     ) -> Result<StorePage, StoreError> {
+        self.0.next_page(after)
+    }
+}
+
+impl<S: Send + Sync> DetailsBlobs for Pages<S> {
+    async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<String, StoreError> {
+        Err(StoreError::Other(format!("no blob {key}")))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A log of `rows` activities generated page by page on demand, newest first like the table,
+/// so memory is the export path's own.
+struct SyntheticLog {
+    rows: u64,
+    newest: DateTime<Utc>,
+}
+
+impl SyntheticLog {
+    fn activity(&self, n: u64) -> Result<Activity, StoreError> {
+        let occurred_at = self.newest - TimeDelta::milliseconds(i64::try_from(n).unwrap_or(0) * 10);
+        synthetic::activity(n, &format!("customer-{}", n % 97), occurred_at)
+            .map_err(StoreError::Other)
+    }
+}
+
+impl PageSource for SyntheticLog {
+    fn next_page(&self, after: Option<&PageKey>) -> Result<StorePage, StoreError> {
         let start = after
             .and_then(|k| k.id.as_str().trim_start_matches("act-").parse::<u64>().ok())
             .map_or(0, |n| n + 1);
         let end = (start + PAGE).min(self.rows);
-        let items: Vec<Activity> = (start..end).map(|n| self.activity(n)).collect();
+        let items = (start..end)
+            .map(|n| self.activity(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let last_evaluated = if end < self.rows {
             items.last().map(PageKey::of)
         } else {
@@ -94,15 +107,16 @@ impl ActivityReader for SyntheticLog {
     }
 }
 
-impl DetailsBlobs for SyntheticLog {
-    async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn get(&self, key: &str) -> Result<String, StoreError> {
-        Err(StoreError::Other(format!("no blob {key}")))
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Ok(())
+/// Pages built before the clock starts, handed out (moved, not copied) in order.
+struct Prebuilt(Mutex<VecDeque<StorePage>>);
+
+impl PageSource for Prebuilt {
+    fn next_page(&self, _: Option<&PageKey>) -> Result<StorePage, StoreError> {
+        let mut pages = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        Ok(pages.pop_front().unwrap_or_default())
     }
 }
 
@@ -181,57 +195,6 @@ impl ExportObjects for NullObjects {
         _: Duration,
     ) -> Result<String, StoreError> {
         Ok(String::new())
-    }
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-/// Pages built before the clock starts, handed out (moved, not copied) in order.
-struct Prebuilt(Mutex<VecDeque<StorePage>>);
-
-impl ActivityReader for Prebuilt {
-    async fn get(
-        &self,
-        _: &PartnerId,
-        _: &CustomerId,
-        _: &ActivityId,
-    ) -> Result<Option<Activity>, StoreError> {
-        Ok(None)
-    }
-
-    async fn query_page(
-        &self,
-        _: &PartnerId,
-        _: &ActivityQuery,
-        _: Option<&PageKey>,
-        _: usize,
-    ) -> Result<StorePage, StoreError> {
-        let mut pages = self
-            .0
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        Ok(pages.pop_front().unwrap_or_default())
-    }
-}
-
-impl DetailsBlobs for Prebuilt {
-    async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn get(&self, key: &str) -> Result<String, StoreError> {
-        Err(StoreError::Other(format!("no blob {key}")))
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 
@@ -354,10 +317,10 @@ async fn main() {
                 .get(2)
                 .and_then(|f| ExportFormat::parse(f))
                 .unwrap_or(ExportFormat::Csv);
-            let log = SyntheticLog {
+            let log = Pages(SyntheticLog {
                 rows,
                 newest: bench.now,
-            };
+            });
             let sink = Arc::new(CountingSink::default());
             let started = Instant::now();
             let (rows, bytes, parts) = bench
@@ -377,7 +340,7 @@ async fn main() {
                     "largestPart": sink.largest.load(Ordering::Relaxed),
                     "seconds": secs,
                     "rowsPerSecond": rows as f64 / secs,
-                    "peakRssKib": peak_rss_kib(),
+                    "peakRssKib": peak_rss_kib("/proc/self/status").unwrap_or(0),
                 })
             );
         }
@@ -387,7 +350,10 @@ async fn main() {
                 rows,
                 newest: bench.now,
             };
-            let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
+            let records = (0..rows)
+                .map(|n| log.activity(n))
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| fail(&e.to_string()));
             let (mut ours_best, mut raw_best) = (f64::MAX, f64::MAX);
             let (mut ours_bytes, mut raw_bytes) = (0, 0);
             for _ in 0..rounds {
@@ -406,7 +372,7 @@ async fn main() {
                         page.last_evaluated = page.items.last().map(PageKey::of);
                     }
                 }
-                let source = Prebuilt(Mutex::new(pages));
+                let source = Pages(Prebuilt(Mutex::new(pages)));
                 let sink = Arc::new(CountingSink::default());
                 let started = Instant::now();
                 let (exported, bytes, _) = bench
