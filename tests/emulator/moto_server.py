@@ -18,6 +18,10 @@ it carry the load test (20 concurrent writers, 10,000 records).
    generic model-driven serializer took about 1 ms per item returned; the wire format of the
    DynamoDB JSON protocol is the result dictionary itself. Anything `json.dumps` cannot write
    (binary attributes) goes through moto's serializer as before.
+5. A projection of top-level attributes (what the service's Query asks for) picks them from the
+   item. moto converted the whole item to plain JSON and back once per projected attribute
+   (12 times per item), which made an export's reads a third slower than unprojected ones.
+   Nested paths and list elements go through moto's projection as before.
 
 Usage: python tests/emulator/moto_server.py -H 127.0.0.1 -p 4566
 """
@@ -31,6 +35,7 @@ from collections import defaultdict
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
@@ -148,6 +153,20 @@ def _plain_serialized(self, action_result):
 
 
 DynamoHandler.serialized = _plain_serialized
+
+
+_project = Item.project
+
+
+def _top_level_project(self, projection_expressions):
+    if all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
+        names = [path[0] for path in projection_expressions]
+        attrs = {name: self.attrs[name].to_json() for name in names if name in self.attrs}
+        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
+    return _project(self, projection_expressions)
+
+
+Item.project = _top_level_project
 
 
 def serialised(app):

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use activity_log::domain::{
@@ -236,6 +237,9 @@ async fn init(h: &Harness, runs: usize) -> Fallible<Value> {
 // ---------------------------------------------------------------------------------------------
 // 3. Request CPU
 
+/// The number of the next request-CPU invocation, over the whole run.
+static SERIAL: AtomicUsize = AtomicUsize::new(1);
+
 /// CPU of `count` warm invocations: the difference between a process that served `warm`
 /// invocations and one that served `warm + count` (so init and warm-up cancel out).
 async fn request_cpu(
@@ -249,12 +253,13 @@ async fn request_cpu(
 ) -> Fallible<Value> {
     let mut totals = Vec::new();
     let mut latencies = Vec::new();
-    let mut serial = 0;
     let mut peak = 0;
     for served in [warm, warm + count] {
         let (process, stub, _) = h.start(name, table).await?;
         for i in 0..served {
-            serial += 1;
+            // Unique across processes and rounds: a repeated record id would be a replay,
+            // which reads the stored record back instead of writing it.
+            let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let outcome = stub
                 .invoke(Bytes::from(event(serial).to_string()), INVOKE_DEADLINE)
