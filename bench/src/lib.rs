@@ -2,6 +2,7 @@
 //! Runtime API, CPU time and peak memory of child processes as the kernel accounts them, and the
 //! synthetic activity log the benchmarks use.
 
+pub mod baseline;
 pub mod process;
 pub mod runtime_stub;
 pub mod synthetic;
