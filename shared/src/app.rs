@@ -1,8 +1,12 @@
 //! Start-up wiring shared by every function: logging, configuration and SDK clients, built once.
 
-use crate::config::Config;
+use std::future::Future;
+
+use lambda_http::{Body, Request, Response, service_fn};
+
+use crate::config::{Config, ConfigError};
+use crate::launch::lambda::LambdaLauncher;
 use crate::store::dynamodb::DynamoStore;
-use crate::store::lambda::LambdaLauncher;
 use crate::store::s3::S3Blobs;
 
 /// Everything a function needs, built once per execution environment.
@@ -14,9 +18,15 @@ pub struct App {
 }
 
 impl App {
+    /// A function's start: logging, then [`App::from_env`].
+    pub async fn start() -> Result<Self, ConfigError> {
+        init_tracing();
+        Self::from_env().await
+    }
+
     /// Reads configuration and builds the SDK clients. The standard `AWS_ENDPOINT_URL`
     /// (and `AWS_ENDPOINT_URL_S3`/`_DYNAMODB`) point them to a local emulator.
-    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk_config().await;
         let mut app =
@@ -26,11 +36,13 @@ impl App {
     }
 
     /// The worker launcher of the export API; needs `EXPORT_WORKER_FUNCTION`.
-    pub fn export_launcher(&self) -> Result<LambdaLauncher, crate::config::ConfigError> {
-        let function =
-            self.config.exports.worker_function.clone().ok_or_else(|| {
-                crate::config::ConfigError::new("EXPORT_WORKER_FUNCTION is not set")
-            })?;
+    pub fn export_launcher(&self) -> Result<LambdaLauncher, ConfigError> {
+        let function = self
+            .config
+            .exports
+            .worker_function
+            .clone()
+            .ok_or_else(|| ConfigError::new("EXPORT_WORKER_FUNCTION is not set"))?;
         let sdk = self
             .sdk
             .clone()
@@ -53,6 +65,19 @@ impl App {
             sdk: None,
         }
     }
+}
+
+/// Answers API Gateway HTTP events with `handler` until the runtime stops.
+pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    lambda_http::run(service_fn(move |req: Request| {
+        let response = handler(req);
+        async move { Ok::<_, lambda_http::Error>(response.await) }
+    }))
+    .await
 }
 
 /// The SDK configuration, built for a fast start (BENCHMARKS.md, init):
@@ -141,9 +166,10 @@ impl aws_smithy_runtime_api::client::http::HttpClient for BuiltOnFirstUse {
 /// An S3 client; path-style addressing when an endpoint override is in use (emulators do not
 /// resolve bucket sub-domains).
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let overridden = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    let overridden = sdk.endpoint_url().is_some()
+        || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(overridden)
         .build();

@@ -1,6 +1,9 @@
 //! Typed configuration, read once from the environment at start-up; fails fast with a clear message.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::export::parts::MIN_PART_BYTES;
 
 /// How callers are identified.
 #[derive(Clone)]
@@ -41,8 +44,8 @@ pub struct Config {
 pub struct ExportSettings {
     /// Name of the worker function (only the export API needs it).
     pub worker_function: Option<String>,
-    /// Lifetime of a presigned download link (at most 15 minutes).
-    pub link_ttl_secs: u64,
+    /// Lifetime of a presigned download link (at most [`MAX_LINK_TTL_SECS`]).
+    pub link_ttl: Duration,
     /// Days an export job record and its file are kept.
     pub retention_days: u32,
     /// Size of each multipart part (at least 5 MiB).
@@ -53,8 +56,8 @@ impl Default for ExportSettings {
     fn default() -> Self {
         Self {
             worker_function: None,
-            link_ttl_secs: 900,
-            retention_days: 7,
+            link_ttl: Duration::from_secs(MAX_LINK_TTL_SECS),
+            retention_days: DEFAULT_EXPORT_RETENTION_DAYS,
             part_bytes: DEFAULT_PART_BYTES,
         }
     }
@@ -87,9 +90,20 @@ impl ConfigError {
 }
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// Longest retention of activities, in days (a century).
+const MAX_RETENTION_DAYS: u64 = 36_500;
+/// Presigned links live at most 15 minutes, and by default that long.
+pub const MAX_LINK_TTL_SECS: u64 = 15 * 60;
+/// Days an export's job record and file are kept, by default and at most.
+pub const DEFAULT_EXPORT_RETENTION_DAYS: u32 = 7;
+const MAX_EXPORT_RETENTION_DAYS: u64 = 365;
 /// S3's smallest part: the worker's memory is about one part, whatever the export's size
 /// (BENCHMARKS.md, export memory). 10,000 parts of 5 MiB hold far more than the row limit.
-pub const DEFAULT_PART_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_PART_BYTES: usize = MIN_PART_BYTES;
+/// Largest part size allowed: the worker holds one part in memory.
+const MAX_PART_BYTES: usize = 512 * 1024 * 1024;
+/// Largest inline details: a DynamoDB item is at most 400 KB.
+const MAX_DETAILS_INLINE_BYTES: usize = 300 * 1024;
 /// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
 pub const DEFAULT_DETAILS_INLINE_MAX_BYTES: usize = 32 * 1024;
 const MIN_SECRET_BYTES: usize = 32;
@@ -150,7 +164,7 @@ impl Config {
                 "RETENTION_DAYS",
                 DEFAULT_RETENTION_DAYS.into(),
                 1,
-                36_500,
+                MAX_RETENTION_DAYS,
             )?)
             .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
             subscriptions_url_template: template,
@@ -160,19 +174,29 @@ impl Config {
                 "DETAILS_INLINE_MAX_BYTES",
                 DEFAULT_DETAILS_INLINE_MAX_BYTES as u64,
                 0,
-                300 * 1024,
+                MAX_DETAILS_INLINE_BYTES as u64,
             )?)
             .map_err(|_| ConfigError("DETAILS_INLINE_MAX_BYTES out of range".into()))?,
             exports: ExportSettings {
                 worker_function: get("EXPORT_WORKER_FUNCTION"),
-                link_ttl_secs: number("EXPORT_LINK_TTL_SECONDS", 900, 1, 900)?,
-                retention_days: u32::try_from(number("EXPORT_RETENTION_DAYS", 7, 1, 365)?)
-                    .map_err(|_| ConfigError("EXPORT_RETENTION_DAYS out of range".into()))?,
+                link_ttl: Duration::from_secs(number(
+                    "EXPORT_LINK_TTL_SECONDS",
+                    MAX_LINK_TTL_SECS,
+                    1,
+                    MAX_LINK_TTL_SECS,
+                )?),
+                retention_days: u32::try_from(number(
+                    "EXPORT_RETENTION_DAYS",
+                    DEFAULT_EXPORT_RETENTION_DAYS.into(),
+                    1,
+                    MAX_EXPORT_RETENTION_DAYS,
+                )?)
+                .map_err(|_| ConfigError("EXPORT_RETENTION_DAYS out of range".into()))?,
                 part_bytes: usize::try_from(number(
                     "EXPORT_PART_BYTES",
                     DEFAULT_PART_BYTES as u64,
-                    5 * 1024 * 1024,
-                    512 * 1024 * 1024,
+                    MIN_PART_BYTES as u64,
+                    MAX_PART_BYTES as u64,
                 )?)
                 .map_err(|_| ConfigError("EXPORT_PART_BYTES out of range".into()))?,
             },

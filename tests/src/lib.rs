@@ -11,24 +11,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use activity_log::app::App;
-use activity_log::config::{AuthMode, Config};
-use activity_log::store::{dynamodb, s3};
+use activity_log::app::{App, s3_client};
+use activity_log::config::AuthMode;
+use activity_log::testing::fixtures::{config_for, local_default};
+use activity_log::testing::storage::{create_bucket, create_table};
 use aws_config::{BehaviorVersion, Region};
 use serde_json::json;
 
-pub const REGION: &str = "us-east-1";
-/// Development secret for locally signed tokens (documented in README; never used in AWS).
-pub const DEV_JWT_SECRET: &str = "local-dev-jwt-secret-change-me-0123456789";
-pub const DEV_CURSOR_KEY: &str = "local-dev-cursor-signing-key-0123456789ab";
-pub const SUBSCRIPTIONS_TEMPLATE: &str =
-    "https://partner.example.com/customers/{customerId}/subscriptions";
+pub use activity_log::testing::fixtures::json_body;
+
+/// The development secret of locally signed tokens (`scripts/local.env`; never used in AWS).
+pub fn dev_jwt_secret() -> &'static str {
+    local_default("LOCAL_JWT_SECRET")
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A file of the repository, as text.
+pub fn read_workspace_file(name: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 pub fn free_port() -> u16 {
@@ -136,31 +142,26 @@ async fn start_emulator() -> String {
     endpoint
 }
 
+/// The SDK configuration of the emulator at `endpoint`, with the local region and credentials.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let key = local_default("AWS_ACCESS_KEY_ID");
+    let secret = local_default("AWS_SECRET_ACCESS_KEY");
     aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
+        .region(Region::new(local_default("AWS_REGION")))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
+            key, secret, None, None, "tests",
         ))
         .load()
         .await
 }
 
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 /// Creates the table and bucket (idempotent).
 pub async fn create_storage(sdk: &aws_config::SdkConfig, table: &str, bucket: &str) {
-    dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), table)
+    create_table(&aws_sdk_dynamodb::Client::new(sdk), table)
         .await
         .unwrap_or_else(|e| panic!("create table {table}: {e}"));
-    s3::create_bucket(&s3_client(sdk), bucket)
+    create_bucket(&s3_client(sdk), bucket)
         .await
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
 }
@@ -172,19 +173,6 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-pub fn test_config(table: &str, bucket: &str, auth: AuthMode) -> Config {
-    Config {
-        table_name: table.into(),
-        bucket_name: bucket.into(),
-        retention_days: 365,
-        subscriptions_url_template: SUBSCRIPTIONS_TEMPLATE.into(),
-        cursor_signing_key: DEV_CURSOR_KEY.as_bytes().to_vec(),
-        auth,
-        details_inline_max_bytes: activity_log::config::DEFAULT_DETAILS_INLINE_MAX_BYTES,
-        exports: Default::default(),
-    }
-}
-
 /// An app with its own fresh table and bucket in the emulator, with the real SDK clients.
 pub async fn isolated_app() -> App {
     let endpoint = emulator().await;
@@ -192,7 +180,7 @@ pub async fn isolated_app() -> App {
     let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
     create_storage(&sdk, &table, &bucket).await;
     App::with_clients(
-        test_config(&table, &bucket, AuthMode::ApiGateway),
+        config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&sdk),
         s3_client(&sdk),
     )
@@ -245,9 +233,9 @@ async fn start_signature_checking_s3() -> String {
             "--port",
             &port.to_string(),
             "--access-key",
-            "test",
+            local_default("AWS_ACCESS_KEY_ID"),
             "--secret-key",
-            "test",
+            local_default("AWS_SECRET_ACCESS_KEY"),
             &root.display().to_string(),
         ],
         &[],
@@ -263,11 +251,6 @@ async fn start_signature_checking_s3() -> String {
     })
     .await;
     endpoint
-}
-
-/// The JSON body of a handler's response (`Null` when it is not JSON).
-pub fn json_body(r: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
-    serde_json::from_slice(r.body().as_ref()).unwrap_or(serde_json::Value::Null)
 }
 
 /// The ids of a page's items, in order.
@@ -316,34 +299,32 @@ pub async fn local_stack(
     let endpoint = emulator().await;
     let sdk = sdk_config(&endpoint).await;
     let (table, bucket) = (unique_name("stack"), unique_name("stack"));
-    dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
         .await
         .unwrap_or_else(|e| panic!("table: {e}"));
-    s3::create_bucket(&s3_client(&sdk_config(s3_endpoint).await), &bucket)
+    create_bucket(&s3_client(&sdk_config(s3_endpoint).await), &bucket)
         .await
         .unwrap_or_else(|e| panic!("bucket: {e}"));
 
     let port = free_port();
+    let local = |name: &'static str| (name, local_default(name).to_owned());
     let mut env = vec![
-        ("AWS_REGION", REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        local("AWS_REGION"),
+        local("AWS_ACCESS_KEY_ID"),
+        local("AWS_SECRET_ACCESS_KEY"),
         ("AWS_ENDPOINT_URL", endpoint.clone()),
         ("AWS_ENDPOINT_URL_S3", s3_endpoint.to_owned()),
         (
             "AWS_ENDPOINT_URL_LAMBDA",
             format!("http://127.0.0.1:{port}"),
         ),
-        ("EXPORT_WORKER_FUNCTION", "export-worker".to_owned()),
+        local("EXPORT_WORKER_FUNCTION"),
         ("TABLE_NAME", table.clone()),
         ("BUCKET_NAME", bucket.clone()),
         ("AUTH_MODE", "local".to_owned()),
-        ("LOCAL_JWT_SECRET", DEV_JWT_SECRET.to_owned()),
-        ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY.to_owned()),
-        (
-            "SUBSCRIPTIONS_URL_TEMPLATE",
-            SUBSCRIPTIONS_TEMPLATE.to_owned(),
-        ),
+        local("LOCAL_JWT_SECRET"),
+        local("CURSOR_SIGNING_KEY"),
+        local("SUBSCRIPTIONS_URL_TEMPLATE"),
     ];
     env.extend(extra_env.iter().cloned());
     // `cargo lambda` is found through PATH; put the project venv first.
@@ -382,8 +363,8 @@ pub async fn local_stack(
         .timeout(Duration::from_secs(900))
         .build()
         .unwrap_or_else(|e| panic!("http client: {e}"));
-    let reader = token(DEV_JWT_SECRET, "warmup", &["GlobalAdmin"], "t", 3600);
-    let writer = token(DEV_JWT_SECRET, "warmup", &["ActivityWriter"], "t", 3600);
+    let reader = token(dev_jwt_secret(), "warmup", &["GlobalAdmin"], "t", 3600);
+    let writer = token(dev_jwt_secret(), "warmup", &["ActivityWriter"], "t", 3600);
     wait_until(
         "query-activity under cargo lambda watch",
         Duration::from_secs(900),

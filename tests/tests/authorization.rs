@@ -6,24 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use activity_log::app::App;
 use activity_log::config::AuthMode;
-use activity_log::domain::{ExportId, PartnerId};
 use activity_log::handlers::{exports, query, record};
-use activity_log::store::{ExportLauncher, StoreError};
 use activity_log::testing::ApiRequest;
+use activity_log::testing::doubles::RecordingLauncher;
 use activity_log_tests::json_body as body;
-use activity_log_tests::{DEV_JWT_SECRET, isolated_app, token};
+use activity_log_tests::{dev_jwt_secret, isolated_app, token};
 use lambda_http::{Body, Response};
 use serde_json::json;
-
-/// Export launches are not under test here.
-#[derive(Clone)]
-struct NoLaunch;
-
-impl ExportLauncher for NoLaunch {
-    async fn launch(&self, _: &PartnerId, _: &ExportId) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
 
 const READERS: [&str; 6] = [
     "GlobalAdmin",
@@ -100,14 +89,28 @@ impl World {
             }
             Endpoint::CreateExport => {
                 let req = with(ApiRequest::post("/exports", "{}")).build();
-                exports::handle(cfg, &self.app.store, &self.app.blobs, &NoLaunch, req).await
+                exports::handle(
+                    cfg,
+                    &self.app.store,
+                    &self.app.blobs,
+                    &RecordingLauncher::default(),
+                    req,
+                )
+                .await
             }
             Endpoint::ExportStatus => {
                 let req = with(
                     ApiRequest::get("/exports/{exportId}").path_param("exportId", &self.export_id),
                 )
                 .build();
-                exports::handle(cfg, &self.app.store, &self.app.blobs, &NoLaunch, req).await
+                exports::handle(
+                    cfg,
+                    &self.app.store,
+                    &self.app.blobs,
+                    &RecordingLauncher::default(),
+                    req,
+                )
+                .await
             }
         }
     }
@@ -116,14 +119,14 @@ impl World {
 fn bearer(partner: &str, roles: &[&str]) -> String {
     format!(
         "Bearer {}",
-        token(DEV_JWT_SECRET, partner, roles, "someone", 600)
+        token(dev_jwt_secret(), partner, roles, "someone", 600)
     )
 }
 
 async fn world() -> World {
     let mut app = isolated_app().await;
     app.config.auth = AuthMode::Local {
-        secret: DEV_JWT_SECRET.as_bytes().to_vec(),
+        secret: dev_jwt_secret().as_bytes().to_vec(),
     };
     let w = World {
         app,
@@ -177,7 +180,7 @@ async fn every_endpoint_by_every_kind_of_caller() {
     let w = world().await;
     let expired = format!(
         "Bearer {}",
-        token(DEV_JWT_SECRET, "tenant-a", &["GlobalAdmin"], "u", -120)
+        token(dev_jwt_secret(), "tenant-a", &["GlobalAdmin"], "u", -120)
     );
     let forged = format!(
         "Bearer {}",

@@ -5,18 +5,16 @@ use std::collections::BTreeSet;
 
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
-    ExportSpec, ExportStatus, Filters, PartnerId, Status, time,
+    ExportSpec, ExportStatus, Filters, PartnerId, Status,
 };
+use activity_log::handlers::exports::{DownloadLink, ExportView};
 use activity_log::http::response::{ActivityView, Links};
-use activity_log_tests::workspace_root;
+use activity_log_tests::{read_workspace_file, workspace_root};
 use serde_json::Value;
 
-fn read(name: &str) -> String {
-    std::fs::read_to_string(workspace_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn contract() -> Value {
-    serde_norway::from_str(&read("openapi.yaml")).unwrap_or_else(|e| panic!("openapi.yaml: {e}"))
+    serde_norway::from_str(&read_workspace_file("openapi.yaml"))
+        .unwrap_or_else(|e| panic!("openapi.yaml: {e}"))
 }
 
 fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
@@ -64,8 +62,8 @@ fn routes_match_the_router_and_the_template() {
             from_contract.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let cargo = read("Cargo.toml");
-    let template = read("template.yaml");
+    let cargo = read_workspace_file("Cargo.toml");
+    let template = read_workspace_file("template.yaml");
     for (method, path) in &from_contract {
         assert!(
             cargo.contains(&format!("\"{path}\""))
@@ -87,7 +85,7 @@ fn routes_match_the_router_and_the_template() {
 #[test]
 fn query_parameters_and_bodies_match_the_code() {
     let doc = contract();
-    let list = set(activity_log::http::params::LIST_PARAMS.iter().copied());
+    let list = set(activity_log::http::params::list_params().iter().copied());
     assert_eq!(query_params(&doc, "/activities"), list);
     let without_customer: BTreeSet<String> = list
         .iter()
@@ -104,7 +102,7 @@ fn query_parameters_and_bodies_match_the_code() {
     );
     assert_eq!(
         keys(&schema(&doc, "ExportRequest")["properties"]),
-        set(activity_log::handlers::exports::BODY_FIELDS.iter().copied())
+        set(activity_log::http::params::export_fields().iter().copied())
     );
     assert_eq!(schema(&doc, "ActivityInput")["additionalProperties"], false);
 }
@@ -194,10 +192,16 @@ fn export_job_shape_matches_what_the_api_returns() {
             chrono::TimeDelta::days(1),
         )
     };
-    let full =
-        activity_log::handlers::exports::view(&job, Some(("https://dl".into(), time::format(now))));
+    let view = |job: &ExportJob, link| {
+        serde_json::to_value(ExportView::new(job, link)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let link = DownloadLink {
+        url: "https://dl".into(),
+        expires_at: now,
+    };
+    let full = view(&job, Some(link));
     assert_eq!(keys(&full), keys(&s["properties"]));
-    let minimal = activity_log::handlers::exports::view(&ExportJob { error: None, ..job }, None);
+    let minimal = view(&ExportJob { error: None, ..job }, None);
     assert_eq!(
         keys(&minimal),
         set(s["required"]
@@ -247,7 +251,7 @@ fn error_codes_match_the_code() {
             }
         }
     }
-    let error_rs = read("shared/src/http/error.rs");
+    let error_rs = read_workspace_file("shared/src/http/error.rs");
     let code_fn = error_rs
         .split("pub fn code(&self)")
         .nth(1)

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use activity_log_tests::DEV_JWT_SECRET;
+use activity_log::testing::fixtures::minutes_ago as ago;
+use activity_log_tests::dev_jwt_secret;
 use activity_log_tests::{ids, newest_first_ids};
 use activity_log_tests::{local_stack, signature_checking_s3, token, wait_until};
-use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -75,31 +75,27 @@ async fn launch_stack() -> String {
     stack.base
 }
 
-fn ago(minutes: i64) -> String {
-    activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes))
-}
-
 /// One test walks the whole story so the stack (and its first-call builds) starts once.
 #[tokio::test]
 async fn the_api_over_http() {
     let _turn = TURN.lock().await;
     let api = start().await;
     let writer = token(
-        DEV_JWT_SECRET,
+        dev_jwt_secret(),
         "p-east",
         &["ActivityWriter"],
         "order-service",
         3600,
     );
     let reader = token(
-        DEV_JWT_SECRET,
+        dev_jwt_secret(),
         "p-east",
         &["HelpdeskAgent", "SalesAgent"],
         "helpdesk@p-east",
         3600,
     );
     let other = token(
-        DEV_JWT_SECRET,
+        dev_jwt_secret(),
         "p-west",
         &["GlobalAdmin"],
         "admin@p-west",
@@ -110,7 +106,7 @@ async fn the_api_over_http() {
 
     // Identity: none, expired, forged, wrong role.
     assert_eq!(api.get("/activities", None).await.0, 401);
-    let expired = token(DEV_JWT_SECRET, "p-east", &["GlobalAdmin"], "u", -600);
+    let expired = token(dev_jwt_secret(), "p-east", &["GlobalAdmin"], "u", -600);
     let (status, body) = api.get("/activities", Some(&expired)).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
@@ -269,20 +265,20 @@ async fn exports_over_http() {
     let _turn = TURN.lock().await;
     let api = start().await;
     let writer = token(
-        DEV_JWT_SECRET,
+        dev_jwt_secret(),
         "p-exports",
         &["ActivityWriter"],
         "svc",
         3600,
     );
     let reader = token(
-        DEV_JWT_SECRET,
+        dev_jwt_secret(),
         "p-exports",
         &["UserManagementAdmin"],
         "u",
         3600,
     );
-    let other = token(DEV_JWT_SECRET, "p-other", &["GlobalAdmin"], "u", 3600);
+    let other = token(dev_jwt_secret(), "p-other", &["GlobalAdmin"], "u", 3600);
     let mut items: Vec<Value> = (0..120)
         .map(|i| json!({"id": format!("x{i:04}"), "customerId": "tw-01", "customerName": "台北雲端科技股份有限公司",
                         "action": "placed an order", "partnerUser": "chen.wei@partner.example", "occurredAt": ago(i * 3 + 1)}))

@@ -6,55 +6,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_log::app::App;
+use activity_log::domain::PartnerId;
 use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
-use activity_log::domain::{ExportId, PartnerId};
-use activity_log::handlers::{export_worker, exports, query, record};
+use activity_log::handlers::{exports, query, record};
 use activity_log::store::dynamodb::DynamoStore;
-use activity_log::store::lambda::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
-use activity_log::store::{ActivityReader, ActivityWriter, ExportLauncher, StoreError};
+use activity_log::store::s3::S3Blobs;
+use activity_log::store::{ActivityReader, ActivityWriter};
 use activity_log::testing::ApiRequest;
+use activity_log::testing::doubles::InlineLauncher;
+use activity_log::testing::fixtures::minutes_ago as at;
 use activity_log_tests::isolated_app;
 use activity_log_tests::{json_body as body, newest_first_ids};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-/// Runs the worker in the background of this process, as an `Event` invocation would, reading
-/// activities from `R` (the app's DynamoDB store unless a test says otherwise).
-struct InlineLauncher<R = DynamoStore>(Arc<App>, Arc<R>);
+/// Runs the worker in the background, reading activities from `R` (the app's DynamoDB store
+/// unless a test says otherwise).
+type Launcher<R = DynamoStore> = InlineLauncher<R, S3Blobs, DynamoStore, S3Blobs>;
 
-impl<R> Clone for InlineLauncher<R> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone(), self.1.clone())
-    }
+fn launcher_with<R>(app: &App, reader: impl Into<Arc<R>>) -> Launcher<R> {
+    InlineLauncher::new(
+        app.config.clone(),
+        reader,
+        app.blobs.clone(),
+        app.store.clone(),
+        app.blobs.clone(),
+    )
 }
 
-fn launcher(app: &Arc<App>) -> InlineLauncher {
-    InlineLauncher(app.clone(), Arc::new(app.store.clone()))
-}
-
-impl<R: ActivityReader + 'static> ExportLauncher for InlineLauncher<R> {
-    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), StoreError> {
-        let (app, reader) = (self.0.clone(), self.1.clone());
-        let event = WorkerEvent {
-            partner_id: partner.to_string(),
-            export_id: id.to_string(),
-        };
-        tokio::spawn(async move {
-            let outcome = export_worker::run(
-                &app.config,
-                &*reader,
-                &app.blobs,
-                &app.store,
-                &app.blobs,
-                &event,
-            )
-            .await;
-            eprintln!("worker: {outcome:?}");
-        });
-        Ok(())
-    }
+fn launcher(app: &App) -> Launcher {
+    launcher_with(app, app.store.clone())
 }
 
 async fn export_request(
@@ -68,7 +51,7 @@ async fn export_request(
 
 async fn export_request_with<R: ActivityReader + 'static>(
     app: &Arc<App>,
-    launcher: &InlineLauncher<R>,
+    launcher: &Launcher<R>,
     partner: &str,
     roles: &[&str],
     payload: Value,
@@ -94,7 +77,7 @@ async fn run_export(app: &Arc<App>, partner: &str, payload: Value) -> Value {
 
 async fn run_export_with<R: ActivityReader + 'static>(
     app: &Arc<App>,
-    launcher: &InlineLauncher<R>,
+    launcher: &Launcher<R>,
     partner: &str,
     payload: Value,
 ) -> Value {
@@ -140,10 +123,6 @@ async fn seed(app: &App, partner: &str, items: &[Value]) {
         let r = record::handle(&app.config, &app.store, &app.blobs, req).await;
         assert_eq!(r.status(), 201, "{}", body(&r));
     }
-}
-
-fn at(minutes_ago: i64) -> String {
-    activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes_ago))
 }
 
 fn sample() -> Vec<Value> {
@@ -382,7 +361,13 @@ async fn exports_100000_rows() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let started = std::time::Instant::now();
-    let job = run_export_with(&app, &InlineLauncher(app.clone(), source), "p1", json!({})).await;
+    let job = run_export_with(
+        &app,
+        &launcher_with::<MemoryStore>(&app, source),
+        "p1",
+        json!({}),
+    )
+    .await;
     eprintln!("exported 100000 rows in {:?}: {job}", started.elapsed());
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["rowCount"], 100_000);

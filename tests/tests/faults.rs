@@ -2,80 +2,20 @@
 //! permanent) and a worker that died mid-way being taken over. A job ends `succeeded` with a
 //! complete file or `failed`/`pending` with no visible object and no open upload.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use activity_log::app::App;
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportSpec, ExportStatus, Filters, PartnerId, Status,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
-use activity_log::store::lambda::WorkerEvent;
+use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
-use activity_log::store::s3::{S3Blobs, S3Upload};
-use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, PartSink, StoreError};
+use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, StoreError};
+use activity_log::testing::doubles::FlakyObjects;
 use activity_log_tests::isolated_app;
 use chrono::{TimeDelta, Utc};
 
 const ROWS: i64 = 40_000;
-
-/// S3 that fails the second part of the next upload, once.
-struct FlakyS3 {
-    inner: S3Blobs,
-    fail_next: Arc<AtomicBool>,
-    error: fn() -> StoreError,
-}
-
-struct FlakyUpload {
-    inner: S3Upload,
-    fail: bool,
-    error: fn() -> StoreError,
-}
-
-impl PartSink for FlakyUpload {
-    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        if self.fail && number == 2 {
-            return Err((self.error)());
-        }
-        self.inner.upload_part(number, bytes).await
-    }
-    async fn complete(&mut self) -> Result<(), StoreError> {
-        self.inner.complete().await
-    }
-    async fn abort(&mut self) -> Result<(), StoreError> {
-        self.inner.abort().await
-    }
-}
-
-impl ExportObjects for FlakyS3 {
-    type Upload = FlakyUpload;
-    async fn start_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-        disposition: &str,
-    ) -> Result<FlakyUpload, StoreError> {
-        Ok(FlakyUpload {
-            inner: self
-                .inner
-                .start_upload(key, content_type, disposition)
-                .await?,
-            fail: self.fail_next.swap(false, Ordering::SeqCst),
-            error: self.error,
-        })
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ct: &str,
-        cd: &str,
-        ttl: Duration,
-    ) -> Result<String, StoreError> {
-        self.inner.presign_get(key, ct, cd, ttl).await
-    }
-}
 
 struct Setup {
     app: App,
@@ -129,10 +69,7 @@ async fn setup() -> Setup {
         .create_job(&job)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let event = WorkerEvent {
-        partner_id: partner.to_string(),
-        export_id: job.id.to_string(),
-    };
+    let event = WorkerEvent::new(&partner, &job.id);
     Setup {
         app,
         source,
@@ -214,11 +151,9 @@ impl Setup {
 #[tokio::test]
 async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
     let s = setup().await;
-    let flaky = FlakyS3 {
-        inner: s.app.blobs.clone(),
-        fail_next: Arc::new(AtomicBool::new(true)),
-        error: || StoreError::Unavailable("injected 503 on UploadPart".into()),
-    };
+    let flaky = FlakyObjects::new(s.app.blobs.clone(), || {
+        StoreError::Unavailable("injected 503 on UploadPart".into())
+    });
     let first = s.run(&flaky).await;
     assert!(matches!(first, Err(WorkerError::Retry(_))), "{first:?}");
     let job = s.job_now().await;
@@ -251,13 +186,14 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
 #[tokio::test]
 async fn a_permanent_s3_failure_fails_the_job_and_leaves_nothing() {
     let s = setup().await;
-    let broken = FlakyS3 {
-        inner: s.app.blobs.clone(),
-        fail_next: Arc::new(AtomicBool::new(true)),
-        error: || StoreError::Other("injected AccessDenied on UploadPart".into()),
-    };
+    let broken = FlakyObjects::new(s.app.blobs.clone(), || {
+        StoreError::Other("injected AccessDenied on UploadPart".into())
+    });
     let outcome = s.run(&broken).await;
-    assert!(matches!(outcome, Ok(RunOutcome::Failed(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(RunOutcome::Failed { .. })),
+        "{outcome:?}"
+    );
     let job = s.job_now().await;
     assert_eq!(job.status, ExportStatus::Failed);
     assert!(

@@ -4,6 +4,7 @@
 use activity_log::app::App;
 use activity_log::handlers::{query, record};
 use activity_log::testing::ApiRequest;
+use activity_log::testing::fixtures::{self, activity, minutes_ago as ago};
 use activity_log_tests::isolated_app;
 use activity_log_tests::{ids, json_body as body};
 use chrono::{TimeDelta, Utc};
@@ -13,20 +14,8 @@ use serde_json::{Value, json};
 const READER: &[&str] = &["BillingAdmin"];
 const WRITER: &[&str] = &["ActivityWriter"];
 
-fn ago(minutes: i64) -> String {
-    activity_log::domain::time::format(Utc::now() - TimeDelta::minutes(minutes))
-}
-
-fn activity(customer: &str, id: &str, at: &str) -> Value {
-    json!({"id": id, "customerId": customer, "customerName": "Contoso Ltd.", "action": "placed an order",
-           "partnerUser": "ann@partner.example", "occurredAt": at, "resourceType": "order"})
-}
-
 async fn post(app: &App, partner: &str, payload: &Value) -> Response<Body> {
-    let req = ApiRequest::post("/activities", payload.to_string())
-        .caller(partner, WRITER)
-        .build();
-    record::handle(&app.config, &app.store, &app.blobs, req).await
+    fixtures::record(&app.config, &app.store, &app.blobs, partner, payload).await
 }
 
 async fn get(app: &App, req: ApiRequest) -> Response<Body> {

@@ -3,24 +3,23 @@
 //! Pass means the caller sees success or a retryable 429/503 with `Retry-After`, never a partial
 //! write reported as success, and a retry of the same request stores each activity exactly once.
 
-use activity_log::app::App;
+use activity_log::app::{App, s3_client};
 use activity_log::config::AuthMode;
 use activity_log::domain::{ExportStatus, PartnerId};
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
-use activity_log::handlers::{query, record};
+use activity_log::handlers::query;
+use activity_log::launch::WorkerEvent;
 use activity_log::store::ExportJobs;
-use activity_log::store::lambda::WorkerEvent;
 use activity_log::testing::ApiRequest;
+use activity_log::testing::fixtures::{self, config_for};
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
 use activity_log_tests::{
-    create_storage, emulator, ids, json_body as body, s3_client, sdk_config, test_config,
-    unique_name,
+    create_storage, emulator, ids, json_body as body, sdk_config, unique_name,
 };
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-const WRITER: &[&str] = &["ActivityWriter"];
 const READER: &[&str] = &["BillingAdmin"];
 /// More than the SDK's standard retry mode attempts, so the fault reaches the handler.
 const PERSISTENT: usize = 1_000;
@@ -34,7 +33,7 @@ async fn app_behind_proxy() -> (App, FaultProxy) {
     let proxy = FaultProxy::start(&endpoint).await;
     let via_proxy = sdk_config(&proxy.url).await;
     let app = App::with_clients(
-        test_config(&table, &bucket, AuthMode::ApiGateway),
+        config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&via_proxy),
         s3_client(&direct),
     );
@@ -57,10 +56,7 @@ fn batch(n: usize) -> Value {
 }
 
 async fn post(app: &App, payload: &Value) -> Response<Body> {
-    let req = ApiRequest::post("/activities", payload.to_string())
-        .caller("p1", WRITER)
-        .build();
-    record::handle(&app.config, &app.store, &app.blobs, req).await
+    fixtures::record(&app.config, &app.store, &app.blobs, "p1", payload).await
 }
 
 async fn list(app: &App) -> Response<Body> {
@@ -255,10 +251,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .create_job(&job)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let event = WorkerEvent {
-        partner_id: partner.to_string(),
-        export_id: job.id.to_string(),
-    };
+    let event = WorkerEvent::new(&partner, &job.id);
     let run = || {
         export_worker::run(
             &app.config,

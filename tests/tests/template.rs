@@ -3,11 +3,7 @@
 use std::collections::BTreeSet;
 
 use activity_log::store::keys;
-use activity_log_tests::workspace_root;
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(workspace_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use activity_log_tests::{read_workspace_file, workspace_root};
 
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(workspace_root().join("functions"))
@@ -59,7 +55,7 @@ fn router_routes(cargo: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_function_crate_is_deployed_with_cargo_lambda_for_arm64() {
-    let t = read("template.yaml");
+    let t = read_workspace_file("template.yaml");
     let crates = function_crates();
     assert!(!crates.is_empty());
     for name in &crates {
@@ -77,7 +73,7 @@ fn every_function_crate_is_deployed_with_cargo_lambda_for_arm64() {
 
 #[test]
 fn local_only_settings_never_reach_aws() {
-    let t = read("template.yaml");
+    let t = read_workspace_file("template.yaml");
     for local in ["AUTH_MODE", "LOCAL_JWT_SECRET", "AWS_ENDPOINT_URL"] {
         assert!(!t.contains(local), "template.yaml sets {local}");
     }
@@ -85,14 +81,17 @@ fn local_only_settings_never_reach_aws() {
 
 #[test]
 fn local_router_serves_the_same_routes_as_the_api() {
-    let from_template = template_routes(&read("template.yaml"));
+    let from_template = template_routes(&read_workspace_file("template.yaml"));
     assert!(from_template.len() >= 4, "{from_template:?}");
-    assert_eq!(router_routes(&read("Cargo.toml")), from_template);
+    assert_eq!(
+        router_routes(&read_workspace_file("Cargo.toml")),
+        from_template
+    );
 }
 
 #[test]
 fn table_definition_matches_the_key_design_in_code() {
-    let t = read("template.yaml");
+    let t = read_workspace_file("template.yaml");
     for name in [
         keys::PK,
         keys::SK,
@@ -172,7 +171,7 @@ fn statements(t: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
 
 #[test]
 fn policies_grant_named_actions_on_named_resources() {
-    let t = read("template.yaml");
+    let t = read_workspace_file("template.yaml");
     let all = statements(&t);
     assert!(all.len() >= 10, "found only {} statements", all.len());
     for (effect, actions, resources) in &all {
@@ -202,7 +201,7 @@ fn policies_grant_named_actions_on_named_resources() {
 
 #[test]
 fn the_bucket_is_private_encrypted_and_cleans_up() {
-    let t = read("template.yaml");
+    let t = read_workspace_file("template.yaml");
     for needle in [
         "BlockPublicAcls: true",
         "BlockPublicPolicy: true",

@@ -20,11 +20,12 @@ use activity_log::domain::{
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::{ActivityWriter, ExportJobs};
 use activity_log::testing::ApiRequest;
+use activity_log::testing::fixtures::local_default;
 use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
 use activity_log_bench::synthetic;
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
-use activity_log_tests::{DEV_CURSOR_KEY, SUBSCRIPTIONS_TEMPLATE, create_storage, sdk_config};
+use activity_log_tests::{create_storage, sdk_config};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -81,8 +82,11 @@ impl Harness {
             ("TABLE_NAME", table),
             ("BUCKET_NAME", BUCKET),
             ("AUTH_MODE", "apigateway"),
-            ("CURSOR_SIGNING_KEY", DEV_CURSOR_KEY),
-            ("SUBSCRIPTIONS_URL_TEMPLATE", SUBSCRIPTIONS_TEMPLATE),
+            ("CURSOR_SIGNING_KEY", local_default("CURSOR_SIGNING_KEY")),
+            (
+                "SUBSCRIPTIONS_URL_TEMPLATE",
+                local_default("SUBSCRIPTIONS_URL_TEMPLATE"),
+            ),
             ("EXPORT_WORKER_FUNCTION", "export-worker"),
         ]
         .iter()
@@ -474,7 +478,7 @@ async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
 
 /// Downloads an object and counts its CSV data rows (the header excluded), all distinct.
 async fn count_rows(h: &Harness, key: &str) -> Fallible<(usize, usize)> {
-    let s3 = activity_log_tests::s3_client(&h.sdk);
+    let s3 = activity_log::app::s3_client(&h.sdk);
     let object = s3
         .get_object()
         .bucket(BUCKET)

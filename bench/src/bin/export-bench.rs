@@ -10,20 +10,18 @@
 //!     their ratio, best of `rounds`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use activity_log::config::Config;
 use activity_log::domain::{
-    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
-    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId,
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
+    ExportSpec, Filters, PageKey, PartnerId,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome};
-use activity_log::store::lambda::WorkerEvent;
-use activity_log::store::{
-    ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError, StorePage,
-};
+use activity_log::launch::WorkerEvent;
+use activity_log::store::memory::MemoryStore;
+use activity_log::store::{ActivityReader, DetailsBlobs, ExportJobs, StoreError, StorePage};
 use activity_log_bench::process::peak_rss_kib;
 use activity_log_bench::synthetic;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -120,84 +118,6 @@ impl PageSource for Prebuilt {
     }
 }
 
-struct OneJob(ExportJob);
-
-impl ExportJobs for OneJob {
-    async fn create_job(&self, _: &ExportJob) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn get_job(&self, _: &PartnerId, _: &ExportId) -> Result<Option<ExportJob>, StoreError> {
-        Ok(Some(self.0.clone()))
-    }
-    async fn claim_job(
-        &self,
-        _: &PartnerId,
-        _: &ExportId,
-        _: DateTime<Utc>,
-        lease: DateTime<Utc>,
-    ) -> Result<Option<ExportJob>, StoreError> {
-        Ok(Some(ExportJob {
-            status: ExportStatus::Running,
-            attempt: 1,
-            lease_until: Some(lease),
-            ..self.0.clone()
-        }))
-    }
-    async fn update_job(&self, _: &ExportJob) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-/// Counts what the worker uploads and drops the bytes.
-#[derive(Default)]
-struct CountingSink {
-    smallest_non_final: AtomicU64,
-    largest: AtomicU64,
-    parts: AtomicU64,
-}
-
-struct Upload(Arc<CountingSink>, Vec<u64>);
-
-impl PartSink for Upload {
-    async fn upload_part(&mut self, _: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.1.push(bytes.len() as u64);
-        self.0.parts.fetch_add(1, Ordering::Relaxed);
-        self.0
-            .largest
-            .fetch_max(bytes.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn complete(&mut self) -> Result<(), StoreError> {
-        let non_final = &self.1[..self.1.len().saturating_sub(1)];
-        self.0.smallest_non_final.store(
-            non_final.iter().copied().min().unwrap_or(0),
-            Ordering::Relaxed,
-        );
-        Ok(())
-    }
-    async fn abort(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-struct NullObjects(Arc<CountingSink>);
-
-impl ExportObjects for NullObjects {
-    type Upload = Upload;
-    async fn start_upload(&self, _: &str, _: &str, _: &str) -> Result<Upload, StoreError> {
-        Ok(Upload(self.0.clone(), Vec::new()))
-    }
-    async fn presign_get(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Duration,
-    ) -> Result<String, StoreError> {
-        Ok(String::new())
-    }
-}
-
 /// The raw `csv` crate's view of a record: the same nine values, serialized as they are.
 #[derive(serde::Serialize)]
 struct RawRow<'a> {
@@ -241,7 +161,7 @@ struct Bench {
 }
 
 impl Bench {
-    fn job(&self, format: ExportFormat) -> OneJob {
+    fn job(&self, format: ExportFormat) -> ExportJob {
         let spec = ExportSpec {
             query: ActivityQuery {
                 customer: None,
@@ -254,38 +174,50 @@ impl Bench {
             format,
             time_zone: chrono_tz::Asia::Taipei,
         };
-        OneJob(ExportJob::pending(
-            self.partner.clone(),
-            spec,
-            self.now,
-            TimeDelta::days(1),
-        ))
+        ExportJob::pending(self.partner.clone(), spec, self.now, TimeDelta::days(1))
     }
 
+    /// Runs the worker over `source`; the job and the parts (their sizes only, the bytes are
+    /// dropped) are kept in memory.
     async fn export<R: ActivityReader + DetailsBlobs>(
         &self,
         source: &R,
         format: ExportFormat,
-        sink: &Arc<CountingSink>,
-    ) -> Result<(u64, u64, i32), String> {
-        let jobs = self.job(format);
-        let event = WorkerEvent {
-            partner_id: self.partner.to_string(),
-            export_id: jobs.0.id.to_string(),
-        };
-        match export_worker::run(
-            &self.config,
-            source,
-            source,
-            &jobs,
-            &NullObjects(sink.clone()),
-            &event,
-        )
-        .await
-        {
-            Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok((rows, bytes, parts)),
+    ) -> Result<Exported, String> {
+        let store = MemoryStore::default().discarding_object_bytes();
+        let job = self.job(format);
+        store.create_job(&job).await.map_err(|e| e.to_string())?;
+        let event = WorkerEvent::new(&self.partner, &job.id);
+        match export_worker::run(&self.config, source, source, &store, &store, &event).await {
+            Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok(Exported {
+                rows,
+                bytes,
+                parts,
+                part_sizes: store
+                    .object(&job.object_key())
+                    .map(|o| o.part_sizes)
+                    .unwrap_or_default(),
+            }),
             other => Err(format!("export did not succeed: {other:?}")),
         }
+    }
+}
+
+struct Exported {
+    rows: u64,
+    bytes: u64,
+    parts: i32,
+    part_sizes: Vec<usize>,
+}
+
+impl Exported {
+    fn smallest_non_final_part(&self) -> usize {
+        let non_final = &self.part_sizes[..self.part_sizes.len().saturating_sub(1)];
+        non_final.iter().copied().min().unwrap_or(0)
+    }
+
+    fn largest_part(&self) -> usize {
+        self.part_sizes.iter().copied().max().unwrap_or(0)
     }
 }
 
@@ -303,11 +235,7 @@ async fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or_else(|| fail("usage: export-bench memory|cpu <rows> [csv|jsonl|rounds]"));
     let bench = Bench {
-        config: activity_log_tests::test_config(
-            "t",
-            "b",
-            activity_log::config::AuthMode::ApiGateway,
-        ),
+        config: activity_log::testing::fixtures::config(),
         partner: PartnerId::parse("bench").unwrap_or_else(|e| fail(&e.to_string())),
         now: Utc::now(),
     };
@@ -321,23 +249,23 @@ async fn main() {
                 rows,
                 newest: bench.now,
             });
-            let sink = Arc::new(CountingSink::default());
             let started = Instant::now();
-            let (rows, bytes, parts) = bench
-                .export(&log, format, &sink)
+            let exported = bench
+                .export(&log, format)
                 .await
                 .unwrap_or_else(|e| fail(&e));
             let secs = started.elapsed().as_secs_f64();
+            let rows = exported.rows;
             println!(
                 "{}",
                 serde_json::json!({
                     "mode": "memory",
                     "format": format.as_str(),
                     "rows": rows,
-                    "bytes": bytes,
-                    "parts": parts,
-                    "smallestNonFinalPart": sink.smallest_non_final.load(Ordering::Relaxed),
-                    "largestPart": sink.largest.load(Ordering::Relaxed),
+                    "bytes": exported.bytes,
+                    "parts": exported.parts,
+                    "smallestNonFinalPart": exported.smallest_non_final_part(),
+                    "largestPart": exported.largest_part(),
                     "seconds": secs,
                     "rowsPerSecond": rows as f64 / secs,
                     "peakRssKib": peak_rss_kib("/proc/self/status").unwrap_or(0),
@@ -373,17 +301,16 @@ async fn main() {
                     }
                 }
                 let source = Pages(Prebuilt(Mutex::new(pages)));
-                let sink = Arc::new(CountingSink::default());
                 let started = Instant::now();
-                let (exported, bytes, _) = bench
-                    .export(&source, ExportFormat::Csv, &sink)
+                let exported = bench
+                    .export(&source, ExportFormat::Csv)
                     .await
                     .unwrap_or_else(|e| fail(&e));
                 ours_best = ours_best.min(started.elapsed().as_secs_f64());
-                if exported != rows {
-                    fail(&format!("exported {exported} rows of {rows}"));
+                if exported.rows != rows {
+                    fail(&format!("exported {} rows of {rows}", exported.rows));
                 }
-                ours_bytes = bytes;
+                ours_bytes = exported.bytes;
 
                 let started = Instant::now();
                 raw_bytes = raw_csv(&records).unwrap_or_else(|e| fail(&e));

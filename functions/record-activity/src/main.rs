@@ -1,18 +1,12 @@
 //! `POST /activities` — records activities for the caller's tenant.
 
-use activity_log::app::{App, init_tracing};
+use activity_log::app::{App, serve_http};
 use activity_log::handlers::record;
-use lambda_http::{Error, Request, service_fn};
 
 // One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
 // (BENCHMARKS.md, request CPU).
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    let app = App::from_env().await?;
-    let app = &app;
-    lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(record::handle(&app.config, &app.store, &app.blobs, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    let app = &App::start().await?;
+    serve_http(|req| record::handle(&app.config, &app.store, &app.blobs, req)).await
 }

@@ -23,24 +23,7 @@ pub enum Status {
     InProgress,
 }
 
-impl Status {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "succeeded" => Some(Self::Succeeded),
-            "failed" => Some(Self::Failed),
-            "inProgress" => Some(Self::InProgress),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::InProgress => "inProgress",
-        }
-    }
-}
+super::names::serde_names!(Status);
 
 /// Where an activity's details live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,7 +294,10 @@ fn parse_item(item: &Value, prefix: &str, rules: WriteRules) -> Result<NewActivi
             Ok(t) if t > rules.now + MAX_FUTURE_SKEW => {
                 c.fail(
                     "occurredAt",
-                    "must not be more than 5 minutes in the future",
+                    format!(
+                        "must not be more than {} minutes in the future",
+                        MAX_FUTURE_SKEW.num_minutes()
+                    ),
                 );
                 None
             }
@@ -332,7 +318,10 @@ fn parse_item(item: &Value, prefix: &str, rules: WriteRules) -> Result<NewActivi
     let status = match c.text("status", false) {
         None => Some(Status::Succeeded),
         Some(s) => Status::parse(s).or_else(|| {
-            c.fail("status", "must be one of succeeded, failed, inProgress");
+            c.fail(
+                "status",
+                format!("must be one of {}", super::names::choices_of::<Status>()),
+            );
             None
         }),
     };

@@ -1,12 +1,14 @@
 //! Export jobs: what a reader asked to export and where the job stands.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::ids::{IdError, PartnerId};
 use super::query::ActivityQuery;
 
-/// Id of an export job (a ULID), unique within a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Id of an export job (a ULID, in capitals), unique within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ExportId(String);
 
 impl ExportId {
@@ -14,47 +16,31 @@ impl ExportId {
         Self(ulid::Ulid::generate().to_string())
     }
 
-    pub fn parse(value: &str) -> Result<Self, IdError> {
+    fn check(value: &str) -> Result<(), IdError> {
         if value.len() == 26 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            Ok(Self(value.to_ascii_uppercase()))
+            Ok(())
         } else {
             Err(IdError::Charset("is not an export id"))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl std::fmt::Display for ExportId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+super::ids::string_id!(ExportId, |mut value: String| {
+    value.make_ascii_uppercase();
+    value
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     Csv,
+    #[serde(rename = "jsonl")]
     JsonLines,
 }
 
+super::names::serde_names!(ExportFormat, ExportStatus);
+
 impl ExportFormat {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "csv" => Some(Self::Csv),
-            "jsonl" => Some(Self::JsonLines),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Csv => "csv",
-            Self::JsonLines => "jsonl",
-        }
-    }
-
     pub fn extension(self) -> &'static str {
         self.as_str()
     }
@@ -67,33 +53,13 @@ impl ExportFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExportStatus {
     Pending,
     Running,
     Succeeded,
     Failed,
-}
-
-impl ExportStatus {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(Self::Pending),
-            "running" => Some(Self::Running),
-            "succeeded" => Some(Self::Succeeded),
-            "failed" => Some(Self::Failed),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
 }
 
 /// What to export: the same query as the read endpoints, a format and a time zone for the CSV.

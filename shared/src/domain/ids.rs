@@ -1,8 +1,6 @@
 //! Identifier newtypes, parsed once at the edge so the rest of the code can trust them.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Why an identifier was refused; the caller decides which field it names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,14 +21,14 @@ fn check_len(value: &str, min: usize, max: usize) -> Result<(), IdError> {
 
 /// The tenant: a cloud-solution partner. Taken only from a verified identity.
 /// Restricted to a safe ASCII set because it is a component of storage keys and S3 object keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct PartnerId(String);
 
 impl PartnerId {
     pub const MAX_LEN: usize = 128;
 
-    pub fn parse(value: &str) -> Result<Self, IdError> {
+    fn check(value: &str) -> Result<(), IdError> {
         check_len(value, 1, Self::MAX_LEN)?;
         if !value
             .bytes()
@@ -40,23 +38,19 @@ impl PartnerId {
                 "may contain only letters, digits, '-', '_', '.' and ':'",
             ));
         }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        Ok(())
     }
 }
 
 /// A partner's customer. Any printable text except '/' (it travels in URL paths).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct CustomerId(String);
 
 impl CustomerId {
     pub const MAX_LEN: usize = 128;
 
-    pub fn parse(value: &str) -> Result<Self, IdError> {
+    fn check(value: &str) -> Result<(), IdError> {
         check_len(value, 1, Self::MAX_LEN)?;
         if value.chars().any(|c| c.is_control() || c == '/') {
             return Err(IdError::Charset(
@@ -66,24 +60,20 @@ impl CustomerId {
         if value.trim() != value {
             return Err(IdError::Charset("must not start or end with whitespace"));
         }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        Ok(())
     }
 }
 
 /// The key of one activity record, unique within a partner's customer.
 /// Chosen by the writer (for retry safety) or generated as a ULID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ActivityId(String);
 
 impl ActivityId {
     pub const MAX_LEN: usize = 64;
 
-    pub fn parse(value: &str) -> Result<Self, IdError> {
+    fn check(value: &str) -> Result<(), IdError> {
         check_len(value, 1, Self::MAX_LEN)?;
         if !value
             .bytes()
@@ -93,28 +83,58 @@ impl ActivityId {
                 "may contain only letters, digits, '-' and '_'",
             ));
         }
-        Ok(Self(value.to_owned()))
+        Ok(())
     }
 
     pub fn generate() -> Self {
         Self(ulid::Ulid::generate().to_string())
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-macro_rules! display_as_str {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// What every identifier newtype has: `parse` (check, normalise, own), `as_str`, `Display`,
+/// serialization as its text and deserialization through the same checks. Each type brings its
+/// own `fn check(&str) -> Result<(), IdError>`; the optional second argument normalises the text.
+macro_rules! string_id {
+    ($t:ty) => {
+        $crate::domain::ids::string_id!($t, |value: String| value);
+    };
+    ($t:ty, $normalise:expr) => {
+        impl $t {
+            pub fn parse(value: &str) -> Result<Self, $crate::domain::ids::IdError> {
+                Self::try_from(value.to_owned())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = $crate::domain::ids::IdError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::check(&value)?;
+                Ok(Self($normalise(value)))
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
-    )*};
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
 }
-display_as_str!(PartnerId, CustomerId, ActivityId);
+pub(crate) use string_id;
+string_id!(PartnerId);
+string_id!(CustomerId);
+string_id!(ActivityId);
 
 #[cfg(test)]
 mod tests {

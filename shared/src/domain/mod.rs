@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod ids;
+pub mod names;
 pub mod role;
 pub mod time;
 

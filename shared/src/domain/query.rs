@@ -16,13 +16,6 @@ pub struct Filters {
 }
 
 impl Filters {
-    pub fn is_empty(&self) -> bool {
-        self.action.is_none()
-            && self.partner_user.is_none()
-            && self.resource_type.is_none()
-            && self.status.is_none()
-    }
-
     pub fn matches(&self, a: &Activity) -> bool {
         self.action.as_ref().is_none_or(|v| *v == a.action)
             && self

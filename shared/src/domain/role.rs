@@ -18,20 +18,9 @@ pub enum Role {
     ActivityWriter,
 }
 
-impl Role {
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "GlobalAdmin" => Self::GlobalAdmin,
-            "BillingAdmin" => Self::BillingAdmin,
-            "UserManagementAdmin" => Self::UserManagementAdmin,
-            "AdminAgent" => Self::AdminAgent,
-            "SalesAgent" => Self::SalesAgent,
-            "HelpdeskAgent" => Self::HelpdeskAgent,
-            "ActivityWriter" => Self::ActivityWriter,
-            _ => return None,
-        })
-    }
+super::names::serde_names!(Role);
 
+impl Role {
     /// The six portal roles that may view and export the activity log.
     pub fn may_read(self) -> bool {
         !matches!(self, Self::ActivityWriter)

@@ -42,10 +42,6 @@ impl<S: PartSink> PartWriter<S> {
         self.bytes
     }
 
-    pub fn parts(&self) -> i32 {
-        self.parts
-    }
-
     /// Uploads `data` as the next part. Only the last part may be under `part_size`.
     pub async fn upload(&mut self, data: Vec<u8>) -> Result<(), PartError> {
         if self.parts >= MAX_PARTS {

@@ -13,7 +13,7 @@ use crate::domain::{
 use crate::export::csv::CsvEncoder;
 use crate::export::parts::{PartError, PartWriter};
 use crate::http::response::{ActivityView, Links};
-use crate::store::lambda::WorkerEvent;
+use crate::launch::WorkerEvent;
 use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, StoreError};
 
 /// How long a run holds a job before another run may take it over (past the Lambda timeout).
@@ -29,14 +29,18 @@ const PART_SLACK: usize = 64 * 1024;
 /// Runs before a job that keeps meeting transient failures is marked failed.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-#[derive(Debug, PartialEq, Eq)]
+/// How a run ended; the invocation's result (`{"status": "succeeded", "rows": …}`).
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
 pub enum RunOutcome {
     Succeeded {
         rows: u64,
         bytes: u64,
         parts: i32,
     },
-    Failed(String),
+    Failed {
+        error: String,
+    },
     /// Another run owns or finished the job (a duplicate or late invocation).
     Skipped,
 }
@@ -63,9 +67,9 @@ enum Encoder {
 }
 
 impl Encoder {
-    fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), String> {
+    fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), ExportError> {
         match self {
-            Self::Csv(e) => e.row(a, details).map_err(|e| e.to_string()),
+            Self::Csv(e) => e.row(a, details).map_err(ExportError::encoding),
             Self::Lines {
                 buf,
                 links,
@@ -76,7 +80,7 @@ impl Encoder {
                 }
                 let raw = details.and_then(|d| serde_json::from_str::<&RawValue>(d).ok());
                 serde_json::to_writer(&mut *buf, &ActivityView::new(a, raw, links))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ExportError::encoding)?;
                 buf.push(b'\n');
                 Ok(())
             }
@@ -90,33 +94,54 @@ impl Encoder {
         }
     }
 
-    fn take(&mut self) -> Result<Vec<u8>, String> {
+    fn take(&mut self) -> Result<Vec<u8>, ExportError> {
         match self {
-            Self::Csv(e) => e.take().map_err(|e| e.to_string()),
+            Self::Csv(e) => e.take().map_err(ExportError::encoding),
             Self::Lines { buf, .. } => Ok(std::mem::take(buf)),
         }
     }
 }
 
-enum Failure {
-    Transient(String),
-    Permanent(String),
+/// Why an export run stopped short of a file.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error("the export has more than {MAX_EXPORT_ROWS} rows; narrow the period or add filters")]
+    TooManyRows,
+    #[error(transparent)]
+    TooManyParts(PartError),
+    #[error("encoding a row failed: {0}")]
+    Encoding(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Throttled | StoreError::Unavailable(_) => Self::Transient(e.to_string()),
-            StoreError::Other(m) => Self::Permanent(m),
+impl ExportError {
+    fn encoding(e: impl std::fmt::Display) -> Self {
+        Self::Encoding(e.to_string())
+    }
+
+    /// Worth another run: storage was throttling or unavailable.
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_transient())
+    }
+
+    /// What the job's `error` tells the user: the limit that was reached, or a generic cause,
+    /// never internals.
+    fn user_message(&self) -> String {
+        match self {
+            Self::TooManyRows | Self::TooManyParts(_) => self.to_string(),
+            Self::Encoding(_) | Self::Store(_) => "the export could not be completed; create a \
+                new export, and report the export id if it fails again"
+                .into(),
         }
     }
 }
 
-impl From<PartError> for Failure {
+impl From<PartError> for ExportError {
     fn from(e: PartError) -> Self {
         match e {
-            PartError::Store(s) => s.into(),
-            other => Self::Permanent(other.to_string()),
+            PartError::Store(s) => Self::Store(s),
+            too_many @ PartError::TooManyParts(_) => Self::TooManyParts(too_many),
         }
     }
 }
@@ -146,34 +171,54 @@ where
         return Ok(RunOutcome::Skipped);
     };
 
-    let upload = objects
+    let result = write_file(config, reader, blobs, jobs, objects, &mut job).await;
+    settle(jobs, job, result).await
+}
+
+/// Writes the job's file: a multipart upload that is completed, or aborted on any failure.
+/// Returns the file's bytes and parts.
+async fn write_file<R, B, J, O>(
+    config: &Config,
+    reader: &R,
+    blobs: &B,
+    jobs: &J,
+    objects: &O,
+    job: &mut ExportJob,
+) -> Result<(u64, i32), ExportError>
+where
+    R: ActivityReader,
+    B: DetailsBlobs,
+    J: ExportJobs,
+    O: ExportObjects,
+{
+    let sink = objects
         .start_upload(
             &job.object_key(),
             job.spec.format.content_type(),
             &job.content_disposition(),
         )
-        .await;
-    let result = match upload {
-        Ok(sink) => {
-            let mut writer = PartWriter::new(sink, config.exports.part_bytes);
-            match produce(config, reader, blobs, jobs, &mut job, &mut writer).await {
-                Ok(last) => match writer.finish(last).await {
-                    Ok((bytes, parts)) => Ok((bytes, parts)),
-                    // `finish` aborted the upload; the bucket's lifecycle rule removes it if
-                    // even the abort could not reach S3.
-                    Err(e) => Err(Failure::from(e)),
-                },
-                Err(f) => {
-                    if let Err(e) = writer.abort().await {
-                        tracing::warn!(error = %e, "could not abort the multipart upload");
-                    }
-                    Err(f)
-                }
+        .await?;
+    let mut writer = PartWriter::new(sink, config.exports.part_bytes);
+    match produce(config, reader, blobs, jobs, job, &mut writer).await {
+        // `finish` aborts the upload if it fails; the bucket's lifecycle rule removes it if
+        // even the abort could not reach S3.
+        Ok(last) => Ok(writer.finish(last).await?),
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "could not abort the multipart upload");
             }
+            Err(e)
         }
-        Err(e) => Err(Failure::from(e)),
-    };
+    }
+}
 
+/// Records how the run ended: succeeded, released for another run, or failed with a message
+/// for the user.
+async fn settle<J: ExportJobs>(
+    jobs: &J,
+    mut job: ExportJob,
+    result: Result<(u64, i32), ExportError>,
+) -> Result<RunOutcome, WorkerError> {
     match result {
         Ok((bytes, parts)) => {
             job.status = ExportStatus::Succeeded;
@@ -188,23 +233,23 @@ where
                 parts,
             })
         }
-        Err(Failure::Transient(detail)) if job.attempt < MAX_ATTEMPTS => {
-            tracing::warn!(%detail, attempt = job.attempt, "export run failed; released for a retry");
+        Err(e) if e.is_transient() && job.attempt < MAX_ATTEMPTS => {
+            tracing::warn!(error = %e, attempt = job.attempt, "export run failed; released for a retry");
             job.lease_until = None;
             job.row_count = 0;
             job.bytes = 0;
             release(jobs, job).await?;
-            Err(WorkerError::Retry(detail))
+            Err(WorkerError::Retry(e.to_string()))
         }
-        Err(Failure::Transient(detail) | Failure::Permanent(detail)) => {
-            tracing::error!(%detail, "export failed");
-            let message = user_message(&detail);
+        Err(e) => {
+            tracing::error!(error = %e, "export failed");
+            let message = e.user_message();
             job.status = ExportStatus::Failed;
             job.error = Some(message.clone());
             job.completed_at = Some(Utc::now());
             job.lease_until = None;
             jobs.update_job(&job).await?;
-            Ok(RunOutcome::Failed(message))
+            Ok(RunOutcome::Failed { error: message })
         }
     }
 }
@@ -218,15 +263,6 @@ async fn release<J: ExportJobs>(jobs: &J, job: ExportJob) -> Result<(), StoreErr
     .await
 }
 
-/// What the job's `error` says: the limit or a generic cause, never internals.
-fn user_message(detail: &str) -> String {
-    if detail.contains("more than") || detail.contains("parts of") {
-        detail.to_owned()
-    } else {
-        "the export could not be completed; create a new export, and report the export id if it fails again".into()
-    }
-}
-
 /// Encodes every matching activity, uploading a part whenever a part's worth is buffered.
 /// Returns the bytes of the last part.
 async fn produce<R, B, J, S>(
@@ -236,7 +272,7 @@ async fn produce<R, B, J, S>(
     jobs: &J,
     job: &mut ExportJob,
     writer: &mut PartWriter<S>,
-) -> Result<Vec<u8>, Failure>
+) -> Result<Vec<u8>, ExportError>
 where
     R: ActivityReader,
     B: DetailsBlobs,
@@ -248,7 +284,7 @@ where
     let mut encoder = match job.spec.format {
         ExportFormat::Csv => Encoder::Csv(Box::new(
             CsvEncoder::new(job.spec.time_zone)
-                .map_err(|e| Failure::Permanent(e.to_string()))?
+                .map_err(ExportError::encoding)?
                 .with_part_capacity(capacity),
         )),
         ExportFormat::JsonLines => Encoder::Lines {
@@ -266,9 +302,7 @@ where
         for a in &page.items {
             job.row_count += 1;
             if job.row_count > MAX_EXPORT_ROWS {
-                return Err(Failure::Permanent(format!(
-                    "the export has more than {MAX_EXPORT_ROWS} rows; narrow the period or add filters"
-                )));
+                return Err(ExportError::TooManyRows);
             }
             let external;
             let details = match &a.details {
@@ -279,9 +313,9 @@ where
                     Some(external.as_str())
                 }
             };
-            encoder.row(a, details).map_err(Failure::Permanent)?;
+            encoder.row(a, details)?;
             if encoder.buffered() >= writer.part_size() {
-                let part = encoder.take().map_err(Failure::Permanent)?;
+                let part = encoder.take()?;
                 writer.upload(part).await?;
             }
         }
@@ -295,5 +329,5 @@ where
             None => break,
         }
     }
-    encoder.take().map_err(Failure::Permanent)
+    encoder.take()
 }

@@ -1,22 +1,23 @@
-//! `POST /exports` and `GET /exports/{id}`: asynchronous exports with presigned downloads.
+//! `POST /exports` and `GET /exports/{exportId}`: asynchronous exports with presigned downloads.
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
-use lambda_http::http::{Method, StatusCode, header};
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::{
     ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportSpec,
-    ExportStatus, Identity, Permission, time,
+    ExportStatus, Identity, Permission, Status, time,
 };
-use crate::http::params::ListParams;
+use crate::http::params::{ExportRequest, ExportRoute, export_route};
 use crate::http::response::json;
 use crate::http::{ApiError, identity, request_id};
-use crate::store::{ExportJobs, ExportLauncher, ExportObjects};
+use crate::launch::ExportLauncher;
+use crate::store::{ExportJobs, ExportObjects};
 
 /// How long `POST /exports` waits for the worker invocation to be accepted. In AWS an `Event`
 /// invocation is acknowledged in milliseconds; where it runs synchronously (local emulation) the
@@ -24,19 +25,8 @@ use crate::store::{ExportJobs, ExportLauncher, ExportObjects};
 pub const LAUNCH_ACK: Duration = Duration::from_secs(2);
 /// A job still pending this long after creation is launched again when its status is read.
 pub const STALE_PENDING: TimeDelta = TimeDelta::minutes(2);
-
-/// The fields of an export request body.
-pub const BODY_FIELDS: &[&str] = &[
-    "customerId",
-    "from",
-    "to",
-    "action",
-    "partnerUser",
-    "resourceType",
-    "status",
-    "format",
-    "timeZone",
-];
+/// Largest export request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
 pub async fn handle<J, O, L>(
@@ -54,97 +44,30 @@ where
     let rid = request_id(&req);
     let result = async {
         let who = identity::authorize(&req, &config.auth, Permission::Read)?;
-        let segments: Vec<&str> = req
-            .uri()
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        match (req.method(), segments.as_slice()) {
-            (&Method::POST, [.., "exports"]) => create(config, jobs, launcher, &who, &req).await,
-            (&Method::GET, [.., "exports", id]) => {
-                status(config, jobs, objects, launcher, &who, id).await
-            }
-            _ => Err(ApiError::NotFound("no such route".into())),
+        match export_route(&req)? {
+            ExportRoute::Create => create(config, jobs, launcher, &who, &req).await,
+            ExportRoute::Status(id) => status(config, jobs, objects, launcher, &who, &id).await,
         }
     }
     .await;
     result.unwrap_or_else(|e| e.into_response(rid.as_deref()))
 }
 
-fn text_field(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(
-            "InvalidBody",
-            format!("{name} must be a string"),
-        )),
-    }
-}
-
-/// Parses the body into an export spec, with the same defaults and rules as the query endpoints.
-pub fn parse_spec(body: &[u8], now: chrono::DateTime<Utc>) -> Result<ExportSpec, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request("InvalidBody", format!("body is not valid JSON: {e}"))
-        })?
-    };
-    let Value::Object(body) = value else {
-        return Err(ApiError::bad_request(
-            "InvalidBody",
-            "body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body.keys().find(|k| !BODY_FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "InvalidBody",
-            format!("{unknown} is not a field of an export request"),
-        ));
-    }
-    let params = ListParams {
-        customer_id: text_field(&body, "customerId")?,
-        from: text_field(&body, "from")?,
-        to: text_field(&body, "to")?,
-        action: text_field(&body, "action")?,
-        partner_user: text_field(&body, "partnerUser")?,
-        resource_type: text_field(&body, "resourceType")?,
-        status: text_field(&body, "status")?,
-        ..ListParams::default()
-    };
-    let customer = params
-        .customer_id
-        .as_deref()
-        .map(|c| {
-            CustomerId::parse(c)
-                .map_err(|e| ApiError::bad_request("InvalidParameter", format!("customerId {e}")))
-        })
-        .transpose()?;
-    let (from, to) = params.bounds()?;
+/// The export a request asks for, with the same defaults and rules as the query endpoints.
+pub fn parse_spec(body: &[u8], now: DateTime<Utc>) -> Result<ExportSpec, ApiError> {
+    let request = ExportRequest::from_body(body)?;
+    let selection = &request.selection;
+    let customer = selection.customer()?;
+    let (from, to) = selection.bounds()?;
     let range = DateRange::resolve(from, to, now)
         .map_err(|e| ApiError::bad_request("InvalidDateRange", e.to_string()))?;
-    let format = match text_field(&body, "format")? {
-        None => ExportFormat::Csv,
-        Some(f) => ExportFormat::parse(&f).ok_or_else(|| {
-            ApiError::bad_request("InvalidParameter", "format must be csv or jsonl")
-        })?,
-    };
-    let time_zone = match text_field(&body, "timeZone")? {
-        None => chrono_tz::Tz::UTC,
-        Some(z) => z.parse().map_err(|_| {
-            ApiError::bad_request(
-                "InvalidParameter",
-                "timeZone must be an IANA time zone name such as Asia/Taipei",
-            )
-        })?,
-    };
+    let format = request.format()?;
+    let time_zone = request.time_zone()?;
     Ok(ExportSpec {
         query: ActivityQuery {
             customer,
             range,
-            filters: params.filters()?,
+            filters: selection.filters()?,
         },
         format,
         time_zone,
@@ -159,10 +82,11 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: &[u8] = req.body().as_ref();
-    if body.len() > 64 * 1024 {
-        return Err(ApiError::TooLarge(
-            "an export request body is at most 64 KiB".into(),
-        ));
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "an export request body is at most {} KiB",
+            MAX_BODY_BYTES / 1024
+        )));
     }
     let now = Utc::now();
     let spec = parse_spec(body, now)?;
@@ -177,8 +101,9 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
     // Where the invocation ran synchronously the job may already have moved on.
     let job = jobs.get_job(&job.partner, &job.id).await?.unwrap_or(job);
     tracing::info!(export = %job.id, partner = %job.partner, "export requested");
-    let mut response = json(StatusCode::ACCEPTED, &view(&job, None));
-    if let Ok(location) = format!("/exports/{}", job.id).parse() {
+    let view = ExportView::new(&job, None);
+    let mut response = json(StatusCode::ACCEPTED, &view);
+    if let Ok(location) = view.links.this.parse() {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
@@ -204,81 +129,144 @@ async fn launch<L: ExportLauncher + Clone + 'static>(
     }
 }
 
+/// Whether a job's run looks lost: pending for too long, or running past its lease.
+fn is_stale(job: &ExportJob, now: DateTime<Utc>) -> bool {
+    match job.status {
+        ExportStatus::Pending => now - job.created_at > STALE_PENDING,
+        // A run that died (timeout, crash) leaves its lease to run out.
+        ExportStatus::Running => job.lease_until.is_some_and(|until| until < now),
+        ExportStatus::Succeeded | ExportStatus::Failed => false,
+    }
+}
+
 async fn status<J: ExportJobs, O: ExportObjects, L: ExportLauncher + Clone + 'static>(
     config: &Config,
     jobs: &J,
     objects: &O,
     launcher: &L,
     who: &Identity,
-    id: &str,
+    id: &ExportId,
 ) -> Result<Response<Body>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no export {id}"));
-    let id = ExportId::parse(id).map_err(|_| not_found())?;
     let job = jobs
-        .get_job(&who.partner, &id)
+        .get_job(&who.partner, id)
         .await?
-        .ok_or_else(not_found)?;
-    let now = Utc::now();
-    let stale = match job.status {
-        ExportStatus::Pending => now - job.created_at > STALE_PENDING,
-        // A run that died (timeout, crash) leaves its lease to run out.
-        ExportStatus::Running => job.lease_until.is_some_and(|until| until < now),
-        _ => false,
-    };
-    if stale {
+        .ok_or_else(|| ApiError::NotFound(format!("no export {id}")))?;
+    if is_stale(&job, Utc::now()) {
         // The invocation was lost, is still queued, or its run died: starting another is
         // harmless, only one run can claim the job.
         if let Err(e) = launch(launcher, &job).await {
             tracing::warn!(error = ?e, "relaunch of a stale export failed");
         }
     }
-    let link = if job.status == ExportStatus::Succeeded {
-        let ttl = Duration::from_secs(config.exports.link_ttl_secs.min(900));
-        let url = objects
-            .presign_get(
-                &job.object_key(),
-                job.spec.format.content_type(),
-                &job.content_disposition(),
-                ttl,
-            )
-            .await?;
-        let expires = Utc::now() + TimeDelta::seconds(i64::try_from(ttl.as_secs()).unwrap_or(900));
-        Some((url, time::format(time::truncate_millis(expires))))
-    } else {
-        None
+    let link = match job.status {
+        ExportStatus::Succeeded => Some(download_link(config, objects, &job).await?),
+        _ => None,
     };
-    Ok(json(StatusCode::OK, &view(&job, link)))
+    Ok(json(StatusCode::OK, &ExportView::new(&job, link)))
 }
 
-/// An export job as the API returns it; `link` is a download URL and its expiry.
-pub fn view(job: &ExportJob, link: Option<(String, String)>) -> Value {
-    let q = &job.spec.query;
-    let mut v = json!({
-        "id": job.id.as_str(),
-        "status": job.status.as_str(),
-        "format": job.spec.format.as_str(),
-        "timeZone": job.spec.time_zone.name(),
-        "customerId": q.customer.as_ref().map(CustomerId::as_str),
-        "from": time::format(q.range.from),
-        "to": time::format(q.range.to),
-        "filters": {
-            "action": q.filters.action,
-            "partnerUser": q.filters.partner_user,
-            "resourceType": q.filters.resource_type,
-            "status": q.filters.status.map(|s| s.as_str()),
-        },
-        "rowCount": job.row_count,
-        "bytes": job.bytes,
-        "createdAt": time::format(job.created_at),
-        "completedAt": job.completed_at.map(time::format),
-        "links": {"self": format!("/exports/{}", job.id)},
-    });
-    if let Some(e) = &job.error {
-        v["error"] = json!(e);
+/// A presigned link to a finished export's file, and when it expires.
+async fn download_link<O: ExportObjects>(
+    config: &Config,
+    objects: &O,
+    job: &ExportJob,
+) -> Result<DownloadLink, ApiError> {
+    let ttl = config.exports.link_ttl;
+    let url = objects
+        .presign_get(
+            &job.object_key(),
+            job.spec.format.content_type(),
+            &job.content_disposition(),
+            ttl,
+        )
+        .await?;
+    let lifetime = TimeDelta::from_std(ttl).map_err(|_| ApiError::Internal)?;
+    Ok(DownloadLink {
+        url,
+        expires_at: time::truncate_millis(Utc::now() + lifetime),
+    })
+}
+
+pub struct DownloadLink {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An export job as the API returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportView<'a> {
+    id: &'a ExportId,
+    status: ExportStatus,
+    format: ExportFormat,
+    time_zone: &'static str,
+    customer_id: Option<&'a CustomerId>,
+    #[serde(with = "time::millis")]
+    from: DateTime<Utc>,
+    #[serde(with = "time::millis")]
+    to: DateTime<Utc>,
+    filters: FiltersView<'a>,
+    row_count: u64,
+    bytes: u64,
+    #[serde(with = "time::millis")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "time::millis::option")]
+    completed_at: Option<DateTime<Utc>>,
+    links: ExportLinks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "time::millis::option")]
+    download_url_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FiltersView<'a> {
+    action: Option<&'a str>,
+    partner_user: Option<&'a str>,
+    resource_type: Option<&'a str>,
+    status: Option<Status>,
+}
+
+#[derive(Serialize)]
+struct ExportLinks {
+    #[serde(rename = "self")]
+    this: String,
+}
+
+impl<'a> ExportView<'a> {
+    pub fn new(job: &'a ExportJob, link: Option<DownloadLink>) -> Self {
+        let q = &job.spec.query;
+        let (download_url, download_url_expires_at) = match link {
+            Some(l) => (Some(l.url), Some(l.expires_at)),
+            None => (None, None),
+        };
+        Self {
+            id: &job.id,
+            status: job.status,
+            format: job.spec.format,
+            time_zone: job.spec.time_zone.name(),
+            customer_id: q.customer.as_ref(),
+            from: q.range.from,
+            to: q.range.to,
+            filters: FiltersView {
+                action: q.filters.action.as_deref(),
+                partner_user: q.filters.partner_user.as_deref(),
+                resource_type: q.filters.resource_type.as_deref(),
+                status: q.filters.status,
+            },
+            row_count: job.row_count,
+            bytes: job.bytes,
+            created_at: job.created_at,
+            completed_at: job.completed_at,
+            links: ExportLinks {
+                this: format!("/exports/{}", job.id),
+            },
+            error: job.error.as_deref(),
+            download_url,
+            download_url_expires_at,
+        }
     }
-    if let Some((url, expires)) = link {
-        v["downloadUrl"] = json!(url);
-        v["downloadUrlExpiresAt"] = json!(expires);
-    }
-    v
 }

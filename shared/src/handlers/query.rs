@@ -41,15 +41,7 @@ pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
             }
             ReadRoute::TenantLog => {
                 let params = ListParams::from_request(&req, true)?;
-                let customer = params
-                    .customer_id
-                    .as_deref()
-                    .map(|c| {
-                        CustomerId::parse(c).map_err(|e| {
-                            ApiError::bad_request("InvalidParameter", format!("customerId {e}"))
-                        })
-                    })
-                    .transpose()?;
+                let customer = params.selection.customer()?;
                 list(config, reader, &who, customer, &params).await
             }
         }
@@ -95,73 +87,29 @@ async fn list<R: ActivityReader>(
     params: &ListParams,
 ) -> Result<Response<Body>, ApiError> {
     let limit = params.limit()?;
-    let filters = params.filters()?;
-    let query_id =
-        cursor::fingerprint(&params.fingerprint_parts(customer.as_ref().map(CustomerId::as_str)));
-
-    let (range, mut after) = match &params.cursor {
+    let selection = &params.selection;
+    let filters = selection.filters()?;
+    let query_id = cursor::fingerprint(
+        &selection.fingerprint_parts(customer.as_ref().map(CustomerId::as_str)),
+    );
+    let (range, after) = match &params.paging.cursor {
         Some(text) => {
-            let state = cursor::decode(&config.cursor_signing_key, &who.partner, &query_id, text)
-                .map_err(|e| {
-                ApiError::bad_request(
-                    "InvalidCursor",
-                    match e {
-                        CursorError::WrongQuery => {
-                            "the cursor belongs to a different query; repeat the \
-                                                    parameters of the first page"
-                                .to_owned()
-                        }
-                        other => format!("{other}"),
-                    },
-                )
-            })?;
+            let state = decode_cursor(config, who, &query_id, text)?;
             (state.range, Some(state.position))
         }
         None => {
-            let (from, to) = params.bounds()?;
+            let (from, to) = selection.bounds()?;
             let range = DateRange::resolve(from, to, Utc::now())
                 .map_err(|e| ApiError::bad_request("InvalidDateRange", e.to_string()))?;
             (range, None)
         }
     };
-
     let query = ActivityQuery {
         customer,
         range,
         filters,
     };
-    let mut items: Vec<Activity> = Vec::new();
-    let mut bytes = 0;
-    let next = loop {
-        let page = reader
-            .query_page(&who.partner, &query, after.as_ref(), limit - items.len())
-            .await?;
-        let mut cut_short = false;
-        let count = page.items.len();
-        for (i, a) in page.items.into_iter().enumerate() {
-            bytes += ActivityView::estimated_bytes(&a);
-            let over_budget = bytes > PAGE_BYTE_BUDGET && !items.is_empty();
-            if items.len() == limit || over_budget {
-                cut_short = true;
-                break;
-            }
-            after = Some(PageKey::of(&a));
-            items.push(a);
-            debug_assert!(i < count);
-        }
-        if cut_short {
-            break after.clone();
-        }
-        match page.last_evaluated {
-            None => break None,
-            Some(k) => {
-                after = Some(k);
-                if items.len() == limit {
-                    break after.clone();
-                }
-            }
-        }
-    };
+    let (items, next) = collect_page(reader, who, &query, after, limit).await?;
 
     let next_cursor = next.map(|position| {
         cursor::encode(
@@ -183,6 +131,63 @@ async fn list<R: ActivityReader>(
             next_cursor: next_cursor.as_deref(),
         },
     ))
+}
+
+fn decode_cursor(
+    config: &Config,
+    who: &Identity,
+    query_id: &str,
+    text: &str,
+) -> Result<CursorState, ApiError> {
+    cursor::decode(&config.cursor_signing_key, &who.partner, query_id, text).map_err(|e| {
+        ApiError::bad_request(
+            "InvalidCursor",
+            match e {
+                CursorError::WrongQuery => "the cursor belongs to a different query; repeat the \
+                                            parameters of the first page"
+                    .to_owned(),
+                other => other.to_string(),
+            },
+        )
+    })
+}
+
+/// Reads storage pages after `after` until the page holds `limit` items, would pass the byte
+/// budget, or the period ends. Returns the items and where the next page starts (`None`: the
+/// period is exhausted).
+async fn collect_page<R: ActivityReader>(
+    reader: &R,
+    who: &Identity,
+    query: &ActivityQuery,
+    mut after: Option<PageKey>,
+    limit: usize,
+) -> Result<(Vec<Activity>, Option<PageKey>), ApiError> {
+    let mut items: Vec<Activity> = Vec::new();
+    let mut bytes = 0;
+    loop {
+        let page = reader
+            .query_page(&who.partner, query, after.as_ref(), limit - items.len())
+            .await?;
+        for a in page.items {
+            bytes += ActivityView::estimated_bytes(&a);
+            let over_budget = bytes > PAGE_BYTE_BUDGET && !items.is_empty();
+            if items.len() == limit || over_budget {
+                // Cut short inside a storage page: continue after the last item taken.
+                return Ok((items, after));
+            }
+            after = Some(PageKey::of(&a));
+            items.push(a);
+        }
+        match page.last_evaluated {
+            None => return Ok((items, None)),
+            Some(k) => {
+                after = Some(k);
+                if items.len() == limit {
+                    return Ok((items, after));
+                }
+            }
+        }
+    }
 }
 
 /// A page as the API returns it, serialized straight from the views (no intermediate

@@ -9,9 +9,9 @@ use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
-use crate::domain::activity::{BatchError, MAX_BATCH};
+use crate::domain::activity::{BatchError, MAX_BATCH, parse_batch};
 use crate::domain::{
-    Activity, ActivityId, CustomerId, Details, NewActivity, Permission, WriteRules,
+    Activity, ActivityId, CustomerId, Details, NewActivity, PartnerId, Permission, WriteRules,
 };
 use crate::http::response::{ActivityView, Links, json};
 use crate::http::{ApiError, identity, request_id};
@@ -41,18 +41,53 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let who = identity::authorize(req, &config.auth, Permission::Record)?;
-    let body: &[u8] = req.body().as_ref();
+    let rules = WriteRules {
+        now: Utc::now(),
+        retention_days: config.retention_days,
+    };
+    let batch = parse_body(req.body().as_ref(), rules)?;
+    let records: Vec<Activity> = batch
+        .iter()
+        .map(|new| to_record(&who.partner, new, rules, config.details_inline_max_bytes))
+        .collect();
+    let uploaded = upload_external_details(blobs, &batch, &records).await?;
+    let stored = insert_new(writer, blobs, &who.partner, records, &uploaded).await?;
+
+    let links = Links::new(config.subscriptions_url_template.as_str());
+    let raw: Vec<Option<Box<RawValue>>> = batch
+        .iter()
+        .map(|n| {
+            n.details
+                .as_ref()
+                .and_then(|d| RawValue::from_string(d.clone()).ok())
+        })
+        .collect();
+    let mut views = Vec::with_capacity(batch.len());
+    for (new, details) in batch.iter().zip(&raw) {
+        let Some(a) = stored.get(&(new.customer_id.clone(), new.id.clone())) else {
+            return Err(ApiError::Internal);
+        };
+        views.push(ActivityView::new(a, details.as_deref(), &links));
+    }
+    tracing::info!(partner = %who.partner, count = views.len(), "activities recorded");
+    Ok(json(StatusCode::CREATED, &Recorded { items: &views }))
+}
+
+/// The answer to a record request.
+#[derive(serde::Serialize)]
+struct Recorded<'a> {
+    items: &'a [ActivityView<'a>],
+}
+
+/// Checks the body's size and parses it into a validated batch.
+fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::TooLarge(format!(
             "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
             body.len()
         )));
     }
-    let rules = WriteRules {
-        now: Utc::now(),
-        retention_days: config.retention_days,
-    };
-    let batch = crate::domain::activity::parse_batch(body, rules).map_err(|e| match e {
+    let batch = parse_batch(body, rules).map_err(|e| match e {
         BatchError::Malformed(m) => ApiError::bad_request("InvalidBody", m),
         BatchError::Invalid(fields) => ApiError::BadRequest {
             code: "ValidationFailed",
@@ -70,29 +105,48 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
         BatchError::TooLarge(f) => ApiError::TooLarge(format!("{} {}", f.field, f.message)),
     })?;
     debug_assert!(batch.len() <= MAX_BATCH);
+    Ok(batch)
+}
 
-    // Details documents too large for a table item go to the bucket first; the record points to them.
-    let mut records = Vec::with_capacity(batch.len());
+/// Puts the details documents too large for a table item in the bucket, before any record
+/// points to them. Returns their keys.
+async fn upload_external_details<B: DetailsBlobs>(
+    blobs: &B,
+    batch: &[NewActivity],
+    records: &[Activity],
+) -> Result<Vec<String>, ApiError> {
     let mut uploaded = Vec::new();
-    for new in &batch {
-        let record = to_record(&who.partner, new, rules, config.details_inline_max_bytes);
+    for (new, record) in batch.iter().zip(records) {
         if let (Details::External { key, .. }, Some(json)) = (&record.details, &new.details) {
             // On failure, objects already uploaded stay: an identical concurrent request may
             // have stored records pointing to them (keys are content-addressed).
             blobs.put(key, json).await?;
             uploaded.push(key.clone());
         }
-        records.push(record);
     }
+    Ok(uploaded)
+}
 
-    // Insert what is new; a key that exists is a retry (same content) or a conflict.
-    let mut stored: HashMap<(CustomerId, ActivityId), Activity> = HashMap::new();
-    let mut pending: Vec<Activity> = records.clone();
+type Stored = HashMap<(CustomerId, ActivityId), Activity>;
+
+/// Inserts what is new; a key that exists is a retry (same content: its stored record is the
+/// answer) or a conflict (nothing of the batch is written, and the details objects uploaded for
+/// it that no stored record points to are removed).
+async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
+    writer: &W,
+    blobs: &B,
+    partner: &PartnerId,
+    records: Vec<Activity>,
+    uploaded: &[String],
+) -> Result<Stored, ApiError> {
+    let mut stored = Stored::new();
+    let mut pending = records;
+    // Each round stores the batch or settles at least one existing key.
     for _ in 0..=MAX_BATCH {
         if pending.is_empty() {
-            break;
+            return Ok(stored);
         }
-        match writer.insert_all(&who.partner, &pending).await? {
+        match writer.insert_all(partner, &pending).await? {
             InsertOutcome::Written => {
                 for a in pending.drain(..) {
                     stored.insert((a.customer_id.clone(), a.id.clone()), a);
@@ -106,8 +160,7 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
                             && a.content_hash != old.content_hash
                     })
                 }) {
-                    // Nothing of this batch was written; remove the details objects no stored
-                    // record points to (keys are content-addressed, so a retry's share a key).
+                    // Keys are content-addressed, so a retry's details share a key.
                     let keep: Vec<String> = existing
                         .iter()
                         .chain(stored.values())
@@ -137,31 +190,11 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
             }
         }
     }
-    if !pending.is_empty() {
-        return Err(ApiError::Unavailable);
+    if pending.is_empty() {
+        Ok(stored)
+    } else {
+        Err(ApiError::Unavailable)
     }
-
-    let links = Links::new(config.subscriptions_url_template.as_str());
-    let raw: Vec<Option<Box<RawValue>>> = batch
-        .iter()
-        .map(|n| {
-            n.details
-                .as_ref()
-                .and_then(|d| RawValue::from_string(d.clone()).ok())
-        })
-        .collect();
-    let mut views = Vec::with_capacity(batch.len());
-    for (new, details) in batch.iter().zip(&raw) {
-        let Some(a) = stored.get(&(new.customer_id.clone(), new.id.clone())) else {
-            return Err(ApiError::Internal);
-        };
-        views.push(ActivityView::new(a, details.as_deref(), &links));
-    }
-    tracing::info!(partner = %who.partner, count = views.len(), "activities recorded");
-    Ok(json(
-        StatusCode::CREATED,
-        &serde_json::json!({ "items": views }),
-    ))
 }
 
 fn external_key(a: &Activity) -> Option<String> {
@@ -172,7 +205,7 @@ fn external_key(a: &Activity) -> Option<String> {
 }
 
 fn to_record(
-    partner: &crate::domain::PartnerId,
+    partner: &PartnerId,
     new: &NewActivity,
     rules: WriteRules,
     inline_max: usize,

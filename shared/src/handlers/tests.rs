@@ -4,46 +4,25 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
 use super::{query, record};
-use crate::config::{AuthMode, Config};
+use crate::config::Config;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
+use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago as recent};
 
 fn config() -> Config {
     Config {
-        table_name: "t".into(),
-        bucket_name: "b".into(),
-        retention_days: 365,
-        subscriptions_url_template: "https://portal.example/customers/{customerId}/subscriptions"
-            .into(),
         cursor_signing_key: b"unit-test-cursor-key-unit-test-cursor".to_vec(),
-        auth: AuthMode::ApiGateway,
         details_inline_max_bytes: 64,
-        exports: Default::default(),
+        ..fixtures::config()
     }
 }
 
-fn body(r: &Response<Body>) -> Value {
-    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
-}
-
-fn activity(customer: &str, id: &str, at: &str) -> Value {
-    json!({"id": id, "customerId": customer, "customerName": "Contoso", "action": "created a referral",
-           "partnerUser": "ann@partner.example", "occurredAt": at})
-}
-
 async fn post(store: &MemoryStore, partner: &str, payload: &Value) -> Response<Body> {
-    let req = ApiRequest::post("/activities", payload.to_string())
-        .caller(partner, &["ActivityWriter"])
-        .build();
-    record::handle(&config(), store, store, req).await
+    fixtures::record(&config(), store, store, partner, payload).await
 }
 
 async fn get(store: &MemoryStore, req: ApiRequest) -> Response<Body> {
     query::handle(&config(), store, store, req.build()).await
-}
-
-fn recent(minutes_ago: i64) -> String {
-    crate::domain::time::format(chrono::Utc::now() - chrono::TimeDelta::minutes(minutes_ago))
 }
 
 #[tokio::test]

@@ -65,7 +65,6 @@ pub fn fingerprint(parts: &[(&str, Option<&str>)]) -> String {
 }
 
 fn mac(key: &[u8], data: &[u8]) -> Hmac<Sha256> {
-    #[allow(clippy::expect_used)]
     let mut m =
         <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     m.update(data);

@@ -5,6 +5,7 @@ use lambda_http::{Body, Response};
 use serde_json::json;
 
 use crate::domain::FieldError;
+use crate::launch::LaunchError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -118,11 +119,20 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%detail, "storage unavailable");
                 Self::Unavailable
             }
-            StoreError::Other(detail) => {
-                tracing::error!(%detail, "storage failure");
+            StoreError::TakenOver | StoreError::Corrupt(_) | StoreError::Other(_) => {
+                tracing::error!(error = %e, "storage failure");
                 Self::Internal
             }
         }
+    }
+}
+
+/// The export was recorded but its worker could not be started: the caller may retry, and a
+/// later status read starts it again.
+impl From<LaunchError> for ApiError {
+    fn from(e: LaunchError) -> Self {
+        tracing::warn!(error = %e, "export worker not started");
+        Self::Unavailable
     }
 }
 

@@ -1,17 +1,22 @@
 //! The HTTP edge: identity, parameters, cursors, responses and the one error mapping.
 
 pub mod cursor;
+#[cfg(feature = "service")]
 pub mod error;
+#[cfg(feature = "service")]
 pub mod identity;
+#[cfg(feature = "service")]
 pub mod params;
+#[cfg(feature = "service")]
 pub mod response;
 
+#[cfg(feature = "service")]
 pub use error::ApiError;
 
-use lambda_http::{Request, RequestExt};
-
 /// The request id to quote in errors and logs.
-pub fn request_id(req: &Request) -> Option<String> {
+#[cfg(feature = "service")]
+pub fn request_id(req: &lambda_http::Request) -> Option<String> {
+    use lambda_http::RequestExt;
     req.lambda_context_ref()
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty())

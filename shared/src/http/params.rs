@@ -1,14 +1,57 @@
-//! Request → domain: path and query-string parameters of the read endpoints.
+//! Request → domain: routes, and the parameters of the list and export endpoints.
+//!
+//! Both endpoints select activities the same way ([`Selection`]: customer, period, filters); the
+//! list endpoints take it from the query string with [`Paging`], an export from its JSON body with
+//! [`ExportOptions`]. Each struct is the one definition of its parameter names.
+
+use std::sync::LazyLock;
 
 use lambda_http::{Request, RequestExt};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::domain::{ActivityId, Bound, CustomerId, Filters, Status};
+use crate::domain::{ActivityId, Bound, CustomerId, ExportFormat, ExportId, Filters, Status};
 
-/// The read routes. Ids are taken from the raw (still percent-encoded) path and decoded once:
-/// path parameters are decoded differently by API Gateway and by local emulation, and decoding
-/// them again would turn a literal `%41` into `A`. Path parameters are the fallback.
+/// Longest `action` or `partnerUser` filter (the longest value they can match).
+const MAX_LABEL_FILTER: usize = 256;
+/// Longest `resourceType` filter.
+const MAX_RESOURCE_TYPE_FILTER: usize = 64;
+
+/// The path's segments, each percent-decoded once. Ids are taken from the raw (still
+/// percent-encoded) path: path parameters are decoded differently by API Gateway and by local
+/// emulation, and decoding them again would turn a literal `%41` into `A`.
+fn segments(req: &Request) -> Vec<String> {
+    let raw = req.raw_http_path();
+    let path = if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    };
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+}
+
+fn no_route() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// The read routes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadRoute {
     TenantLog,
@@ -17,38 +60,19 @@ pub enum ReadRoute {
 }
 
 pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
-    let raw = req.raw_http_path();
-    let path = if raw.is_empty() {
-        req.uri().path()
-    } else {
-        raw
-    };
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = segments(req);
     let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (customer, activity) = match tail.as_slice() {
         [.., "customers", c, "activities", a] => (Some((*c).to_owned()), Some((*a).to_owned())),
         [.., "customers", c, "activities"] => (Some((*c).to_owned()), None),
         [.., "activities"] => (None, None),
-        _ => {
-            let params = req.path_parameters_ref();
-            let param = |name: &str| params.and_then(|p| p.first(name)).map(str::to_owned);
-            match (param("customerId"), param("activityId")) {
-                (None, _) => return Err(ApiError::NotFound("no such route".into())),
-                found => found,
-            }
-        }
+        // Path parameters are the fallback.
+        _ => match (path_param(req, "customerId"), path_param(req, "activityId")) {
+            (None, _) => return Err(no_route()),
+            found => found,
+        },
     };
-    let customer = customer
-        .map(|c| CustomerId::parse(&c).map_err(|e| invalid("customerId", e)))
-        .transpose()?;
+    let customer = customer.as_deref().map(parse_customer).transpose()?;
     match (customer, activity) {
         (None, _) => Ok(ReadRoute::TenantLog),
         (Some(c), None) => Ok(ReadRoute::CustomerLog(c)),
@@ -59,47 +83,121 @@ pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
     }
 }
 
-fn invalid(name: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("InvalidParameter", format!("{name} {e}"))
+/// The export routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExportRoute {
+    Create,
+    Status(ExportId),
 }
 
-/// Query-string parameters of the list endpoints, as the caller wrote them.
-#[derive(Debug, Default)]
-pub struct ListParams {
+pub fn export_route(req: &Request) -> Result<ExportRoute, ApiError> {
+    let segments = segments(req);
+    let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let id = match (req.method().as_str(), tail.as_slice()) {
+        ("POST", [.., "exports"]) => return Ok(ExportRoute::Create),
+        ("GET", [.., "exports", id]) => (*id).to_owned(),
+        ("GET", _) => path_param(req, "exportId").ok_or_else(no_route)?,
+        _ => return Err(no_route()),
+    };
+    // An id that cannot exist is simply not found.
+    ExportId::parse(&id)
+        .map(ExportRoute::Status)
+        .map_err(|_| ApiError::NotFound(format!("no export {id}")))
+}
+
+/// A customer id given by the caller (path, query string or body).
+pub fn parse_customer(text: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::parse(text)
+        .map_err(|e| ApiError::bad_request("InvalidParameter", format!("customerId {e}")))
+}
+
+/// What selects activities, as the caller wrote it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Selection {
     pub customer_id: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
     pub action: Option<String>,
     pub partner_user: Option<String>,
     pub resource_type: Option<String>,
     pub status: Option<String>,
 }
 
+/// Page size and position of the list endpoints.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Paging {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// What an export produces.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportOptions {
+    pub format: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+fn names_of<A: DeserializeOwned, B: DeserializeOwned>() -> Vec<&'static str> {
+    fields_of::<A>()
+        .iter()
+        .chain(fields_of::<B>())
+        .copied()
+        .collect()
+}
+
 /// The query parameters of the list endpoints (`customerId` only on `/activities`).
-pub const LIST_PARAMS: &[&str] = &[
-    "customerId",
-    "from",
-    "to",
-    "limit",
-    "cursor",
-    "action",
-    "partnerUser",
-    "resourceType",
-    "status",
-];
+pub fn list_params() -> &'static [&'static str] {
+    static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(names_of::<Selection, Paging>);
+    &NAMES
+}
+
+/// The fields of an export request body.
+pub fn export_fields() -> &'static [&'static str] {
+    static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(names_of::<Selection, ExportOptions>);
+    &NAMES
+}
+
+/// Splits named string values into a [`Selection`] and the endpoint's own parameters.
+fn split<T: DeserializeOwned>(values: Map<String, Value>) -> Result<(Selection, T), ApiError> {
+    let own: Map<String, Value> = values
+        .iter()
+        .filter(|(k, _)| fields_of::<T>().contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let shared: Map<String, Value> = values
+        .into_iter()
+        .filter(|(k, _)| fields_of::<Selection>().contains(&k.as_str()))
+        .collect();
+    // Every value is a string or null by now, so these cannot fail.
+    let internal = |e: serde_json::Error| {
+        tracing::error!(error = %e, "parameters did not map");
+        ApiError::Internal
+    };
+    Ok((
+        serde_json::from_value(Value::Object(shared)).map_err(internal)?,
+        serde_json::from_value(Value::Object(own)).map_err(internal)?,
+    ))
+}
+
+/// Query-string parameters of the list endpoints.
+#[derive(Debug, Default, Clone)]
+pub struct ListParams {
+    pub selection: Selection,
+    pub paging: Paging,
+}
 
 impl ListParams {
     /// Reads the query string; unknown or repeated parameters are refused so a typo
     /// (`form=`) never silently widens a query.
     pub fn from_request(req: &Request, allow_customer: bool) -> Result<Self, ApiError> {
-        let mut out = Self::default();
         let Some(q) = req.query_string_parameters_ref() else {
-            return Ok(out);
+            return Ok(Self::default());
         };
-        for (name, _) in q.iter() {
-            let known = LIST_PARAMS.contains(&name) && (allow_customer || name != "customerId");
+        let mut values = Map::new();
+        for (name, value) in q.iter() {
+            let known = list_params().contains(&name) && (allow_customer || name != "customerId");
             if !known {
                 return Err(ApiError::bad_request(
                     "UnknownParameter",
@@ -112,22 +210,14 @@ impl ListParams {
                     format!("query parameter {name} is given more than once"),
                 ));
             }
+            values.insert(name.to_owned(), Value::String(value.to_owned()));
         }
-        let get = |n: &str| q.first(n).map(str::to_owned);
-        out.customer_id = get("customerId");
-        out.from = get("from");
-        out.to = get("to");
-        out.limit = get("limit");
-        out.cursor = get("cursor");
-        out.action = get("action");
-        out.partner_user = get("partnerUser");
-        out.resource_type = get("resourceType");
-        out.status = get("status");
-        Ok(out)
+        let (selection, paging) = split(values)?;
+        Ok(Self { selection, paging })
     }
 
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match &self.limit {
+        match &self.paging.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(v) => v
                 .parse::<usize>()
@@ -140,6 +230,74 @@ impl ListParams {
                     )
                 }),
         }
+    }
+}
+
+/// The body of `POST /exports`.
+#[derive(Debug, Default, Clone)]
+pub struct ExportRequest {
+    pub selection: Selection,
+    pub options: ExportOptions,
+}
+
+impl ExportRequest {
+    /// Parses the body: a JSON object (an empty body is `{}`) of known fields, each a string or
+    /// null.
+    pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
+        let invalid = |m: String| ApiError::bad_request("InvalidBody", m);
+        let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| invalid(format!("body is not valid JSON: {e}")))?
+        };
+        let Value::Object(fields) = value else {
+            return Err(invalid("body must be a JSON object".into()));
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|k| !export_fields().contains(&k.as_str()))
+        {
+            return Err(invalid(format!(
+                "{unknown} is not a field of an export request"
+            )));
+        }
+        if let Some((name, _)) = fields
+            .iter()
+            .find(|(_, v)| !matches!(v, Value::String(_) | Value::Null))
+        {
+            return Err(invalid(format!("{name} must be a string")));
+        }
+        let (selection, options) = split(fields)?;
+        Ok(Self { selection, options })
+    }
+
+    pub fn format(&self) -> Result<ExportFormat, ApiError> {
+        match &self.options.format {
+            None => Ok(ExportFormat::Csv),
+            Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+                ApiError::bad_request("InvalidParameter", "format must be csv or jsonl")
+            }),
+        }
+    }
+
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, ApiError> {
+        match &self.options.time_zone {
+            None => Ok(chrono_tz::Tz::UTC),
+            Some(z) => z.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "InvalidParameter",
+                    "timeZone must be an IANA time zone name such as Asia/Taipei",
+                )
+            }),
+        }
+    }
+}
+
+impl Selection {
+    /// The `customerId` parameter, checked.
+    pub fn customer(&self) -> Result<Option<CustomerId>, ApiError> {
+        self.customer_id.as_deref().map(parse_customer).transpose()
     }
 
     pub fn bounds(&self) -> Result<(Option<Bound>, Option<Bound>), ApiError> {
@@ -166,9 +324,13 @@ impl ListParams {
             }
         };
         Ok(Filters {
-            action: text("action", &self.action, 256)?,
-            partner_user: text("partnerUser", &self.partner_user, 256)?,
-            resource_type: text("resourceType", &self.resource_type, 64)?,
+            action: text("action", &self.action, MAX_LABEL_FILTER)?,
+            partner_user: text("partnerUser", &self.partner_user, MAX_LABEL_FILTER)?,
+            resource_type: text(
+                "resourceType",
+                &self.resource_type,
+                MAX_RESOURCE_TYPE_FILTER,
+            )?,
             status: self
                 .status
                 .as_deref()
@@ -176,7 +338,7 @@ impl ListParams {
                     Status::parse(s).ok_or_else(|| {
                         ApiError::bad_request(
                             "InvalidParameter",
-                            "status must be one of succeeded, failed, inProgress",
+                            format!("status must be one of {}", choices_of::<Status>()),
                         )
                     })
                 })

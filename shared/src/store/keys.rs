@@ -8,13 +8,18 @@
 //! | `gpk`     | `P#<partner>`                           | GSI `byPartnerTime` partition         |
 //! | `gsk`     | `<occurredAt>#<customer>#<activityId>`  | GSI `byPartnerTime`: tenant-wide log  |
 //!
+//! Export jobs live in the same table under `pk = P#<partner>#X#<exportId>`, `sk = EXPORT`, with
+//! no index keys, so they never appear in activity queries.
+//!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::domain::{ActivityId, CustomerId, PageKey, PartnerId, time};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ActivityId, CustomerId, ExportId, PageKey, PartnerId, time};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -23,6 +28,50 @@ pub const PARTNER_PK: &str = "gpk";
 pub const PARTNER_SK: &str = "gsk";
 pub const BY_TIME_INDEX: &str = "byTime";
 pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
+
+/// Sort key of an export job record.
+pub const EXPORT_JOB_SK: &str = "EXPORT";
+
+/// The primary key of an item (attribute names [`PK`], [`SK`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl TableKey {
+    pub fn activity(partner: &PartnerId, customer: &CustomerId, id: &ActivityId) -> Self {
+        Self {
+            pk: customer_pk(partner, customer),
+            sk: activity_sk(id),
+        }
+    }
+
+    pub fn export_job(partner: &PartnerId, id: &ExportId) -> Self {
+        Self {
+            pk: format!("P#{partner}#X#{id}"),
+            sk: EXPORT_JOB_SK.to_owned(),
+        }
+    }
+}
+
+/// The index keys of an activity (attribute names [`TIME_SK`], [`PARTNER_PK`], [`PARTNER_SK`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexKeys {
+    pub tsk: String,
+    pub gpk: String,
+    pub gsk: String,
+}
+
+impl IndexKeys {
+    pub fn activity(partner: &PartnerId, key: &PageKey) -> Self {
+        Self {
+            tsk: time_sk(key),
+            gpk: partner_pk(partner),
+            gsk: partner_sk(key),
+        }
+    }
+}
 
 pub fn customer_pk(partner: &PartnerId, customer: &CustomerId) -> String {
     format!("P#{partner}#C#{customer}")
@@ -133,6 +182,13 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn key_structs_name_the_key_attributes() {
+        use crate::domain::names::fields_of;
+        assert_eq!(fields_of::<TableKey>(), [PK, SK]);
+        assert_eq!(fields_of::<IndexKeys>(), [TIME_SK, PARTNER_PK, PARTNER_SK]);
     }
 
     #[test]

@@ -1,20 +1,51 @@
-//! In-memory adapter for fast unit tests of handler logic. Orders and pages like the DynamoDB
-//! adapter (same sort keys), but it is never the only test of a storage path.
+//! In-memory adapter of every port, for fast unit tests of handler logic and for benchmarks that
+//! leave storage out. Orders and pages like the DynamoDB adapter (same sort keys), claims and
+//! updates jobs under the same conditions, but it is never the only test of a storage path.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::keys;
-use super::{ActivityReader, ActivityWriter, DetailsBlobs, InsertOutcome, StoreError, StorePage};
-use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
+use super::{
+    ActivityReader, ActivityWriter, DetailsBlobs, ExportJobs, ExportObjects, InsertOutcome,
+    PartSink, StoreError, StorePage,
+};
+use crate::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
+    PartnerId,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
     /// (customer partition key, activity id) → record
     rows: Mutex<BTreeMap<(String, String), (PartnerId, Activity)>>,
     blobs: Mutex<HashMap<String, String>>,
-    /// Items per storage page, to exercise paging loops.
-    pub page_size: usize,
+    jobs: Mutex<HashMap<(PartnerId, ExportId), ExportJob>>,
+    objects: Objects,
+    /// Items per storage page, to exercise paging loops (0: everything in one page).
+    page_size: usize,
+    /// Keep only the sizes of uploaded parts, not their bytes (memory benchmarks).
+    discard_object_bytes: bool,
+}
+
+/// A completed upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredObject {
+    pub content_type: String,
+    pub content_disposition: String,
+    /// Empty when the store discards object bytes.
+    pub bytes: Vec<u8>,
+    pub part_sizes: Vec<usize>,
+}
+
+type Objects = Arc<Mutex<HashMap<String, StoredObject>>>;
+
+fn locked<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Other("memory store poisoned".into()))
 }
 
 impl MemoryStore {
@@ -25,8 +56,28 @@ impl MemoryStore {
         }
     }
 
+    /// Keeps only the sizes of uploaded parts, not their bytes.
+    pub fn discarding_object_bytes(mut self) -> Self {
+        self.discard_object_bytes = true;
+        self
+    }
+
     pub fn blob_count(&self) -> usize {
         self.blobs.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// The completed object at `key`, if any.
+    pub fn object(&self, key: &str) -> Option<StoredObject> {
+        self.objects.lock().ok()?.get(key).cloned()
+    }
+
+    /// The export job as stored.
+    pub fn job(&self, partner: &PartnerId, id: &ExportId) -> Option<ExportJob> {
+        self.jobs
+            .lock()
+            .ok()?
+            .get(&(partner.clone(), id.clone()))
+            .cloned()
     }
 }
 
@@ -36,10 +87,7 @@ impl ActivityWriter for MemoryStore {
         partner: &PartnerId,
         items: &[Activity],
     ) -> Result<InsertOutcome, StoreError> {
-        let mut rows = self
-            .rows
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        let mut rows = locked(&self.rows)?;
         let key = |a: &Activity| (keys::customer_pk(partner, &a.customer_id), a.id.to_string());
         let existing: Vec<Activity> = items
             .iter()
@@ -62,10 +110,7 @@ impl ActivityReader for MemoryStore {
         customer: &CustomerId,
         id: &ActivityId,
     ) -> Result<Option<Activity>, StoreError> {
-        let rows = self
-            .rows
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        let rows = locked(&self.rows)?;
         Ok(rows
             .get(&(keys::customer_pk(partner, customer), id.to_string()))
             .map(|(_, a)| a.clone()))
@@ -78,10 +123,7 @@ impl ActivityReader for MemoryStore {
         after: Option<&PageKey>,
         _want: usize,
     ) -> Result<StorePage, StoreError> {
-        let rows = self
-            .rows
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        let rows = locked(&self.rows)?;
         // Same sort key as the index the DynamoDB adapter would use.
         let sort_key = |k: &PageKey| match query.customer {
             Some(_) => keys::time_sk(k),
@@ -126,31 +168,148 @@ impl ActivityReader for MemoryStore {
 
 impl DetailsBlobs for MemoryStore {
     async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        let mut blobs = self
-            .blobs
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        blobs.insert(key.to_owned(), json.to_owned());
+        locked(&self.blobs)?.insert(key.to_owned(), json.to_owned());
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<String, StoreError> {
-        let blobs = self
-            .blobs
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        blobs
+        locked(&self.blobs)?
             .get(key)
             .cloned()
             .ok_or_else(|| StoreError::Other(format!("no blob {key}")))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut blobs = self
-            .blobs
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        blobs.remove(key);
+        locked(&self.blobs)?.remove(key);
         Ok(())
+    }
+}
+
+impl ExportJobs for MemoryStore {
+    async fn create_job(&self, job: &ExportJob) -> Result<(), StoreError> {
+        let mut jobs = locked(&self.jobs)?;
+        let key = (job.partner.clone(), job.id.clone());
+        if jobs.contains_key(&key) {
+            return Err(StoreError::Other(format!("export {} exists", job.id)));
+        }
+        jobs.insert(key, job.clone());
+        Ok(())
+    }
+
+    async fn get_job(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+    ) -> Result<Option<ExportJob>, StoreError> {
+        Ok(locked(&self.jobs)?
+            .get(&(partner.clone(), id.clone()))
+            .cloned())
+    }
+
+    async fn claim_job(
+        &self,
+        partner: &PartnerId,
+        id: &ExportId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ExportJob>, StoreError> {
+        let mut jobs = locked(&self.jobs)?;
+        let Some(job) = jobs.get_mut(&(partner.clone(), id.clone())) else {
+            return Ok(None);
+        };
+        let claimable = match job.status {
+            ExportStatus::Pending => true,
+            ExportStatus::Running => job.lease_until.is_some_and(|l| l < now),
+            _ => false,
+        };
+        if !claimable {
+            return Ok(None);
+        }
+        job.status = ExportStatus::Running;
+        job.lease_until = Some(crate::domain::time::truncate_millis(lease_until));
+        job.attempt += 1;
+        job.row_count = 0;
+        job.bytes = 0;
+        Ok(Some(job.clone()))
+    }
+
+    async fn update_job(&self, job: &ExportJob) -> Result<(), StoreError> {
+        let mut jobs = locked(&self.jobs)?;
+        match jobs.get_mut(&(job.partner.clone(), job.id.clone())) {
+            Some(stored)
+                if stored.attempt == job.attempt && stored.status == ExportStatus::Running =>
+            {
+                *stored = job.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::TakenOver),
+        }
+    }
+}
+
+/// A multipart upload into a [`MemoryStore`]; the object appears on `complete`.
+pub struct MemoryUpload {
+    objects: Objects,
+    discard_bytes: bool,
+    key: String,
+    object: StoredObject,
+}
+
+impl PartSink for MemoryUpload {
+    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let expected = self.object.part_sizes.len() + 1;
+        if usize::try_from(number).ok() != Some(expected) {
+            return Err(StoreError::Other(format!(
+                "part {number} uploaded where part {expected} was due"
+            )));
+        }
+        self.object.part_sizes.push(bytes.len());
+        if !self.discard_bytes {
+            self.object.bytes.extend_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<(), StoreError> {
+        locked(&self.objects)?.insert(self.key.clone(), std::mem::take(&mut self.object));
+        Ok(())
+    }
+
+    async fn abort(&mut self) -> Result<(), StoreError> {
+        self.object = StoredObject::default();
+        Ok(())
+    }
+}
+
+impl ExportObjects for MemoryStore {
+    type Upload = MemoryUpload;
+
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+    ) -> Result<MemoryUpload, StoreError> {
+        Ok(MemoryUpload {
+            objects: self.objects.clone(),
+            discard_bytes: self.discard_object_bytes,
+            key: key.to_owned(),
+            object: StoredObject {
+                content_type: content_type.to_owned(),
+                content_disposition: content_disposition.to_owned(),
+                ..StoredObject::default()
+            },
+        })
+    }
+
+    /// `memory:///<key>?expires=<seconds>`: not fetchable, but says what was signed.
+    async fn presign_get(
+        &self,
+        key: &str,
+        _content_type: &str,
+        _content_disposition: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        Ok(format!("memory:///{key}?expires={}", ttl.as_secs()))
     }
 }

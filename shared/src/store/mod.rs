@@ -13,12 +13,20 @@ use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
 };
 
-pub mod dynamodb;
-pub mod jobs;
 pub mod keys;
-pub mod lambda;
+
+#[cfg(feature = "service")]
+pub mod dynamodb;
+#[cfg(feature = "service")]
+mod items;
+#[cfg(feature = "service")]
+pub mod jobs;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
+#[cfg(feature = "service")]
 pub mod s3;
+#[cfg(feature = "service")]
+pub(crate) mod sdk_error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,9 +36,22 @@ pub enum StoreError {
     /// A transient failure (5xx, timeout, transaction conflict): safe to retry.
     #[error("storage is temporarily unavailable: {0}")]
     Unavailable(String),
-    /// Anything else: a bug, a missing table, bad credentials.
+    /// A later run of an export took its job over; this run must stop writing to it.
+    #[error("the export job was taken over by a later run")]
+    TakenOver,
+    /// What storage holds cannot be read back as what was written.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Anything else: a bug, a missing table, bad credentials, a request the service refused.
     #[error("storage failure: {0}")]
     Other(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Throttled | Self::Unavailable(_))
+    }
 }
 
 /// Result of writing a batch of new activities.
@@ -145,15 +166,6 @@ pub trait ExportJobs: Send + Sync {
     ) -> impl Future<Output = Result<Option<ExportJob>, StoreError>> + Send;
 
     /// Records progress, or the end state, of the run `job.attempt`; fails with
-    /// `StoreError::Other` if a later run took the job over.
+    /// `StoreError::TakenOver` if a later run took the job over.
     fn update_job(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Starts the export worker for a job (asynchronously).
-pub trait ExportLauncher: Send + Sync {
-    fn launch(
-        &self,
-        partner: &PartnerId,
-        id: &ExportId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

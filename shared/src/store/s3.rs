@@ -1,14 +1,13 @@
-//! S3 adapter for details documents too large for a table item.
-
-use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+//! S3 adapter: details documents too large for a table item, and export files.
 
 use std::time::Duration;
 
+use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
+use super::sdk_error::classify;
 use super::{DetailsBlobs, ExportObjects, PartSink, StoreError};
 
 #[derive(Clone, Debug)]
@@ -25,31 +24,15 @@ impl S3Blobs {
         }
     }
 
+    /// The SDK client (tests inspect the bucket with it).
+    #[cfg(feature = "testing")]
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    #[cfg(feature = "testing")]
     pub fn bucket(&self) -> &str {
         &self.bucket
-    }
-}
-
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R>(
-    err: SdkError<E, R>,
-) -> StoreError {
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(err.to_string())
-        }
-        SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
-            "SlowDown" | "ThrottlingException" | "RequestLimitExceeded" => StoreError::Throttled,
-            "InternalError" | "ServiceUnavailable" => StoreError::Unavailable("S3 5xx".into()),
-            code => StoreError::Other(format!(
-                "S3 {code}: {}",
-                service.err().message().unwrap_or_default()
-            )),
-        },
-        _ => StoreError::Other(err.to_string()),
     }
 }
 
@@ -83,7 +66,7 @@ impl DetailsBlobs for S3Blobs {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .into_bytes();
         String::from_utf8(bytes.to_vec())
-            .map_err(|_| StoreError::Other(format!("details object {key} is not UTF-8")))
+            .map_err(|_| StoreError::Corrupt(format!("details object {key} is not UTF-8")))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -95,21 +78,6 @@ impl DetailsBlobs for S3Blobs {
             .await
             .map_err(classify)?;
         Ok(())
-    }
-}
-
-/// Creates the bucket if it does not exist (local stack and tests; in AWS the template does).
-pub async fn create_bucket(client: &Client, bucket: &str) -> Result<(), StoreError> {
-    match client.create_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error().is_some_and(|s| {
-                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
-            }) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(classify(e)),
     }
 }
 

@@ -4,7 +4,7 @@ use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
-use super::{ExportLauncher, StoreError};
+use super::{ExportLauncher, LaunchError, WorkerEvent};
 use crate::domain::{ExportId, PartnerId};
 
 #[derive(Clone, Debug)]
@@ -22,21 +22,14 @@ impl LambdaLauncher {
     }
 }
 
-/// The worker's event.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerEvent {
-    pub partner_id: String,
-    pub export_id: String,
-}
-
 impl ExportLauncher for LambdaLauncher {
-    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), StoreError> {
-        let payload = serde_json::to_vec(&WorkerEvent {
-            partner_id: partner.to_string(),
-            export_id: id.to_string(),
-        })
-        .map_err(|e| StoreError::Other(e.to_string()))?;
+    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), LaunchError> {
+        let failed = |reason: String| LaunchError {
+            function: self.function.clone(),
+            reason,
+        };
+        let payload = serde_json::to_vec(&WorkerEvent::new(partner, id))
+            .map_err(|e| failed(e.to_string()))?;
         self.client
             .invoke()
             .function_name(&self.function)
@@ -44,7 +37,7 @@ impl ExportLauncher for LambdaLauncher {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("invoke {}: {e}", self.function)))?;
+            .map_err(|e| failed(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string()))?;
         Ok(())
     }
 }

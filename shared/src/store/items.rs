@@ -1,0 +1,271 @@
+//! The stored shapes of the table's items, mapped to and from DynamoDB attributes with
+//! serde_dynamo. Keys come from [`keys`](super::keys); the attribute names are these structs'
+//! field names.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::keys::{IndexKeys, TableKey};
+use crate::domain::names::fields_of;
+use crate::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
+    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status, time,
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Name of the TTL attribute (epoch seconds) of every item.
+pub const TTL: &str = "ttl";
+
+/// Attributes only writes use: query results leave them out ([`listed`]).
+const WRITE_ONLY: [&str; 2] = ["contentHash", TTL];
+
+/// An activity as stored, without its keys.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredActivity {
+    id: ActivityId,
+    customer_id: CustomerId,
+    customer_name: String,
+    action: String,
+    partner_user: String,
+    #[serde(with = "time::millis")]
+    occurred_at: DateTime<Utc>,
+    #[serde(with = "time::millis")]
+    recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_type: Option<String>,
+    status: Status,
+    /// Compact JSON kept in the item, or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<String>,
+    /// the object key and size of details kept in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details_size: Option<usize>,
+    /// Absent from query results (see [`WRITE_ONLY`]): then empty.
+    #[serde(default)]
+    content_hash: String,
+    /// Absent from query results: then 0.
+    #[serde(default)]
+    ttl: i64,
+}
+
+/// The attributes a listed activity needs: everything but keys, fingerprint and TTL. Query
+/// results carry about half the bytes (BENCHMARKS.md, request CPU).
+pub fn listed() -> &'static [&'static str] {
+    static LISTED: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        fields_of::<StoredActivity>()
+            .iter()
+            .copied()
+            .filter(|f| !WRITE_ONLY.contains(f))
+            .collect()
+    });
+    &LISTED
+}
+
+/// What is written: keys, index keys, the tenant and the activity.
+#[derive(Serialize)]
+struct ActivityItem<'a> {
+    #[serde(flatten)]
+    key: TableKey,
+    #[serde(flatten)]
+    index: IndexKeys,
+    #[serde(rename = "partnerId")]
+    partner_id: &'a PartnerId,
+    #[serde(flatten)]
+    activity: StoredActivity,
+}
+
+fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+pub fn activity_to_item(partner: &PartnerId, a: &Activity) -> Result<Item, StoreError> {
+    let (details, details_key, details_size) = match &a.details {
+        Details::None => (None, None, None),
+        Details::Inline(json) => (Some(json.clone()), None, None),
+        Details::External { key, size } => (None, Some(key.clone()), Some(*size)),
+    };
+    let page_key = PageKey::of(a);
+    let item = ActivityItem {
+        key: TableKey::activity(partner, &a.customer_id, &a.id),
+        index: IndexKeys::activity(partner, &page_key),
+        partner_id: partner,
+        activity: StoredActivity {
+            id: a.id.clone(),
+            customer_id: a.customer_id.clone(),
+            customer_name: a.customer_name.clone(),
+            action: a.action.clone(),
+            partner_user: a.partner_user.clone(),
+            occurred_at: a.occurred_at,
+            recorded_at: a.recorded_at,
+            resource_type: a.resource_type.clone(),
+            status: a.status,
+            details,
+            details_key,
+            details_size,
+            content_hash: a.content_hash.clone(),
+            ttl: a.expires_at,
+        },
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("activity item: {e}")))
+}
+
+/// Reads a stored activity, moving its strings out of the item rather than copying them.
+pub fn activity_from_item(item: Item) -> Result<Activity, StoreError> {
+    let s: StoredActivity = serde_dynamo::from_item(item).map_err(corrupt("stored activity"))?;
+    let details = match (s.details, s.details_key, s.details_size) {
+        (Some(json), _, _) => Details::Inline(json),
+        (None, Some(key), Some(size)) => Details::External { key, size },
+        (None, Some(_), None) => {
+            return Err(StoreError::Corrupt(
+                "stored activity has detailsKey without detailsSize".into(),
+            ));
+        }
+        (None, None, _) => Details::None,
+    };
+    Ok(Activity {
+        id: s.id,
+        customer_id: s.customer_id,
+        customer_name: s.customer_name,
+        action: s.action,
+        partner_user: s.partner_user,
+        occurred_at: s.occurred_at,
+        recorded_at: s.recorded_at,
+        resource_type: s.resource_type,
+        status: s.status,
+        details,
+        content_hash: s.content_hash,
+        expires_at: s.ttl,
+    })
+}
+
+/// An export job as stored, without its key.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredJob {
+    partner_id: PartnerId,
+    export_id: ExportId,
+    status: ExportStatus,
+    format: ExportFormat,
+    time_zone: chrono_tz::Tz,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer_id: Option<CustomerId>,
+    #[serde(with = "time::millis")]
+    from: DateTime<Utc>,
+    #[serde(with = "time::millis")]
+    to: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter_partner_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter_resource_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter_status: Option<Status>,
+    row_count: u64,
+    bytes: u64,
+    #[serde(with = "time::millis")]
+    created_at: DateTime<Utc>,
+    #[serde(
+        default,
+        with = "time::millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    attempt: u32,
+    #[serde(
+        default,
+        with = "time::millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    lease_until: Option<DateTime<Utc>>,
+    ttl: i64,
+}
+
+#[derive(Serialize)]
+struct JobItem {
+    #[serde(flatten)]
+    key: TableKey,
+    #[serde(flatten)]
+    job: StoredJob,
+}
+
+pub fn job_to_item(job: &ExportJob) -> Result<Item, StoreError> {
+    let q = &job.spec.query;
+    let f = &q.filters;
+    let item = JobItem {
+        key: TableKey::export_job(&job.partner, &job.id),
+        job: StoredJob {
+            partner_id: job.partner.clone(),
+            export_id: job.id.clone(),
+            status: job.status,
+            format: job.spec.format,
+            time_zone: job.spec.time_zone,
+            customer_id: q.customer.clone(),
+            from: q.range.from,
+            to: q.range.to,
+            filter_action: f.action.clone(),
+            filter_partner_user: f.partner_user.clone(),
+            filter_resource_type: f.resource_type.clone(),
+            filter_status: f.status,
+            row_count: job.row_count,
+            bytes: job.bytes,
+            created_at: job.created_at,
+            completed_at: job.completed_at,
+            error: job.error.clone(),
+            attempt: job.attempt,
+            lease_until: job.lease_until,
+            ttl: job.expires_at,
+        },
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("export job item: {e}")))
+}
+
+pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
+    let s: StoredJob = serde_dynamo::from_item(item).map_err(corrupt("export job"))?;
+    Ok(ExportJob {
+        id: s.export_id,
+        partner: s.partner_id,
+        spec: ExportSpec {
+            query: ActivityQuery {
+                customer: s.customer_id,
+                range: DateRange {
+                    from: s.from,
+                    to: s.to,
+                },
+                filters: Filters {
+                    action: s.filter_action,
+                    partner_user: s.filter_partner_user,
+                    resource_type: s.filter_resource_type,
+                    status: s.filter_status,
+                },
+            },
+            format: s.format,
+            time_zone: s.time_zone,
+        },
+        status: s.status,
+        row_count: s.row_count,
+        bytes: s.bytes,
+        created_at: s.created_at,
+        completed_at: s.completed_at,
+        error: s.error,
+        attempt: s.attempt,
+        lease_until: s.lease_until,
+        expires_at: s.ttl,
+    })
+}
+
+/// Key attributes ([`TableKey`], [`IndexKeys`]) as an item.
+pub fn key_item<K: Serialize>(key: K) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(key).map_err(|e| StoreError::Other(format!("key: {e}")))
+}

@@ -1,0 +1,76 @@
+//! What the tests of every crate share: the local development defaults, a configuration, sample
+//! activities, times relative to now, and the record request.
+
+use chrono::{TimeDelta, Utc};
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+use super::ApiRequest;
+use crate::config::{AuthMode, Config};
+use crate::domain::time;
+use crate::handlers::record;
+use crate::store::{ActivityWriter, DetailsBlobs};
+
+/// `scripts/local.env`: the one place of the local development defaults.
+const LOCAL_ENV: &str = include_str!("../../../scripts/local.env");
+
+fn lookup(name: &str) -> Option<&'static str> {
+    LOCAL_ENV
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A local development default by name (`LOCAL_JWT_SECRET`, `CURSOR_SIGNING_KEY`, …).
+pub fn local_default(name: &str) -> &'static str {
+    lookup(name).unwrap_or_else(|| panic!("scripts/local.env has no {name}"))
+}
+
+/// The configuration from the local defaults (a table and bucket named `t` and `b`, identities
+/// from API Gateway's authorizer); tests change what they test.
+pub fn config() -> Config {
+    Config::from_lookup(|name| lookup(name).map(str::to_owned))
+        .unwrap_or_else(|e| panic!("local defaults: {e}"))
+}
+
+/// [`config`] with its own table and bucket names and `auth`.
+pub fn config_for(table: &str, bucket: &str, auth: AuthMode) -> Config {
+    Config {
+        table_name: table.into(),
+        bucket_name: bucket.into(),
+        auth,
+        ..config()
+    }
+}
+
+/// `minutes` ago, as the API writes times.
+pub fn minutes_ago(minutes: i64) -> String {
+    time::format(Utc::now() - TimeDelta::minutes(minutes))
+}
+
+/// A record request item for `customer` with the activity id `id`, occurred `at`.
+pub fn activity(customer: &str, id: &str, at: &str) -> Value {
+    json!({"id": id, "customerId": customer, "customerName": "Contoso Ltd.", "action": "placed an order",
+           "partnerUser": "ann@partner.example", "occurredAt": at, "resourceType": "order"})
+}
+
+/// `POST /activities` of `payload` by an `ActivityWriter` of `partner`.
+pub async fn record<W: ActivityWriter, B: DetailsBlobs>(
+    config: &Config,
+    writer: &W,
+    blobs: &B,
+    partner: &str,
+    payload: &Value,
+) -> Response<Body> {
+    let req = ApiRequest::post("/activities", payload.to_string())
+        .caller(partner, &["ActivityWriter"])
+        .build();
+    record::handle(config, writer, blobs, req).await
+}
+
+/// The JSON body of a handler's response (`Null` when it is not JSON).
+pub fn json_body(r: &Response<Body>) -> Value {
+    serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
+}

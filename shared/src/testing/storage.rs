@@ -1,0 +1,132 @@
+//! The table and bucket as `template.yaml` declares them, for the local stack and the tests (in
+//! AWS the template creates them).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use crate::store::StoreError;
+use crate::store::dynamodb::TTL;
+use crate::store::keys::{self, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK};
+use crate::store::sdk_error::classify;
+
+/// How long to wait for a new table to become active.
+const TABLE_ACTIVE_DEADLINE: Duration = Duration::from_secs(60);
+const TABLE_POLL: Duration = Duration::from_millis(100);
+
+/// Creates the activity table as `template.yaml` declares it (for the local stack and tests),
+/// and waits until it is active.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let all = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
+    let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Other(e.to_string());
+
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(
+            [PK, SK, TIME_SK, PARTNER_PK, PARTNER_SK]
+                .into_iter()
+                .map(attr)
+                .collect::<Result<_, _>>()
+                .map_err(built)?,
+        ))
+        .key_schema(key(PK, KeyType::Hash).map_err(built)?)
+        .key_schema(key(SK, KeyType::Range).map_err(built)?)
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(keys::BY_TIME_INDEX)
+                .key_schema(key(PK, KeyType::Hash).map_err(built)?)
+                .key_schema(key(TIME_SK, KeyType::Range).map_err(built)?)
+                .projection(all.clone())
+                .build()
+                .map_err(built)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::BY_PARTNER_TIME_INDEX)
+                .key_schema(key(PARTNER_PK, KeyType::Hash).map_err(built)?)
+                .key_schema(key(PARTNER_SK, KeyType::Range).map_err(built)?)
+                .projection(all)
+                .build()
+                .map_err(built)?,
+        )
+        .send()
+        .await;
+    if let Err(e) = result {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_resource_in_use_exception())
+        {
+            return Ok(());
+        }
+        return Err(classify(e));
+    }
+
+    // The SDK waiter polls no faster than every 20 s; poll DescribeTable directly.
+    let deadline = std::time::Instant::now() + TABLE_ACTIVE_DEADLINE;
+    while std::time::Instant::now() < deadline {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(classify)?;
+        let active = out
+            .table()
+            .and_then(|t| t.table_status())
+            .is_some_and(|s| s.as_str() == "ACTIVE");
+        if active {
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(TTL)
+                        .enabled(true)
+                        .build()
+                        .map_err(built)?,
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        }
+        tokio::time::sleep(TABLE_POLL).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "table {table} did not become active"
+    )))
+}
+
+/// Creates the bucket if it does not exist (local stack and tests; in AWS the template does).
+pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), StoreError> {
+    match client.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
