@@ -35,26 +35,20 @@ ensure_s3s_fs() {
   fi
 }
 
-# Local settings; every one can be overridden from the shell.
+# Local settings: the development defaults of scripts/local.env (the one place they are written)
+# and the local ports and endpoints; every one can be overridden from the shell.
 local_env() {
+  local name value
+  while IFS='=' read -r name value; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ -n "${!name:-}" ]] || export "$name=$value"
+  done < "$ROOT/scripts/local.env"
   export ACTIVITY_LOG_AWS_PORT="${ACTIVITY_LOG_AWS_PORT:-4566}"
   export ACTIVITY_LOG_API_PORT="${ACTIVITY_LOG_API_PORT:-9000}"
-  export AWS_REGION="${AWS_REGION:-us-east-1}"
   export AWS_DEFAULT_REGION="$AWS_REGION"
-  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
-  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
   export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$ACTIVITY_LOG_AWS_PORT}"
-  export TABLE_NAME="${TABLE_NAME:-activity-log}"
-  export BUCKET_NAME="${BUCKET_NAME:-activity-log-local}"
   export AUTH_MODE=local
-  # Development defaults only (README); AWS deployments never use them.
-  export LOCAL_JWT_SECRET="${LOCAL_JWT_SECRET:-local-dev-jwt-secret-change-me-0123456789}"
-  export CURSOR_SIGNING_KEY="${CURSOR_SIGNING_KEY:-local-dev-cursor-signing-key-0123456789ab}"
-  local subscriptions='https://partner.example.com/customers/{customerId}/subscriptions'
-  export SUBSCRIPTIONS_URL_TEMPLATE="${SUBSCRIPTIONS_URL_TEMPLATE:-$subscriptions}"
-  export RETENTION_DAYS="${RETENTION_DAYS:-365}"
   # The export API starts the worker through the Invoke API that cargo lambda watch serves.
-  export EXPORT_WORKER_FUNCTION="${EXPORT_WORKER_FUNCTION:-export-worker}"
   export AWS_ENDPOINT_URL_LAMBDA="${AWS_ENDPOINT_URL_LAMBDA:-http://127.0.0.1:$ACTIVITY_LOG_API_PORT}"
   export SAM_CLI_TELEMETRY=0
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ids::{ActivityId, CustomerId};
@@ -118,18 +118,31 @@ impl WriteRules {
     }
 }
 
+/// An activity as a record request carries it: the one definition of its field names. Values
+/// are taken as they come and checked one by one, so every problem can be named.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityInput {
+    id: Option<Value>,
+    customer_id: Option<Value>,
+    customer_name: Option<Value>,
+    action: Option<Value>,
+    partner_user: Option<Value>,
+    occurred_at: Option<Value>,
+    resource_type: Option<Value>,
+    status: Option<Value>,
+    details: Option<Value>,
+}
+
 /// The fields of an activity in a record request.
-pub const FIELDS: &[&str] = &[
-    "id",
-    "customerId",
-    "customerName",
-    "action",
-    "partnerUser",
-    "occurredAt",
-    "resourceType",
-    "status",
-    "details",
-];
+pub fn fields() -> &'static [&'static str] {
+    super::names::fields_of::<ActivityInput>()
+}
+
+/// Longest `customerName`, `action` and `partnerUser`.
+pub const MAX_LABEL_CHARS: usize = 256;
+/// Longest `resourceType`.
+pub const MAX_RESOURCE_TYPE_CHARS: usize = 64;
 
 /// Parses and validates a record request body: one activity object or an array of 1–100.
 /// All-or-nothing: any invalid item fails the whole batch, with every problem listed.
@@ -154,7 +167,7 @@ pub fn parse_batch(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, B
 
     let mut errors = Vec::new();
     let mut parsed = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let prefix = if single {
             String::new()
         } else {
@@ -187,13 +200,13 @@ enum ItemError {
     TooLarge(FieldError),
 }
 
+/// Collects the problems of one item, each named with the item's prefix (`[3].`).
 struct Checker<'a> {
-    obj: &'a Map<String, Value>,
     prefix: &'a str,
     errors: Vec<FieldError>,
 }
 
-impl<'a> Checker<'a> {
+impl Checker<'_> {
     fn fail(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError {
             field: format!("{}{field}", self.prefix),
@@ -202,8 +215,13 @@ impl<'a> Checker<'a> {
     }
 
     /// A string field; `None` when absent or null (and `required` reports it).
-    fn text(&mut self, field: &str, required: bool) -> Option<&'a str> {
-        match self.obj.get(field) {
+    fn text<'v>(
+        &mut self,
+        field: &str,
+        value: &'v Option<Value>,
+        required: bool,
+    ) -> Option<&'v str> {
+        match value {
             None | Some(Value::Null) => {
                 if required {
                     self.fail(field, "is required");
@@ -219,8 +237,14 @@ impl<'a> Checker<'a> {
     }
 
     /// A free-text field of 1..=max characters without control characters.
-    fn label(&mut self, field: &str, max: usize, required: bool) -> Option<String> {
-        let s = self.text(field, required)?;
+    fn label(
+        &mut self,
+        field: &str,
+        value: &Option<Value>,
+        max: usize,
+        required: bool,
+    ) -> Option<String> {
+        let s = self.text(field, value, required)?;
         let n = s.chars().count();
         if n == 0 || n > max {
             self.fail(
@@ -239,9 +263,88 @@ impl<'a> Checker<'a> {
         }
         Some(s.to_owned())
     }
+
+    /// A field parsed by `parse`, whose error names the problem.
+    fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        text: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        parse(text?)
+            .map_err(|e| self.fail(field, e.to_string()))
+            .ok()
+    }
+
+    /// `occurredAt`: now when absent, else a timestamp within the accepted window.
+    fn occurred_at(&mut self, text: Option<&str>, rules: WriteRules) -> Option<DateTime<Utc>> {
+        let Some(text) = text else {
+            return Some(time::truncate_millis(rules.now));
+        };
+        let t = self.parsed("occurredAt", Some(text), time::parse_timestamp)?;
+        if t > rules.now + MAX_FUTURE_SKEW {
+            self.fail(
+                "occurredAt",
+                format!(
+                    "must not be more than {} minutes in the future",
+                    MAX_FUTURE_SKEW.num_minutes()
+                ),
+            );
+            return None;
+        }
+        if t < rules.oldest_accepted() {
+            self.fail(
+                "occurredAt",
+                format!(
+                    "is older than the {}-day retention period",
+                    rules.retention_days
+                ),
+            );
+            return None;
+        }
+        Some(t)
+    }
+
+    /// `status`: succeeded when absent.
+    fn status(&mut self, value: &Option<Value>) -> Option<Status> {
+        match self.text("status", value, false) {
+            None => Some(Status::Succeeded),
+            Some(s) => Status::parse(s).or_else(|| {
+                self.fail(
+                    "status",
+                    format!("must be one of {}", super::names::choices_of::<Status>()),
+                );
+                None
+            }),
+        }
+    }
+
+    /// `details`: a JSON object, kept as compact JSON, at most [`MAX_DETAILS_BYTES`].
+    fn details(&mut self, value: Option<Value>) -> Result<Option<String>, FieldError> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(d @ Value::Object(_)) => {
+                let json = d.to_string();
+                if json.len() > MAX_DETAILS_BYTES {
+                    return Err(FieldError {
+                        field: format!("{}details", self.prefix),
+                        message: format!(
+                            "is {} bytes as compact JSON; the limit is {MAX_DETAILS_BYTES}",
+                            json.len()
+                        ),
+                    });
+                }
+                Ok(Some(json))
+            }
+            Some(_) => {
+                self.fail("details", "must be a JSON object");
+                Ok(None)
+            }
+        }
+    }
 }
 
-fn parse_item(item: &Value, prefix: &str, rules: WriteRules) -> Result<NewActivity, ItemError> {
+fn parse_item(item: Value, prefix: &str, rules: WriteRules) -> Result<NewActivity, ItemError> {
     let Value::Object(obj) = item else {
         return Err(ItemError::Fields(vec![FieldError {
             field: prefix.trim_end_matches('.').to_owned(),
@@ -249,104 +352,44 @@ fn parse_item(item: &Value, prefix: &str, rules: WriteRules) -> Result<NewActivi
         }]));
     };
     let mut c = Checker {
-        obj,
         prefix,
         errors: Vec::new(),
     };
     for key in obj.keys() {
-        if !FIELDS.contains(&key.as_str()) {
+        if !fields().contains(&key.as_str()) {
             c.fail(key, "is not a field of an activity");
         }
     }
-
-    let id = match c.text("id", false) {
-        None => Some(ActivityId::generate()),
-        Some(s) => match ActivityId::parse(s) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                c.fail("id", e.to_string());
-                None
-            }
-        },
-    };
-    let customer_id = c
-        .text("customerId", true)
-        .and_then(|s| match CustomerId::parse(s) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                c.fail("customerId", e.to_string());
-                None
-            }
-        });
-    let customer_name = c.label("customerName", 256, true);
-    let action = c.label("action", 256, true);
-    let partner_user = c.label("partnerUser", 256, true);
-    let resource_type = c.label("resourceType", 64, false);
-
-    let given_occurred_at = c.text("occurredAt", false);
-    let occurred_at = match given_occurred_at {
-        None => Some(time::truncate_millis(rules.now)),
-        Some(s) => match time::parse_timestamp(s) {
-            Err(e) => {
-                c.fail("occurredAt", e.to_string());
-                None
-            }
-            Ok(t) if t > rules.now + MAX_FUTURE_SKEW => {
-                c.fail(
-                    "occurredAt",
-                    format!(
-                        "must not be more than {} minutes in the future",
-                        MAX_FUTURE_SKEW.num_minutes()
-                    ),
-                );
-                None
-            }
-            Ok(t) if t < rules.oldest_accepted() => {
-                c.fail(
-                    "occurredAt",
-                    format!(
-                        "is older than the {}-day retention period",
-                        rules.retention_days
-                    ),
-                );
-                None
-            }
-            Ok(t) => Some(t),
-        },
-    };
-
-    let status = match c.text("status", false) {
-        None => Some(Status::Succeeded),
-        Some(s) => Status::parse(s).or_else(|| {
-            c.fail(
-                "status",
-                format!("must be one of {}", super::names::choices_of::<Status>()),
-            );
-            None
-        }),
-    };
-
-    let details = match obj.get("details") {
-        None | Some(Value::Null) => Ok(None),
-        Some(d @ Value::Object(_)) => {
-            let json = d.to_string();
-            if json.len() > MAX_DETAILS_BYTES {
-                return Err(ItemError::TooLarge(FieldError {
-                    field: format!("{prefix}details"),
-                    message: format!(
-                        "is {} bytes as compact JSON; the limit is {MAX_DETAILS_BYTES}",
-                        json.len()
-                    ),
-                }));
-            }
-            Ok(Some(json))
+    // Unknown fields are ignored here: they are reported above.
+    let input: ActivityInput = match serde_json::from_value(Value::Object(obj)) {
+        Ok(input) => input,
+        Err(e) => {
+            c.fail("", e.to_string());
+            return Err(ItemError::Fields(c.errors));
         }
-        Some(_) => Err(()),
     };
-    let details = details.unwrap_or_else(|()| {
-        c.fail("details", "must be a JSON object");
-        None
-    });
+
+    let id = match c.text("id", &input.id, false) {
+        None => Some(ActivityId::generate()),
+        given => c.parsed("id", given, ActivityId::parse),
+    };
+    let customer_id = {
+        let text = c.text("customerId", &input.customer_id, true);
+        c.parsed("customerId", text, CustomerId::parse)
+    };
+    let customer_name = c.label("customerName", &input.customer_name, MAX_LABEL_CHARS, true);
+    let action = c.label("action", &input.action, MAX_LABEL_CHARS, true);
+    let partner_user = c.label("partnerUser", &input.partner_user, MAX_LABEL_CHARS, true);
+    let resource_type = c.label(
+        "resourceType",
+        &input.resource_type,
+        MAX_RESOURCE_TYPE_CHARS,
+        false,
+    );
+    let given_occurred_at = c.text("occurredAt", &input.occurred_at, false);
+    let occurred_at = c.occurred_at(given_occurred_at, rules);
+    let status = c.status(&input.status);
+    let details = c.details(input.details).map_err(ItemError::TooLarge)?;
 
     let (
         Some(id),

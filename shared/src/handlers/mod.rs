@@ -7,4 +7,6 @@ pub mod query;
 pub mod record;
 
 #[cfg(test)]
+mod export_tests;
+#[cfg(test)]
 mod tests;

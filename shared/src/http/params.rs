@@ -12,14 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use crate::domain::activity::{MAX_LABEL_CHARS, MAX_RESOURCE_TYPE_CHARS};
 use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::{ActivityId, Bound, CustomerId, ExportFormat, ExportId, Filters, Status};
-
-/// Longest `action` or `partnerUser` filter (the longest value they can match).
-const MAX_LABEL_FILTER: usize = 256;
-/// Longest `resourceType` filter.
-const MAX_RESOURCE_TYPE_FILTER: usize = 64;
 
 /// The path's segments, each percent-decoded once. Ids are taken from the raw (still
 /// percent-encoded) path: path parameters are decoded differently by API Gateway and by local
@@ -324,13 +320,9 @@ impl Selection {
             }
         };
         Ok(Filters {
-            action: text("action", &self.action, MAX_LABEL_FILTER)?,
-            partner_user: text("partnerUser", &self.partner_user, MAX_LABEL_FILTER)?,
-            resource_type: text(
-                "resourceType",
-                &self.resource_type,
-                MAX_RESOURCE_TYPE_FILTER,
-            )?,
+            action: text("action", &self.action, MAX_LABEL_CHARS)?,
+            partner_user: text("partnerUser", &self.partner_user, MAX_LABEL_CHARS)?,
+            resource_type: text("resourceType", &self.resource_type, MAX_RESOURCE_TYPE_CHARS)?,
             status: self
                 .status
                 .as_deref()

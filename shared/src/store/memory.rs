@@ -71,6 +71,13 @@ impl MemoryStore {
         self.objects.lock().ok()?.get(key).cloned()
     }
 
+    /// Stores `job` as it is (a test setting up a state).
+    pub fn put_job(&self, job: ExportJob) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert((job.partner.clone(), job.id.clone()), job);
+        }
+    }
+
     /// The export job as stored.
     pub fn job(&self, partner: &PartnerId, id: &ExportId) -> Option<ExportJob> {
         self.jobs

@@ -144,6 +144,30 @@ pub trait ExportObjects: Send + Sync {
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
+/// Export files through a reference (a wrapper borrowing the store).
+impl<O: ExportObjects> ExportObjects for &O {
+    type Upload = O::Upload;
+
+    fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+    ) -> impl Future<Output = Result<Self::Upload, StoreError>> + Send {
+        (**self).start_upload(key, content_type, content_disposition)
+    }
+
+    fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        (**self).presign_get(key, content_type, content_disposition, ttl)
+    }
+}
+
 /// Export job records.
 pub trait ExportJobs: Send + Sync {
     fn create_job(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
