@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_log::app::App;
+use activity_log::domain::Activity;
 use activity_log::domain::PartnerId;
-use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
 use activity_log::handlers::{exports, query, record};
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::memory::MemoryStore;
@@ -15,7 +15,7 @@ use activity_log::store::s3::S3Blobs;
 use activity_log::store::{ActivityReader, ActivityWriter};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
-use activity_log::testing::fixtures::minutes_ago as at;
+use activity_log::testing::fixtures::{minutes_ago as at, synthetic_activity};
 use activity_log_tests::isolated_app;
 use activity_log_tests::{json_body as body, newest_first_ids};
 use chrono::{TimeDelta, Utc};
@@ -338,20 +338,9 @@ async fn exports_100000_rows() {
     let source = Arc::new(MemoryStore::with_page_size(2500));
     let base = Utc::now() - TimeDelta::days(3);
     let rows: Vec<Activity> = (0..100_000)
-        .map(|n: i64| Activity {
-            id: ActivityId::parse(&format!("r{n:06}")).unwrap_or_else(|e| panic!("{e}")),
-            customer_id: CustomerId::parse(&format!("c{}", n % 50))
-                .unwrap_or_else(|e| panic!("{e}")),
-            customer_name: "Northwind Traders".into(),
-            action: "assigned licenses".into(),
-            partner_user: "bo@partner.example".into(),
-            occurred_at: base + TimeDelta::milliseconds(n * 500),
-            recorded_at: base,
-            resource_type: Some("license".into()),
-            status: Status::Succeeded,
-            details: Details::Inline(format!(r#"{{"seats":{}}}"#, n % 90)),
-            content_hash: String::new(),
-            expires_at: (base + TimeDelta::days(365)).timestamp(),
+        .map(|n: u64| {
+            let customer = format!("c{}", n % 50);
+            synthetic_activity(n, &customer, base + TimeDelta::milliseconds(n as i64 * 500))
         })
         .collect();
     for chunk in rows.chunks(1000) {

@@ -4,14 +4,15 @@
 
 use activity_log::app::App;
 use activity_log::domain::{
-    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
-    ExportSpec, ExportStatus, Filters, PartnerId, Status,
+    Activity, ActivityQuery, DateRange, ExportFormat, ExportJob, ExportSpec, ExportStatus, Filters,
+    PartnerId,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, StoreError};
 use activity_log::testing::doubles::FlakyObjects;
+use activity_log::testing::fixtures::synthetic_activity;
 use activity_log_tests::isolated_app;
 use chrono::{TimeDelta, Utc};
 
@@ -31,20 +32,7 @@ async fn setup() -> Setup {
     let source = MemoryStore::with_page_size(2500);
     let now = Utc::now();
     let rows: Vec<Activity> = (0..ROWS)
-        .map(|n| Activity {
-            id: ActivityId::parse(&format!("r{n:06}")).unwrap_or_else(|e| panic!("{e}")),
-            customer_id: CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
-            customer_name: "Fabrikam, Inc.".into(),
-            action: "updated the billing profile".into(),
-            partner_user: "bo@partner.example".into(),
-            occurred_at: now - TimeDelta::seconds(n),
-            recorded_at: now,
-            resource_type: Some("billingProfile".into()),
-            status: Status::Succeeded,
-            details: Details::Inline(format!(r#"{{"change":"address line {n}","by":"portal"}}"#)),
-            content_hash: String::new(),
-            expires_at: 0,
-        })
+        .map(|n| synthetic_activity(n as u64, "c1", now - TimeDelta::seconds(n)))
         .collect();
     for chunk in rows.chunks(1000) {
         source

@@ -21,9 +21,9 @@ use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::{ActivityWriter, ExportJobs};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::local_default;
+use activity_log::testing::fixtures::synthetic_activity;
 use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
-use activity_log_bench::synthetic;
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
 use activity_log_tests::{create_storage, sdk_config};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -166,9 +166,9 @@ async fn seed(
         let batch: Vec<Activity> = (n..(n + 100).min(rows))
             .map(|i| {
                 let when = now - TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0) * 10);
-                synthetic::activity(i, &format!("customer-{}", i % customers), when)
+                synthetic_activity(i, &format!("customer-{}", i % customers), when)
             })
-            .collect::<Fallible<_>>()?;
+            .collect();
         store
             .insert_all(partner, &batch)
             .await

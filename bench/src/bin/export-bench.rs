@@ -22,8 +22,8 @@ use activity_log::handlers::export_worker::{self, RunOutcome};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ActivityReader, DetailsBlobs, ExportJobs, StoreError, StorePage};
+use activity_log::testing::fixtures::synthetic_activity;
 use activity_log_bench::process::peak_rss_kib;
-use activity_log_bench::synthetic;
 use chrono::{DateTime, TimeDelta, Utc};
 
 const PAGE: u64 = 2500;
@@ -77,10 +77,9 @@ struct SyntheticLog {
 }
 
 impl SyntheticLog {
-    fn activity(&self, n: u64) -> Result<Activity, StoreError> {
+    fn activity(&self, n: u64) -> Activity {
         let occurred_at = self.newest - TimeDelta::milliseconds(i64::try_from(n).unwrap_or(0) * 10);
-        synthetic::activity(n, &format!("customer-{}", n % 97), occurred_at)
-            .map_err(StoreError::Other)
+        synthetic_activity(n, &format!("customer-{}", n % 97), occurred_at)
     }
 }
 
@@ -90,9 +89,7 @@ impl PageSource for SyntheticLog {
             .and_then(|k| k.id.as_str().trim_start_matches("act-").parse::<u64>().ok())
             .map_or(0, |n| n + 1);
         let end = (start + PAGE).min(self.rows);
-        let items = (start..end)
-            .map(|n| self.activity(n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items: Vec<Activity> = (start..end).map(|n| self.activity(n)).collect();
         let last_evaluated = if end < self.rows {
             items.last().map(PageKey::of)
         } else {
@@ -278,10 +275,7 @@ async fn main() {
                 rows,
                 newest: bench.now,
             };
-            let records = (0..rows)
-                .map(|n| log.activity(n))
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap_or_else(|e| fail(&e.to_string()));
+            let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
             let (mut ours_best, mut raw_best) = (f64::MAX, f64::MAX);
             let (mut ours_bytes, mut raw_bytes) = (0, 0);
             for _ in 0..rounds {

@@ -1,13 +1,13 @@
 //! What the tests of every crate share: the local development defaults, a configuration, sample
 //! activities, times relative to now, and the record request.
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
 use super::ApiRequest;
 use crate::config::{AuthMode, Config};
-use crate::domain::time;
+use crate::domain::{Activity, ActivityId, CustomerId, Details, Status, time};
 use crate::handlers::record;
 use crate::store::{ActivityWriter, DetailsBlobs};
 
@@ -54,6 +54,34 @@ pub fn minutes_ago(minutes: i64) -> String {
 pub fn activity(customer: &str, id: &str, at: &str) -> Value {
     json!({"id": id, "customerId": customer, "customerName": "Contoso Ltd.", "action": "placed an order",
            "partnerUser": "ann@partner.example", "occurredAt": at, "resourceType": "order"})
+}
+
+/// Activity `n` (`act-000000042`) of a synthetic log, for `customer`, occurred at `occurred_at`:
+/// a mix of ASCII and CJK customer names and small inline details. The benchmarks and the large
+/// tests write, read and export it.
+pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) -> Activity {
+    let id = format!("act-{n:09}");
+    Activity {
+        id: ActivityId::parse(&id).unwrap_or_else(|e| panic!("{id}: {e}")),
+        customer_id: CustomerId::parse(customer).unwrap_or_else(|e| panic!("{customer}: {e}")),
+        customer_name: if n.is_multiple_of(3) {
+            "台北雲端科技股份有限公司".into()
+        } else {
+            "Contoso, Ltd.".into()
+        },
+        action: "placed an order".into(),
+        partner_user: "chen.wei@partner.example".into(),
+        occurred_at,
+        recorded_at: occurred_at,
+        resource_type: Some("order".into()),
+        status: Status::Succeeded,
+        details: Details::Inline(format!(
+            r#"{{"orderId":"ORD-{n}","seats":{},"sku":"CFQ7TTC0LH18"}}"#,
+            n % 50
+        )),
+        content_hash: format!("synthetic-{n}"),
+        expires_at: (occurred_at + TimeDelta::days(365)).timestamp(),
+    }
 }
 
 /// `POST /activities` of `payload` by an `ActivityWriter` of `partner`.
