@@ -87,30 +87,16 @@ impl World {
                 );
                 query::handle(cfg, &self.app.store, &self.app.blobs, req.build()).await
             }
-            Endpoint::CreateExport => {
-                let req = with(ApiRequest::post("/exports", "{}")).build();
-                exports::handle(
-                    cfg,
-                    &self.app.store,
-                    &self.app.blobs,
-                    &RecordingLauncher::default(),
-                    req,
-                )
-                .await
-            }
-            Endpoint::ExportStatus => {
-                let req = with(
-                    ApiRequest::get("/exports/{exportId}").path_param("exportId", &self.export_id),
-                )
-                .build();
-                exports::handle(
-                    cfg,
-                    &self.app.store,
-                    &self.app.blobs,
-                    &RecordingLauncher::default(),
-                    req,
-                )
-                .await
+            Endpoint::CreateExport | Endpoint::ExportStatus => {
+                let req = match endpoint {
+                    Endpoint::CreateExport => ApiRequest::post("/exports", "{}"),
+                    _ => ApiRequest::get("/exports/{exportId}")
+                        .path_param("exportId", &self.export_id),
+                };
+                // Export launches are not under test here.
+                let launcher = RecordingLauncher::default();
+                let (store, blobs) = (&self.app.store, &self.app.blobs);
+                exports::handle(cfg, store, blobs, &launcher, with(req).build()).await
             }
         }
     }

@@ -72,6 +72,22 @@ fn every_function_crate_is_deployed_with_cargo_lambda_for_arm64() {
 }
 
 #[test]
+fn function_crates_build_without_the_test_support() {
+    for name in function_crates() {
+        let manifest = read_workspace_file(&format!("functions/{name}/Cargo.toml"));
+        let shared: Vec<&str> = manifest
+            .lines()
+            .filter(|l| l.starts_with("activity-log-shared"))
+            .collect();
+        assert_eq!(
+            shared,
+            ["activity-log-shared.workspace = true"],
+            "{name} takes the shared crate with its default features only"
+        );
+    }
+}
+
+#[test]
 fn local_only_settings_never_reach_aws() {
     let t = read_workspace_file("template.yaml");
     for local in ["AUTH_MODE", "LOCAL_JWT_SECRET", "AWS_ENDPOINT_URL"] {

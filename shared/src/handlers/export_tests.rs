@@ -36,30 +36,19 @@ impl World {
         assert_eq!(r.status(), 201, "{}", body(&r));
     }
 
+    async fn call(&self, req: ApiRequest) -> Response<Body> {
+        let (config, store, launcher) = (&self.config, &self.store, &self.launcher);
+        exports::handle(config, store, store, launcher, req.build()).await
+    }
+
     async fn create(&self, partner: &str, request: &str) -> Response<Body> {
-        let req = ApiRequest::post("/exports", request).caller(partner, &["SalesAgent"]);
-        exports::handle(
-            &self.config,
-            &self.store,
-            &self.store,
-            &self.launcher,
-            req.build(),
-        )
-        .await
+        self.call(ApiRequest::post("/exports", request).caller(partner, &["SalesAgent"]))
+            .await
     }
 
     async fn status(&self, partner: &str, id: &str) -> Response<Body> {
-        let req = ApiRequest::get("/exports/{exportId}")
-            .path_param("exportId", id)
-            .caller(partner, &["HelpdeskAgent"]);
-        exports::handle(
-            &self.config,
-            &self.store,
-            &self.store,
-            &self.launcher,
-            req.build(),
-        )
-        .await
+        let req = ApiRequest::get("/exports/{exportId}").path_param("exportId", id);
+        self.call(req.caller(partner, &["HelpdeskAgent"])).await
     }
 
     /// Runs the worker for every launch so far, as Lambda would.
