@@ -28,6 +28,15 @@ fn keys(v: &Value) -> BTreeSet<String> {
 }
 
 /// Follows a local `$ref`.
+/// The names a schema requires.
+fn required(schema: &Value) -> BTreeSet<String> {
+    set(schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str()))
+}
+
 fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => r
@@ -140,14 +149,7 @@ fn activity_shape_matches_what_the_api_returns() {
         let a = sample(details);
         let v = serde_json::to_value(ActivityView::new(&a, None, &links)).unwrap_or_default();
         assert_eq!(keys(&v), keys(&s["properties"]), "{v}");
-        assert_eq!(
-            keys(&v),
-            set(s["required"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_str()))
-        );
+        assert_eq!(keys(&v), required(s));
         assert_eq!(
             keys(&v["links"]),
             keys(&s["properties"]["links"]["properties"])
@@ -202,14 +204,7 @@ fn export_job_shape_matches_what_the_api_returns() {
     let full = view(&job, Some(link));
     assert_eq!(keys(&full), keys(&s["properties"]));
     let minimal = view(&ExportJob { error: None, ..job }, None);
-    assert_eq!(
-        keys(&minimal),
-        set(s["required"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_str()))
-    );
+    assert_eq!(keys(&minimal), required(s));
     assert_eq!(
         keys(&full["filters"]),
         keys(&s["properties"]["filters"]["properties"])

@@ -9,13 +9,13 @@ use activity_log::app::App;
 use activity_log::domain::Activity;
 use activity_log::domain::PartnerId;
 use activity_log::handlers::{exports, query, record};
+use activity_log::store::ActivityReader;
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
-use activity_log::store::{ActivityReader, ActivityWriter};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
-use activity_log::testing::fixtures::{minutes_ago as at, synthetic_activity};
+use activity_log::testing::fixtures::{memory_log, minutes_ago as at, synthetic_activity};
 use activity_log_tests::isolated_app;
 use activity_log_tests::{json_body as body, newest_first_ids};
 use chrono::{TimeDelta, Utc};
@@ -335,7 +335,6 @@ async fn a_failed_export_leaves_no_file_and_says_why() {
 async fn exports_100000_rows() {
     let app = Arc::new(isolated_app().await);
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let source = Arc::new(MemoryStore::with_page_size(2500));
     let base = Utc::now() - TimeDelta::days(3);
     let rows: Vec<Activity> = (0..100_000)
         .map(|n: u64| {
@@ -343,12 +342,7 @@ async fn exports_100000_rows() {
             synthetic_activity(n, &customer, base + TimeDelta::milliseconds(n as i64 * 500))
         })
         .collect();
-    for chunk in rows.chunks(1000) {
-        source
-            .insert_all(&partner, chunk)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    let source = Arc::new(memory_log(&partner, 2500, &rows).await);
     let started = std::time::Instant::now();
     let job = run_export_with(
         &app,

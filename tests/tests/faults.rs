@@ -10,9 +10,9 @@ use activity_log::domain::{
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
-use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, StoreError};
+use activity_log::store::{ExportJobs, ExportObjects, StoreError};
 use activity_log::testing::doubles::FlakyObjects;
-use activity_log::testing::fixtures::synthetic_activity;
+use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::isolated_app;
 use chrono::{TimeDelta, Utc};
 
@@ -29,17 +29,11 @@ async fn setup() -> Setup {
     let mut app = isolated_app().await;
     app.config.exports.part_bytes = 5 * 1024 * 1024;
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let source = MemoryStore::with_page_size(2500);
     let now = Utc::now();
     let rows: Vec<Activity> = (0..ROWS)
         .map(|n| synthetic_activity(n as u64, "c1", now - TimeDelta::seconds(n)))
         .collect();
-    for chunk in rows.chunks(1000) {
-        source
-            .insert_all(&partner, chunk)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    let source = memory_log(&partner, 2500, &rows).await;
     let spec = ExportSpec {
         query: ActivityQuery {
             customer: None,

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use super::ApiRequest;
 use crate::config::{AuthMode, Config};
-use crate::domain::{Activity, ActivityId, CustomerId, Details, Status, time};
+use crate::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status, time};
 use crate::handlers::record;
+use crate::store::memory::MemoryStore;
 use crate::store::{ActivityWriter, DetailsBlobs};
 
 /// `scripts/local.env`: the one place of the local development defaults.
@@ -82,6 +83,18 @@ pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) ->
         content_hash: format!("synthetic-{n}"),
         expires_at: (occurred_at + TimeDelta::days(365)).timestamp(),
     }
+}
+
+/// A memory store holding `rows` of `partner`, read `page_size` items per storage page.
+pub async fn memory_log(partner: &PartnerId, page_size: usize, rows: &[Activity]) -> MemoryStore {
+    let store = MemoryStore::with_page_size(page_size);
+    for chunk in rows.chunks(1000) {
+        store
+            .insert_all(partner, chunk)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    store
 }
 
 /// `POST /activities` of `payload` by an `ActivityWriter` of `partner`.
