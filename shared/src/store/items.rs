@@ -269,3 +269,136 @@ pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
 pub fn key_item<K: Serialize>(key: K) -> Result<Item, StoreError> {
     serde_dynamo::to_item(key).map_err(|e| StoreError::Other(format!("key: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::testing::fixtures::synthetic_activity;
+
+    fn names(item: &Item) -> BTreeSet<&str> {
+        item.keys().map(String::as_str).collect()
+    }
+
+    fn partner() -> PartnerId {
+        PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_activity_item_holds_the_key_design_and_reads_back_whole() {
+        let mut a = synthetic_activity(7, "客戶 #1", Utc::now());
+        a.occurred_at = time::truncate_millis(a.occurred_at);
+        a.recorded_at = a.occurred_at;
+        let item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            names(&item),
+            BTreeSet::from([
+                "pk",
+                "sk",
+                "tsk",
+                "gpk",
+                "gsk",
+                "partnerId",
+                "id",
+                "customerId",
+                "customerName",
+                "action",
+                "partnerUser",
+                "occurredAt",
+                "recordedAt",
+                "resourceType",
+                "status",
+                "details",
+                "contentHash",
+                "ttl"
+            ])
+        );
+        assert_eq!(item["pk"], AttributeValue::S("P#p1#C#客戶 #1".into()));
+        assert_eq!(item["sk"], AttributeValue::S("A#act-000000007".into()));
+        assert_eq!(item["ttl"], AttributeValue::N(a.expires_at.to_string()));
+        assert_eq!(item["status"], AttributeValue::S("succeeded".into()));
+        assert_eq!(activity_from_item(item).ok(), Some(a.clone()));
+
+        // Details kept in the bucket, no resource type.
+        let external = Activity {
+            details: Details::External {
+                key: "details/p1/x.json".into(),
+                size: 400_000,
+            },
+            resource_type: None,
+            ..a
+        };
+        let item = activity_to_item(&partner(), &external).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!item.contains_key("details") && !item.contains_key("resourceType"));
+        assert_eq!(item["detailsSize"], AttributeValue::N("400000".into()));
+        assert_eq!(activity_from_item(item).ok(), Some(external));
+    }
+
+    #[test]
+    fn a_listed_item_lacks_only_keys_fingerprint_and_ttl() {
+        let a = synthetic_activity(1, "c1", time::truncate_millis(Utc::now()));
+        let mut item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
+        item.retain(|name, _| listed().contains(&name.as_str()));
+        assert!(listed().contains(&"detailsKey") && !listed().contains(&"pk"));
+        let read = activity_from_item(item).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((read.content_hash.as_str(), read.expires_at), ("", 0));
+        assert_eq!(read.id, a.id);
+    }
+
+    #[test]
+    fn unreadable_items_are_corrupt_not_panics() {
+        let a = synthetic_activity(1, "c1", Utc::now());
+        let mut item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
+        item.insert("status".into(), AttributeValue::S("lost".into()));
+        assert!(matches!(
+            activity_from_item(item),
+            Err(StoreError::Corrupt(_))
+        ));
+        let mut item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
+        item.insert("id".into(), AttributeValue::S("has space".into()));
+        assert!(matches!(
+            activity_from_item(item),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn an_export_job_item_reads_back_whole() {
+        let now = time::truncate_millis(Utc::now());
+        let spec = ExportSpec {
+            query: ActivityQuery {
+                customer: Some(CustomerId::parse("台北").unwrap_or_else(|e| panic!("{e}"))),
+                range: DateRange {
+                    from: now - TimeDelta::days(30),
+                    to: now,
+                },
+                filters: Filters {
+                    action: Some("placed an order".into()),
+                    partner_user: None,
+                    resource_type: Some("order".into()),
+                    status: Some(Status::Failed),
+                },
+            },
+            format: ExportFormat::JsonLines,
+            time_zone: chrono_tz::Asia::Taipei,
+        };
+        let job = ExportJob {
+            status: ExportStatus::Running,
+            attempt: 2,
+            lease_until: Some(now),
+            row_count: 40_000,
+            ..ExportJob::pending(partner(), spec, now, TimeDelta::days(7))
+        };
+        let item = job_to_item(&job).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(item["pk"], AttributeValue::S(format!("P#p1#X#{}", job.id)));
+        assert_eq!(item["sk"], AttributeValue::S("EXPORT".into()));
+        assert_eq!(item["timeZone"], AttributeValue::S("Asia/Taipei".into()));
+        assert_eq!(item["format"], AttributeValue::S("jsonl".into()));
+        assert_eq!(item["filterStatus"], AttributeValue::S("failed".into()));
+        assert!(!item.contains_key("filterPartnerUser") && !item.contains_key("completedAt"));
+        assert_eq!(job_from_item(item).ok(), Some(job));
+    }
+}
