@@ -176,20 +176,27 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// JSON logs in Lambda (CloudWatch), readable text elsewhere; level from `RUST_LOG`.
+/// JSON logs in Lambda (CloudWatch), readable text elsewhere. `RUST_LOG` is a level (`info`, the
+/// default) or a list of `target=level` directives; `tracing`'s `Targets` filter reads it, which,
+/// unlike the env-filter, needs no regular-expression engine in every package.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time();
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
         && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
         && std::env::var("AWS_EXECUTION_ENV").is_ok_and(|v| v.starts_with("AWS_Lambda"));
+    let registry = tracing_subscriber::registry();
     let _ = if in_lambda {
-        builder.json().try_init()
+        registry.with(layer.json().with_filter(filter)).try_init()
     } else {
-        builder.try_init()
+        registry.with(layer.with_filter(filter)).try_init()
     };
 }
