@@ -43,14 +43,33 @@ impl App {
             .worker_function
             .clone()
             .ok_or_else(|| ConfigError::new("EXPORT_WORKER_FUNCTION is not set"))?;
+        Ok(self.launcher_of(function))
+    }
+
+    /// The worker's launcher of its own continuations: `EXPORT_WORKER_FUNCTION` if set, else
+    /// the function itself (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets).
+    pub fn worker_launcher(&self) -> Result<LambdaLauncher, ConfigError> {
+        let function = self
+            .config
+            .exports
+            .worker_function
+            .clone()
+            .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "neither EXPORT_WORKER_FUNCTION nor AWS_LAMBDA_FUNCTION_NAME is set",
+                )
+            })?;
+        Ok(self.launcher_of(function))
+    }
+
+    fn launcher_of(&self, function: String) -> LambdaLauncher {
         let sdk = self
             .sdk
             .clone()
             .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
-        Ok(LambdaLauncher::new(
-            aws_sdk_lambda::Client::new(&sdk),
-            function,
-        ))
+        LambdaLauncher::new(aws_sdk_lambda::Client::new(&sdk), function)
     }
 
     pub fn with_clients(

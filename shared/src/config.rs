@@ -36,7 +36,29 @@ pub struct Config {
     pub auth: AuthMode,
     /// Details larger than this (compact JSON bytes) go to the bucket instead of the table item.
     pub details_inline_max_bytes: usize,
+    /// Storage reads (each at most 1 MB, DynamoDB's own cap) one list request may make before it
+    /// answers with what it has and a cursor.
+    pub list_max_reads: usize,
+    /// Requests per tenant and window, across every endpoint.
+    pub rate_limit: RateLimit,
     pub exports: ExportSettings,
+}
+
+/// A tenant's share of the API: at most `requests` per `window` (fixed windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// 0 turns the limit off.
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests: DEFAULT_RATE_LIMIT,
+            window: Duration::from_secs(DEFAULT_RATE_WINDOW_SECS),
+        }
+    }
 }
 
 /// Settings of the export functions.
@@ -50,6 +72,13 @@ pub struct ExportSettings {
     pub retention_days: u32,
     /// Size of each multipart part (at least 5 MiB).
     pub part_bytes: usize,
+    /// Exports pending or running at once per tenant; more are refused (429).
+    pub max_active: u32,
+    /// How long one worker invocation writes before it saves its place and hands the rest to a
+    /// new invocation (below the function's timeout).
+    pub time_budget: Duration,
+    /// Details objects fetched from the bucket at once.
+    pub details_concurrency: usize,
 }
 
 impl Default for ExportSettings {
@@ -59,6 +88,9 @@ impl Default for ExportSettings {
             link_ttl: Duration::from_secs(MAX_LINK_TTL_SECS),
             retention_days: DEFAULT_EXPORT_RETENTION_DAYS,
             part_bytes: DEFAULT_PART_BYTES,
+            max_active: DEFAULT_MAX_ACTIVE_EXPORTS,
+            time_budget: Duration::from_secs(DEFAULT_EXPORT_TIME_BUDGET_SECS),
+            details_concurrency: DEFAULT_DETAILS_CONCURRENCY,
         }
     }
 }
@@ -107,6 +139,21 @@ const MAX_DETAILS_INLINE_BYTES: usize = 300 * 1024;
 /// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
 pub const DEFAULT_DETAILS_INLINE_MAX_BYTES: usize = 32 * 1024;
 const MIN_SECRET_BYTES: usize = 32;
+/// Two reads of at most 1 MB: a filtered page over a large tenant answers within about 2 MB of
+/// DynamoDB work (BENCHMARKS.md, bounded reads), and a sparse filter goes on by cursor.
+pub const DEFAULT_LIST_MAX_READS: usize = 2;
+const MAX_LIST_READS: u64 = 100;
+/// 50 requests per second per tenant: about 5 functions busy at once at 100 ms a request.
+pub const DEFAULT_RATE_LIMIT: u32 = 50;
+pub const DEFAULT_RATE_WINDOW_SECS: u64 = 1;
+const MAX_RATE_WINDOW_SECS: u64 = 3600;
+/// Exports pending or running at once per tenant.
+pub const DEFAULT_MAX_ACTIVE_EXPORTS: u32 = 3;
+/// 12 of the worker's 15 minutes: the rest is room for the part in flight and the hand-over.
+pub const DEFAULT_EXPORT_TIME_BUDGET_SECS: u64 = 12 * 60;
+/// A worker invocation lives at most 15 minutes (Lambda's limit).
+const MAX_EXPORT_TIME_BUDGET_SECS: u64 = 14 * 60;
+pub const DEFAULT_DETAILS_CONCURRENCY: usize = 16;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -177,6 +224,28 @@ impl Config {
                 MAX_DETAILS_INLINE_BYTES as u64,
             )?)
             .map_err(|_| ConfigError("DETAILS_INLINE_MAX_BYTES out of range".into()))?,
+            list_max_reads: usize::try_from(number(
+                "LIST_MAX_READS",
+                DEFAULT_LIST_MAX_READS as u64,
+                1,
+                MAX_LIST_READS,
+            )?)
+            .map_err(|_| ConfigError("LIST_MAX_READS out of range".into()))?,
+            rate_limit: RateLimit {
+                requests: u32::try_from(number(
+                    "TENANT_RATE_LIMIT",
+                    DEFAULT_RATE_LIMIT.into(),
+                    0,
+                    1_000_000,
+                )?)
+                .map_err(|_| ConfigError("TENANT_RATE_LIMIT out of range".into()))?,
+                window: Duration::from_secs(number(
+                    "TENANT_RATE_WINDOW_SECONDS",
+                    DEFAULT_RATE_WINDOW_SECS,
+                    1,
+                    MAX_RATE_WINDOW_SECS,
+                )?),
+            },
             exports: ExportSettings {
                 worker_function: get("EXPORT_WORKER_FUNCTION"),
                 link_ttl: Duration::from_secs(number(
@@ -199,6 +268,26 @@ impl Config {
                     MAX_PART_BYTES as u64,
                 )?)
                 .map_err(|_| ConfigError("EXPORT_PART_BYTES out of range".into()))?,
+                max_active: u32::try_from(number(
+                    "EXPORT_MAX_ACTIVE",
+                    DEFAULT_MAX_ACTIVE_EXPORTS.into(),
+                    1,
+                    1000,
+                )?)
+                .map_err(|_| ConfigError("EXPORT_MAX_ACTIVE out of range".into()))?,
+                time_budget: Duration::from_secs(number(
+                    "EXPORT_TIME_BUDGET_SECONDS",
+                    DEFAULT_EXPORT_TIME_BUDGET_SECS,
+                    1,
+                    MAX_EXPORT_TIME_BUDGET_SECS,
+                )?),
+                details_concurrency: usize::try_from(number(
+                    "EXPORT_DETAILS_CONCURRENCY",
+                    DEFAULT_DETAILS_CONCURRENCY as u64,
+                    1,
+                    256,
+                )?)
+                .map_err(|_| ConfigError("EXPORT_DETAILS_CONCURRENCY out of range".into()))?,
             },
         })
     }

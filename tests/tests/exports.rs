@@ -8,6 +8,7 @@ use std::time::Duration;
 use activity_log::app::App;
 use activity_log::domain::Activity;
 use activity_log::domain::PartnerId;
+use activity_log::export::csv::restore;
 use activity_log::handlers::{exports, query, record};
 use activity_log::store::ActivityReader;
 use activity_log::store::dynamodb::DynamoStore;
@@ -24,10 +25,10 @@ use serde_json::{Value, json};
 
 /// Runs the worker in the background, reading activities from `R` (the app's DynamoDB store
 /// unless a test says otherwise).
-type Launcher<R = DynamoStore> = InlineLauncher<R, S3Blobs, DynamoStore, S3Blobs>;
+type Launcher = InlineLauncher;
 
-fn launcher_with<R>(app: &App, reader: impl Into<Arc<R>>) -> Launcher<R> {
-    InlineLauncher::new(
+fn launcher_with<R: ActivityReader + 'static>(app: &App, reader: impl Into<Arc<R>>) -> Launcher {
+    InlineLauncher::new::<R, S3Blobs, DynamoStore, S3Blobs>(
         app.config.clone(),
         reader,
         app.blobs.clone(),
@@ -37,7 +38,7 @@ fn launcher_with<R>(app: &App, reader: impl Into<Arc<R>>) -> Launcher<R> {
 }
 
 fn launcher(app: &App) -> Launcher {
-    launcher_with(app, app.store.clone())
+    launcher_with::<DynamoStore>(app, app.store.clone())
 }
 
 async fn export_request(
@@ -49,9 +50,9 @@ async fn export_request(
     export_request_with(app, &launcher(app), partner, roles, payload).await
 }
 
-async fn export_request_with<R: ActivityReader + 'static>(
+async fn export_request_with(
     app: &Arc<App>,
-    launcher: &Launcher<R>,
+    launcher: &Launcher,
     partner: &str,
     roles: &[&str],
     payload: Value,
@@ -75,9 +76,9 @@ async fn run_export(app: &Arc<App>, partner: &str, payload: Value) -> Value {
     run_export_with(app, &launcher(app), partner, payload).await
 }
 
-async fn run_export_with<R: ActivityReader + 'static>(
+async fn run_export_with(
     app: &Arc<App>,
-    launcher: &Launcher<R>,
+    launcher: &Launcher,
     partner: &str,
     payload: Value,
 ) -> Value {
@@ -125,6 +126,8 @@ async fn seed(app: &App, partner: &str, items: &[Value]) {
     }
 }
 
+const EVIL_NAME: &str = r#"Contoso;=HYPERLINK("http://evil.example","x")"#;
+
 fn sample() -> Vec<Value> {
     let mut items: Vec<Value> = (0..30)
         .map(|i| json!({"id": format!("a{i:03}"), "customerId": "tw-01", "customerName": "台北雲端科技股份有限公司",
@@ -133,9 +136,48 @@ fn sample() -> Vec<Value> {
         .collect();
     items.push(json!({"id": "evil", "customerId": "tw-01", "customerName": "=HYPERLINK(\"http://evil.example\",\"x\")",
                       "action": "-2+3", "partnerUser": "@admin", "occurredAt": at(500)}));
+    // Formulas after a `;` or `,`, for spreadsheets that split lines on `;` (German, French, …).
+    // (A tab cannot be recorded: free-text fields refuse control characters.)
+    items.push(json!({"id": "evil-semicolon", "customerId": "tw-01", "customerName": EVIL_NAME,
+                      "action": "a,=1+1;\"=2\"", "partnerUser": "ann;@admin,-1", "resourceType": "x;+y",
+                      "occurredAt": at(510), "details": {"n": [1, -2], "f": "x;=1"}}));
     items.push(json!({"id": "big", "customerId": "tw-01", "customerName": "Contoso", "action": "placed an order",
                       "partnerUser": "ann", "occurredAt": at(600), "details": {"products": vec!["SKU-0001"; 5000]}}));
     items
+}
+
+/// No cell that a spreadsheet splitting lines on `,`, `;` or TAB makes of `text` starts with a
+/// formula character: read quote-aware as the `csv` crate does, or split plainly (with and
+/// without one opening quote).
+fn assert_no_formula_cell(text: &str) {
+    const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+    for sep in [b',', b';', b'\t'] {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for record in reader.records() {
+            let record = record.unwrap_or_else(|e| panic!("{e}"));
+            for cell in &record {
+                assert!(
+                    !cell.starts_with(FORMULA),
+                    "{cell:?} read with {:?}",
+                    sep as char
+                );
+            }
+        }
+        for line in text.split("\r\n") {
+            for piece in line.split(sep as char) {
+                let unquoted = piece.strip_prefix('"').unwrap_or(piece);
+                assert!(
+                    !piece.starts_with(FORMULA) && !unquoted.starts_with(FORMULA),
+                    "{piece:?} split on {:?}",
+                    sep as char
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -221,12 +263,44 @@ async fn csv_export_is_excel_compatible_and_complete() {
         .unwrap_or_else(|| panic!("evil row"));
     assert_eq!(&evil[1], "'=HYPERLINK(\"http://evil.example\",\"x\")");
     assert_eq!((&evil[2], &evil[3]), ("'-2+3", "'@admin"));
+    let semicolon = rows
+        .iter()
+        .find(|r| &r[7] == "evil-semicolon")
+        .unwrap_or_else(|| panic!("evil-semicolon row"));
+    assert_eq!(
+        &semicolon[1],
+        "Contoso;'=HYPERLINK(\"http://evil.example\",\"x\")"
+    );
+    assert_eq!(
+        (&semicolon[2], &semicolon[3], &semicolon[5]),
+        ("a,'=1+1;'\"=2\"", "ann;'@admin,'-1", "x;'+y")
+    );
+    // `restore` gives back the recorded text, the details as the query API returns them.
+    for (row, item) in [(evil, &items[30]), (semicolon, &items[31])] {
+        for (column, field) in [
+            (1, "customerName"),
+            (2, "action"),
+            (3, "partnerUser"),
+            (5, "resourceType"),
+        ] {
+            assert_eq!(
+                restore(&row[column]),
+                item[field].as_str().unwrap_or_default(),
+                "{field}"
+            );
+        }
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&restore(&semicolon[8])).ok(),
+        Some(json!({"n": [1, -2], "f": "x;=1"}))
+    );
+    assert_no_formula_cell(&text);
     let big = rows
         .iter()
         .find(|r| &r[7] == "big")
         .unwrap_or_else(|| panic!("big row"));
     assert_eq!(
-        serde_json::from_str::<Value>(&big[8]).ok(),
+        serde_json::from_str::<Value>(&restore(&big[8])).ok(),
         Some(json!({"products": vec!["SKU-0001"; 5000]})),
         "details kept in the bucket are exported whole"
     );

@@ -11,7 +11,7 @@ use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ExportJobs, ExportObjects, StoreError};
-use activity_log::testing::doubles::FlakyObjects;
+use activity_log::testing::doubles::{FlakyObjects, RecordingLauncher};
 use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::isolated_app;
 use chrono::{TimeDelta, Utc};
@@ -98,6 +98,7 @@ impl Setup {
             &self.app.blobs,
             &self.app.store,
             objects,
+            &RecordingLauncher::default(),
             &self.event,
         )
         .await
@@ -147,12 +148,18 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
     assert!(!s.object_exists().await, "no object after the failed run");
     assert_eq!(
         s.open_uploads().await,
-        0,
-        "the multipart upload was aborted"
+        1,
+        "the multipart upload stays open for the retry"
+    );
+    assert_eq!(job.failures, 1);
+    assert_eq!(
+        job.checkpoint.as_ref().map(|c| c.etags.len()),
+        Some(1),
+        "part 1 is saved"
     );
 
-    // Lambda's retry: the same event again.
-    let second = s.run(&flaky).await;
+    // Lambda's retry: the same event again; it goes on from part 2.
+    let second = s.run(&s.app.blobs).await;
     assert!(
         matches!(second, Ok(RunOutcome::Succeeded { parts, .. }) if parts >= 2),
         "{second:?}"
@@ -162,6 +169,7 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
         (job.status, job.attempt, job.row_count),
         (ExportStatus::Succeeded, 2, ROWS as u64)
     );
+    assert_eq!(s.open_uploads().await, 0);
     assert_eq!(s.downloaded_rows().await, ROWS as usize);
 }
 

@@ -11,6 +11,7 @@ use activity_log::handlers::query;
 use activity_log::launch::WorkerEvent;
 use activity_log::store::ExportJobs;
 use activity_log::testing::ApiRequest;
+use activity_log::testing::doubles::RecordingLauncher;
 use activity_log::testing::fixtures::{self, config_for};
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
 use activity_log_tests::{
@@ -252,6 +253,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let event = WorkerEvent::new(&partner, &job.id);
+    let launcher = RecordingLauncher::default();
     let run = || {
         export_worker::run(
             &app.config,
@@ -259,6 +261,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
             &app.blobs,
             &app.store,
             &app.blobs,
+            &launcher,
             &event,
         )
     };
@@ -288,12 +291,27 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(uploads.uploads().is_empty(), "an upload was left open");
+    // The upload stays open for the retry to go on with, and the job says which one.
+    let open: Vec<&str> = uploads
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    let saved = after.checkpoint.as_ref().map(|c| c.upload_id.as_str());
+    assert_eq!(open.first().copied(), saved, "{open:?}");
+    assert_eq!(open.len(), 1);
 
     match run().await {
         Ok(RunOutcome::Succeeded { rows, .. }) => assert_eq!(rows, 100),
         other => panic!("the retry did not succeed: {other:?}"),
     }
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(app.blobs.bucket())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(uploads.uploads().is_empty(), "an upload was left open");
     let object = s3
         .get_object()
         .bucket(app.blobs.bucket())

@@ -22,6 +22,7 @@ use activity_log::handlers::export_worker::{self, RunOutcome};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ActivityReader, DetailsBlobs, ExportJobs, StoreError, StorePage};
+use activity_log::testing::doubles::RecordingLauncher;
 use activity_log::testing::fixtures::synthetic_activity;
 use activity_log_bench::process::peak_rss_kib;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -185,7 +186,19 @@ impl Bench {
         let job = self.job(format);
         store.create_job(&job).await.map_err(|e| e.to_string())?;
         let event = WorkerEvent::new(&self.partner, &job.id);
-        match export_worker::run(&self.config, source, source, &store, &store, &event).await {
+        // The benchmark's budget covers the whole export: nothing is handed over.
+        let launcher = RecordingLauncher::default();
+        match export_worker::run(
+            &self.config,
+            source,
+            source,
+            &store,
+            &store,
+            &launcher,
+            &event,
+        )
+        .await
+        {
             Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok(Exported {
                 rows,
                 bytes,

@@ -12,10 +12,12 @@ use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let app = &App::start().await?;
+    // Hands the rest of a long export to a new invocation of this function.
+    let next = &app.worker_launcher()?;
     lambda_runtime::run(service_fn(async |event: LambdaEvent<WorkerEvent>| {
         let (config, reader, jobs, blobs) = (&app.config, &app.store, &app.store, &app.blobs);
         Ok::<_, Error>(
-            export_worker::run(config, reader, blobs, jobs, blobs, &event.payload).await?,
+            export_worker::run(config, reader, blobs, jobs, blobs, next, &event.payload).await?,
         )
     }))
     .await

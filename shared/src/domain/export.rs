@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{IdError, PartnerId};
-use super::query::ActivityQuery;
+use super::query::{ActivityQuery, PageKey};
 
 /// Id of an export job (a ULID, in capitals), unique within a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -70,6 +70,49 @@ pub struct ExportSpec {
     pub time_zone: chrono_tz::Tz,
 }
 
+impl ExportSpec {
+    /// Identifies the request within a tenant: equal for the same scope, resolved period,
+    /// filters, format and time zone (SHA-256, hex). Identical requests share one job.
+    pub fn request_key(&self) -> String {
+        use sha2::Digest as _;
+        let q = &self.query;
+        let f = &q.filters;
+        let parts = serde_json::json!([
+            q.customer.as_ref().map(|c| c.as_str()),
+            super::time::format(q.range.from),
+            super::time::format(q.range.to),
+            f.action,
+            f.partner_user,
+            f.resource_type,
+            f.status.map(|s| s.as_str()),
+            self.format.as_str(),
+            self.time_zone.name(),
+        ]);
+        hex::encode(sha2::Sha256::digest(parts.to_string().as_bytes()))
+    }
+}
+
+/// Where an unfinished export stands, saved with its job so that another invocation goes on
+/// from there: the open multipart upload and its parts, the last activity written, and the
+/// bytes encoded since the last part (kept in the bucket under `tail_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub upload_id: String,
+    /// The ETags of parts 1, 2, … in order.
+    pub etags: Vec<String>,
+    /// Bytes in those parts.
+    pub uploaded_bytes: u64,
+    /// Rows written to the parts and the tail.
+    pub rows: u64,
+    /// The last activity written (to a part or the tail); `None`: nothing read yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<PageKey>,
+    /// Object holding what was encoded after the last part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_key: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportJob {
     pub id: ExportId,
@@ -83,6 +126,15 @@ pub struct ExportJob {
     pub error: Option<String>,
     /// How many times a worker has claimed the job.
     pub attempt: u32,
+    /// Runs that failed (a transient error, or killed without saying so); at the cap the job
+    /// fails. Continuations do not count.
+    pub failures: u32,
+    /// Invocations that stopped at their time budget and handed over to a new one.
+    pub continuations: u32,
+    /// Where the file stands, if a run has started it.
+    pub checkpoint: Option<Checkpoint>,
+    /// Since when the job waits for a worker (creation, or the last hand-over).
+    pub pending_since: DateTime<Utc>,
     /// Until when the current worker holds the job; a later claim may take it over.
     pub lease_until: Option<DateTime<Utc>>,
     /// Expiry of the job record, seconds since the epoch (DynamoDB TTL).
@@ -108,9 +160,24 @@ impl ExportJob {
             completed_at: None,
             error: None,
             attempt: 0,
+            failures: 0,
+            continuations: 0,
+            checkpoint: None,
+            pending_since: super::time::truncate_millis(now),
             lease_until: None,
             expires_at: (now + keep).timestamp(),
         }
+    }
+
+    /// Whether a worker still has to finish it.
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, ExportStatus::Pending | ExportStatus::Running)
+    }
+
+    /// Object key of what run `attempt` encoded after its last part, when it stopped at its time
+    /// budget (one per run, so a late run never overwrites another's).
+    pub fn tail_key(&self) -> String {
+        format!("{}.tail-{}", self.object_key(), self.attempt)
     }
 
     /// Object key of the file, under the tenant's prefix.

@@ -40,8 +40,10 @@ pub struct ActivityQuery {
 
 /// A position in the newest-first order: paging continues strictly after it.
 /// Activities are ordered by time, then customer, then id (all descending).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PageKey {
+    #[serde(with = "super::time::millis")]
     pub occurred_at: DateTime<Utc>,
     pub customer_id: CustomerId,
     pub id: ActivityId,

@@ -1,6 +1,7 @@
 //! Streams an export to a multipart upload: parts of at least 5 MiB (S3's minimum for every
 //! part but the last), at most 10,000 parts, one part in memory at a time.
 
+use crate::domain::{Checkpoint, PageKey};
 use crate::store::{PartSink, StoreError};
 
 /// S3's smallest part (all but the last).
@@ -33,6 +34,29 @@ impl<S: PartSink> PartWriter<S> {
         }
     }
 
+    /// Goes on with an upload an earlier invocation started: `parts` parts of `bytes` in all
+    /// are in it.
+    pub fn resume(sink: S, part_size: usize, parts: i32, bytes: u64) -> Self {
+        Self {
+            parts,
+            bytes,
+            ..Self::new(sink, part_size)
+        }
+    }
+
+    /// Where the upload stands, for another invocation to go on after `after` with `rows`
+    /// rows written (the caller adds a tail if it has one).
+    pub fn checkpoint(&self, rows: u64, after: Option<PageKey>) -> Checkpoint {
+        Checkpoint {
+            upload_id: self.sink.upload_id().to_owned(),
+            etags: self.sink.etags(),
+            uploaded_bytes: self.bytes,
+            rows,
+            after,
+            tail_key: None,
+        }
+    }
+
     /// The size a buffer should reach before it is handed over as a part.
     pub fn part_size(&self) -> usize {
         self.part_size
@@ -53,26 +77,14 @@ impl<S: PartSink> PartWriter<S> {
         Ok(())
     }
 
-    /// Uploads the remaining bytes as the last part and completes the object. If either fails,
-    /// the upload is aborted, so no object and no open upload is left behind.
+    /// Uploads the remaining bytes as the last part and completes the object. If either fails
+    /// the upload stays open: the caller goes on from its checkpoint or aborts it.
     pub async fn finish(mut self, last: Vec<u8>) -> Result<(u64, i32), PartError> {
-        let result = async {
-            if !last.is_empty() || self.parts == 0 {
-                self.upload(last).await?;
-            }
-            self.sink.complete().await?;
-            Ok::<_, PartError>(())
+        if !last.is_empty() || self.parts == 0 {
+            self.upload(last).await?;
         }
-        .await;
-        match result {
-            Ok(()) => Ok((self.bytes, self.parts)),
-            Err(e) => {
-                if let Err(abort) = self.sink.abort().await {
-                    tracing::warn!(error = %abort, "could not abort the multipart upload");
-                }
-                Err(e)
-            }
-        }
+        self.sink.complete().await?;
+        Ok((self.bytes, self.parts))
     }
 
     /// Abandons the upload; nothing becomes visible.

@@ -5,7 +5,7 @@ use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-use super::export_worker::{self, MAX_ATTEMPTS, RunOutcome, WorkerError};
+use super::export_worker::{self, MAX_FAILURES, RunOutcome, WorkerError};
 use super::exports;
 use crate::config::Config;
 use crate::domain::{ExportId, PartnerId};
@@ -24,9 +24,13 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_store(MemoryStore::default())
+    }
+
+    fn with_store(store: MemoryStore) -> Self {
         Self {
             config: fixtures::config(),
-            store: MemoryStore::default(),
+            store,
             launcher: RecordingLauncher::default(),
         }
     }
@@ -71,6 +75,7 @@ impl World {
             &self.store,
             &self.store,
             objects,
+            &self.launcher,
             event,
         )
         .await
@@ -151,9 +156,13 @@ async fn an_export_is_created_launched_run_and_handed_out() {
     let text = String::from_utf8(file.bytes).unwrap_or_default();
     let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("Date-Time,Affected customer,"));
+    let header = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes())
+        .headers()
+        .map(|h| h.iter().take(2).map(str::to_owned).collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert_eq!(header, ["Date-Time", "Affected customer"]);
     assert!(
-        lines[1].contains(",a2,") && lines[2].contains(",a1,"),
+        lines[1].contains(",\"a2\",") && lines[2].contains(",\"a1\","),
         "newest first: {text}"
     );
 }
@@ -248,6 +257,7 @@ async fn a_job_left_pending_is_launched_again_when_read() {
         .job(&partner, &export_id)
         .unwrap_or_else(|| panic!("no job"));
     job.created_at = Utc::now() - TimeDelta::seconds(150);
+    job.pending_since = job.created_at;
     w.store.put_job(job);
     w.status("p1", &id).await;
     assert_eq!(w.launcher.launched().len(), 2, "launched again");
@@ -288,11 +298,11 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
         partner_id: "p1".into(),
         export_id: id.clone(),
     };
-    for attempt in 1..=MAX_ATTEMPTS {
+    for attempt in 1..=MAX_FAILURES {
         let flaky = FlakyObjects::new(&w.store, || StoreError::Unavailable("503".into()));
         let outcome = w.run(&event, &flaky).await;
         let status = body(&w.status("p1", &id).await)["status"].clone();
-        if attempt < MAX_ATTEMPTS {
+        if attempt < MAX_FAILURES {
             assert!(matches!(outcome, Err(WorkerError::Retry(_))), "{outcome:?}");
             assert_eq!(status, "pending");
         } else {
@@ -304,6 +314,7 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
         }
     }
     assert!(w.store.object(&format!("exports/p1/{id}.csv")).is_none());
+    assert_eq!(w.store.open_uploads(), 0, "the upload was aborted");
 
     // A permanent failure fails at once, and says nothing of the cause.
     let id = id_of(&w.create("p1", "{}").await);
@@ -355,4 +366,344 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
     assert_eq!(parts.len(), 4);
     let min = crate::export::parts::MIN_PART_BYTES;
     assert!(parts[..3].iter().all(|&p| p >= min), "{parts:?}");
+}
+
+/// An export request for a fixed period (identical requests are merged only for the same
+/// resolved period).
+fn fixed_period(action: Option<&str>) -> String {
+    let mut request = json!({"from": minutes_ago(60 * 24), "to": minutes_ago(0)});
+    if let Some(a) = action {
+        request["action"] = json!(a);
+    }
+    request.to_string()
+}
+
+#[tokio::test]
+async fn a_tenant_runs_at_most_three_exports_and_identical_requests_share_one() {
+    let w = World::new();
+    w.seed("p1", json!([activity("c1", "a1", &minutes_ago(30))]))
+        .await;
+    let requests: Vec<String> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|a| fixed_period(Some(a)))
+        .collect();
+    let mut ids = Vec::new();
+    for request in &requests[..3] {
+        let r = w.create("p1", request).await;
+        assert_eq!(r.status(), 202, "{}", body(&r));
+        ids.push(id_of(&r));
+    }
+    let full = w.create("p1", &requests[3]).await;
+    assert_eq!(full.status(), 429, "{}", body(&full));
+    assert_eq!(full.headers()["retry-after"], "30");
+    assert_eq!(body(&full)["error"]["code"], "TooManyExports");
+    assert!(
+        body(&full)["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains('3'))
+    );
+
+    // The same request again is the same job, and starts nothing.
+    let again = w.create("p1", &requests[0]).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(id_of(&again), ids[0]);
+    assert_eq!(w.launcher.launched().len(), 3);
+
+    // Another tenant is not affected.
+    assert_eq!(w.create("p2", &requests[3]).await.status(), 202);
+
+    // Once one has finished, there is room again; the finished one is not merged with.
+    for outcome in w.run_launched().await {
+        assert!(
+            matches!(outcome, Ok(RunOutcome::Succeeded { .. })),
+            "{outcome:?}"
+        );
+    }
+    let r = w.create("p1", &requests[3]).await;
+    assert_eq!(r.status(), 202, "{}", body(&r));
+    let r = w.create("p1", &requests[0]).await;
+    assert_eq!(r.status(), 202);
+    assert_ne!(
+        id_of(&r),
+        ids[0],
+        "a finished export is not handed out again"
+    );
+}
+
+/// Runs the job of `event` to its end, as each hand-over's new invocation would; returns the
+/// last outcome and the number of hand-overs.
+async fn run_to_end(w: &World, event: &WorkerEvent) -> (RunOutcome, u32) {
+    let mut continued = 0;
+    loop {
+        match w.run(event, &w.store).await {
+            Ok(RunOutcome::Continued { .. }) => continued += 1,
+            Ok(end) => return (end, continued),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn event_of(partner: &str, id: &str) -> WorkerEvent {
+    WorkerEvent {
+        partner_id: partner.into(),
+        export_id: id.into(),
+    }
+}
+
+/// The file of an export of `request` run in one go, after `seed`.
+async fn single_run_file(seed: Value, request: &str) -> Vec<u8> {
+    let w = World::with_store(MemoryStore::with_page_size(7));
+    w.seed("p1", seed).await;
+    let id = id_of(&w.create("p1", request).await);
+    let (end, continued) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(matches!(end, RunOutcome::Succeeded { .. }), "{end:?}");
+    assert_eq!(continued, 0);
+    w.store
+        .object(&format!("exports/p1/{id}.csv"))
+        .map(|o| o.bytes)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
+    let rows: Vec<Value> = (0..30)
+        .map(|i| {
+            let mut a = activity("c1", &format!("a{i:02}"), &minutes_ago(i + 1));
+            a["details"] = json!({"n": i, "note": "line, \"quoted\""});
+            a
+        })
+        .collect();
+    let request = fixed_period(None);
+    let expected = single_run_file(Value::Array(rows.clone()), &request).await;
+
+    // No time at all: every invocation writes one row, saves its tail and hands over.
+    let mut w = World::with_store(MemoryStore::with_page_size(7));
+    w.config.exports.time_budget = std::time::Duration::ZERO;
+    w.seed("p1", Value::Array(rows)).await;
+    let id = id_of(&w.create("p1", &request).await);
+    let event = event_of("p1", &id);
+    let (end, continued) = run_to_end(&w, &event).await;
+    assert!(
+        matches!(end, RunOutcome::Succeeded { rows: 30, .. }),
+        "{end:?}"
+    );
+    assert!(continued >= 30, "one row per invocation: {continued}");
+    assert_eq!(
+        w.launcher.launched().len(),
+        1 + continued as usize,
+        "each hand-over starts the next invocation"
+    );
+    let job = body(&w.status("p1", &id).await);
+    assert_eq!(
+        (&job["status"], &job["rowCount"]),
+        (&json!("succeeded"), &json!(30))
+    );
+    let file = w
+        .store
+        .object(&format!("exports/p1/{id}.csv"))
+        .map(|o| o.bytes)
+        .unwrap_or_default();
+    assert_eq!(
+        String::from_utf8_lossy(&file),
+        String::from_utf8_lossy(&expected)
+    );
+    assert!(w.store.small_objects().is_empty(), "no tail left behind");
+    assert_eq!(w.store.open_uploads(), 0);
+}
+
+/// Export objects whose uploads never finish part `hang_at` (a run killed there), counting the
+/// parts uploaded.
+struct Hanging<'a> {
+    inner: &'a MemoryStore,
+    hang_at: Option<i32>,
+    parts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    reached: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl<'a> Hanging<'a> {
+    fn new(inner: &'a MemoryStore, hang_at: Option<i32>) -> Self {
+        Self {
+            inner,
+            hang_at,
+            parts: std::sync::Arc::default(),
+            reached: std::sync::Arc::default(),
+        }
+    }
+
+    fn parts(&self) -> usize {
+        self.parts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs the worker until it hangs, then drops it: a run killed without warning.
+    async fn kill_run(&self, w: &World, event: &WorkerEvent) {
+        tokio::select! {
+            outcome = w.run(event, self) => panic!("the run should hang: {outcome:?}"),
+            () = self.reached.notified() => {}
+        }
+    }
+}
+
+struct HangingUpload {
+    inner: crate::store::memory::MemoryUpload,
+    hang_at: Option<i32>,
+    parts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    reached: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl crate::store::PartSink for HangingUpload {
+    fn upload_id(&self) -> &str {
+        self.inner.upload_id()
+    }
+    fn etags(&self) -> Vec<String> {
+        self.inner.etags()
+    }
+    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        if Some(number) == self.hang_at {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.parts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.upload_part(number, bytes).await
+    }
+    async fn complete(&mut self) -> Result<(), StoreError> {
+        self.inner.complete().await
+    }
+    async fn abort(&mut self) -> Result<(), StoreError> {
+        self.inner.abort().await
+    }
+}
+
+impl crate::store::ExportObjects for Hanging<'_> {
+    type Upload = HangingUpload;
+    async fn start_upload(
+        &self,
+        key: &str,
+        ct: &str,
+        cd: &str,
+    ) -> Result<HangingUpload, StoreError> {
+        Ok(HangingUpload {
+            inner: self.inner.start_upload(key, ct, cd).await?,
+            hang_at: self.hang_at,
+            parts: self.parts.clone(),
+            reached: self.reached.clone(),
+        })
+    }
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> HangingUpload {
+        HangingUpload {
+            inner: self.inner.resume_upload(key, upload_id, etags),
+            hang_at: self.hang_at,
+            parts: self.parts.clone(),
+            reached: self.reached.clone(),
+        }
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        ct: &str,
+        cd: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        self.inner.presign_get(key, ct, cd, ttl).await
+    }
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put_bytes(key, bytes).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_bytes(key).await
+    }
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete_object(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_way_is_resumed_from_its_last_part() {
+    let w = World::new();
+    seed_four_parts(&w).await;
+    let request = fixed_period(None);
+    // The file of one uninterrupted run, for comparison (a finished export is not merged with).
+    let id = id_of(&w.create("p1", &request).await);
+    run_to_end(&w, &event_of("p1", &id)).await;
+    let expected = w
+        .store
+        .object(&format!("exports/p1/{id}.csv"))
+        .map(|o| o.bytes)
+        .unwrap_or_default();
+
+    let id = id_of(&w.create("p1", &request).await);
+    let event = event_of("p1", &id);
+    // Killed without warning while uploading part 3: nothing after part 2 was saved.
+    let killed = Hanging::new(&w.store, Some(3));
+    killed.kill_run(&w, &event).await;
+    assert_eq!(killed.parts(), 2);
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
+    let mut job = w
+        .store
+        .job(&partner, &export_id)
+        .unwrap_or_else(|| panic!("no job"));
+    assert_eq!(job.checkpoint.as_ref().map(|c| c.etags.len()), Some(2));
+    // Its lease runs out; the next invocation takes over.
+    job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
+    w.store.put_job(job);
+
+    let healthy = Hanging::new(&w.store, None);
+    let outcome = w.run(&event, &healthy).await;
+    assert!(
+        matches!(outcome, Ok(RunOutcome::Succeeded { parts: 4, .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(healthy.parts(), 2, "parts 3 and 4 only");
+    let job = w
+        .store
+        .job(&partner, &export_id)
+        .unwrap_or_else(|| panic!("no job"));
+    assert_eq!(
+        (job.failures, job.attempt),
+        (1, 2),
+        "the killed run counts as a failure"
+    );
+    let file = w
+        .store
+        .object(&format!("exports/p1/{id}.csv"))
+        .map(|o| o.bytes)
+        .unwrap_or_default();
+    assert_eq!(file.len(), expected.len());
+    assert!(file == expected, "same bytes as one run");
+}
+
+#[tokio::test]
+async fn runs_killed_until_the_cap_fail_the_job_and_leave_no_upload() {
+    let w = World::new();
+    seed_four_parts(&w).await;
+    let id = id_of(&w.create("p1", &fixed_period(None)).await);
+    let event = event_of("p1", &id);
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..MAX_FAILURES {
+        Hanging::new(&w.store, Some(2)).kill_run(&w, &event).await;
+        let mut job = w
+            .store
+            .job(&partner, &export_id)
+            .unwrap_or_else(|| panic!("no job"));
+        job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
+        w.store.put_job(job);
+    }
+    assert_eq!(w.store.open_uploads(), 1);
+    let outcome = w.run(&event, &w.store).await;
+    assert!(
+        matches!(outcome, Ok(RunOutcome::Failed { .. })),
+        "{outcome:?}"
+    );
+    let job = body(&w.status("p1", &id).await);
+    assert_eq!(job["status"], "failed");
+    assert_eq!(w.store.open_uploads(), 0, "the upload was aborted");
+    assert!(w.store.object(&format!("exports/p1/{id}.csv")).is_none());
+    // Its slot is free again.
+    for action in ["a", "b", "c"] {
+        assert_eq!(
+            w.create("p1", &fixed_period(Some(action))).await.status(),
+            202
+        );
+    }
 }

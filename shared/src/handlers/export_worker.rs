@@ -1,20 +1,30 @@
 //! The export worker: pages through the log (the same query path as the API, newest first),
 //! encodes rows and streams them to a multipart upload, one part in memory at a time.
+//!
+//! A file may take longer than one invocation: the worker saves where it is (the upload, its
+//! parts, the last activity written) with the job after every part, stops at its time budget,
+//! and hands the rest to a new invocation, which goes on from there. A run killed without
+//! warning is taken over once its lease runs out and goes on from the last part saved.
+
+use std::borrow::Cow;
+use std::time::Instant;
 
 use chrono::{TimeDelta, Utc};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::{
-    Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PartnerId,
+    Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
 };
 use crate::export::csv::CsvEncoder;
 use crate::export::parts::{PartError, PartWriter};
 use crate::http::response::{ActivityView, Links};
-use crate::launch::WorkerEvent;
-use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, StoreError};
+use crate::launch::{ExportLauncher, WorkerEvent};
+use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError};
 
 /// How long a run holds a job before another run may take it over (past the Lambda timeout).
 pub const LEASE: TimeDelta = TimeDelta::minutes(16);
@@ -26,8 +36,9 @@ const WHOLE_PAGES: usize = usize::MAX;
 /// Room past the part size for the row that crosses it (rows with large details grow the
 /// buffer instead).
 const PART_SLACK: usize = 64 * 1024;
-/// Runs before a job that keeps meeting transient failures is marked failed.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// Failed runs (transient errors, runs killed without a word) before a job is marked failed.
+/// Hand-overs at the time budget do not count.
+pub const MAX_FAILURES: u32 = 3;
 
 /// How a run ended; the invocation's result (`{"status": "succeeded", "rows": …}`).
 #[derive(Debug, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +51,10 @@ pub enum RunOutcome {
     },
     Failed {
         error: String,
+    },
+    /// The time budget ran out: the job is saved and handed to a new invocation.
+    Continued {
+        rows: u64,
     },
     /// Another run owns or finished the job (a duplicate or late invocation).
     Skipped,
@@ -111,6 +126,8 @@ enum ExportError {
     TooManyParts(PartError),
     #[error("encoding a row failed: {0}")]
     Encoding(String),
+    #[error("runs of the export stopped {MAX_FAILURES} times before it could finish")]
+    Interrupted,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -130,9 +147,11 @@ impl ExportError {
     fn user_message(&self) -> String {
         match self {
             Self::TooManyRows | Self::TooManyParts(_) => self.to_string(),
-            Self::Encoding(_) | Self::Store(_) => "the export could not be completed; create a \
-                new export, and report the export id if it fails again"
-                .into(),
+            Self::Encoding(_) | Self::Store(_) | Self::Interrupted => {
+                "the export could not be completed; create a new export, and report the export \
+                 id if it fails again"
+                    .into()
+            }
         }
     }
 }
@@ -147,12 +166,13 @@ impl From<PartError> for ExportError {
 }
 
 #[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
-pub async fn run<R, B, J, O>(
+pub async fn run<R, B, J, O, L>(
     config: &Config,
     reader: &R,
     blobs: &B,
     jobs: &J,
     objects: &O,
+    launcher: &L,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
@@ -160,7 +180,9 @@ where
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
+    L: ExportLauncher,
 {
+    let deadline = Instant::now() + config.exports.time_budget;
     let partner = PartnerId::parse(&event.partner_id)
         .map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
     let id = ExportId::parse(&event.export_id)
@@ -170,13 +192,37 @@ where
         tracing::info!("export already taken or finished; nothing to do");
         return Ok(RunOutcome::Skipped);
     };
-
-    let result = write_file(config, reader, blobs, jobs, objects, &mut job).await;
-    settle(jobs, job, result).await
+    if job.failures >= MAX_FAILURES {
+        // The last run was killed and that was one failure too many.
+        return fail(jobs, objects, job, ExportError::Interrupted).await;
+    }
+    let result = write_file(config, reader, blobs, jobs, objects, &mut job, deadline).await;
+    settle(jobs, objects, launcher, job, result).await
 }
 
-/// Writes the job's file: a multipart upload that is completed, or aborted on any failure.
-/// Returns the file's bytes and parts.
+/// How far a run got.
+#[derive(Debug)]
+enum Progress {
+    /// The file is complete.
+    Done { bytes: u64, parts: i32 },
+    /// The time budget ran out; the job's checkpoint says where to go on.
+    Paused,
+}
+
+/// What [`produce`] left to do.
+enum Produced {
+    /// Every row is encoded; these bytes are the last part.
+    End(Vec<u8>),
+    /// Out of time after `after`; `tail` is what was encoded since the last part.
+    Paused {
+        tail: Vec<u8>,
+        after: Option<PageKey>,
+    },
+}
+
+/// Writes the job's file, or as much of it as the time budget allows, starting or going on
+/// with its multipart upload. Leaves the upload open on failure (the caller decides whether a
+/// later run goes on with it or it is aborted).
 async fn write_file<R, B, J, O>(
     config: &Config,
     reader: &R,
@@ -184,100 +230,225 @@ async fn write_file<R, B, J, O>(
     jobs: &J,
     objects: &O,
     job: &mut ExportJob,
-) -> Result<(u64, i32), ExportError>
+    deadline: Instant,
+) -> Result<Progress, ExportError>
 where
     R: ActivityReader,
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
 {
-    let sink = objects
-        .start_upload(
-            &job.object_key(),
-            job.spec.format.content_type(),
-            &job.content_disposition(),
-        )
-        .await?;
-    let mut writer = PartWriter::new(sink, config.exports.part_bytes);
-    match produce(config, reader, blobs, jobs, job, &mut writer).await {
-        // `finish` aborts the upload if it fails; the bucket's lifecycle rule removes it if
-        // even the abort could not reach S3.
-        Ok(last) => Ok(writer.finish(last).await?),
-        Err(e) => {
-            if let Err(abort) = writer.abort().await {
-                tracing::warn!(error = %abort, "could not abort the multipart upload");
+    let key = job.object_key();
+    let part_bytes = config.exports.part_bytes;
+    let (mut writer, carry, after) = match job.checkpoint.clone() {
+        Some(c) => {
+            let parts = i32::try_from(c.etags.len())
+                .map_err(|_| StoreError::Corrupt("checkpoint with too many parts".into()))?;
+            let sink = objects.resume_upload(&key, &c.upload_id, c.etags);
+            let carry = match &c.tail_key {
+                Some(tail) => objects.get_bytes(tail).await?,
+                None => Vec::new(),
+            };
+            job.row_count = c.rows;
+            job.bytes = c.uploaded_bytes;
+            let writer = PartWriter::resume(sink, part_bytes, parts, c.uploaded_bytes);
+            (writer, Some(carry), c.after)
+        }
+        None => {
+            let sink = objects
+                .start_upload(
+                    &key,
+                    job.spec.format.content_type(),
+                    &job.content_disposition(),
+                )
+                .await?;
+            job.row_count = 0;
+            job.bytes = 0;
+            let writer = PartWriter::new(sink, part_bytes);
+            // Saved at once, so that a run killed before its first part leaves an upload the
+            // next run can go on with (or abort).
+            job.checkpoint = Some(writer.checkpoint(0, None));
+            jobs.update_job(job).await?;
+            (writer, None, None)
+        }
+    };
+    let resumed_tail = job.checkpoint.as_ref().and_then(|c| c.tail_key.clone());
+    let produced = produce(
+        config,
+        reader,
+        blobs,
+        jobs,
+        objects,
+        job,
+        &mut writer,
+        carry,
+        after,
+        deadline,
+    )
+    .await?;
+    match produced {
+        Produced::End(last) => {
+            let (bytes, parts) = writer.finish(last).await?;
+            forget_tail(objects, resumed_tail.as_deref()).await;
+            Ok(Progress::Done { bytes, parts })
+        }
+        Produced::Paused { tail, after } => {
+            let mut checkpoint = writer.checkpoint(job.row_count, after);
+            if !tail.is_empty() {
+                let tail_key = job.tail_key();
+                objects.put_bytes(&tail_key, tail).await?;
+                checkpoint.tail_key = Some(tail_key);
             }
-            Err(e)
+            let stale = resumed_tail.filter(|t| checkpoint.tail_key.as_ref() != Some(t));
+            job.checkpoint = Some(checkpoint);
+            jobs.update_job(job).await?;
+            forget_tail(objects, stale.as_deref()).await;
+            Ok(Progress::Paused)
         }
     }
 }
 
-/// Records how the run ended: succeeded, released for another run, or failed with a message
-/// for the user.
-async fn settle<J: ExportJobs>(
+/// Deletes a tail no checkpoint needs any more; the bucket's lifecycle removes it otherwise.
+async fn forget_tail<O: ExportObjects>(objects: &O, key: Option<&str>) {
+    if let Some(key) = key
+        && let Err(e) = objects.delete_object(key).await
+    {
+        tracing::warn!(error = %e, key, "could not delete an export tail");
+    }
+}
+
+/// Records how the run ended: succeeded, handed over, released for another run, or failed
+/// with a message for the user.
+async fn settle<J: ExportJobs, O: ExportObjects, L: ExportLauncher>(
     jobs: &J,
+    objects: &O,
+    launcher: &L,
     mut job: ExportJob,
-    result: Result<(u64, i32), ExportError>,
+    result: Result<Progress, ExportError>,
 ) -> Result<RunOutcome, WorkerError> {
     match result {
-        Ok((bytes, parts)) => {
+        Ok(Progress::Done { bytes, parts }) => {
             job.status = ExportStatus::Succeeded;
             job.bytes = bytes;
             job.completed_at = Some(Utc::now());
             job.lease_until = None;
+            job.checkpoint = None;
             jobs.update_job(&job).await?;
-            tracing::info!(rows = job.row_count, bytes, parts, "export succeeded");
+            give_back_slot(jobs, &job).await;
+            tracing::info!(
+                rows = job.row_count,
+                bytes,
+                parts,
+                continuations = job.continuations,
+                "export succeeded"
+            );
             Ok(RunOutcome::Succeeded {
                 rows: job.row_count,
                 bytes,
                 parts,
             })
         }
-        Err(e) if e.is_transient() && job.attempt < MAX_ATTEMPTS => {
-            tracing::warn!(error = %e, attempt = job.attempt, "export run failed; released for a retry");
-            job.lease_until = None;
-            job.row_count = 0;
-            job.bytes = 0;
+        Ok(Progress::Paused) => {
+            job.continuations += 1;
+            let rows = job.row_count;
+            tracing::info!(
+                rows,
+                continuations = job.continuations,
+                "time budget spent; handing over"
+            );
+            release(jobs, job.clone()).await?;
+            if let Err(e) = launcher.launch(&job.partner, &job.id).await {
+                // A status read launches it again once it has waited `STALE_PENDING`.
+                tracing::warn!(error = %e, "could not start the next invocation");
+            }
+            Ok(RunOutcome::Continued { rows })
+        }
+        Err(ExportError::Store(StoreError::TakenOver)) => {
+            tracing::warn!("a later run took the export over; this run stops");
+            Ok(RunOutcome::Skipped)
+        }
+        Err(e) if e.is_transient() && job.failures + 1 < MAX_FAILURES => {
+            job.failures += 1;
+            tracing::warn!(error = %e, failures = job.failures, "export run failed; released for a retry");
+            if let Some(c) = &job.checkpoint {
+                job.row_count = c.rows;
+                job.bytes = c.uploaded_bytes;
+            }
             release(jobs, job).await?;
             Err(WorkerError::Retry(e.to_string()))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "export failed");
-            let message = e.user_message();
-            job.status = ExportStatus::Failed;
-            job.error = Some(message.clone());
-            job.completed_at = Some(Utc::now());
-            job.lease_until = None;
-            jobs.update_job(&job).await?;
-            Ok(RunOutcome::Failed { error: message })
-        }
+        Err(e) => fail(jobs, objects, job, e).await,
     }
 }
 
-/// Puts a job back to pending (the update is conditional on our attempt still owning it).
+/// Ends the job as failed: the upload aborted, the tail deleted, the slot given back.
+async fn fail<J: ExportJobs, O: ExportObjects>(
+    jobs: &J,
+    objects: &O,
+    mut job: ExportJob,
+    e: ExportError,
+) -> Result<RunOutcome, WorkerError> {
+    tracing::error!(error = %e, "export failed");
+    if let Some(c) = job.checkpoint.take() {
+        let mut upload = objects.resume_upload(&job.object_key(), &c.upload_id, c.etags);
+        if let Err(abort) = upload.abort().await {
+            // The bucket's lifecycle rule removes incomplete uploads.
+            tracing::warn!(error = %abort, "could not abort the multipart upload");
+        }
+        forget_tail(objects, c.tail_key.as_deref()).await;
+    }
+    let message = e.user_message();
+    job.status = ExportStatus::Failed;
+    job.error = Some(message.clone());
+    job.completed_at = Some(Utc::now());
+    job.lease_until = None;
+    jobs.update_job(&job).await?;
+    give_back_slot(jobs, &job).await;
+    Ok(RunOutcome::Failed { error: message })
+}
+
+/// Frees the tenant's export slot; one left behind is given back by the next admission.
+async fn give_back_slot<J: ExportJobs>(jobs: &J, job: &ExportJob) {
+    if let Err(e) = jobs.release_slot(job).await {
+        tracing::warn!(error = %e, "could not give back the export slot");
+    }
+}
+
+/// Puts a job back to pending, waiting for the next run (the update is conditional on our
+/// attempt still owning it).
 async fn release<J: ExportJobs>(jobs: &J, job: ExportJob) -> Result<(), StoreError> {
     jobs.update_job(&ExportJob {
         status: ExportStatus::Pending,
+        lease_until: None,
+        pending_since: crate::domain::time::truncate_millis(Utc::now()),
         ..job
     })
     .await
 }
 
-/// Encodes every matching activity, uploading a part whenever a part's worth is buffered.
-/// Returns the bytes of the last part.
-async fn produce<R, B, J, S>(
+/// Encodes the matching activities after `after`, uploading a part whenever a part's worth is
+/// buffered and saving the job's checkpoint with it, until the period ends or `deadline`
+/// passes. `carry` is the tail an earlier run left (`None`: a new file, which starts with its
+/// header).
+#[allow(clippy::too_many_arguments)]
+async fn produce<R, B, J, O, S>(
     config: &Config,
     reader: &R,
     blobs: &B,
     jobs: &J,
+    objects: &O,
     job: &mut ExportJob,
     writer: &mut PartWriter<S>,
-) -> Result<Vec<u8>, ExportError>
+    carry: Option<Vec<u8>>,
+    mut after: Option<PageKey>,
+    deadline: Instant,
+) -> Result<Produced, ExportError>
 where
     R: ActivityReader,
     B: DetailsBlobs,
     J: ExportJobs,
-    S: crate::store::PartSink,
+    O: ExportObjects,
+    S: PartSink,
 {
     // A part is uploaded once it reaches the part size, so it ends within one row of it.
     let capacity = writer.part_size() + PART_SLACK;
@@ -293,41 +464,92 @@ where
             capacity,
         },
     };
-    let mut after = None;
-    let mut reported = 0;
+    let resumed = carry.is_some();
+    let mut carry = carry.unwrap_or_default();
+    if resumed {
+        // The file's header is in its first part already.
+        encoder.take()?;
+    }
+    let mut old_tail = job.checkpoint.as_ref().and_then(|c| c.tail_key.clone());
+    let mut reported = job.row_count;
+    let concurrency = config.exports.details_concurrency;
     loop {
         let page = reader
             .query_page(&job.partner, &job.spec.query, after.as_ref(), WHOLE_PAGES)
             .await?;
-        for a in &page.items {
+        // Details kept in the bucket are fetched a few at a time, ahead of the row encoded.
+        let mut items = page.items.iter();
+        let mut rows = FuturesOrdered::new();
+        loop {
+            while rows.len() < concurrency {
+                match items.next() {
+                    Some(a) => rows.push_back(with_details(blobs, a)),
+                    None => break,
+                }
+            }
+            let Some(row) = rows.next().await else {
+                break;
+            };
+            let (a, details) = row?;
             job.row_count += 1;
             if job.row_count > MAX_EXPORT_ROWS {
                 return Err(ExportError::TooManyRows);
             }
-            let external;
-            let details = match &a.details {
-                Details::None => None,
-                Details::Inline(json) => Some(json.as_str()),
-                Details::External { key, .. } => {
-                    external = blobs.get(key).await?;
-                    Some(external.as_str())
-                }
-            };
-            encoder.row(a, details)?;
-            if encoder.buffered() >= writer.part_size() {
-                let part = encoder.take()?;
+            encoder.row(a, details.as_deref())?;
+            after = Some(PageKey::of(a));
+            if carry.len() + encoder.buffered() >= writer.part_size() {
+                let part = joined(std::mem::take(&mut carry), encoder.take()?);
                 writer.upload(part).await?;
+                job.bytes = writer.bytes();
+                job.checkpoint = Some(writer.checkpoint(job.row_count, after.clone()));
+                jobs.update_job(job).await?;
+                reported = job.row_count;
+                forget_tail(objects, old_tail.take().as_deref()).await;
+            }
+            if Instant::now() >= deadline {
+                let tail = joined(carry, encoder.take()?);
+                return Ok(Produced::Paused { tail, after });
             }
         }
+        drop(rows);
         if job.row_count - reported >= PROGRESS_EVERY_ROWS {
             reported = job.row_count;
-            job.bytes = writer.bytes();
             jobs.update_job(job).await?;
         }
         match page.last_evaluated {
-            Some(k) => after = Some(k),
             None => break,
+            Some(k) => {
+                after = Some(k);
+                // A sparse filter may read many pages between rows: stop between them too.
+                if Instant::now() >= deadline {
+                    let tail = joined(carry, encoder.take()?);
+                    return Ok(Produced::Paused { tail, after });
+                }
+            }
         }
     }
-    encoder.take()
+    Ok(Produced::End(joined(carry, encoder.take()?)))
+}
+
+/// An activity with its details' JSON, fetched from the bucket if kept there.
+async fn with_details<'a, B: DetailsBlobs>(
+    blobs: &B,
+    a: &'a Activity,
+) -> Result<(&'a Activity, Option<Cow<'a, str>>), StoreError> {
+    let details = match &a.details {
+        Details::None => None,
+        Details::Inline(json) => Some(Cow::Borrowed(json.as_str())),
+        Details::External { key, .. } => Some(Cow::Owned(blobs.get(key).await?)),
+    };
+    Ok((a, details))
+}
+
+/// `first` followed by `then`, without copying when `first` is empty.
+fn joined(mut first: Vec<u8>, then: Vec<u8>) -> Vec<u8> {
+    if first.is_empty() {
+        then
+    } else {
+        first.extend_from_slice(&then);
+        first
+    }
 }

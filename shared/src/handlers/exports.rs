@@ -17,16 +17,20 @@ use crate::http::params::{ExportRequest, ExportRoute, export_route};
 use crate::http::response::json;
 use crate::http::{ApiError, identity, request_id};
 use crate::launch::ExportLauncher;
-use crate::store::{ExportJobs, ExportObjects};
+use crate::store::{Admission, ExportJobs, ExportObjects};
 
 /// How long `POST /exports` waits for the worker invocation to be accepted. In AWS an `Event`
 /// invocation is acknowledged in milliseconds; where it runs synchronously (local emulation) the
 /// request answers anyway and the invocation goes on in the background.
 pub const LAUNCH_ACK: Duration = Duration::from_secs(2);
-/// A job still pending this long after creation is launched again when its status is read.
+/// A job still pending this long after creation (or its last hand-over) is launched again when
+/// its status is read.
 pub const STALE_PENDING: TimeDelta = TimeDelta::minutes(2);
 /// Largest export request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// When a tenant at its export limit is told to try again (seconds): exports take from seconds
+/// to minutes.
+pub const FULL_RETRY_AFTER_SECS: u64 = 30;
 
 #[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
 pub async fn handle<J, O, L>(
@@ -96,11 +100,29 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
         now,
         TimeDelta::days(i64::from(config.exports.retention_days)),
     );
-    jobs.create_job(&job).await?;
-    launch(launcher, &job).await?;
-    // Where the invocation ran synchronously the job may already have moved on.
-    let job = jobs.get_job(&job.partner, &job.id).await?.unwrap_or(job);
-    tracing::info!(export = %job.id, partner = %job.partner, "export requested");
+    let job = match jobs.admit_job(&job, config.exports.max_active).await? {
+        Admission::Created => {
+            launch(launcher, &job).await?;
+            tracing::info!(export = %job.id, partner = %job.partner, "export requested");
+            // Where the invocation ran synchronously the job may already have moved on.
+            jobs.get_job(&job.partner, &job.id).await?.unwrap_or(job)
+        }
+        Admission::Duplicate(existing) => {
+            tracing::info!(export = %existing.id, "the same export is under way; answering with it");
+            existing
+        }
+        Admission::Full => {
+            return Err(ApiError::Limited {
+                code: "TooManyExports",
+                message: format!(
+                    "{} exports are pending or running, the most one partner may have at once; \
+                     retry when one has finished",
+                    config.exports.max_active
+                ),
+                retry_after: FULL_RETRY_AFTER_SECS,
+            });
+        }
+    };
     let view = ExportView::new(&job, None);
     let mut response = json(StatusCode::ACCEPTED, &view);
     if let Ok(location) = view.links.this.parse() {
@@ -132,7 +154,7 @@ async fn launch<L: ExportLauncher + Clone + 'static>(
 /// Whether a job's run looks lost: pending for too long, or running past its lease.
 fn is_stale(job: &ExportJob, now: DateTime<Utc>) -> bool {
     match job.status {
-        ExportStatus::Pending => now - job.created_at > STALE_PENDING,
+        ExportStatus::Pending => now - job.pending_since > STALE_PENDING,
         // A run that died (timeout, crash) leaves its lease to run out.
         ExportStatus::Running => job.lease_until.is_some_and(|until| until < now),
         ExportStatus::Succeeded | ExportStatus::Failed => false,

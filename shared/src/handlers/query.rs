@@ -109,7 +109,11 @@ async fn list<R: ActivityReader>(
         range,
         filters,
     };
-    let (items, next) = collect_page(reader, who, &query, after, limit).await?;
+    let bound = ReadBound {
+        limit,
+        max_reads: config.list_max_reads,
+    };
+    let (items, next) = collect_page(reader, who, &query, after, bound).await?;
 
     let next_cursor = next.map(|position| {
         cursor::encode(
@@ -152,22 +156,35 @@ fn decode_cursor(
     })
 }
 
+/// How much one list request may return and read.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadBound {
+    /// Items on the page at most.
+    pub limit: usize,
+    /// Storage reads at most (`Config::list_max_reads`).
+    pub max_reads: usize,
+}
+
 /// Reads storage pages after `after` until the page holds `limit` items, would pass the byte
-/// budget, or the period ends. Returns the items and where the next page starts (`None`: the
-/// period is exhausted).
-async fn collect_page<R: ActivityReader>(
+/// budget, the period ends, or `max_reads` reads were made. Returns the items and where the next
+/// page starts (`None`: the period is exhausted). A sparse filter can thus answer with fewer
+/// items than `limit`, even none, and a position to go on from.
+pub async fn collect_page<R: ActivityReader>(
     reader: &R,
     who: &Identity,
     query: &ActivityQuery,
     mut after: Option<PageKey>,
-    limit: usize,
+    bound: ReadBound,
 ) -> Result<(Vec<Activity>, Option<PageKey>), ApiError> {
+    let ReadBound { limit, max_reads } = bound;
     let mut items: Vec<Activity> = Vec::new();
     let mut bytes = 0;
+    let mut reads = 0;
     loop {
         let page = reader
             .query_page(&who.partner, query, after.as_ref(), limit - items.len())
             .await?;
+        reads += 1;
         for a in page.items {
             bytes += ActivityView::estimated_bytes(&a);
             let over_budget = bytes > PAGE_BYTE_BUDGET && !items.is_empty();
@@ -182,7 +199,7 @@ async fn collect_page<R: ActivityReader>(
             None => return Ok((items, None)),
             Some(k) => {
                 after = Some(k);
-                if items.len() == limit {
+                if items.len() == limit || reads >= max_reads {
                     return Ok((items, after));
                 }
             }

@@ -28,6 +28,13 @@ pub enum ApiError {
     TooLarge(String),
     /// Storage is throttling; retry later (429).
     Throttled,
+    /// Over a per-tenant limit (429): `code` names it (`TooManyExports`, `RateLimited`);
+    /// `retry_after` is in seconds.
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// A transient storage failure; retry later (503).
     Unavailable,
     /// Anything else (500); the details are logged, never returned.
@@ -51,7 +58,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled | Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,7 +66,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::Limited { code, .. } => code,
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "NotFound",
@@ -74,6 +81,7 @@ impl ApiError {
     fn message(&self) -> &str {
         match self {
             Self::BadRequest { message, .. }
+            | Self::Limited { message, .. }
             | Self::Unauthenticated(message)
             | Self::Forbidden(message)
             | Self::NotFound(message)
@@ -99,8 +107,14 @@ impl ApiError {
         let mut builder = Response::builder()
             .status(self.status())
             .header(header::CONTENT_TYPE, "application/json");
-        if matches!(self, Self::Throttled | Self::Unavailable) {
-            builder = builder.header(header::RETRY_AFTER, "1");
+        match &self {
+            Self::Throttled | Self::Unavailable => {
+                builder = builder.header(header::RETRY_AFTER, "1");
+            }
+            Self::Limited { retry_after, .. } => {
+                builder = builder.header(header::RETRY_AFTER, retry_after.to_string());
+            }
+            _ => {}
         }
         if matches!(self, Self::Unauthenticated(_)) {
             builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");

@@ -150,7 +150,7 @@ impl DynamoStore {
     }
 }
 
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(
         25 * 2u64.pow(attempt.min(MAX_BACKOFF_DOUBLINGS)),
     ))
@@ -162,7 +162,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 /// What a cancelled transaction's reasons call for.
-enum Cancelled {
+pub(super) enum Cancelled {
     /// A key exists already.
     Exists,
     /// Conflicts with other transactions or throttling: worth another attempt.
@@ -171,7 +171,7 @@ enum Cancelled {
     Fatal,
 }
 
-fn cancelled(reasons: &[String]) -> Cancelled {
+pub(super) fn cancelled(reasons: &[String]) -> Cancelled {
     let retryable = |r: &String| {
         matches!(
             r.as_str(),

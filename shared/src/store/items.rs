@@ -13,8 +13,8 @@ use super::StoreError;
 use super::keys::{IndexKeys, TableKey};
 use crate::domain::names::fields_of;
 use crate::domain::{
-    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
-    ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status, time,
+    Activity, ActivityId, ActivityQuery, Checkpoint, CustomerId, DateRange, Details, ExportFormat,
+    ExportId, ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status, time,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -183,6 +183,20 @@ struct StoredJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     attempt: u32,
+    /// Absent from jobs written before failures were counted apart from runs: then 0.
+    #[serde(default)]
+    failures: u32,
+    #[serde(default)]
+    continuations: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<Checkpoint>,
+    /// Absent from older jobs: then `createdAt`.
+    #[serde(
+        default,
+        with = "time::millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pending_since: Option<DateTime<Utc>>,
     #[serde(
         default,
         with = "time::millis::option",
@@ -224,6 +238,10 @@ pub fn job_to_item(job: &ExportJob) -> Result<Item, StoreError> {
             completed_at: job.completed_at,
             error: job.error.clone(),
             attempt: job.attempt,
+            failures: job.failures,
+            continuations: job.continuations,
+            checkpoint: job.checkpoint.clone(),
+            pending_since: Some(job.pending_since),
             lease_until: job.lease_until,
             ttl: job.expires_at,
         },
@@ -260,6 +278,10 @@ pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
         completed_at: s.completed_at,
         error: s.error,
         attempt: s.attempt,
+        failures: s.failures,
+        continuations: s.continuations,
+        checkpoint: s.checkpoint,
+        pending_since: s.pending_since.unwrap_or(s.created_at),
         lease_until: s.lease_until,
         expires_at: s.ttl,
     })
@@ -388,6 +410,20 @@ mod tests {
         let job = ExportJob {
             status: ExportStatus::Running,
             attempt: 2,
+            failures: 1,
+            continuations: 3,
+            checkpoint: Some(Checkpoint {
+                upload_id: "upload-1".into(),
+                etags: vec!["\"e1\"".into(), "\"e2\"".into()],
+                uploaded_bytes: 10 << 20,
+                rows: 30_000,
+                after: Some(PageKey {
+                    occurred_at: time::truncate_millis(now),
+                    customer_id: CustomerId::parse("台北#1").unwrap_or_else(|e| panic!("{e}")),
+                    id: ActivityId::parse("a-9").unwrap_or_else(|e| panic!("{e}")),
+                }),
+                tail_key: Some("exports/p1/X.csv.tail-2".into()),
+            }),
             lease_until: Some(now),
             row_count: 40_000,
             ..ExportJob::pending(partner(), spec, now, TimeDelta::days(7))

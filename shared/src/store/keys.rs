@@ -9,7 +9,10 @@
 //! | `gsk`     | `<occurredAt>#<customer>#<activityId>`  | GSI `byPartnerTime`: tenant-wide log  |
 //!
 //! Export jobs live in the same table under `pk = P#<partner>#X#<exportId>`, `sk = EXPORT`, with
-//! no index keys, so they never appear in activity queries.
+//! no index keys, so they never appear in activity queries. A tenant's export slots (the exports
+//! pending or running) are one item, `pk = P#<partner>#EXPORTS`, `sk = SLOTS`: `active` counts
+//! them and `r_<request key>` holds each one's export id. Rate-limit counters are
+//! `pk = P#<partner>#RATE`, `sk = <window start, epoch seconds>`, with a TTL.
 //!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
@@ -31,6 +34,15 @@ pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
 
 /// Sort key of an export job record.
 pub const EXPORT_JOB_SK: &str = "EXPORT";
+/// Sort key of a tenant's export slots.
+pub const EXPORT_SLOTS_SK: &str = "SLOTS";
+/// Attribute of the slots item counting the exports pending or running.
+pub const ACTIVE_EXPORTS: &str = "active";
+
+/// Attribute of the slots item holding the export id of the request `request_key`.
+pub fn export_slot(request_key: &str) -> String {
+    format!("r_{request_key}")
+}
 
 /// The primary key of an item (attribute names [`PK`], [`SK`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +63,22 @@ impl TableKey {
         Self {
             pk: format!("P#{partner}#X#{id}"),
             sk: EXPORT_JOB_SK.to_owned(),
+        }
+    }
+
+    pub fn export_slots(partner: &PartnerId) -> Self {
+        Self {
+            pk: format!("P#{partner}#EXPORTS"),
+            sk: EXPORT_SLOTS_SK.to_owned(),
+        }
+    }
+
+    /// The request counter of `partner` for the window starting at `window_start` (epoch
+    /// seconds).
+    pub fn rate_window(partner: &PartnerId, window_start: i64) -> Self {
+        Self {
+            pk: format!("P#{partner}#RATE"),
+            sk: window_start.to_string(),
         }
     }
 }

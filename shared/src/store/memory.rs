@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::keys;
 use super::{
-    ActivityReader, ActivityWriter, DetailsBlobs, ExportJobs, ExportObjects, InsertOutcome,
-    PartSink, StoreError, StorePage,
+    ActivityReader, ActivityWriter, Admission, DetailsBlobs, ExportJobs, ExportObjects,
+    InsertOutcome, PartSink, StoreError, StorePage,
 };
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
@@ -24,7 +24,13 @@ pub struct MemoryStore {
     rows: Mutex<BTreeMap<(String, String), (PartnerId, Activity)>>,
     blobs: Mutex<HashMap<String, String>>,
     jobs: Mutex<HashMap<(PartnerId, ExportId), ExportJob>>,
+    /// A tenant's export slots: request key → export id.
+    slots: Mutex<HashMap<PartnerId, BTreeMap<String, ExportId>>>,
     objects: Objects,
+    /// Multipart uploads in progress, by upload id.
+    uploads: Objects,
+    /// Small objects (`put_bytes`).
+    small: Mutex<HashMap<String, Vec<u8>>>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
     page_size: usize,
     /// Keep only the sizes of uploaded parts, not their bytes (memory benchmarks).
@@ -64,6 +70,19 @@ impl MemoryStore {
 
     pub fn blob_count(&self) -> usize {
         self.blobs.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn open_uploads(&self) -> usize {
+        self.uploads.lock().map(|u| u.len()).unwrap_or(0)
+    }
+
+    /// Keys of the small objects (an unfinished export's tail) kept.
+    pub fn small_objects(&self) -> Vec<String> {
+        self.small
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The completed object at `key`, if any.
@@ -203,6 +222,36 @@ impl ExportJobs for MemoryStore {
         Ok(())
     }
 
+    async fn admit_job(&self, job: &ExportJob, max_active: u32) -> Result<Admission, StoreError> {
+        let mut jobs = locked(&self.jobs)?;
+        let mut slots = locked(&self.slots)?;
+        let held = slots.entry(job.partner.clone()).or_default();
+        // Slots whose job ended or is gone are given back.
+        held.retain(|_, id| {
+            jobs.get(&(job.partner.clone(), id.clone()))
+                .is_some_and(ExportJob::is_active)
+        });
+        let request = job.spec.request_key();
+        if let Some(id) = held.get(&request) {
+            if let Some(other) = jobs.get(&(job.partner.clone(), id.clone())) {
+                return Ok(Admission::Duplicate(other.clone()));
+            }
+        }
+        if held.len() >= max_active as usize {
+            return Ok(Admission::Full);
+        }
+        held.insert(request, job.id.clone());
+        jobs.insert((job.partner.clone(), job.id.clone()), job.clone());
+        Ok(Admission::Created)
+    }
+
+    async fn release_slot(&self, job: &ExportJob) -> Result<(), StoreError> {
+        if let Some(held) = locked(&self.slots)?.get_mut(&job.partner) {
+            held.retain(|_, id| *id != job.id);
+        }
+        Ok(())
+    }
+
     async fn get_job(
         &self,
         partner: &PartnerId,
@@ -224,19 +273,17 @@ impl ExportJobs for MemoryStore {
         let Some(job) = jobs.get_mut(&(partner.clone(), id.clone())) else {
             return Ok(None);
         };
-        let claimable = match job.status {
-            ExportStatus::Pending => true,
-            ExportStatus::Running => job.lease_until.is_some_and(|l| l < now),
-            _ => false,
-        };
-        if !claimable {
-            return Ok(None);
+        match job.status {
+            ExportStatus::Pending => {}
+            // A run that died: its lease ran out.
+            ExportStatus::Running if job.lease_until.is_some_and(|l| l < now) => {
+                job.failures += 1;
+            }
+            _ => return Ok(None),
         }
         job.status = ExportStatus::Running;
         job.lease_until = Some(crate::domain::time::truncate_millis(lease_until));
         job.attempt += 1;
-        job.row_count = 0;
-        job.bytes = 0;
         Ok(Some(job.clone()))
     }
 
@@ -257,33 +304,60 @@ impl ExportJobs for MemoryStore {
 /// A multipart upload into a [`MemoryStore`]; the object appears on `complete`.
 pub struct MemoryUpload {
     objects: Objects,
+    uploads: Objects,
     discard_bytes: bool,
     key: String,
-    object: StoredObject,
+    upload_id: String,
+}
+
+impl MemoryUpload {
+    fn with_upload<T>(&self, f: impl FnOnce(&mut StoredObject) -> T) -> Result<T, StoreError> {
+        let mut uploads = locked(&self.uploads)?;
+        let object = uploads
+            .get_mut(&self.upload_id)
+            .ok_or_else(|| StoreError::Other(format!("no upload {}", self.upload_id)))?;
+        Ok(f(object))
+    }
 }
 
 impl PartSink for MemoryUpload {
+    fn upload_id(&self) -> &str {
+        &self.upload_id
+    }
+
+    /// A part's "ETag" here is its size.
+    fn etags(&self) -> Vec<String> {
+        self.with_upload(|o| o.part_sizes.iter().map(usize::to_string).collect())
+            .unwrap_or_default()
+    }
+
     async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let expected = self.object.part_sizes.len() + 1;
-        if usize::try_from(number).ok() != Some(expected) {
-            return Err(StoreError::Other(format!(
-                "part {number} uploaded where part {expected} was due"
-            )));
-        }
-        self.object.part_sizes.push(bytes.len());
-        if !self.discard_bytes {
-            self.object.bytes.extend_from_slice(&bytes);
-        }
-        Ok(())
+        let discard = self.discard_bytes;
+        self.with_upload(|object| {
+            let expected = object.part_sizes.len() + 1;
+            if usize::try_from(number).ok() != Some(expected) {
+                return Err(StoreError::Other(format!(
+                    "part {number} uploaded where part {expected} was due"
+                )));
+            }
+            object.part_sizes.push(bytes.len());
+            if !discard {
+                object.bytes.extend_from_slice(&bytes);
+            }
+            Ok(())
+        })?
     }
 
     async fn complete(&mut self) -> Result<(), StoreError> {
-        locked(&self.objects)?.insert(self.key.clone(), std::mem::take(&mut self.object));
+        let object = locked(&self.uploads)?
+            .remove(&self.upload_id)
+            .ok_or_else(|| StoreError::Other(format!("no upload {}", self.upload_id)))?;
+        locked(&self.objects)?.insert(self.key.clone(), object);
         Ok(())
     }
 
     async fn abort(&mut self) -> Result<(), StoreError> {
-        self.object = StoredObject::default();
+        locked(&self.uploads)?.remove(&self.upload_id);
         Ok(())
     }
 }
@@ -297,16 +371,27 @@ impl ExportObjects for MemoryStore {
         content_type: &str,
         content_disposition: &str,
     ) -> Result<MemoryUpload, StoreError> {
-        Ok(MemoryUpload {
-            objects: self.objects.clone(),
-            discard_bytes: self.discard_object_bytes,
-            key: key.to_owned(),
-            object: StoredObject {
+        let upload_id = ulid::Ulid::generate().to_string();
+        locked(&self.uploads)?.insert(
+            upload_id.clone(),
+            StoredObject {
                 content_type: content_type.to_owned(),
                 content_disposition: content_disposition.to_owned(),
                 ..StoredObject::default()
             },
-        })
+        );
+        Ok(self.resume_upload(key, &upload_id, Vec::new()))
+    }
+
+    /// Parts already uploaded are in the store; `etags` are not needed to find them.
+    fn resume_upload(&self, key: &str, upload_id: &str, _etags: Vec<String>) -> MemoryUpload {
+        MemoryUpload {
+            objects: self.objects.clone(),
+            uploads: self.uploads.clone(),
+            discard_bytes: self.discard_object_bytes,
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+        }
     }
 
     /// `memory:///<key>?expires=<seconds>`: not fetchable, but says what was signed.
@@ -318,5 +403,22 @@ impl ExportObjects for MemoryStore {
         ttl: Duration,
     ) -> Result<String, StoreError> {
         Ok(format!("memory:///{key}?expires={}", ttl.as_secs()))
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        locked(&self.small)?.insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        locked(&self.small)?
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::Other(format!("no object {key}")))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        locked(&self.small)?.remove(key);
+        Ok(())
     }
 }

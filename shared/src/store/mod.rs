@@ -111,6 +111,10 @@ pub trait DetailsBlobs: Send + Sync {
 
 /// One multipart upload in progress.
 pub trait PartSink: Send {
+    /// The upload's id, to go on with it from another invocation.
+    fn upload_id(&self) -> &str;
+    /// The ETags of the parts uploaded so far, in order.
+    fn etags(&self) -> Vec<String>;
     /// Uploads part `number` (1-based, in order).
     fn upload_part(
         &mut self,
@@ -134,6 +138,10 @@ pub trait ExportObjects: Send + Sync {
         content_disposition: &str,
     ) -> impl Future<Output = Result<Self::Upload, StoreError>> + Send;
 
+    /// The upload `upload_id` of `key`, started by an earlier invocation, whose parts so far
+    /// have `etags`.
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload;
+
     /// A presigned GET of `key` that expires after `ttl`, with the response headers set.
     fn presign_get(
         &self,
@@ -142,6 +150,17 @@ pub trait ExportObjects: Send + Sync {
         content_disposition: &str,
         ttl: Duration,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Writes a small object (an unfinished export's tail).
+    fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_bytes(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Export files through a reference (a wrapper borrowing the store).
@@ -157,6 +176,10 @@ impl<O: ExportObjects> ExportObjects for &O {
         (**self).start_upload(key, content_type, content_disposition)
     }
 
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload {
+        (**self).resume_upload(key, upload_id, etags)
+    }
+
     fn presign_get(
         &self,
         key: &str,
@@ -166,11 +189,52 @@ impl<O: ExportObjects> ExportObjects for &O {
     ) -> impl Future<Output = Result<String, StoreError>> + Send {
         (**self).presign_get(key, content_type, content_disposition, ttl)
     }
+
+    fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_bytes(key, bytes)
+    }
+
+    fn get_bytes(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send {
+        (**self).get_bytes(key)
+    }
+
+    fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete_object(key)
+    }
+}
+
+/// What became of a request for a new export.
+#[derive(Debug)]
+pub enum Admission {
+    /// The job was created and holds one of the tenant's export slots.
+    Created,
+    /// An identical request (same [`ExportSpec::request_key`](crate::domain::ExportSpec::request_key))
+    /// is pending or running: its job.
+    Duplicate(ExportJob),
+    /// The tenant has its maximum of exports pending or running.
+    Full,
 }
 
 /// Export job records.
 pub trait ExportJobs: Send + Sync {
+    /// Creates a job outside the tenant's slots (tests setting up a state; the API admits).
     fn create_job(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates `job` if the tenant has fewer than `max_active` exports pending or running and
+    /// none with the same request; atomically with taking a slot. Slots whose job has ended or
+    /// expired are given back on the way.
+    fn admit_job(
+        &self,
+        job: &ExportJob,
+        max_active: u32,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+
+    /// Gives back the slot `job` holds (after it ended); a no-op if it holds none.
+    fn release_slot(&self, job: &ExportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get_job(
         &self,
@@ -178,9 +242,9 @@ pub trait ExportJobs: Send + Sync {
         id: &ExportId,
     ) -> impl Future<Output = Result<Option<ExportJob>, StoreError>> + Send;
 
-    /// Takes the job for a worker run: pending, or running with an expired lease. Returns the job
-    /// as claimed (attempt incremented, counters reset), or `None` if another run owns or
-    /// finished it.
+    /// Takes the job for a worker run: pending, or running with an expired lease (a run that
+    /// died: `failures` goes up). Returns the job as claimed (`attempt` incremented, checkpoint
+    /// and counters kept), or `None` if another run owns or finished it.
     fn claim_job(
         &self,
         partner: &PartnerId,

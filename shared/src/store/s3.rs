@@ -36,21 +36,26 @@ impl S3Blobs {
     }
 }
 
-impl DetailsBlobs for S3Blobs {
-    async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
+impl S3Blobs {
+    async fn put_object(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(json.as_bytes().to_vec()))
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
             .send()
             .await
             .map_err(classify)?;
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<String, StoreError> {
+    async fn get_object(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let out = self
             .client
             .get_object()
@@ -59,17 +64,16 @@ impl DetailsBlobs for S3Blobs {
             .send()
             .await
             .map_err(classify)?;
-        let bytes = out
+        Ok(out
             .body
             .collect()
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .into_bytes();
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| StoreError::Corrupt(format!("details object {key} is not UTF-8")))
+            .into_bytes()
+            .to_vec())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn remove_object(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -78,6 +82,22 @@ impl DetailsBlobs for S3Blobs {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+impl DetailsBlobs for S3Blobs {
+    async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        self.put_object(key, "application/json", json.as_bytes().to_vec())
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<String, StoreError> {
+        String::from_utf8(self.get_object(key).await?)
+            .map_err(|_| StoreError::Corrupt(format!("details object {key} is not UTF-8")))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.remove_object(key).await
     }
 }
 
@@ -91,6 +111,17 @@ pub struct S3Upload {
 }
 
 impl PartSink for S3Upload {
+    fn upload_id(&self) -> &str {
+        &self.upload_id
+    }
+
+    fn etags(&self) -> Vec<String> {
+        self.parts
+            .iter()
+            .map(|p| p.e_tag().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
         let out = self
             .client
@@ -172,6 +203,37 @@ impl ExportObjects for S3Blobs {
             upload_id,
             parts: Vec::new(),
         })
+    }
+
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> S3Upload {
+        S3Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            parts: (1..)
+                .zip(etags)
+                .map(|(number, etag)| {
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .e_tag(etag)
+                        .build()
+                })
+                .collect(),
+        }
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.put_object(key, "application/octet-stream", bytes)
+            .await
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.get_object(key).await
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.remove_object(key).await
     }
 
     async fn presign_get(

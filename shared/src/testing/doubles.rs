@@ -2,7 +2,7 @@
 //! fail one part. Everything else runs against [`MemoryStore`](crate::store::memory::MemoryStore)
 //! or the emulator.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,98 +38,129 @@ impl ExportLauncher for RecordingLauncher {
     }
 }
 
-/// Runs the export worker in the background of this process, as an `Event` invocation would.
-pub struct InlineLauncher<R, B, J, O> {
-    config: Arc<Config>,
-    reader: Arc<R>,
-    blobs: Arc<B>,
-    jobs: Arc<J>,
-    objects: Arc<O>,
+/// Runs the export worker in the background of this process, as an `Event` invocation would;
+/// the worker's own hand-overs come back through it. Launches are queued to a task that runs
+/// each event in its own task (so that a launch's future does not contain the worker's).
+pub struct InlineLauncher {
+    events: tokio::sync::mpsc::UnboundedSender<WorkerEvent>,
 }
 
-impl<R, B, J, O> InlineLauncher<R, B, J, O> {
-    pub fn new(
+impl Clone for InlineLauncher {
+    fn clone(&self) -> Self {
+        Self {
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl InlineLauncher {
+    /// Must be called inside a Tokio runtime; the worker runs until the runtime stops.
+    pub fn new<R, B, J, O>(
         config: Config,
         reader: impl Into<Arc<R>>,
         blobs: impl Into<Arc<B>>,
         jobs: impl Into<Arc<J>>,
         objects: impl Into<Arc<O>>,
-    ) -> Self {
-        Self {
-            config: Arc::new(config),
-            reader: reader.into(),
-            blobs: blobs.into(),
-            jobs: jobs.into(),
-            objects: objects.into(),
-        }
-    }
-}
-
-impl<R, B, J, O> Clone for InlineLauncher<R, B, J, O> {
-    fn clone(&self) -> Self {
-        Self {
-            config: self.config.clone(),
-            reader: self.reader.clone(),
-            blobs: self.blobs.clone(),
-            jobs: self.jobs.clone(),
-            objects: self.objects.clone(),
-        }
-    }
-}
-
-impl<R, B, J, O> ExportLauncher for InlineLauncher<R, B, J, O>
-where
-    R: ActivityReader + 'static,
-    B: DetailsBlobs + 'static,
-    J: ExportJobs + 'static,
-    O: ExportObjects + 'static,
-    O::Upload: Send + 'static,
-{
-    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), LaunchError> {
-        let this = self.clone();
-        let event = WorkerEvent::new(partner, id);
+    ) -> Self
+    where
+        R: ActivityReader + 'static,
+        B: DetailsBlobs + 'static,
+        J: ExportJobs + 'static,
+        O: ExportObjects + 'static,
+        O::Upload: Send + 'static,
+    {
+        let (events, mut queue) = tokio::sync::mpsc::unbounded_channel::<WorkerEvent>();
+        let launcher = Self { events };
+        let next = launcher.clone();
+        let (config, reader, blobs, jobs, objects) = (
+            Arc::new(config),
+            reader.into(),
+            blobs.into(),
+            jobs.into(),
+            objects.into(),
+        );
         tokio::spawn(async move {
-            let outcome = export_worker::run(
-                &this.config,
-                &*this.reader,
-                &*this.blobs,
-                &*this.jobs,
-                &*this.objects,
-                &event,
-            )
-            .await;
-            eprintln!("worker: {outcome:?}");
+            while let Some(event) = queue.recv().await {
+                let (config, reader, blobs, jobs, objects, next) = (
+                    config.clone(),
+                    reader.clone(),
+                    blobs.clone(),
+                    jobs.clone(),
+                    objects.clone(),
+                    next.clone(),
+                );
+                tokio::spawn(async move {
+                    let outcome = export_worker::run(
+                        &config, &*reader, &*blobs, &*jobs, &*objects, &next, &event,
+                    )
+                    .await;
+                    eprintln!("worker: {outcome:?}");
+                });
+            }
         });
-        Ok(())
+        launcher
     }
 }
 
-/// Export objects whose next upload fails at part 2, once, with the error `error` makes.
+impl ExportLauncher for InlineLauncher {
+    async fn launch(&self, partner: &PartnerId, id: &ExportId) -> Result<(), LaunchError> {
+        self.events
+            .send(WorkerEvent::new(partner, id))
+            .map_err(|e| LaunchError {
+                function: "inline".into(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Export objects whose next `failures` uploads (started or resumed) each fail at their second
+/// part, with the error `error` makes.
 pub struct FlakyObjects<O> {
     pub inner: O,
-    fail_next: AtomicBool,
+    failures: AtomicU32,
     error: fn() -> StoreError,
 }
 
 impl<O> FlakyObjects<O> {
+    /// Fails the next upload once.
     pub fn new(inner: O, error: fn() -> StoreError) -> Self {
+        Self::failing(inner, 1, error)
+    }
+
+    pub fn failing(inner: O, failures: u32, error: fn() -> StoreError) -> Self {
         Self {
             inner,
-            fail_next: AtomicBool::new(true),
+            failures: AtomicU32::new(failures),
             error,
         }
+    }
+
+    fn arm(&self) -> bool {
+        self.failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 
 pub struct FlakyUpload<U> {
     inner: U,
     fail: bool,
+    calls: u32,
     error: fn() -> StoreError,
 }
 
 impl<U: PartSink> PartSink for FlakyUpload<U> {
+    fn upload_id(&self) -> &str {
+        self.inner.upload_id()
+    }
+
+    fn etags(&self) -> Vec<String> {
+        self.inner.etags()
+    }
+
     async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        if self.fail && number == 2 {
+        self.calls += 1;
+        if self.fail && self.calls == 2 {
             return Err((self.error)());
         }
         self.inner.upload_part(number, bytes).await
@@ -158,9 +189,19 @@ impl<O: ExportObjects> ExportObjects for FlakyObjects<O> {
                 .inner
                 .start_upload(key, content_type, disposition)
                 .await?,
-            fail: self.fail_next.swap(false, Ordering::SeqCst),
+            fail: self.arm(),
+            calls: 0,
             error: self.error,
         })
+    }
+
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload {
+        FlakyUpload {
+            inner: self.inner.resume_upload(key, upload_id, etags),
+            fail: self.arm(),
+            calls: 0,
+            error: self.error,
+        }
     }
 
     async fn presign_get(
@@ -173,5 +214,17 @@ impl<O: ExportObjects> ExportObjects for FlakyObjects<O> {
         self.inner
             .presign_get(key, content_type, disposition, ttl)
             .await
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put_bytes(key, bytes).await
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_bytes(key).await
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete_object(key).await
     }
 }
