@@ -86,6 +86,23 @@ impl App {
     }
 }
 
+/// Answers API Gateway HTTP events with `handler` until the runtime stops, each tenant within
+/// its rate limit ([`rate`](crate::http::rate)).
+pub async fn serve_api<F, Fut>(app: &App, handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Sync,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    let handler = &handler;
+    serve_http(|req| async move {
+        match crate::http::rate::check(&app.config, &app.store, &req).await {
+            Ok(()) => handler(req).await,
+            Err(e) => e.into_response(crate::http::request_id(&req).as_deref()),
+        }
+    })
+    .await
+}
+
 /// Answers API Gateway HTTP events with `handler` until the runtime stops.
 pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where

@@ -1,6 +1,6 @@
 //! `POST /exports`, `GET /exports/{exportId}` — starts exports and hands out download links.
 
-use activity_log::app::{App, serve_http};
+use activity_log::app::{App, serve_api};
 use activity_log::handlers::exports;
 
 // One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
@@ -9,5 +9,8 @@ use activity_log::handlers::exports;
 async fn main() -> Result<(), lambda_http::Error> {
     let app = &App::start().await?;
     let launcher = &app.export_launcher()?;
-    serve_http(|req| exports::handle(&app.config, &app.store, &app.blobs, launcher, req)).await
+    serve_api(app, |req| {
+        exports::handle(&app.config, &app.store, &app.blobs, launcher, req)
+    })
+    .await
 }

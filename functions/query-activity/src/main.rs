@@ -1,7 +1,7 @@
 //! `GET /activities`, `GET /customers/{customerId}/activities[/{activityId}]` — reads the
 //! caller's tenant's activity log.
 
-use activity_log::app::{App, serve_http};
+use activity_log::app::{App, serve_api};
 use activity_log::handlers::query;
 
 // One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
@@ -9,5 +9,8 @@ use activity_log::handlers::query;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let app = &App::start().await?;
-    serve_http(|req| query::handle(&app.config, &app.store, &app.blobs, req)).await
+    serve_api(app, |req| {
+        query::handle(&app.config, &app.store, &app.blobs, req)
+    })
+    .await
 }

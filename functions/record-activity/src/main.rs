@@ -1,6 +1,6 @@
 //! `POST /activities` — records activities for the caller's tenant.
 
-use activity_log::app::{App, serve_http};
+use activity_log::app::{App, serve_api};
 use activity_log::handlers::record;
 
 // One invocation at a time: a single-threaded runtime has no cross-thread wake-ups to pay for
@@ -8,5 +8,8 @@ use activity_log::handlers::record;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let app = &App::start().await?;
-    serve_http(|req| record::handle(&app.config, &app.store, &app.blobs, req)).await
+    serve_api(app, |req| {
+        record::handle(&app.config, &app.store, &app.blobs, req)
+    })
+    .await
 }

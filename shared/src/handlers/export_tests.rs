@@ -13,7 +13,7 @@ use crate::launch::WorkerEvent;
 use crate::store::StoreError;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
-use crate::testing::doubles::{FlakyObjects, RecordingLauncher};
+use crate::testing::doubles::{FlakyObjects, HangingObjects, RecordingLauncher};
 use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago};
 
 struct World {
@@ -511,108 +511,12 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
     assert_eq!(w.store.open_uploads(), 0);
 }
 
-/// Export objects whose uploads never finish part `hang_at` (a run killed there), counting the
-/// parts uploaded.
-struct Hanging<'a> {
-    inner: &'a MemoryStore,
-    hang_at: Option<i32>,
-    parts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    reached: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl<'a> Hanging<'a> {
-    fn new(inner: &'a MemoryStore, hang_at: Option<i32>) -> Self {
-        Self {
-            inner,
-            hang_at,
-            parts: std::sync::Arc::default(),
-            reached: std::sync::Arc::default(),
-        }
-    }
-
-    fn parts(&self) -> usize {
-        self.parts.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Runs the worker until it hangs, then drops it: a run killed without warning.
-    async fn kill_run(&self, w: &World, event: &WorkerEvent) {
-        tokio::select! {
-            outcome = w.run(event, self) => panic!("the run should hang: {outcome:?}"),
-            () = self.reached.notified() => {}
-        }
-    }
-}
-
-struct HangingUpload {
-    inner: crate::store::memory::MemoryUpload,
-    hang_at: Option<i32>,
-    parts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    reached: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl crate::store::PartSink for HangingUpload {
-    fn upload_id(&self) -> &str {
-        self.inner.upload_id()
-    }
-    fn etags(&self) -> Vec<String> {
-        self.inner.etags()
-    }
-    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        if Some(number) == self.hang_at {
-            self.reached.notify_one();
-            std::future::pending::<()>().await;
-        }
-        self.parts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.upload_part(number, bytes).await
-    }
-    async fn complete(&mut self) -> Result<(), StoreError> {
-        self.inner.complete().await
-    }
-    async fn abort(&mut self) -> Result<(), StoreError> {
-        self.inner.abort().await
-    }
-}
-
-impl crate::store::ExportObjects for Hanging<'_> {
-    type Upload = HangingUpload;
-    async fn start_upload(
-        &self,
-        key: &str,
-        ct: &str,
-        cd: &str,
-    ) -> Result<HangingUpload, StoreError> {
-        Ok(HangingUpload {
-            inner: self.inner.start_upload(key, ct, cd).await?,
-            hang_at: self.hang_at,
-            parts: self.parts.clone(),
-            reached: self.reached.clone(),
-        })
-    }
-    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> HangingUpload {
-        HangingUpload {
-            inner: self.inner.resume_upload(key, upload_id, etags),
-            hang_at: self.hang_at,
-            parts: self.parts.clone(),
-            reached: self.reached.clone(),
-        }
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ct: &str,
-        cd: &str,
-        ttl: std::time::Duration,
-    ) -> Result<String, StoreError> {
-        self.inner.presign_get(key, ct, cd, ttl).await
-    }
-    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put_bytes(key, bytes).await
-    }
-    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.get_bytes(key).await
-    }
-    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete_object(key).await
+/// Runs the worker on `objects` until an upload hangs, then drops the run: killed without
+/// warning.
+async fn kill_run(w: &World, event: &WorkerEvent, objects: &HangingObjects<&MemoryStore>) {
+    tokio::select! {
+        outcome = w.run(event, objects) => panic!("the run should hang: {outcome:?}"),
+        () = objects.hung() => {}
     }
 }
 
@@ -633,8 +537,8 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_part() {
     let id = id_of(&w.create("p1", &request).await);
     let event = event_of("p1", &id);
     // Killed without warning while uploading part 3: nothing after part 2 was saved.
-    let killed = Hanging::new(&w.store, Some(3));
-    killed.kill_run(&w, &event).await;
+    let killed = HangingObjects::new(&w.store, Some(3));
+    kill_run(&w, &event, &killed).await;
     assert_eq!(killed.parts(), 2);
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
     let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
@@ -647,7 +551,7 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_part() {
     job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
     w.store.put_job(job);
 
-    let healthy = Hanging::new(&w.store, None);
+    let healthy = HangingObjects::new(&w.store, None);
     let outcome = w.run(&event, &healthy).await;
     assert!(
         matches!(outcome, Ok(RunOutcome::Succeeded { parts: 4, .. })),
@@ -681,7 +585,7 @@ async fn runs_killed_until_the_cap_fail_the_job_and_leave_no_upload() {
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
     let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..MAX_FAILURES {
-        Hanging::new(&w.store, Some(2)).kill_run(&w, &event).await;
+        kill_run(&w, &event, &HangingObjects::new(&w.store, Some(2))).await;
         let mut job = w
             .store
             .job(&partner, &export_id)

@@ -8,6 +8,8 @@ pub mod identity;
 #[cfg(feature = "service")]
 pub mod params;
 #[cfg(feature = "service")]
+pub mod rate;
+#[cfg(feature = "service")]
 pub mod response;
 
 #[cfg(feature = "service")]

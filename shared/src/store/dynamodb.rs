@@ -39,6 +39,12 @@ impl DynamoStore {
         }
     }
 
+    /// The SDK client (tests build other apps on it).
+    #[cfg(feature = "testing")]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Activity>, StoreError> {
         let mut found = Vec::new();
         let mut pending = KeysAndAttributes::builder()

@@ -9,7 +9,7 @@ use super::dynamodb::{Cancelled, DynamoStore, backoff, cancelled};
 use super::items;
 use super::keys::{self, ACTIVE_EXPORTS, PK, TableKey};
 use super::sdk_error::classify;
-use super::{Admission, ExportJobs, StoreError};
+use super::{Admission, ExportJobs, RequestCounter, StoreError};
 use crate::domain::{ExportId, ExportJob, ExportStatus, PartnerId, time};
 
 /// Rounds of an admission: a conflict with another request, or slots given back on the way,
@@ -291,6 +291,42 @@ impl ExportJobs for DynamoStore {
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
                 Err(StoreError::TakenOver)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+impl RequestCounter for DynamoStore {
+    async fn count(
+        &self,
+        partner: &PartnerId,
+        window_start: i64,
+        limit: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .conditional_update()
+            .set_key(Some(items::key_item(TableKey::rate_window(
+                partner,
+                window_start,
+            ))?))
+            .update_expression("ADD #n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "requests")
+            .expression_attribute_names("#ttl", items::TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
             }
             Err(e) => Err(classify(e)),
         }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::keys;
 use super::{
     ActivityReader, ActivityWriter, Admission, DetailsBlobs, ExportJobs, ExportObjects,
-    InsertOutcome, PartSink, StoreError, StorePage,
+    InsertOutcome, PartSink, RequestCounter, StoreError, StorePage,
 };
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
@@ -29,6 +29,8 @@ pub struct MemoryStore {
     objects: Objects,
     /// Multipart uploads in progress, by upload id.
     uploads: Objects,
+    /// Requests per (tenant, window start).
+    requests: Mutex<HashMap<(PartnerId, i64), u32>>,
     /// Small objects (`put_bytes`).
     small: Mutex<HashMap<String, Vec<u8>>>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
@@ -420,5 +422,23 @@ impl ExportObjects for MemoryStore {
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
         locked(&self.small)?.remove(key);
         Ok(())
+    }
+}
+
+impl RequestCounter for MemoryStore {
+    async fn count(
+        &self,
+        partner: &PartnerId,
+        window_start: i64,
+        limit: u32,
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut requests = locked(&self.requests)?;
+        let n = requests.entry((partner.clone(), window_start)).or_default();
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
     }
 }

@@ -219,6 +219,20 @@ pub enum Admission {
     Full,
 }
 
+/// Counts each tenant's requests per window (the rate limit).
+pub trait RequestCounter: Send + Sync {
+    /// Counts a request of `partner` in the window starting at `window_start` (epoch seconds)
+    /// unless the window has `limit` already; says whether it was counted. The counter may be
+    /// removed after `expires_at`.
+    fn count(
+        &self,
+        partner: &PartnerId,
+        window_start: i64,
+        limit: u32,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Export job records.
 pub trait ExportJobs: Send + Sync {
     /// Creates a job outside the tenant's slots (tests setting up a state; the API admits).

@@ -228,3 +228,123 @@ impl<O: ExportObjects> ExportObjects for FlakyObjects<O> {
         self.inner.delete_object(key).await
     }
 }
+
+/// Export objects whose uploads never finish part `hang_at` (a run killed there, when the
+/// caller drops it), counting the parts uploaded.
+pub struct HangingObjects<O> {
+    inner: O,
+    hang_at: Option<i32>,
+    parts: Arc<AtomicU32>,
+    reached: Arc<tokio::sync::Notify>,
+}
+
+impl<O> HangingObjects<O> {
+    /// `hang_at: None` hangs nowhere (it only counts).
+    pub fn new(inner: O, hang_at: Option<i32>) -> Self {
+        Self {
+            inner,
+            hang_at,
+            parts: Arc::default(),
+            reached: Arc::default(),
+        }
+    }
+
+    /// Parts uploaded through it.
+    pub fn parts(&self) -> u32 {
+        self.parts.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once an upload has reached the part it hangs at.
+    pub async fn hung(&self) {
+        self.reached.notified().await;
+    }
+
+    fn wrap<U>(&self, inner: U) -> HangingUpload<U> {
+        HangingUpload {
+            inner,
+            hang_at: self.hang_at,
+            parts: self.parts.clone(),
+            reached: self.reached.clone(),
+        }
+    }
+}
+
+pub struct HangingUpload<U> {
+    inner: U,
+    hang_at: Option<i32>,
+    parts: Arc<AtomicU32>,
+    reached: Arc<tokio::sync::Notify>,
+}
+
+impl<U: PartSink> PartSink for HangingUpload<U> {
+    fn upload_id(&self) -> &str {
+        self.inner.upload_id()
+    }
+
+    fn etags(&self) -> Vec<String> {
+        self.inner.etags()
+    }
+
+    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        if Some(number) == self.hang_at {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.upload_part(number, bytes).await?;
+        self.parts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<(), StoreError> {
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> Result<(), StoreError> {
+        self.inner.abort().await
+    }
+}
+
+impl<O: ExportObjects> ExportObjects for HangingObjects<O> {
+    type Upload = HangingUpload<O::Upload>;
+
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Self::Upload, StoreError> {
+        let inner = self
+            .inner
+            .start_upload(key, content_type, disposition)
+            .await?;
+        Ok(self.wrap(inner))
+    }
+
+    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload {
+        self.wrap(self.inner.resume_upload(key, upload_id, etags))
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        disposition: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        self.inner
+            .presign_get(key, content_type, disposition, ttl)
+            .await
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put_bytes(key, bytes).await
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_bytes(key).await
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete_object(key).await
+    }
+}
