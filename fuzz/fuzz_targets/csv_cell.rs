@@ -1,18 +1,21 @@
 //! CSV export cells (`activity_log::export::csv`). The input's first bytes pick a time zone and an
 //! instant; the rest, if UTF-8, is the cell text.
 //!
-//! Properties: `neutralise` prefixes `'` exactly to text starting with a formula trigger
-//! (`=`, `+`, `-`, `@`, tab, CR), so its result never starts with one, and it is idempotent.
+//! Properties: `restore(neutralise(text)) == text`; no piece of `neutralise(text)` split on `,`,
+//! `;` or TAB, as it is or without one opening quote, starts with a formula trigger (`=`, `+`,
+//! `-`, `@`, tab, CR); text without a separator (`,` `;` tab CR LF) and not starting with `'` or
+//! `"` is prefixed with `'` exactly when it starts with a trigger, and otherwise kept as it is.
 //! A `CsvEncoder` file with a row carrying the text in every free-text column, followed by an
-//! ordinary row, starts with the BOM and reads back with the `csv` crate as exactly the header
-//! and two rows of 9 fields; each text cell reads back as `neutralise(text)`, the Date-Time cell
-//! is the instant in RFC 3339 with milliseconds (also in zones whose offset had seconds), and the
-//! ordinary row is intact.
+//! ordinary row, starts with the BOM, quotes every cell, and reads back with the `csv` crate as
+//! exactly the header and two rows of 9 fields; each text cell reads back as `neutralise(text)`,
+//! the Date-Time cell is the instant in RFC 3339 with milliseconds (also in zones whose offset had
+//! seconds), and the ordinary row is intact. Read by a quote-aware reader splitting on `;` or TAB
+//! (a spreadsheet in another locale), no cell of the file starts with a formula trigger.
 #![no_main]
 
 use activity_log::domain::time::{earliest, latest};
 use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
-use activity_log::export::csv::{BOM, CsvEncoder, HEADER, neutralise};
+use activity_log::export::csv::{BOM, CsvEncoder, HEADER, neutralise, restore};
 use chrono::{DateTime, Offset, Utc};
 use chrono_tz::TZ_VARIANTS;
 use libfuzzer_sys::arbitrary::Unstructured;
@@ -40,13 +43,25 @@ fuzz_target!(|data: &[u8]| {
     let occurred_at = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
 
     let cell = neutralise(text);
-    if text.starts_with(TRIGGERS) {
-        assert_eq!(cell, format!("'{text}"));
-    } else {
-        assert_eq!(cell, text);
+    assert_eq!(restore(&cell), text, "{cell:?}");
+    for sep in [',', ';', '\t'] {
+        for piece in cell.split(sep) {
+            let unquoted = piece.strip_prefix('"').unwrap_or(piece);
+            assert!(
+                !piece.starts_with(TRIGGERS) && !unquoted.starts_with(TRIGGERS),
+                "{piece:?} of {cell:?} split on {sep:?}"
+            );
+        }
     }
-    assert!(!cell.starts_with(TRIGGERS), "{cell:?}");
-    assert_eq!(neutralise(&cell), cell);
+    // Text without a separator, `'` or `"` at its start: prefixed exactly if it starts with a
+    // trigger, as before the rule covered separators.
+    if !text.contains([',', ';', '\t', '\r', '\n']) && !text.starts_with(['\'', '"']) {
+        if text.starts_with(TRIGGERS) {
+            assert_eq!(cell, format!("'{text}"));
+        } else {
+            assert_eq!(cell, text);
+        }
+    }
 
     let mut odd = activity(occurred_at, text);
     if let Ok(c) = CustomerId::parse(text) {
@@ -58,6 +73,28 @@ fuzz_target!(|data: &[u8]| {
     e.row(&plain, None).unwrap();
     let file = e.take().unwrap();
     assert!(file.starts_with(BOM));
+    assert!(file[BOM.len()..].starts_with(b"\"Date-Time\",\""));
+
+    // A spreadsheet splitting on `;` or TAB: the Details cell is last, so text ending in a
+    // separator would let such a reader run on into the next line; it is given JSON instead.
+    let mut e = CsvEncoder::new(*zone).unwrap();
+    e.row(&odd, Some(r#"{"n":-1}"#)).unwrap();
+    e.row(&plain, None).unwrap();
+    let other = e.take().unwrap();
+    for sep in [b';', b'\t'] {
+        for row in csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(other.as_slice())
+            .records()
+        {
+            let row = row.unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&other)));
+            for c in &row {
+                assert!(!c.starts_with(TRIGGERS), "{c:?} split on {:?}", sep as char);
+            }
+        }
+    }
 
     // The csv reader skips the BOM itself.
     let rows: Vec<csv::StringRecord> = csv::ReaderBuilder::new()

@@ -1,4 +1,5 @@
-//! Excel-compatible CSV: UTF-8 with BOM, CRLF, RFC 4180 quoting, formula injection neutralised.
+//! Excel-compatible CSV: UTF-8 with BOM, CRLF, every cell quoted, formula injection neutralised
+//! for readers splitting on `,`, `;` or TAB (see [`neutralise`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -20,12 +21,91 @@ pub const HEADER: [&str; 9] = [
     "Details",
 ];
 
-/// Prefixes a cell that a spreadsheet would read as a formula with `'` (OWASP CSV injection).
-pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+/// The characters after which a spreadsheet may start a new cell (or row) in some locale: `,`
+/// (English), `;` (German, French, … where `,` is the decimal separator), TAB (tab-separated
+/// import) and the line ends CR and LF.
+fn is_separator(b: u8) -> bool {
+    matches!(b, b',' | b';' | b'\t' | b'\r' | b'\n')
+}
+
+/// What makes a spreadsheet read a cell as a formula (OWASP CSV injection): `=`, `+`, `-`, `@`,
+/// and TAB or CR before one of them.
+fn is_formula(b: u8) -> bool {
+    matches!(b, b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+}
+
+/// Whether `rest`, text at a cell start or right after a separator, gets a `'` before it: it
+/// starts with a formula character or `'` (so that the rule can be undone), or with a `"` and
+/// then a formula character (the doubled `""` a quote is written as opens and closes a quoted
+/// field in a reader splitting on `;` or TAB, which then reads the formula character as the
+/// cell's first).
+fn guarded(rest: &[u8]) -> bool {
+    match rest {
+        [b, ..] if is_formula(*b) || *b == b'\'' => true,
+        [b'"', b, ..] => is_formula(*b),
+        _ => false,
     }
+}
+
+/// Where the text of a cell can become the start of a spreadsheet cell: its start and right after
+/// each separator. Every separator and trigger is ASCII, so these are `char` boundaries.
+fn starts(cell: &str) -> impl Iterator<Item = usize> + '_ {
+    std::iter::once(0).chain(
+        cell.bytes()
+            .enumerate()
+            .filter(|&(_, b)| is_separator(b))
+            .map(|(i, _)| i + 1),
+    )
+}
+
+/// The formula rule, for every spreadsheet locale: a `'` is put at the start of the cell and
+/// right after every `,` `;` TAB CR or LF where the text goes on with `=` `+` `-` `@` TAB CR `'`,
+/// or with `"` and then one of `=` `+` `-` `@` TAB CR.
+///
+/// Prefixing only a cell's first character is not enough: Excel and LibreOffice in a German or
+/// French locale split CSV lines on `;`, some users import with TAB, and a quote-aware reader
+/// splitting on `;` reads a quoted cell and the `,` after it as one literal text up to the next
+/// `;`. So `Contoso;=HYPERLINK(…)` would give them a second cell `=HYPERLINK(…)`; it is written
+/// `Contoso;'=HYPERLINK(…)`. After splitting on `,` `;` or TAB (and dropping one opening quote) no
+/// piece of a cell starts with a formula character, and whatever a spreadsheet shows starts with
+/// `'` where the text had a formula. `'` itself counts as a trigger so that [`restore`] gives the
+/// original text back exactly: `restore(&neutralise(x)) == x` for every `x`.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = cell.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    for start in starts(cell) {
+        if guarded(&bytes[start..]) {
+            let out = out.get_or_insert_with(|| String::with_capacity(cell.len() + 8));
+            out.push_str(&cell[copied..start]);
+            out.push('\'');
+            copied = start;
+        }
+    }
+    match out {
+        None => cell.into(),
+        Some(mut out) => {
+            out.push_str(&cell[copied..]);
+            out.into()
+        }
+    }
+}
+
+/// The original text of a cell written by [`neutralise`]: one `'` is removed at the start of the
+/// cell and right after every `,` `;` TAB CR or LF where it is followed by `=` `+` `-` `@` TAB CR
+/// `'`, or by `"` and then one of `=` `+` `-` `@` TAB CR.
+pub fn restore(cell: &str) -> String {
+    let bytes = cell.as_bytes();
+    let mut out = String::with_capacity(cell.len());
+    let mut copied = 0;
+    for start in starts(cell) {
+        if bytes.get(start) == Some(&b'\'') && guarded(&bytes[start + 1..]) {
+            out.push_str(&cell[copied..start]);
+            copied = start + 1;
+        }
+    }
+    out.push_str(&cell[copied..]);
+    out
 }
 
 /// The encoder's output: a buffer the writer appends to and the caller drains.
@@ -74,7 +154,7 @@ impl CsvEncoder {
         })));
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
-            .quote_style(csv::QuoteStyle::Necessary)
+            .quote_style(csv::QuoteStyle::Always)
             .from_writer(out.clone());
         writer.write_record(HEADER)?;
         Ok(Self {
@@ -111,8 +191,8 @@ impl CsvEncoder {
             a.id.as_str(),
             details.unwrap_or(""),
         ];
-        self.writer
-            .write_record(cells.iter().map(|c| neutralise(c).into_owned()))
+        let cells = cells.map(neutralise);
+        self.writer.write_record(cells.iter().map(|c| c.as_bytes()))
     }
 
     /// Sizes each part's buffer once, at `bytes`, instead of growing it by doubling. The next
@@ -187,7 +267,8 @@ mod tests {
             .unwrap()
             .split(',')
             .next()
-            .unwrap();
+            .unwrap()
+            .trim_matches('"');
         assert_eq!(
             chrono::DateTime::parse_from_rfc3339(cell).unwrap(),
             a.occurred_at
@@ -195,48 +276,237 @@ mod tests {
     }
 
     #[test]
-    fn bom_header_crlf_and_quoting() {
+    fn bom_header_crlf_and_every_cell_quoted() {
         let text = encode(
             Tz::UTC,
             &[(activity("Contoso, \"Ltd\"", "ann"), Some(r#"{"a":"b, c"}"#))],
         );
         assert!(text.starts_with('\u{feff}'));
         let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
-        assert_eq!(lines[0], HEADER.join(","));
+        assert_eq!(
+            lines[0],
+            r#""Date-Time","Affected customer","Action","Partner user","Customer ID","Resource type","Status","Activity ID","Details""#
+        );
         assert_eq!(
             lines[1],
-            r#"2026-11-25T01:02:03.456Z,"Contoso, ""Ltd""",placed an order,ann,c1,,succeeded,a1,"{""a"":""b, c""}""#
+            r#""2026-11-25T01:02:03.456Z","Contoso, ""Ltd""","placed an order","ann","c1","","succeeded","a1","{""a"":""b, c""}""#
         );
         assert_eq!(lines[2], "");
         assert!(!text.replace("\r\n", "").contains('\n'));
     }
 
+    /// Texts that a spreadsheet splitting on `,`, `;` or TAB could read as formulas, or that
+    /// test the rule's edges.
+    const NASTY: [&str; 24] = [
+        r#"Contoso;=HYPERLINK("http://x","y")"#,
+        r#"Contoso;=HYPERLINK("http://evil.example","x")"#,
+        "a,=1+1",
+        "x\t=cmd",
+        "\t\t=",
+        "'=x",
+        "''",
+        "'",
+        "-5",
+        "@a;@b,+c\t-d",
+        r#""a";"=b""#,
+        r#""=b"#,
+        r#"x;""=y"#,
+        r#"x,"-1","+2""#,
+        "a;",
+        ";",
+        "a\r=b",
+        "\r\n-1;\n@x",
+        "台北雲端科技股份有限公司;=1+1",
+        "",
+        "=cmd|' /C calc'!A0",
+        "Contoso, Ltd.",
+        "a;'b",
+        "ab'c",
+    ];
+
+    const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
     #[test]
-    fn formula_cells_are_neutralised() {
-        for bad in [
-            "=HYPERLINK(\"http://x\")",
-            "+1",
-            "-1",
-            "@SUM(A1)",
-            "\tx",
-            "\rx",
+    fn formula_rule_examples() {
+        for (text, written) in [
+            ("Contoso", "Contoso"),
+            ("Contoso, Ltd.", "Contoso, Ltd."),
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'x", "''x"),
+            ("a'b", "a'b"),
+            ("Contoso;=HYPERLINK(\"h\")", "Contoso;'=HYPERLINK(\"h\")"),
+            ("a,=1+1", "a,'=1+1"),
+            ("x\t=cmd", "x\t'=cmd"),
+            ("a,\t=x", "a,'\t'=x"),
+            ("\t\t=", "'\t'\t'="),
+            ("\"a\";\"=b\"", "\"a\";'\"=b\""),
+            ("\"a\";\"b\"", "\"a\";\"b\""),
+            ("a\n=b", "a\n'=b"),
+            ("-5;", "'-5;"),
+            ("", ""),
         ] {
-            assert!(neutralise(bad).starts_with('\''), "{bad:?}");
+            assert_eq!(neutralise(text), written, "{text:?}");
+            assert_eq!(restore(written), text, "{written:?}");
         }
-        assert_eq!(neutralise("Contoso"), "Contoso");
+        // Text not written by `neutralise` keeps its apostrophes.
+        assert_eq!(restore("'abc;'d"), "'abc;'d");
+        assert!(matches!(
+            neutralise("Contoso, Ltd."),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    /// No piece of `cell` after splitting on `,`, `;` or TAB, with or without one opening quote,
+    /// starts with a formula character.
+    fn assert_no_formula_piece(cell: &str, context: &str) {
+        for sep in [',', ';', '\t'] {
+            for piece in cell.split(sep) {
+                for p in [piece, piece.strip_prefix('"').unwrap_or(piece)] {
+                    assert!(
+                        !p.starts_with(FORMULA),
+                        "{p:?} of {cell:?} split on {sep:?} ({context:?})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Deterministic pseudo-random texts over the characters that matter.
+    fn random_texts(count: usize) -> Vec<String> {
+        const ALPHABET: [char; 14] = [
+            ',', ';', '\t', '\r', '\n', '"', '\'', '=', '+', '-', '@', 'a', ' ', '台',
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = next() % 12;
+                (0..len)
+                    .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn formula_rule_is_reversible_and_leaves_no_formula_piece() {
+        let random = random_texts(20_000);
+        for text in NASTY
+            .iter()
+            .copied()
+            .chain(random.iter().map(String::as_str))
+        {
+            let cell = neutralise(text);
+            assert_eq!(restore(&cell), text, "{text:?} written {cell:?}");
+            assert_no_formula_piece(&cell, text);
+            // Unchanged text is returned as it is.
+            assert_eq!(
+                matches!(cell, std::borrow::Cow::Borrowed(_)),
+                *cell == *text
+            );
+        }
+    }
+
+    /// Reads `file` as a spreadsheet splitting on `sep` would: quote-aware, rows of any length.
+    fn read_with(file: &str, sep: u8) -> Vec<csv::StringRecord> {
+        csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(file.as_bytes())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}: {file:?}"))
+    }
+
+    const DETAILS: &str = r#"{"n":[1,-2],"s":"a;=b","q":"x;\"=y","t":"\t"}"#;
+
+    /// Encodes a row per text, the text as customer name, action, partner user and resource type;
+    /// checks every cell that a reader splitting on `,`, `;` or TAB (quote-aware or not) makes,
+    /// and that the `,` reader and `restore` give back every text.
+    fn assert_safe_in_every_locale(texts: &[&str]) {
+        let rows: Vec<(Activity, Option<&str>)> = texts
+            .iter()
+            .map(|t| {
+                let mut a = activity(t, t);
+                a.action = (*t).into();
+                a.resource_type = Some((*t).into());
+                (a, Some(DETAILS))
+            })
+            .collect();
+        let file = encode(Tz::UTC, &rows);
+        for sep in [b',', b';', b'\t'] {
+            for record in read_with(&file, sep) {
+                for cell in &record {
+                    assert!(
+                        !cell.starts_with(FORMULA),
+                        "{cell:?} read with {:?} in {record:?}",
+                        sep as char
+                    );
+                }
+            }
+            let text = file.trim_start_matches('\u{feff}');
+            for line in text.split("\r\n") {
+                for piece in line.split(sep as char) {
+                    let unquoted = piece.strip_prefix('"').unwrap_or(piece);
+                    assert!(
+                        !piece.starts_with(FORMULA) && !unquoted.starts_with(FORMULA),
+                        "{piece:?} split on {:?}",
+                        sep as char
+                    );
+                }
+            }
+        }
+        let records = read_with(&file, b',');
+        assert_eq!(records.len(), texts.len() + 1);
+        assert_eq!(records[0].iter().collect::<Vec<_>>(), HEADER);
+        for (record, text) in records[1..].iter().zip(texts) {
+            assert_eq!(record.len(), HEADER.len());
+            for column in [1, 2, 3, 5] {
+                assert_eq!(record[column], neutralise(text), "{text:?}");
+                assert_eq!(restore(&record[column]), *text);
+            }
+            assert_eq!(restore(&record[8]), DETAILS);
+            assert_eq!(&record[7], "a1");
+        }
+    }
+
+    #[test]
+    fn csv_is_safe_when_split_on_comma_semicolon_or_tab() {
+        assert_safe_in_every_locale(&NASTY);
+    }
+
+    #[test]
+    fn random_csv_is_safe_when_split_on_comma_semicolon_or_tab() {
+        let random = random_texts(3_000);
+        for chunk in random.chunks(50) {
+            let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            assert_safe_in_every_locale(&texts);
+        }
+    }
+
+    #[test]
+    fn formula_cells_are_quoted_and_neutralised() {
         let text = encode(Tz::UTC, &[(activity("=cmd|' /C calc'!A0", "@ann"), None)]);
-        assert!(
-            text.contains(",\"'=cmd|' /C calc'!A0\",") || text.contains(",'=cmd|' /C calc'!A0,"),
-            "{text}"
-        );
-        assert!(text.contains(",'@ann,"));
+        assert!(text.contains(",\"'=cmd|' /C calc'!A0\","), "{text}");
+        assert!(text.contains(",\"'@ann\","), "{text}");
     }
 
     #[test]
     fn times_carry_the_requested_zone_offset() {
         let text = encode(chrono_tz::Asia::Taipei, &[(activity("C", "u"), None)]);
         assert!(
-            text.contains("\r\n2026-11-25T09:02:03.456+08:00,"),
+            text.contains("\r\n\"2026-11-25T09:02:03.456+08:00\","),
             "{text}"
         );
     }
@@ -247,6 +517,6 @@ mod tests {
             Tz::UTC,
             &[(activity("台北雲端科技股份有限公司", "陳偉"), None)],
         );
-        assert!(text.contains(",台北雲端科技股份有限公司,"));
+        assert!(text.contains(",\"台北雲端科技股份有限公司\","));
     }
 }

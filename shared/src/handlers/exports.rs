@@ -109,7 +109,7 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
         }
         Admission::Duplicate(existing) => {
             tracing::info!(export = %existing.id, "the same export is under way; answering with it");
-            existing
+            *existing
         }
         Admission::Full => {
             return Err(ApiError::Limited {

@@ -178,7 +178,7 @@ impl ExportJobs for DynamoStore {
                 Cancelled::Exists => {
                     let (duplicate, freed) = self.inspect_slots(job, &slot).await?;
                     if let Some(other) = duplicate {
-                        return Ok(Admission::Duplicate(other));
+                        return Ok(Admission::Duplicate(Box::new(other)));
                     }
                     if !freed {
                         return Ok(Admission::Full);

@@ -234,10 +234,10 @@ impl ExportJobs for MemoryStore {
                 .is_some_and(ExportJob::is_active)
         });
         let request = job.spec.request_key();
-        if let Some(id) = held.get(&request) {
-            if let Some(other) = jobs.get(&(job.partner.clone(), id.clone())) {
-                return Ok(Admission::Duplicate(other.clone()));
-            }
+        if let Some(id) = held.get(&request)
+            && let Some(other) = jobs.get(&(job.partner.clone(), id.clone()))
+        {
+            return Ok(Admission::Duplicate(Box::new(other.clone())));
         }
         if held.len() >= max_active as usize {
             return Ok(Admission::Full);

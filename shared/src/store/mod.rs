@@ -214,7 +214,7 @@ pub enum Admission {
     Created,
     /// An identical request (same [`ExportSpec::request_key`](crate::domain::ExportSpec::request_key))
     /// is pending or running: its job.
-    Duplicate(ExportJob),
+    Duplicate(Box<ExportJob>),
     /// The tenant has its maximum of exports pending or running.
     Full,
 }
