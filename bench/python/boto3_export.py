@@ -12,6 +12,7 @@ Prints one JSON line: rows, parts, bytes, peak RSS (VmHWM, KiB).
 import csv
 import io
 import json
+import re
 import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -24,9 +25,13 @@ HEADER = ["Date-Time", "Affected customer", "Action", "Partner user", "Customer 
 PART_BYTES = 8 * 1024 * 1024
 
 
+# The service's formula rule: a ' before a formula character (or ', or " and a formula
+# character) at a cell start and after every , ; TAB CR or LF.
+GUARDED = re.compile(r"(^|[,;\t\r\n])(?=[=+\-@\t\r']|\"[=+\-@\t\r])")
+
+
 def cell(value):
-    value = value or ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return GUARDED.sub(r"\1'", value or "")
 
 
 def main():
@@ -39,7 +44,7 @@ def main():
     parts, rows, size = [], 0, 0
     text = io.StringIO()
     text.write("\ufeff")
-    writer = csv.writer(text, lineterminator="\r\n")
+    writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(HEADER)
 
     def upload_part(data):

@@ -114,6 +114,9 @@ async fn world() -> World {
     app.config.auth = AuthMode::Local {
         secret: dev_jwt_secret().as_bytes().to_vec(),
     };
+    // Every role creates an export that no worker runs; the per-partner limit has its own tests
+    // (fair_use.rs).
+    app.config.exports.max_active = 1000;
     let w = World {
         app,
         export_id: String::new(),

@@ -23,13 +23,14 @@ pub const HEADER: [&str; 9] = [
 
 /// The characters after which a spreadsheet may start a new cell (or row) in some locale: `,`
 /// (English), `;` (German, French, … where `,` is the decimal separator), TAB (tab-separated
-/// import) and the line ends CR and LF.
+/// import), and CR and LF, where a reader that is out of step with the quoting (one splitting on
+/// `;` reads our quotes differently) starts a new row.
 fn is_separator(b: u8) -> bool {
     matches!(b, b',' | b';' | b'\t' | b'\r' | b'\n')
 }
 
-/// What makes a spreadsheet read a cell as a formula (OWASP CSV injection): `=`, `+`, `-`, `@`,
-/// and TAB or CR before one of them.
+/// The first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection):
+/// `=`, `+`, `-`, `@`, and TAB and CR, which some readers skip before one of the others.
 fn is_formula(b: u8) -> bool {
     matches!(b, b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
 }

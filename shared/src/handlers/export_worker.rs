@@ -245,14 +245,17 @@ where
             let parts = i32::try_from(c.etags.len())
                 .map_err(|_| StoreError::Corrupt("checkpoint with too many parts".into()))?;
             let sink = objects.resume_upload(&key, &c.upload_id, c.etags);
+            // What the file holds already: parts, and a tail; the header is in the first of
+            // them (none yet if the last run saved its upload and stopped before a part).
             let carry = match &c.tail_key {
-                Some(tail) => objects.get_bytes(tail).await?,
-                None => Vec::new(),
+                Some(tail) => Some(objects.get_bytes(tail).await?),
+                None if c.uploaded_bytes > 0 => Some(Vec::new()),
+                None => None,
             };
             job.row_count = c.rows;
             job.bytes = c.uploaded_bytes;
             let writer = PartWriter::resume(sink, part_bytes, parts, c.uploaded_bytes);
-            (writer, Some(carry), c.after)
+            (writer, carry, c.after)
         }
         None => {
             let sink = objects
