@@ -186,6 +186,24 @@ pub async fn isolated_app() -> App {
     )
 }
 
+/// An app with its own fresh table and bucket whose DynamoDB client goes through a
+/// [`FaultProxy`](fault_proxy::FaultProxy) (to inject faults and count calls); S3 goes straight
+/// to the emulator.
+pub async fn app_behind_proxy() -> (App, fault_proxy::FaultProxy) {
+    let endpoint = emulator().await;
+    let direct = sdk_config(&endpoint).await;
+    let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
+    create_storage(&direct, &table, &bucket).await;
+    let proxy = fault_proxy::FaultProxy::start(&endpoint).await;
+    let via_proxy = sdk_config(&proxy.url).await;
+    let app = App::with_clients(
+        config_for(&table, &bucket, AuthMode::ApiGateway),
+        aws_sdk_dynamodb::Client::new(&via_proxy),
+        s3_client(&direct),
+    );
+    (app, proxy)
+}
+
 /// Signs a local HS256 token like `scripts/dev-token`.
 pub fn token(secret: &str, partner: &str, roles: &[&str], sub: &str, ttl_secs: i64) -> String {
     let claims = json!({

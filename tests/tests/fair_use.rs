@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use activity_log::app::{App, s3_client};
-use activity_log::config::{AuthMode, DEFAULT_LIST_MAX_READS};
+use activity_log::app::App;
+use activity_log::config::DEFAULT_LIST_MAX_READS;
 use activity_log::domain::{Activity, ExportId, ExportJob, PartnerId};
 use activity_log::handlers::export_worker::{self, MAX_FAILURES, RunOutcome, WorkerError};
 use activity_log::handlers::{exports, query};
@@ -16,14 +16,12 @@ use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
 use activity_log::store::{ActivityWriter, ExportJobs, ExportObjects, StoreError};
 use activity_log::testing::ApiRequest;
-use activity_log::testing::doubles::{
-    FlakyObjects, HangingObjects, InlineLauncher, RecordingLauncher,
-};
-use activity_log::testing::fixtures::{config_for, memory_log, synthetic_activity};
+use activity_log::testing::doubles::{FaultyObjects, InlineLauncher, RecordingLauncher};
+use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::fault_proxy::FaultProxy;
 use activity_log_tests::{
-    create_storage, dev_jwt_secret, emulator, ids, isolated_app, json_body as body, local_stack,
-    sdk_config, signature_checking_s3, token, unique_name,
+    app_behind_proxy, dev_jwt_secret, ids, isolated_app, json_body as body, local_stack,
+    signature_checking_s3, token,
 };
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
@@ -33,22 +31,6 @@ const READER: &[&str] = &["BillingAdmin"];
 
 fn partner(name: &str) -> PartnerId {
     PartnerId::parse(name).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// An app whose DynamoDB client goes through a counting proxy; S3 goes straight to the emulator.
-async fn app_behind_proxy() -> (App, FaultProxy) {
-    let endpoint = emulator().await;
-    let direct = sdk_config(&endpoint).await;
-    let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
-    create_storage(&direct, &table, &bucket).await;
-    let proxy = FaultProxy::start(&endpoint).await;
-    let via_proxy = sdk_config(&proxy.url).await;
-    let app = App::with_clients(
-        config_for(&table, &bucket, AuthMode::ApiGateway),
-        aws_sdk_dynamodb::Client::new(&via_proxy),
-        s3_client(&direct),
-    );
-    (app, proxy)
 }
 
 /// What each request of a paging read cost: items, DynamoDB Query calls and time.
@@ -457,7 +439,7 @@ async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
     let app = isolated_app().await;
     let source = big_source(&partner("p1")).await;
     let (job, event) = created_job(&app).await;
-    let killed = HangingObjects::new(&app.blobs, Some(3));
+    let killed = FaultyObjects::hanging(&app.blobs, 3);
     tokio::select! {
         outcome = run_worker(&app, &source, &killed, &event) => panic!("should hang: {outcome:?}"),
         () = killed.hung() => {}
@@ -472,7 +454,7 @@ async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
     assert!(checkpoint.rows > 0 && checkpoint.after.is_some());
     expire_lease(&app, &job).await;
 
-    let resumed = HangingObjects::new(&app.blobs, None);
+    let resumed = FaultyObjects::counting(&app.blobs);
     let outcome = run_worker(&app, &source, &resumed, &event).await;
     let Ok(RunOutcome::Succeeded { rows, parts, .. }) = outcome else {
         panic!("{outcome:?}");
@@ -501,7 +483,7 @@ async fn a_job_whose_failures_reach_the_cap_fails_with_no_object_and_no_open_upl
     let app = isolated_app().await;
     let source = big_source(&partner("p1")).await;
     let (job, event) = created_job(&app).await;
-    let flaky = FlakyObjects::failing(app.blobs.clone(), MAX_FAILURES, || {
+    let flaky = FaultyObjects::failing(app.blobs.clone(), MAX_FAILURES, || {
         StoreError::Unavailable("injected 503 on UploadPart".into())
     });
     let mut outcomes = Vec::new();

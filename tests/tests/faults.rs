@@ -11,7 +11,7 @@ use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ExportJobs, ExportObjects, StoreError};
-use activity_log::testing::doubles::{FlakyObjects, RecordingLauncher};
+use activity_log::testing::doubles::{FaultyObjects, RecordingLauncher};
 use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::isolated_app;
 use chrono::{TimeDelta, Utc};
@@ -134,7 +134,7 @@ impl Setup {
 #[tokio::test]
 async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
     let s = setup().await;
-    let flaky = FlakyObjects::new(s.app.blobs.clone(), || {
+    let flaky = FaultyObjects::flaky(s.app.blobs.clone(), || {
         StoreError::Unavailable("injected 503 on UploadPart".into())
     });
     let first = s.run(&flaky).await;
@@ -176,7 +176,7 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
 #[tokio::test]
 async fn a_permanent_s3_failure_fails_the_job_and_leaves_nothing() {
     let s = setup().await;
-    let broken = FlakyObjects::new(s.app.blobs.clone(), || {
+    let broken = FaultyObjects::flaky(s.app.blobs.clone(), || {
         StoreError::Other("injected AccessDenied on UploadPart".into())
     });
     let outcome = s.run(&broken).await;

@@ -3,8 +3,7 @@
 //! Pass means the caller sees success or a retryable 429/503 with `Retry-After`, never a partial
 //! write reported as success, and a retry of the same request stores each activity exactly once.
 
-use activity_log::app::{App, s3_client};
-use activity_log::config::AuthMode;
+use activity_log::app::App;
 use activity_log::domain::{ExportStatus, PartnerId};
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::handlers::query;
@@ -12,11 +11,9 @@ use activity_log::launch::WorkerEvent;
 use activity_log::store::ExportJobs;
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::RecordingLauncher;
-use activity_log::testing::fixtures::{self, config_for};
+use activity_log::testing::fixtures;
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
-use activity_log_tests::{
-    create_storage, emulator, ids, json_body as body, sdk_config, unique_name,
-};
+use activity_log_tests::{app_behind_proxy, ids, json_body as body};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -24,22 +21,6 @@ use serde_json::{Value, json};
 const READER: &[&str] = &["BillingAdmin"];
 /// More than the SDK's standard retry mode attempts, so the fault reaches the handler.
 const PERSISTENT: usize = 1_000;
-
-/// An app whose DynamoDB client goes through a fault proxy; S3 goes straight to the emulator.
-async fn app_behind_proxy() -> (App, FaultProxy) {
-    let endpoint = emulator().await;
-    let direct = sdk_config(&endpoint).await;
-    let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
-    create_storage(&direct, &table, &bucket).await;
-    let proxy = FaultProxy::start(&endpoint).await;
-    let via_proxy = sdk_config(&proxy.url).await;
-    let app = App::with_clients(
-        config_for(&table, &bucket, AuthMode::ApiGateway),
-        aws_sdk_dynamodb::Client::new(&via_proxy),
-        s3_client(&direct),
-    );
-    (app, proxy)
-}
 
 /// The same batch on every call (a retry must repeat the content exactly).
 fn batch(n: usize) -> Value {

@@ -13,7 +13,7 @@ use crate::launch::WorkerEvent;
 use crate::store::StoreError;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
-use crate::testing::doubles::{FlakyObjects, HangingObjects, RecordingLauncher};
+use crate::testing::doubles::{FaultyObjects, RecordingLauncher};
 use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago};
 
 struct World {
@@ -33,6 +33,15 @@ impl World {
             store,
             launcher: RecordingLauncher::default(),
         }
+    }
+
+    /// p1's export `id` as stored.
+    fn job(&self, id: &str) -> crate::domain::ExportJob {
+        let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+        let export_id = ExportId::parse(id).unwrap_or_else(|e| panic!("{e}"));
+        self.store
+            .job(&partner, &export_id)
+            .unwrap_or_else(|| panic!("no job {id}"))
     }
 
     async fn seed(&self, partner: &str, items: Value) {
@@ -250,12 +259,7 @@ async fn a_job_left_pending_is_launched_again_when_read() {
     assert_eq!(w.launcher.launched().len(), 1, "a fresh job is left alone");
 
     // The launch was lost two and a half minutes ago.
-    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
-    let mut job = w
-        .store
-        .job(&partner, &export_id)
-        .unwrap_or_else(|| panic!("no job"));
+    let mut job = w.job(&id);
     job.created_at = Utc::now() - TimeDelta::seconds(150);
     job.pending_since = job.created_at;
     w.store.put_job(job);
@@ -299,7 +303,7 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
         export_id: id.clone(),
     };
     for attempt in 1..=MAX_FAILURES {
-        let flaky = FlakyObjects::new(&w.store, || StoreError::Unavailable("503".into()));
+        let flaky = FaultyObjects::flaky(&w.store, || StoreError::Unavailable("503".into()));
         let outcome = w.run(&event, &flaky).await;
         let status = body(&w.status("p1", &id).await)["status"].clone();
         if attempt < MAX_FAILURES {
@@ -322,7 +326,7 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
         partner_id: "p1".into(),
         export_id: id.clone(),
     };
-    let broken = FlakyObjects::new(&w.store, || {
+    let broken = FaultyObjects::flaky(&w.store, || {
         StoreError::Other("AccessDenied for arn:aws:s3:::bucket".into())
     });
     let outcome = w.run(&event, &broken).await;
@@ -513,7 +517,7 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
 
 /// Runs the worker on `objects` until an upload hangs, then drops the run: killed without
 /// warning.
-async fn kill_run(w: &World, event: &WorkerEvent, objects: &HangingObjects<&MemoryStore>) {
+async fn kill_run(w: &World, event: &WorkerEvent, objects: &FaultyObjects<&MemoryStore>) {
     tokio::select! {
         outcome = w.run(event, objects) => panic!("the run should hang: {outcome:?}"),
         () = objects.hung() => {}
@@ -537,31 +541,23 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_part() {
     let id = id_of(&w.create("p1", &request).await);
     let event = event_of("p1", &id);
     // Killed without warning while uploading part 3: nothing after part 2 was saved.
-    let killed = HangingObjects::new(&w.store, Some(3));
+    let killed = FaultyObjects::hanging(&w.store, 3);
     kill_run(&w, &event, &killed).await;
     assert_eq!(killed.parts(), 2);
-    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
-    let mut job = w
-        .store
-        .job(&partner, &export_id)
-        .unwrap_or_else(|| panic!("no job"));
+    let mut job = w.job(&id);
     assert_eq!(job.checkpoint.as_ref().map(|c| c.etags.len()), Some(2));
     // Its lease runs out; the next invocation takes over.
     job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
     w.store.put_job(job);
 
-    let healthy = HangingObjects::new(&w.store, None);
+    let healthy = FaultyObjects::counting(&w.store);
     let outcome = w.run(&event, &healthy).await;
     assert!(
         matches!(outcome, Ok(RunOutcome::Succeeded { parts: 4, .. })),
         "{outcome:?}"
     );
     assert_eq!(healthy.parts(), 2, "parts 3 and 4 only");
-    let job = w
-        .store
-        .job(&partner, &export_id)
-        .unwrap_or_else(|| panic!("no job"));
+    let job = w.job(&id);
     assert_eq!(
         (job.failures, job.attempt),
         (1, 2),
@@ -582,14 +578,9 @@ async fn runs_killed_until_the_cap_fail_the_job_and_leave_no_upload() {
     seed_four_parts(&w).await;
     let id = id_of(&w.create("p1", &fixed_period(None)).await);
     let event = event_of("p1", &id);
-    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let export_id = ExportId::parse(&id).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..MAX_FAILURES {
-        kill_run(&w, &event, &HangingObjects::new(&w.store, Some(2))).await;
-        let mut job = w
-            .store
-            .job(&partner, &export_id)
-            .unwrap_or_else(|| panic!("no job"));
+        kill_run(&w, &event, &FaultyObjects::hanging(&w.store, 2)).await;
+        let mut job = w.job(&id);
         job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
         w.store.put_job(job);
     }

@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 use super::items::{self, Item};
 use super::keys::{self, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK, TableKey};
-use super::sdk_error::classify;
+use super::sdk_error::{cancellation_reasons, classify};
 use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage};
 use crate::domain::query::MAX_LIMIT;
 use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
@@ -212,14 +211,7 @@ impl ActivityWriter for DynamoStore {
                 Ok(_) => return Ok(InsertOutcome::Written),
                 Err(e) => e,
             };
-            let reasons: Vec<String> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => return Err(classify(err)),
-            };
+            let reasons = cancellation_reasons(err)?;
             match cancelled(&reasons) {
                 Cancelled::Exists => {
                     let keys = items

@@ -1,6 +1,5 @@
 //! Export job records in the activity table (key design in [`keys`](super::keys)).
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -8,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::dynamodb::{Cancelled, DynamoStore, backoff, cancelled};
 use super::items;
 use super::keys::{self, ACTIVE_EXPORTS, PK, TableKey};
-use super::sdk_error::classify;
+use super::sdk_error::{cancellation_reasons, classify, unless_condition_failed};
 use super::{Admission, ExportJobs, RequestCounter, StoreError};
 use crate::domain::{ExportId, ExportJob, ExportStatus, PartnerId, time};
 
@@ -49,17 +48,8 @@ impl DynamoStore {
             .expression_attribute_values(":minus", n(-1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Given back already.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(e)),
-        }
+        // `None`: given back already.
+        unless_condition_failed(result).map(|_| ())
     }
 
     /// After a refused admission: the job of the same request if it is still going, else gives
@@ -166,14 +156,7 @@ impl ExportJobs for DynamoStore {
                 Ok(_) => return Ok(Admission::Created),
                 Err(e) => e,
             };
-            let reasons: Vec<String> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
-                    .cancellation_reasons()
-                    .iter()
-                    .filter_map(|r| r.code().map(str::to_owned))
-                    .collect(),
-                _ => return Err(classify(err)),
-            };
+            let reasons = cancellation_reasons(err)?;
             match cancelled(&reasons) {
                 Cancelled::Exists => {
                     let (duplicate, freed) = self.inspect_slots(job, &slot).await?;
@@ -245,16 +228,8 @@ impl ExportJobs for DynamoStore {
             .expression_attribute_values(":pending", s(ExportStatus::Pending.as_str()))
             .send()
             .await;
-        let failed_check = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
-            matches!(
-                e.as_service_error(),
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-            )
-        };
-        match waiting {
-            Ok(mut out) => return out.attributes.take().map(items::job_from_item).transpose(),
-            Err(e) if failed_check(&e) => {}
-            Err(e) => return Err(classify(e)),
+        if let Some(mut out) = unless_condition_failed(waiting)? {
+            return out.attributes.take().map(items::job_from_item).transpose();
         }
         // A run that died without a word: its lease ran out. That counts as a failure.
         let abandoned = claim(
@@ -265,10 +240,9 @@ impl ExportJobs for DynamoStore {
         .expression_attribute_values(":zero", n(0))
         .send()
         .await;
-        match abandoned {
-            Ok(mut out) => out.attributes.take().map(items::job_from_item).transpose(),
-            Err(e) if failed_check(&e) => Ok(None),
-            Err(e) => Err(classify(e)),
+        match unless_condition_failed(abandoned)? {
+            Some(mut out) => out.attributes.take().map(items::job_from_item).transpose(),
+            None => Ok(None),
         }
     }
 
@@ -284,15 +258,9 @@ impl ExportJobs for DynamoStore {
             .expression_attribute_values(":running", s(ExportStatus::Running.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TakenOver)
-            }
-            Err(e) => Err(classify(e)),
+        match unless_condition_failed(result)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::TakenOver),
         }
     }
 }
@@ -320,15 +288,6 @@ impl RequestCounter for DynamoStore {
             .expression_attribute_values(":ttl", n(expires_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(unless_condition_failed(result)?.is_some())
     }
 }

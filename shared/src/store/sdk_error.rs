@@ -49,3 +49,40 @@ where
         _ => StoreError::Other(err.to_string()),
     }
 }
+
+/// The result of a conditional write: `Some` if it was made, `None` if its condition did not hold
+/// (`ConditionalCheckFailedException`), any other failure classified.
+pub(crate) fn unless_condition_failed<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(SdkError::ServiceError(service))
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
+
+/// Why a `TransactWriteItems` was cancelled, one code per action; any other failure classified.
+pub(crate) fn cancellation_reasons(
+    err: SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        HttpResponse,
+    >,
+) -> Result<Vec<String>, StoreError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Ok(c
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code().map(str::to_owned))
+            .collect()),
+        _ => Err(classify(err)),
+    }
+}

@@ -1,5 +1,5 @@
 //! Test doubles: launchers that record or run the worker in-process, and export objects that
-//! fail one part. Everything else runs against [`MemoryStore`](crate::store::memory::MemoryStore)
+//! fail or hang at a part. Everything else runs against [`MemoryStore`](crate::store::memory::MemoryStore)
 //! or the emulator.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,139 +113,51 @@ impl ExportLauncher for InlineLauncher {
     }
 }
 
-/// Export objects whose next `failures` uploads (started or resumed) each fail at their second
-/// part, with the error `error` makes.
-pub struct FlakyObjects<O> {
+/// Export objects that misbehave the way S3 or a run can: the next `failures` uploads (started
+/// or resumed) each fail at their second part with the error `error` makes, or every upload
+/// hangs at part `hang_at` (a run killed there, once the caller drops it). Counts the parts
+/// uploaded through it.
+pub struct FaultyObjects<O> {
     pub inner: O,
     failures: AtomicU32,
     error: fn() -> StoreError,
-}
-
-impl<O> FlakyObjects<O> {
-    /// Fails the next upload once.
-    pub fn new(inner: O, error: fn() -> StoreError) -> Self {
-        Self::failing(inner, 1, error)
-    }
-
-    pub fn failing(inner: O, failures: u32, error: fn() -> StoreError) -> Self {
-        Self {
-            inner,
-            failures: AtomicU32::new(failures),
-            error,
-        }
-    }
-
-    fn arm(&self) -> bool {
-        self.failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-pub struct FlakyUpload<U> {
-    inner: U,
-    fail: bool,
-    calls: u32,
-    error: fn() -> StoreError,
-}
-
-impl<U: PartSink> PartSink for FlakyUpload<U> {
-    fn upload_id(&self) -> &str {
-        self.inner.upload_id()
-    }
-
-    fn etags(&self) -> Vec<String> {
-        self.inner.etags()
-    }
-
-    async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.calls += 1;
-        if self.fail && self.calls == 2 {
-            return Err((self.error)());
-        }
-        self.inner.upload_part(number, bytes).await
-    }
-
-    async fn complete(&mut self) -> Result<(), StoreError> {
-        self.inner.complete().await
-    }
-
-    async fn abort(&mut self) -> Result<(), StoreError> {
-        self.inner.abort().await
-    }
-}
-
-impl<O: ExportObjects> ExportObjects for FlakyObjects<O> {
-    type Upload = FlakyUpload<O::Upload>;
-
-    async fn start_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-        disposition: &str,
-    ) -> Result<Self::Upload, StoreError> {
-        Ok(FlakyUpload {
-            inner: self
-                .inner
-                .start_upload(key, content_type, disposition)
-                .await?,
-            fail: self.arm(),
-            calls: 0,
-            error: self.error,
-        })
-    }
-
-    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload {
-        FlakyUpload {
-            inner: self.inner.resume_upload(key, upload_id, etags),
-            fail: self.arm(),
-            calls: 0,
-            error: self.error,
-        }
-    }
-
-    async fn presign_get(
-        &self,
-        key: &str,
-        content_type: &str,
-        disposition: &str,
-        ttl: Duration,
-    ) -> Result<String, StoreError> {
-        self.inner
-            .presign_get(key, content_type, disposition, ttl)
-            .await
-    }
-
-    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put_bytes(key, bytes).await
-    }
-
-    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        self.inner.get_bytes(key).await
-    }
-
-    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete_object(key).await
-    }
-}
-
-/// Export objects whose uploads never finish part `hang_at` (a run killed there, when the
-/// caller drops it), counting the parts uploaded.
-pub struct HangingObjects<O> {
-    inner: O,
     hang_at: Option<i32>,
     parts: Arc<AtomicU32>,
     reached: Arc<tokio::sync::Notify>,
 }
 
-impl<O> HangingObjects<O> {
-    /// `hang_at: None` hangs nowhere (it only counts).
-    pub fn new(inner: O, hang_at: Option<i32>) -> Self {
+impl<O> FaultyObjects<O> {
+    /// Passes everything through, counting parts.
+    pub fn counting(inner: O) -> Self {
         Self {
             inner,
-            hang_at,
+            failures: AtomicU32::new(0),
+            error: || StoreError::Other("no fault armed".into()),
+            hang_at: None,
             parts: Arc::default(),
             reached: Arc::default(),
+        }
+    }
+
+    /// Fails the next upload once.
+    pub fn flaky(inner: O, error: fn() -> StoreError) -> Self {
+        Self::failing(inner, 1, error)
+    }
+
+    /// Fails the next `failures` uploads.
+    pub fn failing(inner: O, failures: u32, error: fn() -> StoreError) -> Self {
+        Self {
+            failures: AtomicU32::new(failures),
+            error,
+            ..Self::counting(inner)
+        }
+    }
+
+    /// Hangs every upload at part `part`.
+    pub fn hanging(inner: O, part: i32) -> Self {
+        Self {
+            hang_at: Some(part),
+            ..Self::counting(inner)
         }
     }
 
@@ -259,9 +171,16 @@ impl<O> HangingObjects<O> {
         self.reached.notified().await;
     }
 
-    fn wrap<U>(&self, inner: U) -> HangingUpload<U> {
-        HangingUpload {
+    fn wrap<U>(&self, inner: U) -> FaultyUpload<U> {
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        FaultyUpload {
             inner,
+            fail,
+            calls: 0,
+            error: self.error,
             hang_at: self.hang_at,
             parts: self.parts.clone(),
             reached: self.reached.clone(),
@@ -269,14 +188,17 @@ impl<O> HangingObjects<O> {
     }
 }
 
-pub struct HangingUpload<U> {
+pub struct FaultyUpload<U> {
     inner: U,
+    fail: bool,
+    calls: u32,
+    error: fn() -> StoreError,
     hang_at: Option<i32>,
     parts: Arc<AtomicU32>,
     reached: Arc<tokio::sync::Notify>,
 }
 
-impl<U: PartSink> PartSink for HangingUpload<U> {
+impl<U: PartSink> PartSink for FaultyUpload<U> {
     fn upload_id(&self) -> &str {
         self.inner.upload_id()
     }
@@ -286,6 +208,10 @@ impl<U: PartSink> PartSink for HangingUpload<U> {
     }
 
     async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.calls += 1;
+        if self.fail && self.calls == 2 {
+            return Err((self.error)());
+        }
         if Some(number) == self.hang_at {
             self.reached.notify_one();
             std::future::pending::<()>().await;
@@ -304,8 +230,8 @@ impl<U: PartSink> PartSink for HangingUpload<U> {
     }
 }
 
-impl<O: ExportObjects> ExportObjects for HangingObjects<O> {
-    type Upload = HangingUpload<O::Upload>;
+impl<O: ExportObjects> ExportObjects for FaultyObjects<O> {
+    type Upload = FaultyUpload<O::Upload>;
 
     async fn start_upload(
         &self,
