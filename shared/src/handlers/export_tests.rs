@@ -602,3 +602,37 @@ async fn runs_killed_until_the_cap_fail_the_job_and_leave_no_upload() {
         );
     }
 }
+
+/// A launcher whose invocations are refused (Lambda throttling the account, say).
+#[derive(Clone)]
+struct RefusingLauncher;
+
+impl crate::launch::ExportLauncher for RefusingLauncher {
+    async fn launch(
+        &self,
+        _partner: &PartnerId,
+        _id: &ExportId,
+    ) -> Result<(), crate::launch::LaunchError> {
+        Err(crate::launch::LaunchError {
+            function: "export-worker".into(),
+            reason: "TooManyRequestsException".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_export_that_could_not_be_started_holds_no_slot() {
+    let w = World::new();
+    for action in ["a", "b", "c", "d"] {
+        let req = ApiRequest::post("/exports", fixed_period(Some(action)))
+            .caller("p1", &["SalesAgent"])
+            .build();
+        let r = exports::handle(&w.config, &w.store, &w.store, &RefusingLauncher, req).await;
+        assert_eq!(r.status(), 503, "{}", body(&r));
+        assert!(r.headers().contains_key("retry-after"));
+    }
+    for action in ["a", "b", "c"] {
+        let r = w.create("p1", &fixed_period(Some(action))).await;
+        assert_eq!(r.status(), 202, "{}", body(&r));
+    }
+}

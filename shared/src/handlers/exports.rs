@@ -102,7 +102,14 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
     );
     let job = match jobs.admit_job(&job, config.exports.max_active).await? {
         Admission::Created => {
-            launch(launcher, &job).await?;
+            if let Err(e) = launch(launcher, &job).await {
+                // The caller gets no id to come back to: the slot is not held for it. (Should
+                // the job be read and relaunched after all, its end gives back no slot.)
+                if let Err(release) = jobs.release_slot(&job).await {
+                    tracing::warn!(error = %release, "could not give back the export slot");
+                }
+                return Err(e);
+            }
             tracing::info!(export = %job.id, partner = %job.partner, "export requested");
             // Where the invocation ran synchronously the job may already have moved on.
             jobs.get_job(&job.partner, &job.id).await?.unwrap_or(job)
