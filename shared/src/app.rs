@@ -86,6 +86,23 @@ impl App {
     }
 }
 
+/// Keeps large buffers (an export's parts) in mappings of their own, returned to the system when
+/// freed. glibc's malloc otherwise raises its mmap threshold to the size of the first large
+/// buffer freed, after which every part comes from the heap, where the small allocations made
+/// between two parts can split the freed one: the worker then holds two parts' worth of memory
+/// instead of one (BENCHMARKS.md, export memory). Call it first thing in `main`.
+pub fn map_large_buffers_apart() {
+    /// Allocations from 1 MiB up get their own mapping; an export's part is at least 5 MiB.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator; it is called before the
+    // process has started other threads (a current-thread runtime starts none).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
 /// Answers API Gateway HTTP events with `handler` until the runtime stops, each tenant within
 /// its rate limit ([`rate`](crate::http::rate)).
 pub async fn serve_api<F, Fut>(app: &App, handler: F) -> Result<(), lambda_http::Error>

@@ -238,6 +238,8 @@ fn fail(message: &str) -> ! {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // As the export worker does.
+    activity_log::app::map_large_buffers_apart();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("");
     let rows: u64 = args

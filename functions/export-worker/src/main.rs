@@ -11,6 +11,8 @@ use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 // (BENCHMARKS.md, request CPU).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    // First: a current-thread runtime has started no other thread yet.
+    activity_log::app::map_large_buffers_apart();
     let app = &App::start().await?;
     // Hands the rest of a long export to a new invocation of this function.
     let next = &app.worker_launcher()?;

@@ -480,41 +480,53 @@ where
         let page = reader
             .query_page(&job.partner, &job.spec.query, after.as_ref(), WHOLE_PAGES)
             .await?;
-        // Details kept in the bucket are fetched a few at a time, ahead of the row encoded.
+        // Details kept in the bucket are fetched a few at a time, ahead of the row encoded;
+        // a page without any is read straight through.
+        let fetch = page
+            .items
+            .iter()
+            .any(|a| matches!(a.details, Details::External { .. }));
         let mut items = page.items.iter();
-        let mut rows = FuturesOrdered::new();
+        let mut fetching = FuturesOrdered::new();
         loop {
-            while rows.len() < concurrency {
-                match items.next() {
-                    Some(a) => rows.push_back(with_details(blobs, a)),
+            let (a, details) = if fetch {
+                while fetching.len() < concurrency {
+                    match items.next() {
+                        Some(a) => fetching.push_back(with_details(blobs, a)),
+                        None => break,
+                    }
+                }
+                match fetching.next().await {
+                    Some(row) => row?,
                     None => break,
                 }
-            }
-            let Some(row) = rows.next().await else {
-                break;
+            } else {
+                match items.next() {
+                    Some(a) => (a, kept_details(a)),
+                    None => break,
+                }
             };
-            let (a, details) = row?;
             job.row_count += 1;
             if job.row_count > MAX_EXPORT_ROWS {
                 return Err(ExportError::TooManyRows);
             }
             encoder.row(a, details.as_deref())?;
-            after = Some(PageKey::of(a));
             if carry.len() + encoder.buffered() >= writer.part_size() {
                 let part = joined(std::mem::take(&mut carry), encoder.take()?);
                 writer.upload(part).await?;
                 job.bytes = writer.bytes();
-                job.checkpoint = Some(writer.checkpoint(job.row_count, after.clone()));
+                job.checkpoint = Some(writer.checkpoint(job.row_count, Some(PageKey::of(a))));
                 jobs.update_job(job).await?;
                 reported = job.row_count;
                 forget_tail(objects, old_tail.take().as_deref()).await;
             }
             if Instant::now() >= deadline {
                 let tail = joined(carry, encoder.take()?);
+                let after = Some(PageKey::of(a));
                 return Ok(Produced::Paused { tail, after });
             }
         }
-        drop(rows);
+        drop(fetching);
         if job.row_count - reported >= PROGRESS_EVERY_ROWS {
             reported = job.row_count;
             jobs.update_job(job).await?;
@@ -540,11 +552,18 @@ async fn with_details<'a, B: DetailsBlobs>(
     a: &'a Activity,
 ) -> Result<(&'a Activity, Option<Cow<'a, str>>), StoreError> {
     let details = match &a.details {
-        Details::None => None,
-        Details::Inline(json) => Some(Cow::Borrowed(json.as_str())),
         Details::External { key, .. } => Some(Cow::Owned(blobs.get(key).await?)),
+        _ => kept_details(a),
     };
     Ok((a, details))
+}
+
+/// The details' JSON kept in the activity's record (none for details kept in the bucket).
+fn kept_details(a: &Activity) -> Option<Cow<'_, str>> {
+    match &a.details {
+        Details::Inline(json) => Some(Cow::Borrowed(json.as_str())),
+        Details::None | Details::External { .. } => None,
+    }
 }
 
 /// `first` followed by `then`, without copying when `first` is empty.
