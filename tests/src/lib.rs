@@ -25,6 +25,45 @@ pub fn dev_jwt_secret() -> &'static str {
     local_default("LOCAL_JWT_SECRET")
 }
 
+/// The lines of `openapi.yaml` that list the time zone names, between these markers.
+pub const TIME_ZONES_BEGIN: &str =
+    "      # BEGIN time zones: generated from the code by `devtool openapi-time-zones`";
+pub const TIME_ZONES_END: &str = "      # END time zones";
+
+/// The `enum` of the `TimeZone` schema, from the names the code accepts: the lines between the
+/// markers, a flow sequence of quoted names, wrapped.
+pub fn time_zone_enum_lines() -> String {
+    let mut out = String::from("      enum: [\n");
+    let mut line = String::new();
+    for name in activity_log::domain::time::time_zone_names() {
+        let item = format!("\"{name}\", ");
+        if line.len() + item.len() > 92 {
+            out.push_str("        ");
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line.clear();
+        }
+        line.push_str(&item);
+    }
+    out.push_str("        ");
+    out.push_str(line.trim_end().trim_end_matches(','));
+    out.push_str("\n      ]\n");
+    out
+}
+
+/// `text` (openapi.yaml) with the lines between the time zone markers replaced by
+/// [`time_zone_enum_lines`]; `None` when the markers are missing.
+pub fn with_time_zone_enum(text: &str) -> Option<String> {
+    let begin = text.find(TIME_ZONES_BEGIN)? + TIME_ZONES_BEGIN.len() + 1;
+    let end = begin + text.get(begin..)?.find(TIME_ZONES_END)?;
+    Some(format!(
+        "{}{}{}",
+        &text[..begin],
+        time_zone_enum_lines(),
+        &text[end..]
+    ))
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

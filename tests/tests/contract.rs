@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
-    ExportSpec, ExportStatus, Filters, PartnerId, Status,
+    ExportLocale, ExportSpec, ExportStatus, Filters, PartnerId, Status,
 };
 use activity_log::handlers::exports::{DownloadLink, ExportView};
 use activity_log::http::response::{ActivityView, Links};
@@ -179,6 +179,7 @@ fn export_job_shape_matches_what_the_api_returns() {
         },
         format: ExportFormat::Csv,
         time_zone: chrono_tz::Tz::UTC,
+        locale: ExportLocale::TraditionalChinese,
     };
     let job = ExportJob {
         status: ExportStatus::Succeeded,
@@ -208,6 +209,52 @@ fn export_job_shape_matches_what_the_api_returns() {
     assert_eq!(
         keys(&full["filters"]),
         keys(&s["properties"]["filters"]["properties"])
+    );
+}
+
+#[test]
+fn time_zones_and_languages_are_exactly_the_ones_the_code_accepts() {
+    let doc = contract();
+    let listed: Vec<&str> = schema(&doc, "TimeZone")["enum"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let known: Vec<&str> = activity_log::domain::time::time_zone_names().collect();
+    assert_eq!(
+        listed, known,
+        "openapi.yaml's TimeZone enum is out of date: run `cargo run -p activity-log-tests --bin devtool -- openapi-time-zones`"
+    );
+    let text = read_workspace_file("openapi.yaml");
+    assert_eq!(
+        activity_log_tests::with_time_zone_enum(&text).as_deref(),
+        Some(text.as_str()),
+        "the generated block is as devtool writes it"
+    );
+    // What the schema allows, the code takes; what it does not, the code refuses.
+    let accepts = |zone: &str| {
+        activity_log::handlers::exports::parse_spec(
+            serde_json::json!({ "timeZone": zone })
+                .to_string()
+                .as_bytes(),
+            chrono::Utc::now(),
+        )
+        .is_ok()
+    };
+    assert!(listed.iter().all(|z| accepts(z)));
+    assert!(!accepts("KAUfURIza0w/8HA") && !accepts("asia/taipei"));
+
+    let locales: BTreeSet<String> = set(schema(&doc, "Locale")["enum"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default());
+    assert_eq!(
+        locales,
+        set([ExportLocale::English, ExportLocale::TraditionalChinese].map(ExportLocale::as_str))
+    );
+    assert_eq!(
+        activity_log::domain::names::fields_of::<ExportLocale>().len(),
+        locales.len(),
+        "every language the code has is in the contract"
     );
 }
 

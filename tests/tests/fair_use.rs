@@ -385,18 +385,7 @@ async fn a_100000_row_export_with_a_short_time_budget_hands_over_and_equals_one_
 /// A job of p1 exporting `source` to `app`'s bucket, created directly.
 async fn created_job(app: &App) -> (ExportJob, WorkerEvent) {
     let now = Utc::now();
-    let spec = activity_log::domain::ExportSpec {
-        query: activity_log::domain::ActivityQuery {
-            customer: None,
-            range: activity_log::domain::DateRange {
-                from: now - TimeDelta::days(4),
-                to: now,
-            },
-            filters: Default::default(),
-        },
-        format: activity_log::domain::ExportFormat::Csv,
-        time_zone: chrono_tz::Tz::UTC,
-    };
+    let spec = activity_log::testing::fixtures::csv_export_of_last_days(4, now);
     let job = ExportJob::pending(partner("p1"), spec, now, TimeDelta::days(1));
     app.store
         .create_job(&job)

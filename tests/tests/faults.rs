@@ -3,10 +3,7 @@
 //! complete file or `failed`/`pending` with no visible object and no open upload.
 
 use activity_log::app::App;
-use activity_log::domain::{
-    Activity, ActivityQuery, DateRange, ExportFormat, ExportJob, ExportSpec, ExportStatus, Filters,
-    PartnerId,
-};
+use activity_log::domain::{Activity, ExportJob, ExportStatus, PartnerId};
 use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
@@ -34,18 +31,7 @@ async fn setup() -> Setup {
         .map(|n| synthetic_activity(n as u64, "c1", now - TimeDelta::seconds(n)))
         .collect();
     let source = memory_log(&partner, 2500, &rows).await;
-    let spec = ExportSpec {
-        query: ActivityQuery {
-            customer: None,
-            range: DateRange {
-                from: now - TimeDelta::days(7),
-                to: now,
-            },
-            filters: Filters::default(),
-        },
-        format: ExportFormat::Csv,
-        time_zone: chrono_tz::Tz::UTC,
-    };
+    let spec = activity_log::testing::fixtures::csv_export_of_last_days(7, now);
     let job = ExportJob::pending(partner.clone(), spec, now, TimeDelta::days(1));
     app.store
         .create_job(&job)

@@ -215,18 +215,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
     }
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
     let now = Utc::now();
-    let spec = activity_log::domain::ExportSpec {
-        query: activity_log::domain::ActivityQuery {
-            customer: None,
-            range: activity_log::domain::DateRange {
-                from: now - TimeDelta::days(1),
-                to: now,
-            },
-            filters: Default::default(),
-        },
-        format: activity_log::domain::ExportFormat::Csv,
-        time_zone: chrono_tz::Tz::UTC,
-    };
+    let spec = activity_log::testing::fixtures::csv_export_of_last_days(1, now);
     let job =
         activity_log::domain::ExportJob::pending(partner.clone(), spec, now, TimeDelta::days(1));
     app.store

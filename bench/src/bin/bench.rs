@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use activity_log::domain::{
-    Activity, ActivityQuery, CustomerId, DateRange, ExportFormat, ExportJob, ExportSpec,
-    ExportStatus, Filters, PartnerId,
+    Activity, ActivityQuery, CustomerId, DateRange, ExportFormat, ExportJob, ExportLocale,
+    ExportSpec, ExportStatus, Filters, PartnerId,
 };
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::{ActivityWriter, ExportJobs};
@@ -196,6 +196,7 @@ fn spec(customer: Option<&str>, now: DateTime<Utc>) -> Fallible<ExportSpec> {
         },
         format: ExportFormat::Csv,
         time_zone: chrono_tz::Asia::Taipei,
+        locale: ExportLocale::English,
     })
 }
 

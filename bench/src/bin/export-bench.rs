@@ -16,7 +16,7 @@ use std::time::Instant;
 use activity_log::config::Config;
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
-    ExportSpec, Filters, PageKey, PartnerId,
+    ExportLocale, ExportSpec, Filters, PageKey, PartnerId,
 };
 use activity_log::handlers::export_worker::{self, RunOutcome};
 use activity_log::launch::WorkerEvent;
@@ -171,6 +171,7 @@ impl Bench {
             },
             format,
             time_zone: chrono_tz::Asia::Taipei,
+            locale: ExportLocale::English,
         };
         ExportJob::pending(self.partner.clone(), spec, self.now, TimeDelta::days(1))
     }

@@ -38,7 +38,17 @@ pub enum ExportFormat {
     JsonLines,
 }
 
-super::names::serde_names!(ExportFormat, ExportStatus);
+/// The language of a CSV export's header row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportLocale {
+    #[default]
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "zh-TW")]
+    TraditionalChinese,
+}
+
+super::names::serde_names!(ExportFormat, ExportStatus, ExportLocale);
 
 impl ExportFormat {
     pub fn extension(self) -> &'static str {
@@ -62,17 +72,19 @@ pub enum ExportStatus {
     Failed,
 }
 
-/// What to export: the same query as the read endpoints, a format and a time zone for the CSV.
+/// What to export: the same query as the read endpoints, a format, and the time zone and
+/// language of the CSV.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSpec {
     pub query: ActivityQuery,
     pub format: ExportFormat,
     pub time_zone: chrono_tz::Tz,
+    pub locale: ExportLocale,
 }
 
 impl ExportSpec {
     /// Identifies the request within a tenant: equal for the same scope, resolved period,
-    /// filters, format and time zone (SHA-256, hex). Identical requests share one job.
+    /// filters, format, time zone and language (SHA-256, hex). Identical requests share one job.
     pub fn request_key(&self) -> String {
         use sha2::Digest as _;
         let q = &self.query;
@@ -87,6 +99,7 @@ impl ExportSpec {
             f.status.map(|s| s.as_str()),
             self.format.as_str(),
             self.time_zone.name(),
+            self.locale.as_str(),
         ]);
         hex::encode(sha2::Sha256::digest(parts.to_string().as_bytes()))
     }
@@ -265,6 +278,7 @@ mod tests {
             },
             format: ExportFormat::Csv,
             time_zone: tz,
+            locale: ExportLocale::English,
         };
         ExportJob::pending(
             PartnerId::parse("p1").unwrap(),

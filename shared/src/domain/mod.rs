@@ -13,4 +13,6 @@ pub use time::{Bound, DateRange};
 pub mod query;
 pub use query::{ActivityQuery, Filters, PageKey};
 pub mod export;
-pub use export::{Checkpoint, ExportFormat, ExportId, ExportJob, ExportSpec, ExportStatus};
+pub use export::{
+    Checkpoint, ExportFormat, ExportId, ExportJob, ExportLocale, ExportSpec, ExportStatus,
+};

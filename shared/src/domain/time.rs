@@ -26,6 +26,18 @@ pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
+/// The IANA time zone names the service knows (chrono-tz's database: canonical zones and their
+/// links), in its order. An export's `timeZone` is one of them exactly; `openapi.yaml` lists the
+/// same names (generated from this, checked by the contract test).
+pub fn time_zone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())
+}
+
+/// The zone named `name` exactly (case matters), if the service knows it.
+pub fn time_zone(name: &str) -> Option<chrono_tz::Tz> {
+    name.parse().ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
     #[error(
@@ -171,6 +183,33 @@ pub mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_zone_name_is_accepted_and_nothing_else() {
+        let names: Vec<&str> = time_zone_names().collect();
+        assert!(names.len() > 500, "{}", names.len());
+        for name in &names {
+            assert_eq!(time_zone(name).map(|z| z.name()), Some(*name));
+        }
+        for unknown in [
+            "KAUfURIza0w/8HA",
+            "asia/taipei",
+            "Asia/Taipei ",
+            "",
+            "UTC+8",
+            "Mars/Olympus",
+        ] {
+            assert_eq!(time_zone(unknown), None, "{unknown:?}");
+        }
+        for known in [
+            "UTC",
+            "Asia/Taipei",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT-14",
+        ] {
+            assert!(names.contains(&known), "{known}");
+        }
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_timestamp(s).unwrap()

@@ -6,20 +6,38 @@ use std::sync::{Arc, Mutex};
 use chrono::{FixedOffset, Offset, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::Activity;
+use crate::domain::{Activity, ExportLocale};
 
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
-pub const HEADER: [&str; 9] = [
-    "Date-Time",
-    "Affected customer",
-    "Action",
-    "Partner user",
-    "Customer ID",
-    "Resource type",
-    "Status",
-    "Activity ID",
-    "Details",
-];
+
+/// The header row in the export's language. The first four are the portal page's own column
+/// names (in Traditional Chinese, the words of Partner Center's page).
+pub fn header(locale: ExportLocale) -> [&'static str; 9] {
+    match locale {
+        ExportLocale::English => [
+            "Date-Time",
+            "Affected customer",
+            "Action",
+            "Partner user",
+            "Customer ID",
+            "Resource type",
+            "Status",
+            "Activity ID",
+            "Details",
+        ],
+        ExportLocale::TraditionalChinese => [
+            "日期 / 時間",
+            "受影響客戶",
+            "動作",
+            "合作夥伴使用者",
+            "客戶識別碼",
+            "資源類型",
+            "狀態",
+            "活動識別碼",
+            "詳細資料",
+        ],
+    }
+}
 
 /// The characters after which a spreadsheet may start a new cell (or row) in some locale: `,`
 /// (English), `;` (German, French, … where `,` is the decimal separator), TAB (tab-separated
@@ -148,7 +166,7 @@ pub struct CsvEncoder {
 
 impl CsvEncoder {
     /// Starts a file: BOM and header row.
-    pub fn new(time_zone: Tz) -> Result<Self, csv::Error> {
+    pub fn new(time_zone: Tz, locale: ExportLocale) -> Result<Self, csv::Error> {
         let out = Shared(Arc::new(Mutex::new(Output {
             buf: BOM.to_vec(),
             capacity: 0,
@@ -157,7 +175,7 @@ impl CsvEncoder {
             .terminator(csv::Terminator::CRLF)
             .quote_style(csv::QuoteStyle::Always)
             .from_writer(out.clone());
-        writer.write_record(HEADER)?;
+        writer.write_record(header(locale))?;
         Ok(Self {
             writer,
             out,
@@ -248,7 +266,7 @@ mod tests {
     }
 
     fn encode(tz: Tz, rows: &[(Activity, Option<&str>)]) -> String {
-        let mut e = CsvEncoder::new(tz).unwrap();
+        let mut e = CsvEncoder::new(tz, ExportLocale::English).unwrap();
         for (a, d) in rows {
             e.row(a, *d).unwrap();
         }
@@ -274,6 +292,23 @@ mod tests {
             chrono::DateTime::parse_from_rfc3339(cell).unwrap(),
             a.occurred_at
         );
+    }
+
+    #[test]
+    fn the_header_row_follows_the_language() {
+        let mut e = CsvEncoder::new(Tz::UTC, ExportLocale::TraditionalChinese).unwrap();
+        e.row(&activity("C", "u"), None).unwrap();
+        let text = String::from_utf8(e.take().unwrap()).unwrap();
+        let first = text
+            .trim_start_matches('\u{feff}')
+            .split("\r\n")
+            .next()
+            .unwrap();
+        assert_eq!(
+            first,
+            "\"日期 / 時間\",\"受影響客戶\",\"動作\",\"合作夥伴使用者\",\"客戶識別碼\",\"資源類型\",\"狀態\",\"活動識別碼\",\"詳細資料\""
+        );
+        assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 2);
     }
 
     #[test]
@@ -470,9 +505,10 @@ mod tests {
         }
         let records = read_with(&file, b',');
         assert_eq!(records.len(), texts.len() + 1);
-        assert_eq!(records[0].iter().collect::<Vec<_>>(), HEADER);
+        let header = header(ExportLocale::English);
+        assert_eq!(records[0].iter().collect::<Vec<_>>(), header);
         for (record, text) in records[1..].iter().zip(texts) {
-            assert_eq!(record.len(), HEADER.len());
+            assert_eq!(record.len(), header.len());
             for column in [1, 2, 3, 5] {
                 assert_eq!(record[column], neutralise(text), "{text:?}");
                 assert_eq!(restore(&record[column]), *text);

@@ -183,7 +183,7 @@ async fn an_export_takes_the_query_s_parameters_and_its_own() {
         .create(
             "p1",
             r#"{"customerId":"c1","from":"2026-01-01","to":"2026-01-31","action":"placed an order",
-                "status":"failed","format":"jsonl","timeZone":"Asia/Taipei"}"#,
+                "status":"failed","format":"jsonl","timeZone":"Asia/Taipei","locale":"zh-TW"}"#,
         )
         .await;
     assert_eq!(r.status(), 202, "{}", body(&r));
@@ -195,8 +195,13 @@ async fn an_export_takes_the_query_s_parameters_and_its_own() {
     assert_eq!(job["filters"]["status"], "failed");
     assert_eq!(job["filters"]["partnerUser"], Value::Null);
     assert_eq!(
-        (&job["format"], &job["timeZone"]),
-        (&json!("jsonl"), &json!("Asia/Taipei"))
+        (&job["format"], &job["timeZone"], &job["locale"]),
+        (&json!("jsonl"), &json!("Asia/Taipei"), &json!("zh-TW"))
+    );
+    let defaults = body(&w.create("p1", "{}").await);
+    assert_eq!(
+        (&defaults["format"], &defaults["timeZone"], &defaults["locale"]),
+        (&json!("csv"), &json!("UTC"), &json!("en"))
     );
 }
 
@@ -217,6 +222,9 @@ async fn bad_export_requests_get_clear_errors_and_create_nothing() {
         ),
         (r#"{"format":"xlsx"}"#, 400, "InvalidParameter"),
         (r#"{"timeZone":"Mars/Olympus"}"#, 400, "InvalidParameter"),
+        (r#"{"timeZone":"asia/taipei"}"#, 400, "InvalidParameter"),
+        (r#"{"locale":"zh-tw"}"#, 400, "InvalidParameter"),
+        (r#"{"locale":"fr"}"#, 400, "InvalidParameter"),
         (r#"{"status":"done"}"#, 400, "InvalidParameter"),
         (r#"{"action":""}"#, 400, "InvalidParameter"),
     ] {

@@ -457,7 +457,7 @@ where
     let capacity = writer.part_size() + PART_SLACK;
     let mut encoder = match job.spec.format {
         ExportFormat::Csv => Encoder::Csv(Box::new(
-            CsvEncoder::new(job.spec.time_zone)
+            CsvEncoder::new(job.spec.time_zone, job.spec.locale)
                 .map_err(ExportError::encoding)?
                 .with_part_capacity(capacity),
         )),

@@ -10,8 +10,8 @@ use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::{
-    ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportSpec,
-    ExportStatus, Identity, Permission, Status, time,
+    ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportLocale,
+    ExportSpec, ExportStatus, Identity, Permission, Status, time,
 };
 use crate::http::params::{ExportRequest, ExportRoute, export_route};
 use crate::http::response::json;
@@ -67,6 +67,7 @@ pub fn parse_spec(body: &[u8], now: DateTime<Utc>) -> Result<ExportSpec, ApiErro
         .map_err(|e| ApiError::bad_request("InvalidDateRange", e.to_string()))?;
     let format = request.format()?;
     let time_zone = request.time_zone()?;
+    let locale = request.locale()?;
     Ok(ExportSpec {
         query: ActivityQuery {
             customer,
@@ -75,6 +76,7 @@ pub fn parse_spec(body: &[u8], now: DateTime<Utc>) -> Result<ExportSpec, ApiErro
         },
         format,
         time_zone,
+        locale,
     })
 }
 
@@ -229,6 +231,7 @@ pub struct ExportView<'a> {
     status: ExportStatus,
     format: ExportFormat,
     time_zone: &'static str,
+    locale: ExportLocale,
     customer_id: Option<&'a CustomerId>,
     #[serde(with = "time::millis")]
     from: DateTime<Utc>,
@@ -277,6 +280,7 @@ impl<'a> ExportView<'a> {
             status: job.status,
             format: job.spec.format,
             time_zone: job.spec.time_zone.name(),
+            locale: job.spec.locale,
             customer_id: q.customer.as_ref(),
             from: q.range.from,
             to: q.range.to,

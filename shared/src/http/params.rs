@@ -15,7 +15,10 @@ use super::error::ApiError;
 use crate::domain::activity::{MAX_LABEL_CHARS, MAX_RESOURCE_TYPE_CHARS};
 use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::domain::{ActivityId, Bound, CustomerId, ExportFormat, ExportId, Filters, Status};
+use crate::domain::time;
+use crate::domain::{
+    ActivityId, Bound, CustomerId, ExportFormat, ExportId, ExportLocale, Filters, Status,
+};
 
 /// The path's segments, each percent-decoded once. Ids are taken from the raw (still
 /// percent-encoded) path: path parameters are decoded differently by API Gateway and by local
@@ -133,6 +136,7 @@ pub struct Paging {
 pub struct ExportOptions {
     pub format: Option<String>,
     pub time_zone: Option<String>,
+    pub locale: Option<String>,
 }
 
 fn names_of<A: DeserializeOwned, B: DeserializeOwned>() -> Vec<&'static str> {
@@ -277,13 +281,26 @@ impl ExportRequest {
         }
     }
 
+    pub fn locale(&self) -> Result<ExportLocale, ApiError> {
+        match &self.options.locale {
+            None => Ok(ExportLocale::default()),
+            Some(l) => ExportLocale::parse(l).ok_or_else(|| {
+                ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("locale must be one of {}", choices_of::<ExportLocale>()),
+                )
+            }),
+        }
+    }
+
     pub fn time_zone(&self) -> Result<chrono_tz::Tz, ApiError> {
         match &self.options.time_zone {
             None => Ok(chrono_tz::Tz::UTC),
-            Some(z) => z.parse().map_err(|_| {
+            Some(z) => time::time_zone(z).ok_or_else(|| {
                 ApiError::bad_request(
                     "InvalidParameter",
-                    "timeZone must be an IANA time zone name such as Asia/Taipei",
+                    "timeZone must be an IANA time zone name such as Asia/Taipei (the list is in \
+                     openapi.yaml)",
                 )
             }),
         }

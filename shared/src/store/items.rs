@@ -14,7 +14,8 @@ use super::keys::{IndexKeys, TableKey};
 use crate::domain::names::fields_of;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, Checkpoint, CustomerId, DateRange, Details, ExportFormat,
-    ExportId, ExportJob, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, Status, time,
+    ExportId, ExportJob, ExportLocale, ExportSpec, ExportStatus, Filters, PageKey, PartnerId,
+    Status, time,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -156,6 +157,9 @@ struct StoredJob {
     status: ExportStatus,
     format: ExportFormat,
     time_zone: chrono_tz::Tz,
+    /// Absent on jobs stored before exports had a language: English.
+    #[serde(default)]
+    locale: ExportLocale,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     customer_id: Option<CustomerId>,
     #[serde(with = "time::millis")]
@@ -225,6 +229,7 @@ pub fn job_to_item(job: &ExportJob) -> Result<Item, StoreError> {
             status: job.status,
             format: job.spec.format,
             time_zone: job.spec.time_zone,
+            locale: job.spec.locale,
             customer_id: q.customer.clone(),
             from: q.range.from,
             to: q.range.to,
@@ -270,6 +275,7 @@ pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
             },
             format: s.format,
             time_zone: s.time_zone,
+            locale: s.locale,
         },
         status: s.status,
         row_count: s.row_count,
@@ -406,6 +412,7 @@ mod tests {
             },
             format: ExportFormat::JsonLines,
             time_zone: chrono_tz::Asia::Taipei,
+            locale: ExportLocale::TraditionalChinese,
         };
         let job = ExportJob {
             status: ExportStatus::Running,

@@ -7,10 +7,31 @@ use serde_json::{Value, json};
 
 use super::ApiRequest;
 use crate::config::{AuthMode, Config};
-use crate::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status, time};
+use crate::domain::{
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat,
+    ExportLocale, ExportSpec, Filters, PartnerId, Status, time,
+};
 use crate::handlers::record;
 use crate::store::memory::MemoryStore;
 use crate::store::{ActivityWriter, DetailsBlobs};
+
+/// An export of the last `days` days up to `now`: every customer, no filter, CSV in UTC with
+/// an English header row.
+pub fn csv_export_of_last_days(days: i64, now: DateTime<Utc>) -> ExportSpec {
+    ExportSpec {
+        query: ActivityQuery {
+            customer: None,
+            range: DateRange {
+                from: now - TimeDelta::days(days),
+                to: now,
+            },
+            filters: Filters::default(),
+        },
+        format: ExportFormat::Csv,
+        time_zone: chrono_tz::Tz::UTC,
+        locale: ExportLocale::English,
+    }
+}
 
 /// `scripts/local.env`: the one place of the local development defaults.
 const LOCAL_ENV: &str = include_str!("../../../scripts/local.env");

@@ -19,7 +19,8 @@ async fn main() -> ExitCode {
         }
         ["seed", api, token] => seed(api, token).await,
         ["export", api, token] => export(api, token).await,
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token> | devtool export <api-url> <reader-token>".into()),
+        ["openapi-time-zones"] => openapi_time_zones(),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {
@@ -31,6 +32,24 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the time zone names the code accepts into openapi.yaml's `TimeZone` schema.
+fn openapi_time_zones() -> Result<String, String> {
+    let path = activity_log_tests::workspace_root().join("openapi.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let updated = activity_log_tests::with_time_zone_enum(&text).ok_or_else(|| {
+        format!(
+            "openapi.yaml has no {:?} … {:?} markers",
+            activity_log_tests::TIME_ZONES_BEGIN.trim(),
+            activity_log_tests::TIME_ZONES_END.trim()
+        )
+    })?;
+    std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "openapi.yaml lists {} time zone names",
+        activity_log::domain::time::time_zone_names().count()
+    ))
 }
 
 fn at(hours_ago: i64) -> String {
