@@ -6,20 +6,71 @@ use std::time::Duration;
 use crate::export::parts::MIN_PART_BYTES;
 
 /// How callers are identified.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum AuthMode {
     /// In AWS: API Gateway's JWT authorizer has verified the token; read its claims.
     ApiGateway,
-    /// On a laptop or CI: verify an HS256 bearer token with this secret.
-    Local { secret: Vec<u8> },
+    /// On a laptop or CI: verify the bearer token as the JWT authorizer does, against the local
+    /// OpenID Connect provider's keys.
+    Local(LocalIssuer),
 }
 
-impl fmt::Debug for AuthMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ApiGateway => f.write_str("ApiGateway"),
-            Self::Local { .. } => f.write_str("Local { secret: <redacted> }"),
+/// The local OpenID Connect provider: RS256 tokens signed by one of `keys`, with this `iss` and
+/// `aud` (the checks API Gateway's JWT authorizer makes in AWS, plus `exp` and `nbf`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub keys: Vec<RsaPublicJwk>,
+}
+
+/// An RSA public key of a JWKS (RFC 7517): its id and its modulus and exponent (base64url).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct RsaPublicJwk {
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+/// The token claims that carry the tenant and the roles (`partner_id` and `roles` by default;
+/// with Microsoft Entra ID the tenant may be `tid`, with Amazon Cognito the roles
+/// `cognito:groups`). The caller is always `sub`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub partner: String,
+    pub roles: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            partner: "partner_id".into(),
+            roles: "roles".into(),
         }
+    }
+}
+
+impl LocalIssuer {
+    /// Reads the RSA keys of a JWKS document (`{"keys":[…]}`); other kinds of key are skipped.
+    pub fn keys_from_jwks(text: &str) -> Result<Vec<RsaPublicJwk>, ConfigError> {
+        #[derive(serde::Deserialize)]
+        struct Set {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: Set = serde_json::from_str(text)
+            .map_err(|e| ConfigError(format!("the JWKS is not a JSON key set: {e}")))?;
+        let keys: Vec<RsaPublicJwk> = set
+            .keys
+            .into_iter()
+            .filter(|k| k["kty"] == "RSA")
+            .filter_map(|k| serde_json::from_value(k).ok())
+            .collect();
+        if keys.is_empty() {
+            return Err(ConfigError(
+                "the JWKS has no RSA key with kid, n and e".into(),
+            ));
+        }
+        Ok(keys)
     }
 }
 
@@ -34,6 +85,7 @@ pub struct Config {
     /// HMAC key for page cursors.
     pub cursor_signing_key: Vec<u8>,
     pub auth: AuthMode,
+    pub claims: ClaimNames,
     /// Details larger than this (compact JSON bytes) go to the bucket instead of the table item.
     pub details_inline_max_bytes: usize,
     /// Storage reads (each at most 1 MB, DynamoDB's own cap) one list request may make before it
@@ -189,9 +241,18 @@ impl Config {
 
         let auth = match get("AUTH_MODE").as_deref() {
             None | Some("apigateway") => AuthMode::ApiGateway,
-            Some("local") => AuthMode::Local {
-                secret: secret("LOCAL_JWT_SECRET")?,
-            },
+            Some("local") => {
+                let path = required("LOCAL_OIDC_JWKS_FILE")?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError(format!("LOCAL_OIDC_JWKS_FILE {path}: {e}")))?;
+                AuthMode::Local(LocalIssuer {
+                    issuer: required("LOCAL_OIDC_ISSUER")?,
+                    audience: required("LOCAL_OIDC_AUDIENCE")?,
+                    keys: LocalIssuer::keys_from_jwks(&text).map_err(|e| {
+                        ConfigError(format!("LOCAL_OIDC_JWKS_FILE {path}: {}", e.0))
+                    })?,
+                })
+            }
             Some(other) => {
                 return Err(ConfigError(format!(
                     "AUTH_MODE must be local or apigateway, got {other:?}"
@@ -217,6 +278,10 @@ impl Config {
             subscriptions_url_template: template,
             cursor_signing_key: secret("CURSOR_SIGNING_KEY")?,
             auth,
+            claims: ClaimNames {
+                partner: get("PARTNER_CLAIM").unwrap_or_else(|| ClaimNames::default().partner),
+                roles: get("ROLES_CLAIM").unwrap_or_else(|| ClaimNames::default().roles),
+            },
             details_inline_max_bytes: usize::try_from(number(
                 "DETAILS_INLINE_MAX_BYTES",
                 DEFAULT_DETAILS_INLINE_MAX_BYTES as u64,
@@ -318,6 +383,7 @@ mod tests {
         let c = env(BASE).unwrap();
         assert_eq!(c.retention_days, 365);
         assert!(matches!(c.auth, AuthMode::ApiGateway));
+        assert_eq!(c.claims, ClaimNames::default());
         assert!(
             !format!("{c:?}").contains("0123456789abcdef"),
             "secrets never printed"
@@ -337,9 +403,36 @@ mod tests {
             env(&v)
                 .unwrap_err()
                 .to_string()
-                .contains("LOCAL_JWT_SECRET")
+                .contains("LOCAL_OIDC_JWKS_FILE")
         );
-        v.push(("LOCAL_JWT_SECRET", "short"));
+        v.push(("LOCAL_OIDC_JWKS_FILE", "/nonexistent/jwks.json"));
+        assert!(env(&v).unwrap_err().to_string().contains("/nonexistent"));
+        let mut v = BASE.to_vec();
+        v.push(("CURSOR_SIGNING_KEY", "short"));
         assert!(env(&v).unwrap_err().to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn local_mode_reads_the_providers_keys_and_the_claim_names_are_settings() {
+        let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/local/jwks.json");
+        let mut v = BASE.to_vec();
+        v.extend([
+            ("AUTH_MODE", "local"),
+            ("LOCAL_OIDC_JWKS_FILE", jwks),
+            ("LOCAL_OIDC_ISSUER", "http://127.0.0.1:9100"),
+            ("LOCAL_OIDC_AUDIENCE", "activity-log"),
+            ("PARTNER_CLAIM", "tid"),
+            ("ROLES_CLAIM", "cognito:groups"),
+        ]);
+        let c = env(&v).unwrap();
+        let AuthMode::Local(issuer) = &c.auth else {
+            panic!("{:?}", c.auth)
+        };
+        assert_eq!(issuer.issuer, "http://127.0.0.1:9100");
+        assert_eq!(issuer.keys.len(), 1);
+        assert_eq!(c.claims.partner, "tid");
+        assert_eq!(c.claims.roles, "cognito:groups");
+        assert!(LocalIssuer::keys_from_jwks(r#"{"keys":[{"kty":"EC"}]}"#).is_err());
+        assert!(LocalIssuer::keys_from_jwks("[]").is_err());
     }
 }

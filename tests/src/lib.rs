@@ -20,11 +20,6 @@ use serde_json::json;
 
 pub use activity_log::testing::fixtures::json_body;
 
-/// The development secret of locally signed tokens (`scripts/local.env`; never used in AWS).
-pub fn dev_jwt_secret() -> &'static str {
-    local_default("LOCAL_JWT_SECRET")
-}
-
 /// The lines of `openapi.yaml` that list the time zone names, between these markers.
 pub const TIME_ZONES_BEGIN: &str =
     "      # BEGIN time zones: generated from the code by `devtool openapi-time-zones`";
@@ -243,21 +238,18 @@ pub async fn app_behind_proxy() -> (App, fault_proxy::FaultProxy) {
     (app, proxy)
 }
 
-/// Signs a local HS256 token like `scripts/dev-token`.
-pub fn token(secret: &str, partner: &str, roles: &[&str], sub: &str, ttl_secs: i64) -> String {
-    let claims = json!({
-        "partner_id": partner,
-        "roles": roles,
-        "sub": sub,
-        "iat": chrono::Utc::now().timestamp(),
-        "exp": chrono::Utc::now().timestamp() + ttl_secs,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap_or_else(|e| panic!("sign token: {e}"))
+/// An access token of the local OpenID Connect provider, like `scripts/dev-token` prints.
+pub fn token(partner: &str, roles: &[&str], sub: &str, ttl_secs: i64) -> String {
+    activity_log::testing::fixtures::local_token(partner, roles, sub, ttl_secs)
+}
+
+/// A token of `partner` whose signature does not match its claims.
+pub fn forged_token(partner: &str, roles: &[&str]) -> String {
+    activity_log::testing::fixtures::refused_tokens(partner, roles)
+        .into_iter()
+        .find(|(what, _)| *what == "forged signature")
+        .map(|(_, t)| t)
+        .unwrap_or_default()
 }
 
 /// An S3 server that verifies SigV4 signatures and presigned-URL expiry (s3s-fs, installed by
@@ -379,7 +371,18 @@ pub async fn local_stack(
         ("TABLE_NAME", table.clone()),
         ("BUCKET_NAME", bucket.clone()),
         ("AUTH_MODE", "local".to_owned()),
-        local("LOCAL_JWT_SECRET"),
+        (
+            "LOCAL_OIDC_ISSUER",
+            activity_log::testing::fixtures::local_issuer_url(),
+        ),
+        local("LOCAL_OIDC_AUDIENCE"),
+        (
+            "LOCAL_OIDC_JWKS_FILE",
+            workspace_root()
+                .join(local_default("LOCAL_OIDC_JWKS_FILE"))
+                .display()
+                .to_string(),
+        ),
         local("CURSOR_SIGNING_KEY"),
         local("SUBSCRIPTIONS_URL_TEMPLATE"),
     ];
@@ -420,8 +423,8 @@ pub async fn local_stack(
         .timeout(Duration::from_secs(900))
         .build()
         .unwrap_or_else(|e| panic!("http client: {e}"));
-    let reader = token(dev_jwt_secret(), "warmup", &["GlobalAdmin"], "t", 3600);
-    let writer = token(dev_jwt_secret(), "warmup", &["ActivityWriter"], "t", 3600);
+    let reader = token("warmup", &["GlobalAdmin"], "t", 3600);
+    let writer = token("warmup", &["ActivityWriter"], "t", 3600);
     wait_until(
         "query-activity under cargo lambda watch",
         Duration::from_secs(900),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use activity_log::testing::fixtures::minutes_ago as ago;
-use activity_log_tests::dev_jwt_secret;
+use activity_log_tests::forged_token;
 use activity_log_tests::{ids, newest_first_ids};
 use activity_log_tests::{local_stack, signature_checking_s3, token, wait_until};
 use reqwest::{Client, StatusCode};
@@ -80,45 +80,26 @@ async fn launch_stack() -> String {
 async fn the_api_over_http() {
     let _turn = TURN.lock().await;
     let api = start().await;
-    let writer = token(
-        dev_jwt_secret(),
-        "p-east",
-        &["ActivityWriter"],
-        "order-service",
-        3600,
-    );
+    let writer = token("p-east", &["ActivityWriter"], "order-service", 3600);
     let reader = token(
-        dev_jwt_secret(),
         "p-east",
         &["HelpdeskAgent", "SalesAgent"],
         "helpdesk@p-east",
         3600,
     );
-    let other = token(
-        dev_jwt_secret(),
-        "p-west",
-        &["GlobalAdmin"],
-        "admin@p-west",
-        3600,
-    );
+    let other = token("p-west", &["GlobalAdmin"], "admin@p-west", 3600);
     let customer = "台北雲端-01";
     let enc = "%E5%8F%B0%E5%8C%97%E9%9B%B2%E7%AB%AF-01";
 
     // Identity: none, expired, forged, wrong role.
     assert_eq!(api.get("/activities", None).await.0, 401);
-    let expired = token(dev_jwt_secret(), "p-east", &["GlobalAdmin"], "u", -600);
+    let expired = token("p-east", &["GlobalAdmin"], "u", -600);
     let (status, body) = api.get("/activities", Some(&expired)).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (401, Some("Unauthenticated"))
     );
-    let forged = token(
-        "some-other-secret-some-other-secret-0000",
-        "p-east",
-        &["GlobalAdmin"],
-        "u",
-        600,
-    );
+    let forged = forged_token("p-east", &["GlobalAdmin"]);
     assert_eq!(api.get("/activities", Some(&forged)).await.0, 401);
     assert_eq!(api.get("/activities", Some(&writer)).await.0, 403);
     assert_eq!(api.post(&json!({}), &reader).await.0, 403);
@@ -264,21 +245,9 @@ async fn start_export(api: &Api, body: &Value, bearer: &str) -> String {
 async fn exports_over_http() {
     let _turn = TURN.lock().await;
     let api = start().await;
-    let writer = token(
-        dev_jwt_secret(),
-        "p-exports",
-        &["ActivityWriter"],
-        "svc",
-        3600,
-    );
-    let reader = token(
-        dev_jwt_secret(),
-        "p-exports",
-        &["UserManagementAdmin"],
-        "u",
-        3600,
-    );
-    let other = token(dev_jwt_secret(), "p-other", &["GlobalAdmin"], "u", 3600);
+    let writer = token("p-exports", &["ActivityWriter"], "svc", 3600);
+    let reader = token("p-exports", &["UserManagementAdmin"], "u", 3600);
+    let other = token("p-other", &["GlobalAdmin"], "u", 3600);
     let mut items: Vec<Value> = (0..120)
         .map(|i| json!({"id": format!("x{i:04}"), "customerId": "tw-01", "customerName": "台北雲端科技股份有限公司",
                         "action": "placed an order", "partnerUser": "chen.wei@partner.example", "occurredAt": ago(i * 3 + 1)}))

@@ -20,8 +20,8 @@ use activity_log::testing::doubles::{FaultyObjects, InlineLauncher, RecordingLau
 use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::fault_proxy::FaultProxy;
 use activity_log_tests::{
-    app_behind_proxy, dev_jwt_secret, ids, isolated_app, json_body as body, local_stack,
-    signature_checking_s3, token,
+    app_behind_proxy, ids, isolated_app, json_body as body, local_stack, signature_checking_s3,
+    token,
 };
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
@@ -521,7 +521,7 @@ async fn a_burst_over_the_rate_limit_gets_429s_while_another_tenant_is_served() 
     let http = reqwest::Client::new();
     let get = |who: &str| {
         let (http, url) = (http.clone(), format!("{}/activities", stack.base));
-        let bearer = token(dev_jwt_secret(), who, READER, "ann", 600);
+        let bearer = token(who, READER, "ann", 600);
         async move {
             http.get(url)
                 .bearer_auth(bearer)

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use activity_log_tests::{LocalStack, dev_jwt_secret, emulator, local_stack, token, tool};
+use activity_log_tests::{LocalStack, emulator, forged_token, local_stack, token, tool};
 use activity_log_tests::{wait_until, workspace_root};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ fn http() -> Client {
 
 /// The records the contract's examples name, so reads reach stored data.
 async fn seed(base: &str) {
-    let writer = token(dev_jwt_secret(), PARTNER, &["ActivityWriter"], "seed", 3600);
+    let writer = token(PARTNER, &["ActivityWriter"], "seed", 3600);
     let mut items = vec![json!({"id": "order-4711", "customerId": "contoso",
         "customerName": "Contoso Ltd.", "action": "placed an order",
         "partnerUser": "ann@partner.example", "resourceType": "order",
@@ -76,7 +76,7 @@ async fn seed(base: &str) {
     assert_eq!(r.status(), 201, "seed: {:?}", r.text().await);
 
     // One export to the end, so every function has started before the generated requests.
-    let reader = token(dev_jwt_secret(), PARTNER, &["GlobalAdmin"], "seed", 3600);
+    let reader = token(PARTNER, &["GlobalAdmin"], "seed", 3600);
     let r = http()
         .post(format!("{base}/exports"))
         .bearer_auth(&reader)
@@ -211,7 +211,6 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
     let run = Run {
         name: "valid-token",
         token: token(
-            dev_jwt_secret(),
             PARTNER,
             &["GlobalAdmin", "ActivityWriter"],
             "schemathesis",
@@ -282,14 +281,8 @@ async fn generated_requests_with_bad_tokens_are_all_unauthenticated() {
     let _turn = TURN.lock().await;
     let stack = stack().await;
     let n = (examples() / 10).max(20);
-    let expired = token(dev_jwt_secret(), PARTNER, &["GlobalAdmin"], "late", -3600);
-    let forged = token(
-        "not-the-secret-not-the-secret-000000",
-        PARTNER,
-        &["GlobalAdmin", "ActivityWriter"],
-        "mallory",
-        3600,
-    );
+    let expired = token(PARTNER, &["GlobalAdmin"], "late", -3600);
+    let forged = forged_token(PARTNER, &["GlobalAdmin", "ActivityWriter"]);
     for (name, bad) in [("expired-token", expired), ("forged-token", forged)] {
         let run = Run {
             name,
@@ -325,8 +318,8 @@ async fn edge_cases_get_clear_answers() {
     let stack = stack().await;
     let http = http();
     let base = &stack.base;
-    let reader = token(dev_jwt_secret(), PARTNER, &["BillingAdmin"], "edge", 3600);
-    let writer = token(dev_jwt_secret(), PARTNER, &["ActivityWriter"], "edge", 3600);
+    let reader = token(PARTNER, &["BillingAdmin"], "edge", 3600);
+    let writer = token(PARTNER, &["ActivityWriter"], "edge", 3600);
 
     let get = |path: String| {
         let (http, reader) = (http.clone(), reader.clone());

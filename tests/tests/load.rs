@@ -4,7 +4,7 @@
 //! The figures are printed (run with `--nocapture`), not asserted: this machine is shared.
 
 use activity_log_tests::load::{LoadPlan, run};
-use activity_log_tests::{dev_jwt_secret, emulator, local_stack, token};
+use activity_log_tests::{emulator, local_stack, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
@@ -17,8 +17,8 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
         .unwrap_or(10_000);
     let plan = LoadPlan {
         base: stack.base.clone(),
-        writer_token: token(dev_jwt_secret(), "load", &["ActivityWriter"], "load", 3600),
-        reader_token: token(dev_jwt_secret(), "load", &["GlobalAdmin"], "load", 3600),
+        writer_token: token("load", &["ActivityWriter"], "load", 3600),
+        reader_token: token("load", &["GlobalAdmin"], "load", 3600),
         clients: 20,
         records,
         batch: 25,

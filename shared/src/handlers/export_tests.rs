@@ -200,7 +200,11 @@ async fn an_export_takes_the_query_s_parameters_and_its_own() {
     );
     let defaults = body(&w.create("p1", "{}").await);
     assert_eq!(
-        (&defaults["format"], &defaults["timeZone"], &defaults["locale"]),
+        (
+            &defaults["format"],
+            &defaults["timeZone"],
+            &defaults["locale"]
+        ),
         (&json!("csv"), &json!("UTC"), &json!("en"))
     );
 }

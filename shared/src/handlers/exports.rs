@@ -47,7 +47,7 @@ where
 {
     let rid = request_id(&req);
     let result = async {
-        let who = identity::authorize(&req, &config.auth, Permission::Read)?;
+        let who = identity::authorize(&req, config, Permission::Read)?;
         match export_route(&req)? {
             ExportRoute::Create => create(config, jobs, launcher, &who, &req).await,
             ExportRoute::Status(id) => status(config, jobs, objects, launcher, &who, &id).await,

@@ -30,7 +30,7 @@ pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
 ) -> Response<Body> {
     let rid = request_id(&req);
     let result = async {
-        let who = identity::authorize(&req, &config.auth, Permission::Read)?;
+        let who = identity::authorize(&req, config, Permission::Read)?;
         match read_route(&req)? {
             ReadRoute::Detail(customer, id) => {
                 detail(config, reader, blobs, &who, &customer, &id).await

@@ -40,7 +40,7 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
     blobs: &B,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identity::authorize(req, &config.auth, Permission::Record)?;
+    let who = identity::authorize(req, config, Permission::Record)?;
     let rules = WriteRules {
         now: Utc::now(),
         retention_days: config.retention_days,

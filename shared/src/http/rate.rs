@@ -30,7 +30,7 @@ pub async fn check<C: RequestCounter>(
     if limit.requests == 0 {
         return Ok(());
     }
-    let Ok(who) = identity::identify(req, &config.auth) else {
+    let Ok(who) = identity::identify(req, config) else {
         return Ok(());
     };
     admit(counter, &who.partner, limit, Utc::now()).await

@@ -6,7 +6,7 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
 use super::ApiRequest;
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, LocalIssuer};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat,
     ExportLocale, ExportSpec, Filters, PartnerId, Status, time,
@@ -55,6 +55,124 @@ pub fn local_default(name: &str) -> &'static str {
 pub fn config() -> Config {
     Config::from_lookup(|name| lookup(name).map(str::to_owned))
         .unwrap_or_else(|e| panic!("local defaults: {e}"))
+}
+
+/// The local OpenID Connect provider as the functions see it in local mode: its issuer and
+/// audience, and the public keys of `web/local/jwks.json`.
+pub fn local_issuer() -> LocalIssuer {
+    LocalIssuer {
+        issuer: local_issuer_url(),
+        audience: local_default("LOCAL_OIDC_AUDIENCE").to_owned(),
+        keys: LocalIssuer::keys_from_jwks(include_str!("../../../web/local/jwks.json"))
+            .unwrap_or_else(|e| panic!("web/local/jwks.json: {e}")),
+    }
+}
+
+/// `http://127.0.0.1:<ACTIVITY_LOG_IDP_PORT>`, the local provider's issuer.
+pub fn local_issuer_url() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        local_default("ACTIVITY_LOG_IDP_PORT")
+    )
+}
+
+/// An access token of the local provider, as `scripts/dev-token` prints one: RS256 with the
+/// development key, the local issuer and audience, `partner_id`, `roles` and `sub`, valid for
+/// `ttl_secs` from now (negative: already expired).
+pub fn local_token(partner: &str, roles: &[&str], sub: &str, ttl_secs: i64) -> String {
+    let now = Utc::now().timestamp();
+    sign_local(&json!({
+        "iss": local_issuer_url(),
+        "aud": local_default("LOCAL_OIDC_AUDIENCE"),
+        "partner_id": partner,
+        "roles": roles,
+        "sub": sub,
+        "iat": now,
+        "nbf": now.min(now + ttl_secs),
+        "exp": now + ttl_secs,
+    }))
+}
+
+/// `claims` signed with the local provider's development key (RS256, its `kid`).
+pub fn sign_local(claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+        "../../../web/local/signing-key.pem"
+    ))
+    .unwrap_or_else(|e| panic!("web/local/signing-key.pem: {e}"));
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = local_issuer().keys.first().map(|k| k.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key).unwrap_or_else(|e| panic!("sign token: {e}"))
+}
+
+/// Tokens the local stack must refuse, each named by what is wrong with it; otherwise like
+/// [`local_token`] for `partner` and `roles`.
+pub fn refused_tokens(partner: &str, roles: &[&str]) -> Vec<(&'static str, String)> {
+    let now = Utc::now().timestamp();
+    let claims = json!({
+        "iss": local_issuer_url(),
+        "aud": local_default("LOCAL_OIDC_AUDIENCE"),
+        "partner_id": partner,
+        "roles": roles,
+        "sub": "someone",
+        "iat": now,
+        "exp": now + 600,
+    });
+    let with = |name: &str, value: Value| {
+        let mut c = claims.clone();
+        c[name] = value;
+        sign_local(&c)
+    };
+    // A real token of another partner with this partner's claims put in: the signature no
+    // longer matches.
+    let forged = {
+        let real = local_token("someone-else", roles, "someone", 600);
+        let parts: Vec<&str> = real.split('.').collect();
+        let payload = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            claims.to_string(),
+        );
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+    // Signed with HMAC keyed by the public key: a verifier that let the token pick its algorithm
+    // would accept it.
+    let public_as_secret = {
+        let key = local_issuer().keys.remove(0);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.n.as_bytes()),
+        )
+        .unwrap_or_else(|e| panic!("sign token: {e}"))
+    };
+    let unknown_key = {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+            "../../../web/local/signing-key.pem"
+        ))
+        .unwrap_or_else(|e| panic!("web/local/signing-key.pem: {e}"));
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("another-key".into());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| panic!("sign: {e}"))
+    };
+    vec![
+        ("expired", local_token(partner, roles, "someone", -600)),
+        ("forged signature", forged),
+        (
+            "another issuer",
+            with("iss", json!("https://login.example.com")),
+        ),
+        ("another audience", with("aud", json!("another-api"))),
+        ("not valid yet", with("nbf", json!(now + 600))),
+        ("no issuer", {
+            let mut c = claims.clone();
+            c.as_object_mut().map(|o| o.remove("iss"));
+            sign_local(&c)
+        }),
+        ("HS256 keyed by the public key", public_as_secret),
+        ("unknown key id", unknown_key),
+        ("not a JWT", "not-a-token".to_owned()),
+    ]
 }
 
 /// [`config`] with its own table and bucket names and `auth`.
