@@ -1,9 +1,13 @@
 //! `template.yaml`, the `cargo lambda watch` router and the code agree with each other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 
+use activity_log::config::ClaimNames;
 use activity_log::store::keys;
 use activity_log_tests::{read_workspace_file, workspace_root};
+use serde_norway::Value;
 
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(workspace_root().join("functions"))
@@ -231,4 +235,565 @@ fn the_bucket_is_private_encrypted_and_cleans_up() {
     ] {
         assert!(t.contains(needle), "template.yaml lacks {needle}");
     }
+}
+
+// ---- The page in AWS: CloudFront in front of the page bucket and the API ----
+
+/// CloudFront's managed policies (ids from the CloudFront Developer Guide, "Use managed cache
+/// policies" and "Use managed origin request policies").
+const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+const ALL_METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"];
+
+fn template() -> Value {
+    serde_norway::from_str(&read_workspace_file("template.yaml"))
+        .unwrap_or_else(|e| panic!("template.yaml: {e}"))
+}
+
+/// The value at a dotted path of mapping keys.
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, key| {
+        v.get(key)
+            .unwrap_or_else(|| panic!("template.yaml: no {key} in {path}"))
+    })
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a plain string: {v:?}"))
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_else(|| panic!("not a list: {v:?}"))
+}
+
+fn texts(v: &Value) -> Vec<&str> {
+    items(v).iter().map(text).collect()
+}
+
+/// The argument of a short-form intrinsic function (`!Ref X`, `!GetAtt X.Y`, `!Sub …`).
+fn intrinsic<'a>(v: &'a Value, function: &str) -> Option<&'a Value> {
+    match v {
+        Value::Tagged(t) if t.tag == function => Some(&t.value),
+        _ => None,
+    }
+}
+
+fn is_intrinsic(v: &Value, function: &str, argument: &str) -> bool {
+    intrinsic(v, function).and_then(Value::as_str) == Some(argument)
+}
+
+/// Evaluates the intrinsic functions that depend on parameters only (Ref of a parameter, Sub,
+/// Join, Select, Split), as CloudFormation would with these parameter values.
+fn evaluate(v: &Value, parameters: &BTreeMap<&str, &str>) -> Value {
+    let string = |v: &Value| text(&evaluate(v, parameters)).to_owned();
+    match v {
+        Value::Sequence(list) => {
+            Value::Sequence(list.iter().map(|i| evaluate(i, parameters)).collect())
+        }
+        Value::Tagged(t) => {
+            let arguments = || items(&t.value);
+            if t.tag == "Ref" {
+                let name = text(&t.value);
+                Value::String(
+                    parameters
+                        .get(name)
+                        .unwrap_or_else(|| panic!("no value for {name}"))
+                        .to_string(),
+                )
+            } else if t.tag == "Join" {
+                let separator = text(&arguments()[0]);
+                let parts = evaluate(&arguments()[1], parameters);
+                Value::String(texts(&parts).join(separator))
+            } else if t.tag == "Select" {
+                let index = arguments()[0]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("Select index: {:?}", arguments()[0]));
+                let list = evaluate(&arguments()[1], parameters);
+                items(&list)[usize::try_from(index).unwrap_or(usize::MAX)].clone()
+            } else if t.tag == "Split" {
+                let separator = text(&arguments()[0]);
+                let whole = string(&arguments()[1]);
+                Value::Sequence(
+                    whole
+                        .split(separator)
+                        .map(|s| Value::String(s.into()))
+                        .collect(),
+                )
+            } else if t.tag == "Sub" {
+                let (format, variables) = match &t.value {
+                    Value::String(s) => (s.clone(), BTreeMap::new()),
+                    _ => {
+                        let variables = arguments()[1]
+                            .as_mapping()
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| (text(k).to_owned(), string(v)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (text(&arguments()[0]).to_owned(), variables)
+                    }
+                };
+                let mut out = String::new();
+                let mut rest = format.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..]
+                        .find('}')
+                        .unwrap_or_else(|| panic!("unclosed ${{ in {format}"));
+                    let name = &rest[start + 2..start + end];
+                    let value = variables
+                        .get(name)
+                        .cloned()
+                        .or_else(|| parameters.get(name).map(|v| v.to_string()))
+                        .unwrap_or_else(|| panic!("no value for ${{{name}}}"));
+                    out.push_str(&value);
+                    rest = &rest[start + end + 1..];
+                }
+                out.push_str(rest);
+                Value::String(out)
+            } else {
+                panic!("cannot evaluate !{} here", t.tag)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// CloudFront path patterns: `*` matches any run of characters, `?` one, case-sensitive.
+fn path_pattern_matches(pattern: &str, path: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
+            Some((b'?', rest)) => !s.is_empty() && go(rest, &s[1..]),
+            Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+        }
+    }
+    go(pattern.as_bytes(), path.as_bytes())
+}
+
+fn distribution(t: &Value) -> &Value {
+    at(t, "Resources.WebDistribution.Properties.DistributionConfig")
+}
+
+/// The behavior CloudFront picks for a path: the first cache behavior whose pattern matches,
+/// else the default one.
+fn behavior_for<'a>(t: &'a Value, path: &str) -> &'a Value {
+    let d = distribution(t);
+    items(at(d, "CacheBehaviors"))
+        .iter()
+        .find(|b| path_pattern_matches(text(at(b, "PathPattern")), path))
+        .unwrap_or_else(|| at(d, "DefaultCacheBehavior"))
+}
+
+fn origin<'a>(t: &'a Value, behavior: &Value) -> &'a Value {
+    let id = text(at(behavior, "TargetOriginId"));
+    items(at(distribution(t), "Origins"))
+        .iter()
+        .find(|o| text(at(o, "Id")) == id)
+        .unwrap_or_else(|| panic!("no origin {id}"))
+}
+
+/// A concrete path of a route: `/customers/{customerId}` → `/customers/x-1`.
+fn sample_path(route: &str) -> String {
+    route
+        .split('/')
+        .map(|s| if s.starts_with('{') { "x-1" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+const PAGE_PATHS: [&str; 6] = [
+    "/",
+    "/auth/callback",
+    "/some/page",
+    "/index.html",
+    "/config.json",
+    "/assets/index-abc123.js",
+];
+
+#[test]
+fn every_api_route_reaches_the_api_uncached_with_its_authorization_header() {
+    let t = template();
+    let routes = router_routes(&read_workspace_file("Cargo.toml"));
+    assert!(routes.len() >= 4, "{routes:?}");
+    for (method, route) in &routes {
+        let path = sample_path(route);
+        let b = behavior_for(&t, &path);
+        let o = origin(&t, b);
+        let domain = intrinsic(at(o, "DomainName"), "Sub").and_then(Value::as_str);
+        assert_eq!(
+            domain,
+            Some("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"),
+            "{method} {route} ({path}) does not go to the HTTP API"
+        );
+        assert_eq!(
+            text(at(o, "CustomOriginConfig.OriginProtocolPolicy")),
+            "https-only"
+        );
+        // Caching off, and every viewer header but Host (API Gateway wants its own host name):
+        // Authorization and the query string reach the JWT authorizer and the functions.
+        assert_eq!(text(at(b, "CachePolicyId")), CACHING_DISABLED, "{route}");
+        assert_eq!(
+            text(at(b, "OriginRequestPolicyId")),
+            ALL_VIEWER_EXCEPT_HOST_HEADER,
+            "{route}"
+        );
+        assert_eq!(texts(at(b, "AllowedMethods")), ALL_METHODS, "{route}");
+        assert!(texts(at(b, "AllowedMethods")).contains(&method.as_str()));
+        assert_eq!(text(at(b, "ViewerProtocolPolicy")), "https-only", "{route}");
+        assert!(
+            b.get("FunctionAssociations").is_none(),
+            "{route}: the page-routes function must not touch API paths"
+        );
+    }
+    // Every cache behavior is an API behavior: the page is the default one.
+    for b in items(at(distribution(&t), "CacheBehaviors")) {
+        assert_eq!(text(at(b, "TargetOriginId")), "HttpApi");
+    }
+}
+
+#[test]
+fn the_page_comes_from_its_private_bucket_through_origin_access_control() {
+    let t = template();
+    for path in PAGE_PATHS {
+        let b = behavior_for(&t, path);
+        assert_eq!(
+            b,
+            at(distribution(&t), "DefaultCacheBehavior"),
+            "{path} must be the page's"
+        );
+    }
+    let page = at(distribution(&t), "DefaultCacheBehavior");
+    let o = origin(&t, page);
+    assert!(is_intrinsic(
+        at(o, "DomainName"),
+        "GetAtt",
+        "WebBucket.RegionalDomainName"
+    ));
+    assert!(is_intrinsic(
+        at(o, "OriginAccessControlId"),
+        "GetAtt",
+        "WebOriginAccessControl.Id"
+    ));
+    assert_eq!(text(at(o, "S3OriginConfig.OriginAccessIdentity")), "");
+    assert_eq!(text(at(page, "CachePolicyId")), CACHING_OPTIMIZED);
+    assert_eq!(text(at(page, "ViewerProtocolPolicy")), "redirect-to-https");
+    let functions = items(at(page, "FunctionAssociations"));
+    assert_eq!(functions.len(), 1);
+    assert_eq!(text(at(&functions[0], "EventType")), "viewer-request");
+    assert!(is_intrinsic(
+        at(&functions[0], "FunctionARN"),
+        "GetAtt",
+        "WebPageRoutesFunction.FunctionARN"
+    ));
+    assert_eq!(
+        text(at(
+            &t,
+            "Resources.WebPageRoutesFunction.Properties.FunctionConfig.Runtime"
+        )),
+        "cloudfront-js-2.0"
+    );
+
+    let oac = at(
+        &t,
+        "Resources.WebOriginAccessControl.Properties.OriginAccessControlConfig",
+    );
+    assert_eq!(text(at(oac, "OriginAccessControlOriginType")), "s3");
+    assert_eq!(text(at(oac, "SigningBehavior")), "always");
+    assert_eq!(text(at(oac, "SigningProtocol")), "sigv4");
+
+    let bucket = at(&t, "Resources.WebBucket.Properties");
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            at(bucket, &format!("PublicAccessBlockConfiguration.{flag}")).as_bool(),
+            Some(true),
+            "{flag}"
+        );
+    }
+    let sse = &items(at(
+        bucket,
+        "BucketEncryption.ServerSideEncryptionConfiguration",
+    ))[0];
+    assert_eq!(
+        text(at(sse, "ServerSideEncryptionByDefault.SSEAlgorithm")),
+        "AES256"
+    );
+
+    // Only this distribution reads the bucket, and only over TLS.
+    let policy = at(&t, "Resources.WebBucketPolicy.Properties");
+    assert!(is_intrinsic(at(policy, "Bucket"), "Ref", "WebBucket"));
+    let statements = items(at(policy, "PolicyDocument.Statement"));
+    let allows: Vec<&Value> = statements
+        .iter()
+        .filter(|s| text(at(s, "Effect")) == "Allow")
+        .collect();
+    assert_eq!(allows.len(), 1, "{allows:?}");
+    let allow = allows[0];
+    assert_eq!(
+        text(at(allow, "Principal.Service")),
+        "cloudfront.amazonaws.com"
+    );
+    assert_eq!(texts(at(allow, "Action")), ["s3:GetObject"]);
+    let source = intrinsic(at(allow, "Condition.StringEquals.AWS:SourceArn"), "Sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        source.ends_with(":distribution/${WebDistribution}"),
+        "{source}"
+    );
+    assert!(statements.iter().any(|s| {
+        text(at(s, "Effect")) == "Deny"
+            && s.get("Condition")
+                .and_then(|c| c.get("Bool"))
+                .and_then(|c| c.get("aws:SecureTransport"))
+                .and_then(Value::as_str)
+                == Some("false")
+    }));
+}
+
+#[test]
+fn no_error_page_turns_an_api_answer_into_the_page() {
+    let t = template();
+    assert!(
+        distribution(&t).get("CustomErrorResponses").is_none(),
+        "CustomErrorResponses would answer an API 403/404 with index.html"
+    );
+}
+
+#[test]
+fn the_page_and_the_api_send_security_headers() {
+    let t = template();
+    let config = at(
+        &t,
+        "Resources.WebResponseHeadersPolicy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig",
+    );
+    for (issuer, extra, idp) in [
+        (
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+            "",
+            "https://login.microsoftonline.com",
+        ),
+        (
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf",
+            "https://partner.auth.eu-west-1.amazoncognito.com",
+            "https://cognito-idp.eu-west-1.amazonaws.com",
+        ),
+        (
+            "https://idp.example.com:8443",
+            "",
+            "https://idp.example.com:8443",
+        ),
+    ] {
+        let parameters = BTreeMap::from([("JwtIssuer", issuer), ("WebAuthOrigins", extra)]);
+        let csp = evaluate(
+            at(config, "ContentSecurityPolicy.ContentSecurityPolicy"),
+            &parameters,
+        );
+        let csp = text(&csp);
+        let directives: BTreeMap<&str, Vec<&str>> = csp
+            .split(';')
+            .filter_map(|d| {
+                let mut words = d.split_whitespace();
+                Some((words.next()?, words.collect()))
+            })
+            .collect();
+        assert!(!csp.contains("unsafe-"), "{csp}");
+        assert_eq!(directives["default-src"], ["'self'"], "{csp}");
+        assert_eq!(directives["script-src"], ["'self'"], "{csp}");
+        assert_eq!(directives["style-src"], ["'self'"], "{csp}");
+        assert_eq!(directives["frame-ancestors"], ["'none'"], "{csp}");
+        assert_eq!(directives["object-src"], ["'none'"], "{csp}");
+        assert_eq!(directives["base-uri"], ["'self'"], "{csp}");
+        let mut expected = vec!["'self'", idp];
+        expected.extend(extra.split_whitespace());
+        assert_eq!(directives["connect-src"], expected, "{csp}");
+        assert_eq!(directives["form-action"], expected, "{csp}");
+    }
+    assert_eq!(
+        at(config, "ContentSecurityPolicy.Override").as_bool(),
+        Some(true)
+    );
+    let hsts = at(config, "StrictTransportSecurity");
+    assert!(at(hsts, "AccessControlMaxAgeSec").as_u64() >= Some(31_536_000));
+    assert_eq!(at(hsts, "IncludeSubdomains").as_bool(), Some(true));
+    assert_eq!(at(hsts, "Override").as_bool(), Some(true));
+    assert_eq!(
+        at(config, "ContentTypeOptions.Override").as_bool(),
+        Some(true)
+    );
+    assert_eq!(text(at(config, "FrameOptions.FrameOption")), "DENY");
+    assert_eq!(
+        text(at(config, "ReferrerPolicy.ReferrerPolicy")),
+        "strict-origin-when-cross-origin"
+    );
+    // Every behavior sends them, the page's and the API's.
+    let d = distribution(&t);
+    for b in std::iter::once(at(d, "DefaultCacheBehavior")).chain(items(at(d, "CacheBehaviors"))) {
+        assert!(
+            is_intrinsic(
+                at(b, "ResponseHeadersPolicyId"),
+                "Ref",
+                "WebResponseHeadersPolicy"
+            ),
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn the_stack_names_its_page() {
+    let t = template();
+    assert_eq!(
+        intrinsic(at(&t, "Outputs.WebUrl.Value"), "Sub").and_then(Value::as_str),
+        Some("https://${WebDistribution.DomainName}/")
+    );
+    assert!(is_intrinsic(
+        at(&t, "Outputs.WebBucketName.Value"),
+        "Ref",
+        "WebBucket"
+    ));
+    assert!(is_intrinsic(
+        at(&t, "Outputs.WebDistributionId.Value"),
+        "Ref",
+        "WebDistribution"
+    ));
+}
+
+#[test]
+fn claim_names_and_the_page_client_are_parameters_that_reach_every_function() {
+    let t = template();
+    let client = at(&t, "Parameters.WebClientId");
+    assert_eq!(text(at(client, "Type")), "String");
+    assert!(client.get("Default").is_none(), "WebClientId is required");
+    let defaults = ClaimNames::default();
+    for (parameter, default, variable) in [
+        ("PartnerClaim", defaults.partner.as_str(), "PARTNER_CLAIM"),
+        ("RolesClaim", defaults.roles.as_str(), "ROLES_CLAIM"),
+    ] {
+        assert_eq!(
+            text(at(&t, &format!("Parameters.{parameter}.Default"))),
+            default,
+            "the template's default is the code's"
+        );
+        assert!(is_intrinsic(
+            at(
+                &t,
+                &format!("Globals.Function.Environment.Variables.{variable}")
+            ),
+            "Ref",
+            parameter
+        ));
+        let resources = at(&t, "Resources").as_mapping().into_iter().flatten();
+        for (name, r) in resources {
+            if text(at(r, "Type")) == "AWS::Serverless::Function" {
+                let own = r
+                    .get("Properties")
+                    .and_then(|p| p.get("Environment"))
+                    .and_then(|e| e.get("Variables"))
+                    .and_then(|v| v.get(variable));
+                assert!(own.is_none(), "{name:?} overrides {variable}");
+            }
+        }
+    }
+}
+
+/// Runs the page-routes CloudFront Function with node on viewer-request events.
+fn rewrite(events: &serde_json::Value) -> serde_json::Value {
+    let t = template();
+    let code = text(at(
+        &t,
+        "Resources.WebPageRoutesFunction.Properties.FunctionCode",
+    ));
+    let program = format!(
+        "{code}\nconst events = {events};\nconsole.log(JSON.stringify(events.map((e) => handler(e))));\n"
+    );
+    let mut node = Command::new("node")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node (Node.js 20, as the page's build needs): {e}"));
+    node.stdin
+        .take()
+        .map(|mut s| s.write_all(program.as_bytes()))
+        .transpose()
+        .unwrap_or_else(|e| panic!("node stdin: {e}"));
+    let out = node
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("node output: {e}"))
+}
+
+#[test]
+fn page_routes_are_answered_with_index_html_and_files_as_they_are() {
+    // CloudFront hands the function the path in `uri` and the query string apart from it.
+    let cases = [
+        ("/", "", "/index.html"),
+        ("/", "x", "/index.html"),
+        ("/some/page", "", "/index.html"),
+        ("/auth/callback", "code=abc&state=xyz", "/index.html"),
+        ("/customers-of-mine", "", "/index.html"),
+        ("/v1.2/page", "", "/index.html"),
+        ("/index.html", "", "/index.html"),
+        ("/assets/index-abc.js", "", "/assets/index-abc.js"),
+        ("/assets/index-abc.css", "", "/assets/index-abc.css"),
+        ("/config.json", "", "/config.json"),
+        ("/favicon.ico", "", "/favicon.ico"),
+    ];
+    let events: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(uri, query, _)| {
+            let querystring: serde_json::Map<String, serde_json::Value> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (k.to_owned(), serde_json::json!({ "value": v }))
+                })
+                .collect();
+            serde_json::json!({
+                "version": "1.0",
+                "context": { "eventType": "viewer-request" },
+                "viewer": { "ip": "192.0.2.1" },
+                "request": {
+                    "method": "GET",
+                    "uri": uri,
+                    "querystring": querystring,
+                    "headers": { "host": { "value": "d111111abcdef8.cloudfront.net" } },
+                    "cookies": {}
+                }
+            })
+        })
+        .collect();
+    let requests = rewrite(&serde_json::Value::Array(events.clone()));
+    for (((uri, query, expected), request), event) in cases
+        .iter()
+        .zip(requests.as_array().into_iter().flatten())
+        .zip(&events)
+    {
+        assert_eq!(request["uri"], *expected, "{uri}?{query}");
+        assert_eq!(
+            request["querystring"], event["request"]["querystring"],
+            "{uri}?{query}: the query string is kept"
+        );
+        assert_eq!(request["method"], "GET");
+    }
+    assert_eq!(requests.as_array().map(Vec::len), Some(cases.len()));
 }
