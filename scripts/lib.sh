@@ -35,6 +35,27 @@ ensure_s3s_fs() {
   fi
 }
 
+# The page's Node packages (web/node_modules), from the committed lockfile; again only when the
+# lockfile changes. Node.js and npm come with the machine; nothing is installed globally.
+ensure_web() {
+  command -v npm >/dev/null || die "Node.js and npm are needed for the page (web/)"
+  local stamp="web/node_modules/.package-lock.sha256" want
+  want="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    log "installing the page's packages (npm ci in web/)"
+    npm --prefix web ci --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+  fi
+}
+
+# Builds the page into web/dist and writes its config.json for the local provider.
+build_web() {
+  npm --prefix web run --silent build
+  cat > web/dist/config.json <<JSON
+{"issuer": "$LOCAL_OIDC_ISSUER", "clientId": "$LOCAL_OIDC_CLIENT_ID", "audience": "$LOCAL_OIDC_AUDIENCE", "scope": "openid email profile activity-log"}
+JSON
+}
+
 # Local settings: the development defaults of scripts/local.env (the one place they are written)
 # and the local ports and endpoints; every one can be overridden from the shell.
 local_env() {

@@ -17,10 +17,11 @@ async fn main() -> ExitCode {
             activity_log_tests::create_storage(&sdk, table, bucket).await;
             Ok(format!("table {table} and bucket {bucket} are ready"))
         }
-        ["seed", api, token] => seed(api, token).await,
+        ["seed", api, token] => seed(api, token, demo()).await,
+        ["seed-other", api, token] => seed(api, token, other_partner()).await,
         ["export", api, token] => export(api, token).await,
         ["openapi-time-zones"] => openapi_time_zones(),
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {
@@ -95,6 +96,24 @@ fn demo() -> Vec<Value> {
             }));
         }
     }
+    // Three months of older history, one activity per customer every two days: the default
+    // month holds more than one page of the page's 50 rows, the last 90 days several.
+    for (i, (id, name)) in customers.iter().enumerate() {
+        for k in 0..40_usize {
+            let (action, resource, status) = actions[(i + k) % actions.len()];
+            items.push(json!({
+                "id": format!("demo-{id}-history-{k:02}"),
+                "customerId": id,
+                "customerName": name,
+                "action": action,
+                "partnerUser": users[(i + 2 * k) % users.len()],
+                "occurredAt": at((17 * 24 + k * 48 + i * 5) as i64),
+                "resourceType": resource,
+                "status": status,
+                "details": {"source": "demo", "ticket": format!("H-{}", 2000 + i * 100 + k)},
+            }));
+        }
+    }
     let products: Vec<Value> = (1..=400)
         .map(|n| json!({"sku": format!("CFQ7TTC0LH{n:04}"), "name": format!("Microsoft 365 E{} seat bundle {n}", 3 + n % 3), "quantity": n % 50 + 1, "unitPrice": 32.0 + f64::from(n % 9)}))
         .collect();
@@ -111,8 +130,30 @@ fn demo() -> Vec<Value> {
     items
 }
 
-async fn seed(api: &str, token: &str) -> Result<String, String> {
-    let items = demo();
+/// Another partner's few activities: its admin sees these and none of demo-partner's.
+fn other_partner() -> Vec<Value> {
+    [
+        ("placed an order", "order", 3),
+        ("created a referral", "referral", 30),
+        ("updated the billing profile", "billingProfile", 200),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, (action, resource, hours_ago))| {
+        json!({
+            "id": format!("other-adatum-{n}"),
+            "customerId": "adatum",
+            "customerName": "Adatum Corporation",
+            "action": action,
+            "partnerUser": "olivia@other-partner.example",
+            "occurredAt": at(*hours_ago),
+            "resourceType": resource,
+        })
+    })
+    .collect()
+}
+
+async fn seed(api: &str, token: &str, items: Vec<Value>) -> Result<String, String> {
     let client = reqwest::Client::new();
     for chunk in items.chunks(20) {
         let r = client
@@ -128,7 +169,7 @@ async fn seed(api: &str, token: &str) -> Result<String, String> {
             return Err(format!("POST /activities answered {status}: {text}"));
         }
     }
-    Ok(format!("seeded {} demo activities", items.len()))
+    Ok(format!("seeded {} activities", items.len()))
 }
 
 /// Starts a CSV export of the whole demo log and waits for it; prints the download link.

@@ -1,0 +1,116 @@
+// The API, on the page's own origin (CloudFront in AWS, the local front on a laptop).
+
+export interface Activity {
+  id: string;
+  customerId: string;
+  customerName: string;
+  action: string;
+  partnerUser: string;
+  occurredAt: string;
+  recordedAt: string;
+  resourceType: string | null;
+  status: string;
+  details: unknown;
+  detailsSize: number;
+  detailsIncluded: boolean;
+  links: { self: string; subscriptions: string };
+}
+
+export interface ActivityPage {
+  items: Activity[];
+  nextCursor: string | null;
+}
+
+export interface ExportJob {
+  id: string;
+  status: 'pending' | 'running' | 'succeeded' | 'failed';
+  rowCount: number;
+  error?: string;
+  downloadUrl?: string;
+  links: { self: string };
+}
+
+/** An answer other than 2xx, with the API's error code and message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The token was refused (401): the user must sign in again. */
+export class SignInRequired extends Error {}
+
+export interface CallOptions {
+  /** Told before each wait for a busy service (429/503), with the seconds it waits. */
+  onWait?: (seconds: number) => void;
+  /** Attempts in all for 429/503 answers. */
+  attempts?: number;
+  sleep?: (ms: number) => Promise<void>;
+  fetch?: typeof fetch;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Seconds to wait from a Retry-After header (seconds or an HTTP date), at least 1, at most 60. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+  if (!header) return 1;
+  const n = Number(header);
+  const s = Number.isFinite(n) ? n : (Date.parse(header) - now) / 1000;
+  return Math.min(60, Math.max(1, Math.ceil(Number.isFinite(s) ? s : 1)));
+}
+
+/** Calls the API with the bearer token; retries 429 and 503 after Retry-After. */
+export async function call<T>(path: string, token: string, init: RequestInit = {}, options: CallOptions = {}): Promise<T> {
+  const attempts = options.attempts ?? 4;
+  const sleep = options.sleep ?? defaultSleep;
+  const doFetch = options.fetch ?? fetch;
+  for (let attempt = 1; ; attempt++) {
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${token}`);
+    if (init.body) headers.set('content-type', 'application/json');
+    const r = await doFetch(path, { ...init, headers });
+    if (r.ok) return (await r.json()) as T;
+    if (r.status === 401) throw new SignInRequired('401');
+    let code = `Http${r.status}`;
+    let message = `${r.status} ${r.statusText}`;
+    try {
+      const body = (await r.json()) as { error?: { code?: string; message?: string } };
+      code = body.error?.code ?? code;
+      message = body.error?.message ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    if ((r.status === 429 || r.status === 503) && attempt < attempts) {
+      const wait = retryAfterSeconds(r.headers.get('retry-after'));
+      options.onWait?.(wait);
+      await sleep(wait * 1000);
+      continue;
+    }
+    throw new ApiError(r.status, code, message);
+  }
+}
+
+export interface Query {
+  from: string;
+  to: string;
+  customerId?: string;
+  action?: string;
+  partnerUser?: string;
+  status?: string;
+}
+
+/** `GET /activities` with the query's parameters, `limit` and `cursor`. */
+export function activitiesPath(q: Query, limit: number, cursor?: string | null): string {
+  const p = new URLSearchParams({ from: q.from, to: q.to });
+  if (q.customerId) p.set('customerId', q.customerId);
+  if (q.action) p.set('action', q.action);
+  if (q.partnerUser) p.set('partnerUser', q.partnerUser);
+  if (q.status) p.set('status', q.status);
+  p.set('limit', String(limit));
+  if (cursor) p.set('cursor', cursor);
+  return `/activities?${p}`;
+}

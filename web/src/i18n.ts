@@ -1,0 +1,139 @@
+// The page's words in English and Traditional Chinese. The Traditional Chinese column and table
+// names are Partner Center's own (活動記錄, 從, 到, 日期 / 時間, 受影響客戶, 動作, 合作夥伴使用者,
+// 匯出記錄, 訂閱).
+
+export type Lang = 'en' | 'zh-TW';
+export const LANGS: Lang[] = ['en', 'zh-TW'];
+export const LANG_NAMES: Record<Lang, string> = { en: 'English', 'zh-TW': '繁體中文' };
+
+const en = {
+  title: 'Activity log',
+  intro: 'Every action taken on your customers’ accounts, newest first.',
+  signIn: 'Sign in',
+  signOut: 'Sign out',
+  signedInAs: 'Signed in as',
+  signInPrompt: 'Sign in with your organization account to see the activity log.',
+  sessionEnded: 'Your session has ended. Sign in again to go on.',
+  signInAgain: 'Sign in again',
+  signInFailed: 'Sign-in did not complete',
+  noAccess: 'You don’t have access to the activity log.',
+  noAccessHint: 'Viewing it needs one of the roles Global admin, Billing admin, User management admin, Admin agent, Sales agent or Helpdesk agent. Ask your global admin.',
+  language: 'Language',
+  period: 'Period',
+  from: 'From',
+  to: 'To',
+  quick: 'Quick ranges',
+  last24h: 'Last 24 hours',
+  last7d: 'Last 7 days',
+  last30d: 'Last 30 days',
+  last90d: 'Last 90 days',
+  timeZone: 'Time zone',
+  browserZone: '(this browser)',
+  filters: 'Filters',
+  customer: 'Customer',
+  customerHint: 'Customer ID',
+  action: 'Action',
+  partnerUser: 'Partner user',
+  status: 'Status',
+  anyStatus: 'Any',
+  apply: 'Apply',
+  clear: 'Clear filters',
+  dateTime: 'Date-Time',
+  affectedCustomer: 'Affected customer',
+  showDetails: 'Show details',
+  subscriptions: 'Subscriptions',
+  loading: 'Loading…',
+  loadMore: 'Load more',
+  rowsLoaded: (n: number) => `${n.toLocaleString('en')} ${n === 1 ? 'activity' : 'activities'} loaded`,
+  allLoaded: 'all of the period',
+  moreAvailable: 'more available',
+  none: 'No activities in this period.',
+  fromAfterTo: 'From must be on or before To.',
+  details: 'Details',
+  noDetails: 'No details were recorded.',
+  loadingDetails: 'Loading details…',
+  format: 'Format',
+  exportLog: 'Export log',
+  exporting: (n: number) => `Exporting… ${n.toLocaleString('en')} rows so far`,
+  exportQueued: 'Export queued…',
+  exportReady: (n: number) => `Export ready: ${n.toLocaleString('en')} rows. Your download has started.`,
+  downloadAgain: 'Download again',
+  exportFailed: 'Export failed',
+  busy: (s: number) => `The service is busy; trying again in ${s} s…`,
+  errorTitle: 'Something went wrong',
+  statusNames: { succeeded: 'Succeeded', failed: 'Failed', inProgress: 'In progress' } as Record<string, string>,
+};
+
+export type Words = typeof en;
+
+const zhTW: Words = {
+  title: '活動記錄',
+  intro: '在您客戶帳戶上執行的每個動作，最新的在前。',
+  signIn: '登入',
+  signOut: '登出',
+  signedInAs: '登入身分',
+  signInPrompt: '請使用您的組織帳戶登入以檢視活動記錄。',
+  sessionEnded: '您的工作階段已結束。請重新登入以繼續。',
+  signInAgain: '重新登入',
+  signInFailed: '登入未完成',
+  noAccess: '您沒有活動記錄的存取權。',
+  noAccessHint: '檢視活動記錄需要下列其中一個角色：全域管理員、帳務管理員、使用者管理管理員、管理員代理人、銷售代理人或技術服務人員。請洽詢您的全域管理員。',
+  language: '語言',
+  period: '期間',
+  from: '從',
+  to: '到',
+  quick: '快速範圍',
+  last24h: '過去 24 小時',
+  last7d: '過去 7 天',
+  last30d: '過去 30 天',
+  last90d: '過去 90 天',
+  timeZone: '時區',
+  browserZone: '（此瀏覽器）',
+  filters: '篩選',
+  customer: '客戶',
+  customerHint: '客戶識別碼',
+  action: '動作',
+  partnerUser: '合作夥伴使用者',
+  status: '狀態',
+  anyStatus: '全部',
+  apply: '套用',
+  clear: '清除篩選',
+  dateTime: '日期 / 時間',
+  affectedCustomer: '受影響客戶',
+  showDetails: '顯示詳細資料',
+  subscriptions: '訂閱',
+  loading: '正在載入…',
+  loadMore: '載入更多',
+  rowsLoaded: (n: number) => `已載入 ${n.toLocaleString('zh-TW')} 筆活動`,
+  allLoaded: '已是此期間的全部',
+  moreAvailable: '還有更多',
+  none: '此期間沒有活動。',
+  fromAfterTo: '「從」必須早於或等於「到」。',
+  details: '詳細資料',
+  noDetails: '沒有記錄詳細資料。',
+  loadingDetails: '正在載入詳細資料…',
+  format: '格式',
+  exportLog: '匯出記錄',
+  exporting: (n: number) => `正在匯出… 已處理 ${n.toLocaleString('zh-TW')} 筆`,
+  exportQueued: '匯出已排入佇列…',
+  exportReady: (n: number) => `匯出完成：${n.toLocaleString('zh-TW')} 筆。已開始下載。`,
+  downloadAgain: '再次下載',
+  exportFailed: '匯出失敗',
+  busy: (s: number) => `服務忙碌中，${s} 秒後重試…`,
+  errorTitle: '發生錯誤',
+  statusNames: { succeeded: '成功', failed: '失敗', inProgress: '進行中' },
+};
+
+export const WORDS: Record<Lang, Words> = { en, 'zh-TW': zhTW };
+
+/** The page's language for a browser language list (navigator.languages): Traditional Chinese
+ * for zh-TW, zh-HK, zh-MO and zh-Hant; English otherwise. */
+export function langFromBrowser(languages: readonly string[]): Lang {
+  for (const l of languages) {
+    const tag = l.toLowerCase();
+    if (/^zh-(tw|hk|mo|hant)\b/.test(tag)) return 'zh-TW';
+    if (tag === 'zh' || tag.startsWith('zh-')) return 'zh-TW';
+    if (tag === 'en' || tag.startsWith('en-')) return 'en';
+  }
+  return 'en';
+}
