@@ -48,6 +48,19 @@ ensure_web() {
   fi
 }
 
+# Debian's Chromium for the browser tests, with a font for Chinese text; installed with apt-get
+# when missing (no browser is downloaded by npm).
+ensure_browser() {
+  export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+  if [[ -x "$CHROMIUM" ]] && fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then return; fi
+  log "installing Debian's chromium and fonts-noto-cjk (apt-get)"
+  local sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk)
+  "${install[@]}" >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null && "${install[@]}" >/dev/null; } \
+    || die "could not install chromium with apt-get"
+}
+
 # Builds the page into web/dist and writes its config.json for the local provider.
 build_web() {
   npm --prefix web run --silent build

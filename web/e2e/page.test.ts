@@ -360,6 +360,33 @@ describe('the Activity Log page', () => {
     await page.waitForURL(/lang=en/);
   });
 
+  test('the zone in use is shown and switches to UTC; times follow it', async () => {
+    await page.goto(`${WEB}/?range=7d&customer=contoso&lang=en`);
+    await rows(page).first().waitFor();
+    const local = await rows(page).first().locator('time').innerText();
+    await page.getByLabel('Time zone').selectOption('UTC');
+    await page.waitForURL(/tz=UTC/);
+    await page.waitForFunction((before) => document.querySelector('table.log tbody tr[data-key] time')?.textContent !== before, local, POLL);
+    const utc = await rows(page).first().locator('time').innerText();
+    const iso = (await rows(page).first().locator('time').getAttribute('datetime')) ?? '';
+    expect(utc).toBe(new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC' }).format(new Date(iso)));
+    expect(local).toBe(new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'medium', timeZone: ZONE }).format(new Date(iso)));
+    expect(await page.locator('#zone option:checked').innerText()).toBe('UTC');
+  });
+
+  test('a failed export says why', async () => {
+    // The worker's failure is injected at the network: the job's status answer says failed.
+    await page.route('**/exports/*', async (route) => {
+      const r = await route.fetch();
+      const job = await r.json();
+      await route.fulfill({ response: r, json: { ...job, status: 'failed', error: 'the export could not be written; try again', downloadUrl: undefined } });
+    });
+    await page.getByRole('button', { name: 'Export log' }).click();
+    await page.getByText('Export failed: the export could not be written; try again').waitFor();
+    await page.unroute('**/exports/*');
+    await shot(page, 'en-export-failed');
+  });
+
   test('a refused token leads to "sign in again", not a broken table', async () => {
     await page.evaluate(() => {
       for (let i = 0; i < sessionStorage.length; i++) {
