@@ -165,8 +165,8 @@ fn config(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("config.json {body}: {e}"))
 }
 
-#[tokio::test]
-async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
+/// The emulator, an S3 client of it and a new empty bucket for the page.
+async fn page_bucket() -> (String, aws_sdk_s3::Client, String) {
     let endpoint = emulator().await;
     let sdk = sdk_config(&endpoint).await;
     let s3 = s3_client(&sdk);
@@ -174,6 +174,12 @@ async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
     create_bucket(&s3, &bucket)
         .await
         .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+    (endpoint, s3, bucket)
+}
+
+#[tokio::test]
+async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
+    let (endpoint, s3, bucket) = page_bucket().await;
     let distribution = distribution(&endpoint);
 
     // First deploy. A config.json of the build (a development one) and the build tool's own
@@ -326,13 +332,7 @@ async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
 
 #[tokio::test]
 async fn wrong_invocations_fail_with_a_clear_message() {
-    let endpoint = emulator().await;
-    let sdk = sdk_config(&endpoint).await;
-    let s3 = s3_client(&sdk);
-    let bucket = unique_name("activity-log-web");
-    create_bucket(&s3, &bucket)
-        .await
-        .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+    let (endpoint, s3, bucket) = page_bucket().await;
     let missing = std::env::temp_dir().join(unique_name("no-such-dist"));
     let missing = missing.to_str().unwrap_or_default();
     let page = Dist::new(&[("index.html", "<!doctype html>")]);
