@@ -14,8 +14,8 @@
 #![no_main]
 
 use activity_log::domain::time::{earliest, latest};
-use activity_log::domain::{Activity, ActivityId, CustomerId, Details, Status};
-use activity_log::export::csv::{BOM, CsvEncoder, HEADER, neutralise, restore};
+use activity_log::domain::{Activity, ActivityId, CustomerId, Details, ExportLocale, Status};
+use activity_log::export::csv::{BOM, CsvEncoder, header, neutralise, restore};
 use chrono::{DateTime, Offset, Utc};
 use chrono_tz::TZ_VARIANTS;
 use libfuzzer_sys::arbitrary::Unstructured;
@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         odd.customer_id = c;
     }
     let plain = activity(occurred_at, "Contoso");
-    let mut e = CsvEncoder::new(*zone).unwrap();
+    let mut e = CsvEncoder::new(*zone, ExportLocale::English).unwrap();
     e.row(&odd, Some(text)).unwrap();
     e.row(&plain, None).unwrap();
     let file = e.take().unwrap();
@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
 
     // A spreadsheet splitting on `;` or TAB: the Details cell is last, so text ending in a
     // separator would let such a reader run on into the next line; it is given JSON instead.
-    let mut e = CsvEncoder::new(*zone).unwrap();
+    let mut e = CsvEncoder::new(*zone, ExportLocale::English).unwrap();
     e.row(&odd, Some(r#"{"n":-1}"#)).unwrap();
     e.row(&plain, None).unwrap();
     let other = e.take().unwrap();
@@ -104,7 +104,10 @@ fuzz_target!(|data: &[u8]| {
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("unreadable CSV {e}: {:?}", String::from_utf8_lossy(&file)));
     assert_eq!(rows.len(), 3, "{:?}", String::from_utf8_lossy(&file));
-    assert_eq!(rows[0].iter().collect::<Vec<_>>(), HEADER);
+    assert_eq!(
+        rows[0].iter().collect::<Vec<_>>(),
+        header(ExportLocale::English)
+    );
     let c: &str = &cell;
     // The Date-Time cell: RFC 3339 with milliseconds, the same instant; the zone's own local
     // time wherever its offset is whole minutes (RFC 3339 cannot write an offset with seconds).
