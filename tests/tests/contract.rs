@@ -130,6 +130,12 @@ fn sample(details: Details) -> Activity {
         details,
         content_hash: String::new(),
         expires_at: 0,
+        recorded_by: Some("writer".into()),
+        chain: Some(activity_log::domain::chain::Link {
+            sequence: 1,
+            hash: "ab".repeat(32),
+            previous_hash: activity_log::domain::chain::GENESIS_HASH.into(),
+        }),
     }
 }
 

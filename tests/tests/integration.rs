@@ -379,10 +379,11 @@ async fn pages_through_1000_records_exactly_once_newest_first() {
     let base = Utc::now() - TimeDelta::days(2);
     let mut expected_customer = Vec::new();
     let mut expected_all = Vec::new();
-    for chunk in 0..11 {
-        let batch: Vec<Value> = (0..100)
+    // 1,100 activities of two customers, 50 a batch (activities + customers ≤ 100).
+    for chunk in 0..22 {
+        let batch: Vec<Value> = (0..50)
             .map(|i| {
-                let n = chunk * 100 + i;
+                let n = chunk * 50 + i;
                 // Several activities share a millisecond, to check the tie-break.
                 let at =
                     activity_log::domain::time::format(base + TimeDelta::milliseconds((n / 3) * 7));

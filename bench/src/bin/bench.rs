@@ -17,11 +17,11 @@ use activity_log::domain::{
     Activity, ActivityQuery, CustomerId, DateRange, ExportFormat, ExportJob, ExportLocale,
     ExportSpec, ExportStatus, Filters, PartnerId,
 };
+use activity_log::store::ExportJobs;
 use activity_log::store::dynamodb::DynamoStore;
-use activity_log::store::{ActivityWriter, ExportJobs};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::local_default;
-use activity_log::testing::fixtures::synthetic_activity;
+use activity_log::testing::fixtures::{insert_activities, synthetic_activity};
 use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
@@ -164,20 +164,13 @@ async fn seed(
     rows: u64,
     now: DateTime<Utc>,
 ) -> Fallible<()> {
-    let mut n = 0;
-    while n < rows {
-        let batch: Vec<Activity> = (n..(n + 100).min(rows))
-            .map(|i| {
-                let when = now - TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0) * 10);
-                synthetic_activity(i, &format!("customer-{}", i % customers), when)
-            })
-            .collect();
-        store
-            .insert_all(partner, &batch)
-            .await
-            .map_err(|e| format!("seeding: {e}"))?;
-        n += batch.len() as u64;
-    }
+    let batch: Vec<Activity> = (0..rows)
+        .map(|i| {
+            let when = now - TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0) * 10);
+            synthetic_activity(i, &format!("customer-{}", i % customers), when)
+        })
+        .collect();
+    insert_activities(store, partner, &batch).await;
     Ok(())
 }
 

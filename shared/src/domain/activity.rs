@@ -7,11 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::chain::Link;
 use super::ids::{ActivityId, CustomerId};
 use super::time::{self, MAX_FUTURE_SKEW};
 
-/// Most activities one request may record.
-pub const MAX_BATCH: usize = 100;
+/// Most writes of one DynamoDB transaction: a batch is written in one, with a write per
+/// activity and one per distinct customer (its chain head).
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+/// Most activities one request may record (all of one customer).
+pub const MAX_BATCH: usize = MAX_TRANSACTION_WRITES - 1;
 /// Largest `details` object, measured as compact UTF-8 JSON.
 pub const MAX_DETAILS_BYTES: usize = 1024 * 1024;
 
@@ -81,6 +85,10 @@ pub struct Activity {
     pub content_hash: String,
     /// Expiry, seconds since the epoch (DynamoDB TTL).
     pub expires_at: i64,
+    /// The `sub` of the token that recorded it (`None`: recorded before writers were kept).
+    pub recorded_by: Option<String>,
+    /// Its place in its customer's chain (`None`: recorded before the chain, not backfilled).
+    pub chain: Option<Link>,
 }
 
 /// One reason an item of a batch was refused.
@@ -99,6 +107,8 @@ pub enum BatchError {
     Invalid(Vec<FieldError>),
     /// A details object is over the size limit.
     TooLarge(FieldError),
+    /// Valid, but more writes than one transaction takes (activities + distinct customers).
+    TooManyWrites(String),
 }
 
 /// Rules that depend on configuration and the clock.
@@ -113,8 +123,9 @@ impl WriteRules {
         self.now - TimeDelta::days(i64::from(self.retention_days))
     }
 
-    pub fn expires_at(&self, occurred_at: DateTime<Utc>) -> i64 {
-        (occurred_at + TimeDelta::days(i64::from(self.retention_days))).timestamp()
+    /// When an activity recorded at `recorded_at` expires: the retention period after it.
+    pub fn expires_at(&self, recorded_at: DateTime<Utc>) -> i64 {
+        (recorded_at + TimeDelta::days(i64::from(self.retention_days))).timestamp()
     }
 }
 
@@ -188,11 +199,22 @@ pub fn parse_batch(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, B
             });
         }
     }
-    if errors.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(BatchError::Invalid(errors))
+    if !errors.is_empty() {
+        return Err(BatchError::Invalid(errors));
     }
+    let customers = parsed
+        .iter()
+        .map(|a| &a.customer_id)
+        .collect::<HashSet<_>>()
+        .len();
+    let writes = parsed.len() + customers;
+    if writes > MAX_TRANSACTION_WRITES {
+        return Err(BatchError::TooManyWrites(format!(
+            "a batch is written in one transaction of at most {MAX_TRANSACTION_WRITES} writes, one per activity and one per distinct customer; this one needs {writes} ({} activities, {customers} customers)",
+            parsed.len()
+        )));
+    }
+    Ok(parsed)
 }
 
 enum ItemError {
@@ -539,13 +561,37 @@ mod tests {
             parse_batch(b"{", rules()),
             Err(BatchError::Malformed(_))
         ));
-        let many: Vec<Value> = (0..101).map(|_| minimal()).collect();
+        let many: Vec<Value> = (0..100).map(|_| minimal()).collect();
         assert!(matches!(
             parse(Value::Array(many)),
             Err(BatchError::Malformed(_))
         ));
-        let hundred: Vec<Value> = (0..100).map(|_| minimal()).collect();
-        assert_eq!(parse(Value::Array(hundred)).unwrap().len(), 100);
+        let most: Vec<Value> = (0..99).map(|_| minimal()).collect();
+        assert_eq!(parse(Value::Array(most)).unwrap().len(), 99);
+    }
+
+    #[test]
+    fn activities_and_customers_together_fit_one_transaction() {
+        let of = |customers: usize, n: usize| {
+            let items: Vec<Value> = (0..n)
+                .map(|i| {
+                    let mut v = minimal();
+                    v["customerId"] = json!(format!("c{}", i % customers));
+                    v
+                })
+                .collect();
+            parse(Value::Array(items))
+        };
+        assert_eq!(of(50, 50).map(|b| b.len()), Ok(50));
+        assert_eq!(of(1, 99).map(|b| b.len()), Ok(99));
+        let Err(BatchError::TooManyWrites(message)) = of(51, 51) else {
+            panic!("51 activities of 51 customers need 102 writes")
+        };
+        assert!(
+            message.contains("needs 102 (51 activities, 51 customers)"),
+            "{message}"
+        );
+        assert!(matches!(of(2, 99), Err(BatchError::TooManyWrites(_))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The domain: identifiers, roles, periods and the activity record. No I/O, no SDK types.
 
 pub mod activity;
+pub mod chain;
 pub mod ids;
 pub mod names;
 pub mod role;

@@ -11,8 +11,9 @@ use crate::domain::{Activity, ExportLocale};
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The header row in the export's language. The first four are the portal page's own column
-/// names (in Traditional Chinese, the words of Partner Center's page).
-pub fn header(locale: ExportLocale) -> [&'static str; 9] {
+/// names (in Traditional Chinese, the words of Partner Center's page); the last two are the
+/// activity's place in its customer's chain (README, "Tamper-evident log").
+pub fn header(locale: ExportLocale) -> [&'static str; 12] {
     match locale {
         ExportLocale::English => [
             "Date-Time",
@@ -24,6 +25,9 @@ pub fn header(locale: ExportLocale) -> [&'static str; 9] {
             "Status",
             "Activity ID",
             "Details",
+            "Recorded by",
+            "Sequence",
+            "Hash",
         ],
         ExportLocale::TraditionalChinese => [
             "日期 / 時間",
@@ -35,6 +39,9 @@ pub fn header(locale: ExportLocale) -> [&'static str; 9] {
             "狀態",
             "活動識別碼",
             "詳細資料",
+            "記錄者",
+            "序號",
+            "雜湊",
         ],
     }
 }
@@ -199,6 +206,11 @@ impl CsvEncoder {
                 .with_timezone(&floored)
                 .to_rfc3339_opts(SecondsFormat::Millis, true)
         };
+        let sequence = a
+            .chain
+            .as_ref()
+            .map(|l| l.sequence.to_string())
+            .unwrap_or_default();
         let cells = [
             when.as_str(),
             &a.customer_name,
@@ -209,6 +221,9 @@ impl CsvEncoder {
             a.status.as_str(),
             a.id.as_str(),
             details.unwrap_or(""),
+            a.recorded_by.as_deref().unwrap_or(""),
+            &sequence,
+            a.chain.as_ref().map_or("", |l| l.hash.as_str()),
         ];
         let cells = cells.map(neutralise);
         self.writer.write_record(cells.iter().map(|c| c.as_bytes()))
@@ -262,6 +277,12 @@ mod tests {
             details: Details::None,
             content_hash: String::new(),
             expires_at: 0,
+            recorded_by: Some("writer-1".into()),
+            chain: Some(crate::domain::chain::Link {
+                sequence: 7,
+                hash: "ab".repeat(32),
+                previous_hash: "cd".repeat(32),
+            }),
         }
     }
 
@@ -306,7 +327,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             first,
-            "\"日期 / 時間\",\"受影響客戶\",\"動作\",\"合作夥伴使用者\",\"客戶識別碼\",\"資源類型\",\"狀態\",\"活動識別碼\",\"詳細資料\""
+            "\"日期 / 時間\",\"受影響客戶\",\"動作\",\"合作夥伴使用者\",\"客戶識別碼\",\"資源類型\",\"狀態\",\"活動識別碼\",\"詳細資料\",\"記錄者\",\"序號\",\"雜湊\""
         );
         assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 2);
     }
@@ -321,11 +342,11 @@ mod tests {
         let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
         assert_eq!(
             lines[0],
-            r#""Date-Time","Affected customer","Action","Partner user","Customer ID","Resource type","Status","Activity ID","Details""#
+            r#""Date-Time","Affected customer","Action","Partner user","Customer ID","Resource type","Status","Activity ID","Details","Recorded by","Sequence","Hash""#
         );
         assert_eq!(
             lines[1],
-            r#""2026-11-25T01:02:03.456Z","Contoso, ""Ltd""","placed an order","ann","c1","","succeeded","a1","{""a"":""b, c""}""#
+            r#""2026-11-25T01:02:03.456Z","Contoso, ""Ltd""","placed an order","ann","c1","","succeeded","a1","{""a"":""b, c""}","writer-1","7","abababababababababababababababababababababababababababababababab""#
         );
         assert_eq!(lines[2], "");
         assert!(!text.replace("\r\n", "").contains('\n'));

@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::http::response::{ActivityView, Links, json};
 use crate::http::{ApiError, identity, request_id};
-use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, keys};
+use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained, keys};
 
 /// Largest request body accepted (Lambda's synchronous payload limit).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -46,10 +46,13 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
         retention_days: config.retention_days,
     };
     let batch = parse_body(req.body().as_ref(), rules)?;
-    let records: Vec<Activity> = batch
+    let records = batch
         .iter()
-        .map(|new| to_record(&who.partner, new, rules, config.details_inline_max_bytes))
-        .collect();
+        .map(|new| {
+            let a = to_record(&who.partner, new, rules, config, &who.subject);
+            Unchained::new(&who.partner, a, new.details.as_deref())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let uploaded = upload_external_details(blobs, &batch, &records).await?;
     let stored = insert_new(writer, blobs, &who.partner, records, &uploaded).await?;
 
@@ -103,6 +106,7 @@ fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiErr
             fields,
         },
         BatchError::TooLarge(f) => ApiError::TooLarge(format!("{} {}", f.field, f.message)),
+        BatchError::TooManyWrites(m) => ApiError::bad_request("BatchTooLarge", m),
     })?;
     debug_assert!(batch.len() <= MAX_BATCH);
     Ok(batch)
@@ -113,11 +117,13 @@ fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiErr
 async fn upload_external_details<B: DetailsBlobs>(
     blobs: &B,
     batch: &[NewActivity],
-    records: &[Activity],
+    records: &[Unchained],
 ) -> Result<Vec<String>, ApiError> {
     let mut uploaded = Vec::new();
     for (new, record) in batch.iter().zip(records) {
-        if let (Details::External { key, .. }, Some(json)) = (&record.details, &new.details) {
+        if let (Details::External { key, .. }, Some(json)) =
+            (&record.activity.details, &new.details)
+        {
             // On failure, objects already uploaded stay: an identical concurrent request may
             // have stored records pointing to them (keys are content-addressed).
             blobs.put(key, json).await?;
@@ -136,7 +142,7 @@ async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
     writer: &W,
     blobs: &B,
     partner: &PartnerId,
-    records: Vec<Activity>,
+    records: Vec<Unchained>,
     uploaded: &[String],
 ) -> Result<Stored, ApiError> {
     let mut stored = Stored::new();
@@ -147,14 +153,15 @@ async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
             return Ok(stored);
         }
         match writer.insert_all(partner, &pending).await? {
-            InsertOutcome::Written => {
-                for a in pending.drain(..) {
+            InsertOutcome::Written(written) => {
+                pending.clear();
+                for a in written {
                     stored.insert((a.customer_id.clone(), a.id.clone()), a);
                 }
             }
             InsertOutcome::Existing(existing) => {
                 if let Some(clash) = existing.iter().find(|old| {
-                    pending.iter().any(|a| {
+                    pending.iter().map(|u| &u.activity).any(|a| {
                         a.customer_id == old.customer_id
                             && a.id == old.id
                             && a.content_hash != old.content_hash
@@ -178,13 +185,12 @@ async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
                     )));
                 }
                 for old in existing {
-                    let Some(mine) = pending
-                        .iter()
-                        .position(|a| a.customer_id == old.customer_id && a.id == old.id)
-                    else {
+                    let Some(mine) = pending.iter().position(|u| {
+                        u.activity.customer_id == old.customer_id && u.activity.id == old.id
+                    }) else {
                         continue;
                     };
-                    let a = pending.remove(mine);
+                    let a = pending.remove(mine).activity;
                     stored.insert((a.customer_id, a.id), old);
                 }
             }
@@ -208,16 +214,20 @@ fn to_record(
     partner: &PartnerId,
     new: &NewActivity,
     rules: WriteRules,
-    inline_max: usize,
+    config: &Config,
+    recorded_by: &str,
 ) -> Activity {
     let details = match &new.details {
         None => Details::None,
-        Some(json) if json.len() <= inline_max => Details::Inline(json.clone()),
+        Some(json) if json.len() <= config.details_inline_max_bytes => {
+            Details::Inline(json.clone())
+        }
         Some(json) => Details::External {
             key: keys::details_object_key(partner, &new.customer_id, &new.id, &new.content_hash),
             size: json.len(),
         },
     };
+    let recorded_at = crate::domain::time::truncate_millis(rules.now);
     Activity {
         id: new.id.clone(),
         customer_id: new.customer_id.clone(),
@@ -225,12 +235,16 @@ fn to_record(
         action: new.action.clone(),
         partner_user: new.partner_user.clone(),
         occurred_at: new.occurred_at,
-        recorded_at: crate::domain::time::truncate_millis(rules.now),
+        recorded_at,
         resource_type: new.resource_type.clone(),
         status: new.status,
         details,
         content_hash: new.content_hash.clone(),
-        expires_at: rules.expires_at(new.occurred_at),
+        // Kept for the retention period after it was recorded, so activities expire in the
+        // order of their chain (README, "Tamper-evident log").
+        expires_at: rules.expires_at(recorded_at),
+        recorded_by: Some(recorded_by.to_owned()),
+        chain: None,
     }
 }
 

@@ -323,3 +323,75 @@ async fn a_body_that_is_not_utf8_is_a_400() {
     .await;
     assert_eq!(body(&listed)["items"], json!([]));
 }
+
+/// The activities of a record response, as the API shows them.
+fn items(r: &Response<Body>) -> Vec<Value> {
+    body(r)["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn each_customer_s_activities_are_chained_in_recording_order_and_credit_the_writer() {
+    let store = MemoryStore::default();
+    let batch = json!([
+        activity("c1", "a1", &recent(5)),
+        activity("c2", "b1", &recent(5)),
+        activity("c1", "a2", &recent(9)),
+    ]);
+    let first = post(&store, "p1", &batch).await;
+    assert_eq!(first.status(), 201, "{}", body(&first));
+    let first = items(&first);
+    let seq = |v: &Value| v["sequence"].as_u64().unwrap_or(0);
+    assert_eq!(first.iter().map(seq).collect::<Vec<_>>(), [1, 1, 2]);
+    assert_eq!(first[0]["previousHash"], crate::domain::chain::GENESIS_HASH);
+    assert_eq!(first[2]["previousHash"], first[0]["hash"]);
+    assert!(first.iter().all(|a| a["recordedBy"] == "user-1"));
+
+    // Each row's hash is the one its record gives, recomputed from what the API shows.
+    for row in &first {
+        let chained = crate::domain::chain::ChainRow::from_row("p1", row.as_object().unwrap())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            chained
+                .record
+                .hash(&chained.link.previous_hash, chained.link.sequence),
+            Ok(chained.link.hash.clone())
+        );
+    }
+
+    // A replay answers with what is stored and does not move the chain.
+    let again = post(&store, "p1", &batch).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(items(&again), first);
+    let a3 = activity("c1", "a3", &recent(1));
+    let next = items(&post(&store, "p1", &a3).await);
+    assert_eq!(seq(&next[0]), 3);
+    assert_eq!(next[0]["previousHash"], first[2]["hash"]);
+
+    // A replay with one new activity chains only the new one.
+    let mixed = post(&store, "p1", &json!([a3, activity("c1", "a4", &recent(1))])).await;
+    assert_eq!(items(&mixed).iter().map(seq).collect::<Vec<_>>(), [3, 4]);
+}
+
+#[tokio::test]
+async fn a_batch_over_one_transaction_is_refused_and_says_why() {
+    let store = MemoryStore::default();
+    let batch: Vec<Value> = (0..60)
+        .map(|i| activity(&format!("c{i}"), "a1", &recent(1)))
+        .collect();
+    let r = post(&store, "p1", &Value::Array(batch)).await;
+    assert_eq!(r.status(), 400);
+    let error = &body(&r)["error"];
+    assert_eq!(error["code"], "BatchTooLarge");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("needs 120 (60 activities, 60 customers)")),
+        "{error}"
+    );
+    let listed = get(
+        &store,
+        ApiRequest::get("/activities").caller("p1", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(body(&listed)["items"], json!([]), "nothing was written");
+}

@@ -56,6 +56,12 @@ pub struct ActivityView<'a> {
     details: Option<&'a RawValue>,
     details_size: usize,
     details_included: bool,
+    /// The `sub` of the token that recorded it (`null` before writers were kept).
+    recorded_by: Option<&'a str>,
+    /// Its place in its customer's chain (`null` before the chain, until backfilled).
+    sequence: Option<u64>,
+    hash: Option<&'a str>,
+    previous_hash: Option<&'a str>,
     links: ActivityLinks,
 }
 
@@ -89,6 +95,10 @@ impl<'a> ActivityView<'a> {
             details,
             details_size: a.details.size(),
             details_included: details.is_some() || matches!(a.details, Details::None),
+            recorded_by: a.recorded_by.as_deref(),
+            sequence: a.chain.as_ref().map(|l| l.sequence),
+            hash: a.chain.as_ref().map(|l| l.hash.as_str()),
+            previous_hash: a.chain.as_ref().map(|l| l.previous_hash.as_str()),
             links: ActivityLinks {
                 this: format!(
                     "/customers/{}/activities/{}",
@@ -106,7 +116,7 @@ impl<'a> ActivityView<'a> {
             Details::Inline(json) => json.len(),
             _ => 0,
         };
-        600 + inline + a.customer_name.len() + a.action.len() + a.partner_user.len()
+        800 + inline + a.customer_name.len() + a.action.len() + a.partner_user.len()
     }
 }
 

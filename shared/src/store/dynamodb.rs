@@ -1,5 +1,6 @@
 //! DynamoDB adapter: one table, an LSI for a customer's log by time and a GSI for a tenant's.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -11,7 +12,8 @@ use aws_sdk_dynamodb::types::{
 use super::items::{self, Item};
 use super::keys::{self, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK, TableKey};
 use super::sdk_error::{cancellation_reasons, classify};
-use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage};
+use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage, Unchained};
+use crate::domain::chain::Head;
 use crate::domain::query::MAX_LIMIT;
 use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
 
@@ -19,8 +21,9 @@ pub use super::items::TTL;
 
 /// Rounds of `UnprocessedKeys` a batch read follows before it reports throttling.
 const BATCH_GET_ROUNDS: u32 = 8;
-/// Attempts of a transaction that keeps meeting conflicts or throttling.
-const TRANSACTION_ATTEMPTS: u32 = 6;
+/// Attempts of a record transaction that keeps meeting other writers of its customers, conflicts
+/// or throttling (then 503 with `Retry-After`).
+const CHAIN_ATTEMPTS: u32 = 10;
 /// Doublings of the retry pause (25 ms · 2ⁿ, at most 1.6 s).
 const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 
@@ -45,6 +48,61 @@ impl DynamoStore {
     }
 
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Activity>, StoreError> {
+        self.batch_get_items(keys)
+            .await?
+            .into_iter()
+            .map(items::activity_from_item)
+            .collect()
+    }
+
+    /// The chain heads of `customers` (`None`: no activity recorded yet), read consistently.
+    async fn read_heads(
+        &self,
+        partner: &PartnerId,
+        customers: &[&CustomerId],
+    ) -> Result<HashMap<CustomerId, Option<Head>>, StoreError> {
+        let keys = customers
+            .iter()
+            .map(|c| items::key_item(TableKey::chain_head(partner, c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut heads: HashMap<CustomerId, Option<Head>> =
+            customers.iter().map(|c| ((*c).clone(), None)).collect();
+        for item in self.batch_get_items(keys).await? {
+            let pk = item.get(PK).and_then(|v| v.as_s().ok()).cloned();
+            let customer = customers
+                .iter()
+                .find(|c| pk.as_deref() == Some(keys::customer_pk(partner, c).as_str()))
+                .ok_or_else(|| StoreError::Corrupt("a chain head of no customer asked".into()))?;
+            heads.insert((*customer).clone(), Some(items::head_from_item(item)?));
+        }
+        Ok(heads)
+    }
+
+    /// The write of `customer`'s new head, only if the head is still the one `read`.
+    fn head_put(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        head: &Head,
+        read: Option<&Head>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(items::head_to_item(partner, customer, head)?));
+        let put = match read {
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(read) => put
+                .condition_expression("#seq = :seq")
+                .expression_attribute_names("#seq", "sequence")
+                .expression_attribute_values(":seq", AttributeValue::N(read.sequence.to_string())),
+        };
+        let put = put.build().map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn batch_get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::new();
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys))
@@ -64,9 +122,7 @@ impl DynamoStore {
                 .as_mut()
                 .and_then(|r| r.remove(&self.table))
                 .unwrap_or_default();
-            for item in items {
-                found.push(items::activity_from_item(item)?);
-            }
+            found.extend(items);
             match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
                 Some(rest) if !rest.keys().is_empty() => {
                     pending = rest.clone();
@@ -162,6 +218,14 @@ pub(super) async fn backoff(attempt: u32) {
     .await;
 }
 
+/// A pause drawn at random up to 25 ms · 2ⁿ (at most 1.6 s), so writers that met each other do
+/// not meet again.
+async fn jittered_backoff(attempt: u32) {
+    let ceiling = 25 * 2u128.pow(attempt.min(MAX_BACKOFF_DOUBLINGS));
+    let millis = ulid::Ulid::generate().random() % ceiling;
+    tokio::time::sleep(Duration::from_millis(u64::try_from(millis).unwrap_or(25))).await;
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -196,27 +260,41 @@ impl ActivityWriter for DynamoStore {
     async fn insert_all(
         &self,
         partner: &PartnerId,
-        items: &[Activity],
+        items: &[Unchained],
     ) -> Result<InsertOutcome, StoreError> {
-        let writes = self.conditional_puts(partner, items)?;
+        let mut customers: Vec<&CustomerId> = Vec::new();
+        for u in items {
+            if !customers.contains(&&u.activity.customer_id) {
+                customers.push(&u.activity.customer_id);
+            }
+        }
         let mut attempt = 0;
         loop {
+            let heads = self.read_heads(partner, &customers).await?;
+            let (written, moved) = chained(items, &heads)?;
+            let mut writes = self.conditional_puts(partner, &written)?;
+            for (customer, head) in &moved {
+                let read = heads.get(*customer).and_then(Option::as_ref);
+                writes.push(self.head_put(partner, customer, head, read)?);
+            }
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(writes.clone()))
+                .set_transact_items(Some(writes))
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(InsertOutcome::Written),
+                Ok(_) => return Ok(InsertOutcome::Written(written)),
                 Err(e) => e,
             };
             let reasons = cancellation_reasons(err)?;
-            match cancelled(&reasons) {
+            let (activities, heads_moved) = reasons.split_at(items.len().min(reasons.len()));
+            match cancelled(activities) {
                 Cancelled::Exists => {
                     let keys = items
                         .iter()
-                        .map(|a| {
+                        .map(|u| {
+                            let a = &u.activity;
                             items::key_item(TableKey::activity(partner, &a.customer_id, &a.id))
                         })
                         .collect::<Result<_, _>>()?;
@@ -226,6 +304,9 @@ impl ActivityWriter for DynamoStore {
                     }
                     // Gone since (TTL): the write may go through now.
                 }
+                // A head moved since it was read (another writer of the customer), or a
+                // conflict or throttling: start over from the heads.
+                _ if heads_moved.iter().any(|r| r == "ConditionalCheckFailed") => {}
                 Cancelled::Retry => {}
                 Cancelled::Fatal => {
                     return Err(StoreError::Other(format!(
@@ -234,19 +315,55 @@ impl ActivityWriter for DynamoStore {
                 }
             }
             attempt += 1;
-            if attempt >= TRANSACTION_ATTEMPTS {
-                let throttled = reasons
-                    .iter()
-                    .any(|r| r != "TransactionConflict" && r != "None");
+            if attempt >= CHAIN_ATTEMPTS {
+                let throttled = reasons.iter().any(|r| {
+                    !matches!(
+                        r.as_str(),
+                        "TransactionConflict" | "ConditionalCheckFailed" | "None"
+                    )
+                });
                 return Err(if throttled {
                     StoreError::Throttled
                 } else {
-                    StoreError::Unavailable("transaction conflicts persisted".into())
+                    StoreError::Unavailable("chain heads kept moving (concurrent writers)".into())
                 });
             }
-            backoff(attempt).await;
+            jittered_backoff(attempt).await;
         }
     }
+}
+
+/// Each customer's new head.
+type MovedHeads<'a> = Vec<(&'a CustomerId, Head)>;
+
+/// Appends each item to its customer's chain from the heads read (`None`: no activity yet).
+/// Returns the activities with their links and each customer's new head.
+fn chained<'a>(
+    items: &'a [Unchained],
+    heads: &HashMap<CustomerId, Option<Head>>,
+) -> Result<(Vec<Activity>, MovedHeads<'a>), StoreError> {
+    let mut moved: Vec<(&CustomerId, Head)> = Vec::new();
+    let mut written = Vec::with_capacity(items.len());
+    for u in items {
+        let customer = &u.activity.customer_id;
+        let i = match moved.iter().position(|(c, _)| *c == customer) {
+            Some(i) => i,
+            None => {
+                let head = heads.get(customer).cloned().flatten();
+                moved.push((customer, head.unwrap_or_else(Head::genesis)));
+                moved.len() - 1
+            }
+        };
+        let link = moved[i]
+            .1
+            .append(&u.record)
+            .map_err(|e| StoreError::Corrupt(format!("chain head of {customer}: {e}")))?;
+        written.push(Activity {
+            chain: Some(link),
+            ..u.activity.clone()
+        });
+    }
+    Ok((written, moved))
 }
 
 impl ActivityReader for DynamoStore {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::keys::{IndexKeys, TableKey};
+use crate::domain::chain::{Head, Link};
 use crate::domain::names::fields_of;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, Checkpoint, CustomerId, DateRange, Details, ExportFormat,
@@ -56,6 +57,16 @@ struct StoredActivity {
     /// Absent from query results: then 0.
     #[serde(default)]
     ttl: i64,
+    /// Absent from activities recorded before writers were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recorded_by: Option<String>,
+    /// The chain link; absent from activities recorded before the chain (until backfilled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sequence: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_hash: Option<String>,
 }
 
 /// The attributes a listed activity needs: everything but keys, fingerprint and TTL. Query
@@ -114,6 +125,10 @@ pub fn activity_to_item(partner: &PartnerId, a: &Activity) -> Result<Item, Store
             details_size,
             content_hash: a.content_hash.clone(),
             ttl: a.expires_at,
+            recorded_by: a.recorded_by.clone(),
+            sequence: a.chain.as_ref().map(|l| l.sequence),
+            hash: a.chain.as_ref().map(|l| l.hash.clone()),
+            previous_hash: a.chain.as_ref().map(|l| l.previous_hash.clone()),
         },
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("activity item: {e}")))
@@ -145,6 +160,65 @@ pub fn activity_from_item(item: Item) -> Result<Activity, StoreError> {
         details,
         content_hash: s.content_hash,
         expires_at: s.ttl,
+        recorded_by: s.recorded_by,
+        chain: match (s.sequence, s.hash, s.previous_hash) {
+            (Some(sequence), Some(hash), Some(previous_hash)) => Some(Link {
+                sequence,
+                hash,
+                previous_hash,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "stored activity has part of a chain link".into(),
+                ));
+            }
+        },
+    })
+}
+
+/// A chain head as stored, without its key.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredHead {
+    sequence: u64,
+    hash: String,
+}
+
+#[derive(Serialize)]
+struct HeadItem<'a> {
+    #[serde(flatten)]
+    key: TableKey,
+    #[serde(rename = "partnerId")]
+    partner_id: &'a PartnerId,
+    #[serde(rename = "customerId")]
+    customer_id: &'a CustomerId,
+    #[serde(flatten)]
+    head: StoredHead,
+}
+
+pub fn head_to_item(
+    partner: &PartnerId,
+    customer: &CustomerId,
+    head: &Head,
+) -> Result<Item, StoreError> {
+    let item = HeadItem {
+        key: TableKey::chain_head(partner, customer),
+        partner_id: partner,
+        customer_id: customer,
+        head: StoredHead {
+            sequence: head.sequence,
+            hash: head.hash.clone(),
+        },
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("chain head item: {e}")))
+}
+
+pub fn head_from_item(item: Item) -> Result<Head, StoreError> {
+    let s: StoredHead = serde_dynamo::from_item(item).map_err(corrupt("chain head"))?;
+    Ok(Head {
+        sequence: s.sequence,
+        hash: s.hash,
     })
 }
 
@@ -320,6 +394,11 @@ mod tests {
         let mut a = synthetic_activity(7, "客戶 #1", Utc::now());
         a.occurred_at = time::truncate_millis(a.occurred_at);
         a.recorded_at = a.occurred_at;
+        a.chain = Some(Link {
+            sequence: 3,
+            hash: "ab".repeat(32),
+            previous_hash: "cd".repeat(32),
+        });
         let item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             names(&item),
@@ -341,12 +420,17 @@ mod tests {
                 "status",
                 "details",
                 "contentHash",
-                "ttl"
+                "ttl",
+                "recordedBy",
+                "sequence",
+                "hash",
+                "previousHash"
             ])
         );
         assert_eq!(item["pk"], AttributeValue::S("P#p1#C#客戶 #1".into()));
         assert_eq!(item["sk"], AttributeValue::S("A#act-000000007".into()));
         assert_eq!(item["ttl"], AttributeValue::N(a.expires_at.to_string()));
+        assert_eq!(item["sequence"], AttributeValue::N("3".into()));
         assert_eq!(item["status"], AttributeValue::S("succeeded".into()));
         assert_eq!(activity_from_item(item).ok(), Some(a.clone()));
 

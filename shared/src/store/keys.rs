@@ -14,6 +14,10 @@
 //! them and `r_<request key>` holds each one's export id. Rate-limit counters are
 //! `pk = P#<partner>#RATE`, `sk = <window start, epoch seconds>`, with a TTL.
 //!
+//! Each customer's chain head (README, "Tamper-evident log") is `pk = P#<partner>#C#<customer>`,
+//! `sk = HEAD`, beside its activities and without index keys: `sequence` and `hash` of the last
+//! activity recorded, moved in the same transaction as the activities.
+//!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
 
@@ -32,6 +36,8 @@ pub const PARTNER_SK: &str = "gsk";
 pub const BY_TIME_INDEX: &str = "byTime";
 pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
 
+/// Sort key of a customer's chain head.
+pub const CHAIN_HEAD_SK: &str = "HEAD";
 /// Sort key of an export job record.
 pub const EXPORT_JOB_SK: &str = "EXPORT";
 /// Sort key of a tenant's export slots.
@@ -56,6 +62,13 @@ impl TableKey {
         Self {
             pk: customer_pk(partner, customer),
             sk: activity_sk(id),
+        }
+    }
+
+    pub fn chain_head(partner: &PartnerId, customer: &CustomerId) -> Self {
+        Self {
+            pk: customer_pk(partner, customer),
+            sk: CHAIN_HEAD_SK.to_owned(),
         }
     }
 

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use super::keys;
 use super::{
     ActivityReader, ActivityWriter, Admission, DetailsBlobs, ExportJobs, ExportObjects,
-    InsertOutcome, PartSink, RequestCounter, StoreError, StorePage,
+    InsertOutcome, PartSink, RequestCounter, StoreError, StorePage, Unchained,
 };
+use crate::domain::chain::Head;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
     PartnerId,
@@ -22,6 +23,8 @@ use crate::domain::{
 pub struct MemoryStore {
     /// (customer partition key, activity id) → record
     rows: Mutex<BTreeMap<(String, String), (PartnerId, Activity)>>,
+    /// Chain heads by customer partition key.
+    heads: Mutex<HashMap<String, Head>>,
     blobs: Mutex<HashMap<String, String>>,
     jobs: Mutex<HashMap<(PartnerId, ExportId), ExportJob>>,
     /// A tenant's export slots: request key → export id.
@@ -113,21 +116,38 @@ impl ActivityWriter for MemoryStore {
     async fn insert_all(
         &self,
         partner: &PartnerId,
-        items: &[Activity],
+        items: &[Unchained],
     ) -> Result<InsertOutcome, StoreError> {
         let mut rows = locked(&self.rows)?;
+        let mut heads = locked(&self.heads)?;
         let key = |a: &Activity| (keys::customer_pk(partner, &a.customer_id), a.id.to_string());
         let existing: Vec<Activity> = items
             .iter()
-            .filter_map(|a| rows.get(&key(a)).map(|(_, s)| s.clone()))
+            .filter_map(|u| rows.get(&key(&u.activity)).map(|(_, s)| s.clone()))
             .collect();
         if !existing.is_empty() {
             return Ok(InsertOutcome::Existing(existing));
         }
-        for a in items {
+        let mut moved: HashMap<String, Head> = HashMap::new();
+        let mut written = Vec::with_capacity(items.len());
+        for u in items {
+            let pk = keys::customer_pk(partner, &u.activity.customer_id);
+            let head = moved
+                .entry(pk.clone())
+                .or_insert_with(|| heads.get(&pk).cloned().unwrap_or_else(Head::genesis));
+            let link = head
+                .append(&u.record)
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            written.push(Activity {
+                chain: Some(link),
+                ..u.activity.clone()
+            });
+        }
+        for a in &written {
             rows.insert(key(a), (partner.clone(), a.clone()));
         }
-        Ok(InsertOutcome::Written)
+        heads.extend(moved);
+        Ok(InsertOutcome::Written(written))
     }
 }
 

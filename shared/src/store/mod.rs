@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::chain::Record;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
 };
@@ -54,22 +55,46 @@ impl StoreError {
     }
 }
 
+/// An activity to record, not yet chained, and the record its hash will cover.
+#[derive(Debug, Clone)]
+pub struct Unchained {
+    pub activity: Activity,
+    pub record: Record,
+}
+
+impl Unchained {
+    /// `activity` of `partner`; `details` is its details document when the activity holds
+    /// only the key of details kept in the bucket.
+    pub fn new(
+        partner: &PartnerId,
+        activity: Activity,
+        details: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let record = Record::of(partner, &activity, details)
+            .map_err(|e| StoreError::Other(format!("record of activity {}: {e}", activity.id)))?;
+        Ok(Self { activity, record })
+    }
+}
+
 /// Result of writing a batch of new activities.
 #[derive(Debug)]
 pub enum InsertOutcome {
-    /// Every activity was written.
-    Written,
+    /// Every activity was written: as stored, with its link, in the order given.
+    Written(Vec<Activity>),
     /// Some keys already exist; nothing was written. Holds the stored records for those keys.
     Existing(Vec<Activity>),
 }
 
 /// Records activities.
 pub trait ActivityWriter: Send + Sync {
-    /// Writes all of `items` atomically, each only if its key is new.
+    /// Writes all of `items` atomically, each only if its key is new, appending each to its
+    /// customer's chain (in the order given) and moving the chain heads in the same write.
+    /// Another writer moving a head meanwhile makes it start over, a bounded number of times
+    /// (then `StoreError::Unavailable`).
     fn insert_all(
         &self,
         partner: &PartnerId,
-        items: &[Activity],
+        items: &[Unchained],
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 }
 

@@ -81,7 +81,7 @@ pub(crate) fn cancellation_reasons(
         Some(TransactWriteItemsError::TransactionCanceledException(c)) => Ok(c
             .cancellation_reasons()
             .iter()
-            .filter_map(|r| r.code().map(str::to_owned))
+            .map(|r| r.code().unwrap_or("None").to_owned())
             .collect()),
         _ => Err(classify(err)),
     }

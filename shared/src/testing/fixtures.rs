@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::handlers::record;
 use crate::store::memory::MemoryStore;
-use crate::store::{ActivityWriter, DetailsBlobs};
+use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained};
 
 /// An export of the last `days` days up to `now`: every customer, no filter, CSV in UTC with
 /// an English header row.
@@ -221,18 +221,39 @@ pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) ->
         )),
         content_hash: format!("synthetic-{n}"),
         expires_at: (occurred_at + TimeDelta::days(365)).timestamp(),
+        recorded_by: Some("synthetic-writer".into()),
+        chain: None,
+    }
+}
+
+/// Activities per write when a test or benchmark stores many straight through a store: with
+/// as many customers at most, one transaction takes them (`MAX_TRANSACTION_WRITES`).
+pub const SEED_CHUNK: usize = 50;
+
+/// Stores `rows` of `partner` through `store`, chained in the order given, [`SEED_CHUNK`] at a
+/// time. Panics on failure or on a key stored already.
+pub async fn insert_activities<W: ActivityWriter>(
+    store: &W,
+    partner: &PartnerId,
+    rows: &[Activity],
+) {
+    for chunk in rows.chunks(SEED_CHUNK) {
+        let items: Vec<Unchained> = chunk
+            .iter()
+            .map(|a| Unchained::new(partner, a.clone(), None).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        match store.insert_all(partner, &items).await {
+            Ok(InsertOutcome::Written(_)) => {}
+            Ok(InsertOutcome::Existing(e)) => panic!("{} activities stored already", e.len()),
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
 /// A memory store holding `rows` of `partner`, read `page_size` items per storage page.
 pub async fn memory_log(partner: &PartnerId, page_size: usize, rows: &[Activity]) -> MemoryStore {
     let store = MemoryStore::with_page_size(page_size);
-    for chunk in rows.chunks(1000) {
-        store
-            .insert_all(partner, chunk)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    insert_activities(&store, partner, rows).await;
     store
 }
 
