@@ -21,7 +21,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 HEADER = ["Date-Time", "Affected customer", "Action", "Partner user", "Customer ID",
-          "Resource type", "Status", "Activity ID", "Details"]
+          "Resource type", "Status", "Activity ID", "Details", "Recorded by", "Sequence", "Hash"]
 PART_BYTES = 8 * 1024 * 1024
 
 
@@ -65,7 +65,8 @@ def main():
             writer.writerow([cell(v) for v in (
                 when.isoformat(timespec="milliseconds"), item["customerName"], item["action"],
                 item["partnerUser"], item["customerId"], item.get("resourceType"), item["status"],
-                item["id"], item.get("details"))])
+                item["id"], item.get("details"), item.get("recordedBy"),
+                str(item["sequence"]) if "sequence" in item else None, item.get("hash"))])
             rows += 1
             if text.tell() >= PART_BYTES:
                 data = text.getvalue().encode("utf-8")

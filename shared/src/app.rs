@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response, service_fn};
 use crate::config::{Config, ConfigError};
 use crate::launch::lambda::LambdaLauncher;
 use crate::store::dynamodb::DynamoStore;
+use crate::store::kms::KmsSigner;
 use crate::store::s3::S3Blobs;
 
 /// Everything a function needs, built once per execution environment.
@@ -14,6 +15,8 @@ pub struct App {
     pub config: Config,
     pub store: DynamoStore,
     pub blobs: S3Blobs,
+    /// The key that signs checkpoints and manifests, when `SIGNING_KEY_ID` is set.
+    pub signer: Option<KmsSigner>,
     sdk: Option<aws_config::SdkConfig>,
 }
 
@@ -31,8 +34,24 @@ impl App {
         let sdk = sdk_config().await;
         let mut app =
             Self::with_clients(config, aws_sdk_dynamodb::Client::new(&sdk), s3_client(&sdk));
+        if let Some(key) = &app.config.signing_key_id {
+            app.signer = Some(KmsSigner::new(aws_sdk_kms::Client::new(&sdk), key.clone()));
+        }
         app.sdk = Some(sdk);
         Ok(app)
+    }
+
+    /// The signer of a function that signs; needs `SIGNING_KEY_ID`.
+    pub fn signer(&self) -> Result<&KmsSigner, ConfigError> {
+        self.signer
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("SIGNING_KEY_ID is not set"))
+    }
+
+    /// Signs with `key` of the KMS endpoint `sdk` reaches (the tests' emulator).
+    pub fn with_signer(mut self, sdk: &aws_config::SdkConfig, key: impl Into<String>) -> Self {
+        self.signer = Some(KmsSigner::new(aws_sdk_kms::Client::new(sdk), key));
+        self
     }
 
     /// The worker launcher of the export API; needs `EXPORT_WORKER_FUNCTION`.
@@ -81,6 +100,7 @@ impl App {
             store: DynamoStore::new(dynamodb, config.table_name.clone()),
             blobs: S3Blobs::new(s3, config.bucket_name.clone()),
             config,
+            signer: None,
             sdk: None,
         }
     }

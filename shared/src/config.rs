@@ -94,6 +94,9 @@ pub struct Config {
     /// Requests per tenant and window, across every endpoint.
     pub rate_limit: RateLimit,
     pub exports: ExportSettings,
+    /// The KMS key that signs checkpoints and export manifests (`SIGNING_KEY_ID`: id, ARN or
+    /// alias); only the functions that sign need it.
+    pub signing_key_id: Option<String>,
 }
 
 /// A tenant's share of the API: at most `requests` per `window` (fixed windows).
@@ -276,6 +279,7 @@ impl Config {
             )?)
             .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
             subscriptions_url_template: template,
+            signing_key_id: get("SIGNING_KEY_ID"),
             cursor_signing_key: secret("CURSOR_SIGNING_KEY")?,
             auth,
             claims: ClaimNames {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use activity_log::app::{App, s3_client};
 use activity_log::config::AuthMode;
 use activity_log::testing::fixtures::{config_for, local_default};
-use activity_log::testing::storage::{create_bucket, create_table};
+use activity_log::testing::storage::{create_bucket, create_signing_key, create_table};
 use aws_config::{BehaviorVersion, Region};
 use serde_json::json;
 
@@ -200,6 +200,13 @@ pub async fn create_storage(sdk: &aws_config::SdkConfig, table: &str, bucket: &s
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
 }
 
+/// Creates the signing key under `alias` unless it exists; its ARN.
+pub async fn signing_key(sdk: &aws_config::SdkConfig, alias: &str) -> String {
+    create_signing_key(&aws_sdk_kms::Client::new(sdk), alias)
+        .await
+        .unwrap_or_else(|e| panic!("signing key {alias}: {e}"))
+}
+
 pub fn unique_name(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -213,11 +220,13 @@ pub async fn isolated_app() -> App {
     let sdk = sdk_config(&endpoint).await;
     let (table, bucket) = (unique_name("activities"), unique_name("activity-log"));
     create_storage(&sdk, &table, &bucket).await;
+    let key = signing_key(&sdk, &format!("alias/{table}")).await;
     App::with_clients(
         config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&sdk),
         s3_client(&sdk),
     )
+    .with_signer(&sdk, key)
 }
 
 /// An app with its own fresh table and bucket whose DynamoDB client goes through a
@@ -354,6 +363,7 @@ pub async fn local_stack(
     create_bucket(&s3_client(&sdk_config(s3_endpoint).await), &bucket)
         .await
         .unwrap_or_else(|e| panic!("bucket: {e}"));
+    let key = signing_key(&sdk, &format!("alias/{table}")).await;
 
     let port = free_port();
     let local = |name: &'static str| (name, local_default(name).to_owned());
@@ -370,6 +380,7 @@ pub async fn local_stack(
         local("EXPORT_WORKER_FUNCTION"),
         ("TABLE_NAME", table.clone()),
         ("BUCKET_NAME", bucket.clone()),
+        ("SIGNING_KEY_ID", key),
         ("AUTH_MODE", "local".to_owned()),
         (
             "LOCAL_OIDC_ISSUER",

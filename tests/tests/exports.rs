@@ -235,7 +235,10 @@ async fn csv_export_is_excel_compatible_and_complete() {
             "Resource type",
             "Status",
             "Activity ID",
-            "Details"
+            "Details",
+            "Recorded by",
+            "Sequence",
+            "Hash"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap_or_default()).collect();

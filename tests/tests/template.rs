@@ -204,6 +204,10 @@ fn policies_grant_named_actions_on_named_resources() {
                 );
             }
             assert!(!resources.is_empty(), "an Allow without resources");
+            // In a key policy, "*" is the key itself (the_signing_key_signs_only_for_the_signing_functions).
+            if actions.iter().all(|a| a.starts_with("kms:")) {
+                continue;
+            }
             for r in resources {
                 assert!(
                     r != "*" && r != "\"*\"",
@@ -216,6 +220,68 @@ fn policies_grant_named_actions_on_named_resources() {
     assert!(
         all.iter()
             .any(|(e, a, _)| e == "Deny" && a == &["s3:*".to_owned()])
+    );
+}
+
+#[test]
+fn the_signing_key_signs_only_for_the_signing_functions() {
+    let t = template();
+    let key = at(&t, "Resources.SigningKey.Properties");
+    assert_eq!(text(at(key, "KeySpec")), "ECC_NIST_P256");
+    assert_eq!(text(at(key, "KeyUsage")), "SIGN_VERIFY");
+    let mut signers = BTreeSet::new();
+    for statement in items(at(key, "KeyPolicy.Statement")) {
+        assert_eq!(text(at(statement, "Effect")), "Allow");
+        let actions = texts(at(statement, "Action"));
+        assert!(actions.iter().all(|a| !a.contains('*')), "{actions:?}");
+        if actions.contains(&"kms:Sign") {
+            for p in items(at(statement, "Principal.AWS")) {
+                let role = intrinsic(p, "GetAtt")
+                    .map(|v| text(v).to_owned())
+                    .unwrap_or_else(|| {
+                        panic!("kms:Sign for a principal that is not a function's role: {p:?}")
+                    });
+                signers.insert(role);
+            }
+        }
+    }
+    assert_eq!(
+        signers,
+        BTreeSet::from([
+            "IntegrityFunctionRole.Arn".to_owned(),
+            "ExportWorkerFunctionRole.Arn".to_owned()
+        ])
+    );
+    // No function's own policy grants a KMS action: the key's policy is the only grant.
+    let resources = at(&t, "Resources")
+        .as_mapping()
+        .unwrap_or_else(|| panic!("no resources"));
+    for (name, resource) in resources {
+        if text(at(resource, "Type")) == "AWS::Serverless::Function" {
+            let policies = format!("{:?}", at(resource, "Properties.Policies"));
+            assert!(
+                !policies.contains("kms:"),
+                "{name:?}'s own policies grant KMS"
+            );
+        }
+    }
+    for name in ["IntegrityFunction", "ExportWorkerFunction"] {
+        let env = at(
+            &t,
+            &format!("Resources.{name}.Properties.Environment.Variables"),
+        );
+        assert!(
+            is_intrinsic(at(env, "SIGNING_KEY_ID"), "GetAtt", "SigningKey.Arn"),
+            "{name} signs with the stack's key"
+        );
+    }
+    assert!(
+        is_intrinsic(
+            at(&t, "Outputs.SigningPublicKeyPem.Value"),
+            "GetAtt",
+            "SigningPublicKey.Pem"
+        ),
+        "the stack outputs the public key"
     );
 }
 

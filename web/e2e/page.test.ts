@@ -192,6 +192,7 @@ describe('the Activity Log page', () => {
       'Action',
       'Partner user',
       'Status',
+      'Sequence',
     ].map((h, i) => (i === 0 ? '' : h)).map((h, i) => (i === 0 ? expect.any(String) : h)));
     const times = await page.locator('table.log tbody tr[data-key] time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime') ?? ''));
     expect(times.length).toBeGreaterThan(0);
@@ -328,7 +329,7 @@ describe('the Activity Log page', () => {
     await loadAll(page);
     const shown = await keys(page);
     const csv = parseCsv(await exportAndDownload(page, 'en'));
-    expect(csv[0]).toEqual(['Date-Time', 'Affected customer', 'Action', 'Partner user', 'Customer ID', 'Resource type', 'Status', 'Activity ID', 'Details']);
+    expect(csv[0]).toEqual(['Date-Time', 'Affected customer', 'Action', 'Partner user', 'Customer ID', 'Resource type', 'Status', 'Activity ID', 'Details', 'Recorded by', 'Sequence', 'Hash']);
     const body = csv.slice(1);
     expect(body.map((r) => `${r[4]}/${r[7]}`)).toEqual(shown);
     // Dates in the view's zone (Asia/Taipei, +08:00).
@@ -343,7 +344,7 @@ describe('the Activity Log page', () => {
     await page.getByLabel('Language').selectOption('zh-TW');
     await page.waitForURL(/lang=zh-TW/);
     await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe('活動記錄');
-    expect(await page.locator('table.log thead th').allInnerTexts()).toEqual([expect.any(String), '日期 / 時間', '受影響客戶', '動作', '合作夥伴使用者', '狀態']);
+    expect(await page.locator('table.log thead th').allInnerTexts()).toEqual([expect.any(String), '日期 / 時間', '受影響客戶', '動作', '合作夥伴使用者', '狀態', '序號']);
     await expect(page.getByLabel('從', { exact: true }).isVisible()).resolves.toBe(true);
     await expect(page.getByLabel('到', { exact: true }).isVisible()).resolves.toBe(true);
     expect(await page.evaluate(() => document.documentElement.lang)).toBe('zh-TW');
@@ -354,7 +355,7 @@ describe('the Activity Log page', () => {
     await shot(page, 'zh-TW-list');
     await axeCheck(page, 'zh-TW');
     const csv = parseCsv(await exportAndDownload(page, 'zh-TW'));
-    expect(csv[0]).toEqual(['日期 / 時間', '受影響客戶', '動作', '合作夥伴使用者', '客戶識別碼', '資源類型', '狀態', '活動識別碼', '詳細資料']);
+    expect(csv[0]).toEqual(['日期 / 時間', '受影響客戶', '動作', '合作夥伴使用者', '客戶識別碼', '資源類型', '狀態', '活動識別碼', '詳細資料', '記錄者', '序號', '雜湊']);
     expect(csv.length - 1).toBe(await rows(page).count());
     await page.getByLabel('語言').selectOption('en');
     await page.waitForURL(/lang=en/);

@@ -13,7 +13,40 @@ export interface Activity {
   details: unknown;
   detailsSize: number;
   detailsIncluded: boolean;
+  /** The token subject that recorded it (null for activities recorded before it was kept). */
+  recordedBy: string | null;
+  /** Its place in its customer's hash chain, from 1 (null: recorded before the chain). */
+  sequence: number | null;
+  /** SHA-256(bytes(previousHash) ‖ JCS(record)), 64 lower-case hex digits. */
+  hash: string | null;
+  /** The hash of the customer's previous activity; 64 zeros for sequence 1. */
+  previousHash: string | null;
   links: { self: string; subscriptions: string };
+}
+
+/** `GET /customers/{customerId}/checkpoint`: a customer's chain head, signed (ECDSA P-256 /
+ * SHA-256 over JCS of the first five members; `signature` is standard base64 of DER). */
+export interface Checkpoint {
+  partnerId: string;
+  customerId: string;
+  sequence: number;
+  hash: string;
+  issuedAt: string;
+  keyId: string;
+  signature: string;
+}
+
+/** `GET /integrity/public-key`: the key checkpoints are signed with. */
+export interface PublicKey {
+  keyId: string;
+  pem: string;
+  jwk: JsonWebKey;
+}
+
+export const PUBLIC_KEY_PATH = '/integrity/public-key';
+
+export function checkpointPath(customerId: string): string {
+  return `/customers/${encodeURIComponent(customerId)}/checkpoint`;
 }
 
 export interface ActivityPage {

@@ -8,6 +8,7 @@ import { displayName, signIn } from './auth';
 import { DetailsTree } from './details';
 import { LANGS, LANG_NAMES, WORDS, type Lang, type Words } from './i18n';
 import { QUICK, browserZone, formatDateTime, isDay, periodOf, type Quick } from './period';
+import { failedKey, tone, verifyMessage, verifyView, type Outcome } from './verify';
 import { STATUSES, fromSearch, toSearch, type Status, type View } from './view';
 
 /** Rows asked for per request. */
@@ -25,6 +26,13 @@ type ExportState =
   | { state: 'running'; rows: number; queued: boolean }
   | { state: 'done'; rows: number; url: string }
   | { state: 'failed'; message: string };
+
+/** Verify's progress, for the rows it checks (`rows`: the page's rows array it was given). */
+type VerifyState =
+  | { state: 'idle' }
+  | { state: 'running'; rows: Activity[] }
+  | { state: 'done'; rows: Activity[]; outcome: Outcome }
+  | { state: 'error'; rows: Activity[]; message: string };
 
 const keyOf = (a: Activity) => `${a.customerId}/${a.id}`;
 
@@ -53,7 +61,10 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
   const [details, setDetails] = useState<Map<string, DetailsState>>(new Map());
   const [exportState, setExportState] = useState<ExportState>({ state: 'idle' });
   const [format, setFormat] = useState<'csv' | 'jsonl'>('csv');
+  const [verifyState, setVerify] = useState<VerifyState>({ state: 'idle' });
   const generation = useRef(0);
+  /** Full details fetched (or being fetched) through `links.self`, by row. */
+  const detailFetches = useRef(new Map<string, Promise<unknown>>());
   const firstRowsMarked = useRef(false);
 
   const t: Words = WORDS[view.lang];
@@ -177,13 +188,54 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
     setExpanded(open);
     performance.mark(`details-open:${key}`);
     if (a.detailsIncluded || a.details !== null || details.has(key)) return;
-    setDetails((d) => new Map(d).set(key, { state: 'loading' }));
     try {
-      const full = await call<Activity>(a.links.self, token(), {}, { onWait });
-      setDetails((d) => new Map(d).set(key, { state: 'ready', value: full.details }));
+      await fullDetails(a);
     } catch (e) {
+      if (e instanceof SignInRequired) fail(e);
+    }
+  };
+
+  /** An activity's full details through its own address (the list leaves out large ones), once;
+   * shown in its details panel as they come. Show details and Verify both use it. */
+  const fullDetails = (a: Activity): Promise<unknown> => {
+    const key = keyOf(a);
+    const known = detailFetches.current.get(key);
+    if (known) return known;
+    setDetails((d) => new Map(d).set(key, { state: 'loading' }));
+    const fetching = (async () => {
+      try {
+        const full = await call<Activity>(a.links.self, token(), {}, { onWait });
+        setDetails((d) => new Map(d).set(key, { state: 'ready', value: full.details }));
+        return full.details;
+      } catch (e) {
+        detailFetches.current.delete(key);
+        if (!(e instanceof SignInRequired)) setDetails((d) => new Map(d).set(key, { state: 'error', message: e instanceof Error ? e.message : String(e) }));
+        throw e;
+      }
+    })();
+    detailFetches.current.set(key, fetching);
+    return fetching;
+  };
+
+  /** Verify: the loaded rows of the view's customer against their hashes and a fresh signed
+   * checkpoint. Gaps count only when no filter but the customer (and the period) skips rows. */
+  const startVerify = async () => {
+    const checked = rows;
+    setVerify({ state: 'running', rows: checked });
+    // Only what this run started may finish it.
+    const finish = (next: VerifyState) => setVerify((v) => (v.state === 'running' && v.rows === checked ? next : v));
+    const contiguous = !view.action && !view.partnerUser && !view.status;
+    try {
+      const outcome = await verifyView(checked, view.customer, contiguous, {
+        get: <T,>(path: string) => call<T>(path, token(), {}, { onWait }),
+        details: fullDetails,
+      });
+      setNotice('');
+      finish({ state: 'done', rows: checked, outcome });
+    } catch (e) {
+      setNotice('');
       if (e instanceof SignInRequired) return fail(e);
-      setDetails((d) => new Map(d).set(key, { state: 'error', message: e instanceof Error ? e.message : String(e) }));
+      finish({ state: 'error', rows: checked, message: e instanceof ApiError ? `${e.message} (${e.code})` : e instanceof Error ? e.message : String(e) });
     }
   };
 
@@ -278,6 +330,10 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
   const customers = new Map(rows.map((r) => [r.customerId, r.customerName]));
   const actions = [...new Set(rows.map((r) => r.action))].sort();
   const users = [...new Set(rows.map((r) => r.partnerUser))].sort();
+  const canVerify = view.customer !== '' && phase !== 'loading' && rows.length > 0;
+  // A verification speaks of the rows it checked: other rows (another view, more loaded), none.
+  const verify: VerifyState = verifyState.state !== 'idle' && verifyState.rows === rows ? verifyState : { state: 'idle' };
+  const tampered = verify.state === 'done' ? failedKey(verify.outcome) : undefined;
 
   return (
     <>
@@ -355,11 +411,24 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
               <th scope="col">{t.action}</th>
               <th scope="col">{t.partnerUser}</th>
               <th scope="col">{t.status}</th>
+              <th scope="col" class="seq-col">
+                {t.sequence}
+              </th>
             </tr>
           </thead>
           <tbody>
             {rows.map((a) => (
-              <Row key={keyOf(a)} a={a} t={t} lang={view.lang} zone={zone} open={expanded.has(keyOf(a))} details={details.get(keyOf(a))} onToggle={toggle} />
+              <Row
+                key={keyOf(a)}
+                a={a}
+                t={t}
+                lang={view.lang}
+                zone={zone}
+                open={expanded.has(keyOf(a))}
+                details={details.get(keyOf(a))}
+                onToggle={toggle}
+                tampered={tampered === keyOf(a)}
+              />
             ))}
           </tbody>
         </table>
@@ -378,6 +447,14 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
             </button>
           )}
         </div>
+        {canVerify && (
+          <div class="verify-line">
+            <button type="button" class="secondary" onClick={startVerify} disabled={verify.state === 'running' || loadingMore}>
+              {t.verify}
+            </button>
+            <VerifyStatus state={verify} t={t} />
+          </div>
+        )}
       </main>
     </>
   );
@@ -416,6 +493,23 @@ function ExportStatusLine({ state, t }: { state: ExportState; t: Words }) {
   }
 }
 
+/** The live region beside Verify: working, what it found, or why it could not. */
+function VerifyStatus({ state, t }: { state: VerifyState; t: Words }) {
+  const [text, cls] =
+    state.state === 'idle'
+      ? ['', undefined]
+      : state.state === 'running'
+        ? [t.verifying, undefined]
+        : state.state === 'error'
+          ? [t.verifyError(state.message), 'error']
+          : [verifyMessage(state.outcome, t), { passed: 'verify-ok', neutral: undefined, failed: 'error' }[tone(state.outcome)]];
+  return (
+    <p class={cls ? `verify-status ${cls}` : 'verify-status'} role="status">
+      {text}
+    </p>
+  );
+}
+
 function Row({
   a,
   t,
@@ -424,6 +518,7 @@ function Row({
   open,
   details,
   onToggle,
+  tampered,
 }: {
   a: Activity;
   t: Words;
@@ -432,12 +527,13 @@ function Row({
   open: boolean;
   details: DetailsState | undefined;
   onToggle: (a: Activity) => void;
+  tampered: boolean;
 }) {
   const id = `details-${a.customerId}-${a.id}`.replace(/[^A-Za-z0-9_-]/g, '_');
   const value = a.details !== null ? a.details : details?.state === 'ready' ? details.value : undefined;
   return (
     <>
-      <tr class={open ? 'open' : undefined} data-key={`${a.customerId}/${a.id}`}>
+      <tr class={[open && 'open', tampered && 'row-tampered'].filter(Boolean).join(' ') || undefined} data-key={`${a.customerId}/${a.id}`}>
         <td class="toggle-col">
           <button type="button" class="toggle" aria-expanded={open} aria-controls={id} onClick={() => onToggle(a)}>
             <span aria-hidden="true" class="chevron">
@@ -445,6 +541,7 @@ function Row({
             </span>
             <span class="sr-only">{t.showDetails}</span>
           </button>
+          {tampered && <span class="sr-only">{t.failedVerification}</span>}
         </td>
         <td>
           <time dateTime={a.occurredAt}>{formatDateTime(a.occurredAt, lang, zone)}</time>
@@ -460,10 +557,11 @@ function Row({
         <td>
           <span class={`badge ${a.status}`}>{t.statusNames[a.status] ?? a.status}</span>
         </td>
+        <td class="seq-col">{a.sequence ?? '—'}</td>
       </tr>
       {open && (
         <tr class="details-row" id={id}>
-          <td colSpan={6}>
+          <td colSpan={7}>
             <DetailsBody a={a} t={t} value={value} details={details} />
           </td>
         </tr>
@@ -479,9 +577,28 @@ function DetailsBody({ a, t, value, details }: { a: Activity; t: Words; value: u
     // Measured by the browser test: from the click to the tree on screen.
     requestAnimationFrame(() => performance.measure(`details:${key}`, `details-open:${key}`));
   }, [value === undefined]); // eslint-disable-line react-hooks/exhaustive-deps
-  if (details?.state === 'loading') return <p>{t.loadingDetails}</p>;
-  if (details?.state === 'error') return <p class="error">{details.message}</p>;
-  if (value === undefined || value === null) return <p>{t.noDetails}</p>;
+  const chain = <ChainMeta a={a} t={t} />;
+  if (details?.state === 'loading')
+    return (
+      <>
+        {chain}
+        <p>{t.loadingDetails}</p>
+      </>
+    );
+  if (details?.state === 'error')
+    return (
+      <>
+        {chain}
+        <p class="error">{details.message}</p>
+      </>
+    );
+  if (value === undefined || value === null)
+    return (
+      <>
+        {chain}
+        <p>{t.noDetails}</p>
+      </>
+    );
   return (
     <section aria-label={`${t.details}: ${a.action}`}>
       <p class="meta">
@@ -490,8 +607,23 @@ function DetailsBody({ a, t, value, details }: { a: Activity; t: Words; value: u
           {a.customerId} · {a.id}
         </span>
       </p>
+      {chain}
       <DetailsTree details={value} label={t.details} />
     </section>
+  );
+}
+
+/** Who recorded the activity and where it sits in its customer's hash chain. */
+function ChainMeta({ a, t }: { a: Activity; t: Words }) {
+  return (
+    <dl class="chain-meta">
+      <dt>{t.recordedBy}</dt>
+      <dd>{a.recordedBy ?? '—'}</dd>
+      <dt>{t.hash}</dt>
+      <dd class="hash">{a.hash ?? '—'}</dd>
+      <dt>{t.previousHash}</dt>
+      <dd class="hash">{a.previousHash ?? '—'}</dd>
+    </dl>
   );
 }
 

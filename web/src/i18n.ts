@@ -61,6 +61,29 @@ const en = {
   exportFailed: 'Export failed',
   busy: (s: number) => `The service is busy; trying again in ${s} s…`,
   errorTitle: 'Something went wrong',
+  sequence: 'Sequence',
+  recordedBy: 'Recorded by',
+  hash: 'Hash',
+  previousHash: 'Previous hash',
+  verify: 'Verify',
+  verifying: 'Verifying…',
+  failedVerification: '(failed verification)',
+  verified: (n: number, first: number, last: number, checkpoint: number, reaches: boolean) =>
+    `Verified: ${n.toLocaleString('en')} ${n === 1 ? `activity (sequence ${first}) matches its hash` : `activities (sequences ${first}–${last}) match their hashes`}` +
+    (reaches ? ` and the signed checkpoint at ${checkpoint}.` : `; the signed checkpoint is at ${checkpoint} (newer activities are not loaded).`),
+  notChecked: (n: number) => ` ${n.toLocaleString('en')} loaded ${n === 1 ? 'activity has' : 'activities have'} no sequence and ${n === 1 ? 'was' : 'were'} not checked.`,
+  verifyNothing: 'Nothing to verify: none of the loaded activities has a sequence.',
+  verifyAltered: (id: string, sequence: number) => `Verification failed: activity ${id} (sequence ${sequence}) was altered.`,
+  verifyMissing: (from: number, to: number) =>
+    from === to
+      ? `Verification failed: sequence ${from} is missing between the loaded activities.`
+      : `Verification failed: sequences ${from}–${to} are missing between the loaded activities.`,
+  verifyUnsigned: (id: string, sequence: number, checkpoint: number) =>
+    `Verification failed: activity ${id} (sequence ${sequence}) is not covered by the signed checkpoint at ${checkpoint}.`,
+  verifyBadSignature: "Verification failed: the checkpoint's signature is invalid.",
+  verifyOtherCustomer: 'Verification failed: the checkpoint is for another customer.',
+  verifyNoCheckpoint: 'Verification failed: there is no signed checkpoint for this customer.',
+  verifyError: (message: string) => `Verification could not be completed: ${message}`,
   statusNames: { succeeded: 'Succeeded', failed: 'Failed', inProgress: 'In progress' } as Record<string, string>,
 };
 
@@ -121,6 +144,26 @@ const zhTW: Words = {
   exportFailed: '匯出失敗',
   busy: (s: number) => `服務忙碌中，${s} 秒後重試…`,
   errorTitle: '發生錯誤',
+  sequence: '序號',
+  recordedBy: '記錄者',
+  hash: '雜湊',
+  previousHash: '前一筆雜湊',
+  verify: '驗證',
+  verifying: '正在驗證…',
+  failedVerification: '（未通過驗證）',
+  verified: (n: number, first: number, last: number, checkpoint: number, reaches: boolean) =>
+    `已驗證：${n.toLocaleString('zh-TW')} 筆活動（序號 ${n === 1 ? first : `${first}–${last}`}）` +
+    (reaches ? `與其雜湊及序號 ${checkpoint} 的已簽署檢查點相符。` : `與其雜湊相符；已簽署的檢查點位於序號 ${checkpoint}（較新的活動尚未載入）。`),
+  notChecked: (n: number) => `另有 ${n.toLocaleString('zh-TW')} 筆已載入的活動沒有序號，未予檢查。`,
+  verifyNothing: '沒有可驗證的項目：已載入的活動都沒有序號。',
+  verifyAltered: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）已遭竄改。`,
+  verifyMissing: (from: number, to: number) => `驗證失敗：已載入的活動之間缺少序號 ${from === to ? from : `${from}–${to}`}。`,
+  verifyUnsigned: (id: string, sequence: number, checkpoint: number) =>
+    `驗證失敗：活動 ${id}（序號 ${sequence}）不在序號 ${checkpoint} 的已簽署檢查點涵蓋範圍內。`,
+  verifyBadSignature: '驗證失敗：檢查點的簽章無效。',
+  verifyOtherCustomer: '驗證失敗：檢查點屬於其他客戶。',
+  verifyNoCheckpoint: '驗證失敗：此客戶沒有已簽署的檢查點。',
+  verifyError: (message: string) => `無法完成驗證：${message}`,
   statusNames: { succeeded: '成功', failed: '失敗', inProgress: '進行中' },
 };
 

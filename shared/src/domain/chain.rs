@@ -82,6 +82,8 @@ pub enum ChainError {
     BadHash,
     #[error("{0}")]
     BadRecord(String),
+    #[error("{0}")]
+    BadKey(String),
 }
 
 /// An activity's record without its sequence: what its hash covers but its place.
@@ -255,6 +257,56 @@ pub struct PublicKey {
     pub pem: String,
     /// The same key as a JSON Web Key (`kty` EC, `crv` P-256, `x`, `y`).
     pub jwk: Value,
+}
+
+impl PublicKey {
+    /// The key `key_id` from its DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns).
+    pub fn from_spki_der(key_id: &str, der: &[u8]) -> Result<Self, ChainError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use p256::pkcs8::DecodePublicKey as _;
+        use p256::pkcs8::EncodePublicKey as _;
+        use p256::pkcs8::LineEnding;
+
+        let key = p256::PublicKey::from_public_key_der(der)
+            .map_err(|e| ChainError::BadKey(format!("not a P-256 public key: {e}")))?;
+        let pem = key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| ChainError::BadKey(e.to_string()))?;
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key, false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            return Err(ChainError::BadKey("the key has no coordinates".into()));
+        };
+        Ok(Self {
+            key_id: key_id.to_owned(),
+            pem,
+            jwk: serde_json::json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(x),
+                "y": URL_SAFE_NO_PAD.encode(y),
+            }),
+        })
+    }
+
+    /// Whether `signature` (standard base64 of a DER ECDSA P-256 / SHA-256 signature) is this
+    /// key's over `message`.
+    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Verifier as _;
+        use p256::pkcs8::DecodePublicKey as _;
+
+        let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(&self.pem) else {
+            return false;
+        };
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+            return false;
+        };
+        let Ok(sig) = p256::ecdsa::Signature::from_der(&der) else {
+            return false;
+        };
+        key.verify(message, &sig).is_ok()
+    }
 }
 
 /// Version of the export manifest format.

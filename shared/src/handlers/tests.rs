@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{query, record};
 use crate::config::Config;
+use crate::store::Signer as _;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
 use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago as recent};
@@ -394,4 +395,92 @@ async fn a_batch_over_one_transaction_is_refused_and_says_why() {
     )
     .await;
     assert_eq!(body(&listed)["items"], json!([]), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it() {
+    use crate::domain::chain::{Checkpoint, PublicKey};
+    use crate::testing::doubles::LocalSigner;
+
+    let store = MemoryStore::default();
+    let signer = LocalSigner::new("local-key", 1);
+    let settings = config();
+    let checkpoint = |customer: &str| {
+        let req = ApiRequest::get("/customers/{customerId}/checkpoint")
+            .path_param("customerId", customer)
+            .caller("p1", &["HelpdeskAgent"])
+            .build();
+        super::integrity::handle(&settings, &store, &signer, req)
+    };
+    let none = checkpoint("c1").await;
+    assert_eq!(none.status(), 404, "{}", body(&none));
+
+    let recorded = items(
+        &post(
+            &store,
+            "p1",
+            &json!([
+                activity("c1", "a1", &recent(2)),
+                activity("c1", "a2", &recent(1))
+            ]),
+        )
+        .await,
+    );
+    let first = checkpoint("c1").await;
+    assert_eq!(first.status(), 200, "{}", body(&first));
+    let cp: Checkpoint = serde_json::from_value(body(&first)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (cp.partner_id.as_str(), cp.customer_id.as_str(), cp.sequence),
+        ("p1", "c1", 2)
+    );
+    assert_eq!(json!(cp.hash), recorded[1]["hash"]);
+    assert_eq!(
+        body(&checkpoint("c1").await),
+        body(&first),
+        "kept, not signed again"
+    );
+    assert_eq!(signer.signatures(), 1);
+
+    let key_req = ApiRequest::get("/integrity/public-key")
+        .caller("p1", &["SalesAgent"])
+        .build();
+    let key: PublicKey = serde_json::from_value(body(
+        &super::integrity::handle(&settings, &store, &signer, key_req).await,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(key.pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(key.jwk["crv"], "P-256");
+    let message = cp.message().unwrap_or_else(|e| panic!("{e}"));
+    assert!(key.verifies(&message, &cp.signature));
+    let mut forged = cp.clone();
+    forged.sequence = 1;
+    assert!(!key.verifies(&forged.message().unwrap_or_default(), &cp.signature));
+    let other = LocalSigner::new("other", 2);
+    let other_key = other.public_key().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!other_key.verifies(&message, &cp.signature));
+
+    // The head moves: a new checkpoint; another tenant's customer of the same id has none.
+    post(&store, "p1", &activity("c1", "a3", &recent(1))).await;
+    assert_eq!(body(&checkpoint("c1").await)["sequence"], 3);
+    assert_eq!(signer.signatures(), 2);
+    let theirs = ApiRequest::get("/customers/{customerId}/checkpoint")
+        .path_param("customerId", "c1")
+        .caller("p2", &["GlobalAdmin"])
+        .build();
+    assert_eq!(
+        super::integrity::handle(&settings, &store, &signer, theirs)
+            .await
+            .status(),
+        404
+    );
+    // Writers cannot read checkpoints.
+    let writer = ApiRequest::get("/integrity/public-key")
+        .caller("p1", &["ActivityWriter"])
+        .build();
+    assert_eq!(
+        super::integrity::handle(&settings, &store, &signer, writer)
+            .await
+            .status(),
+        403
+    );
 }

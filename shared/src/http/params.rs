@@ -104,6 +104,26 @@ pub fn export_route(req: &Request) -> Result<ExportRoute, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("no export {id}")))
 }
 
+/// The integrity routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IntegrityRoute {
+    Checkpoint(CustomerId),
+    PublicKey,
+}
+
+pub fn integrity_route(req: &Request) -> Result<IntegrityRoute, ApiError> {
+    let segments = segments(req);
+    let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match tail.as_slice() {
+        [.., "integrity", "public-key"] => Ok(IntegrityRoute::PublicKey),
+        [.., "customers", c, "checkpoint"] => parse_customer(c).map(IntegrityRoute::Checkpoint),
+        _ => match path_param(req, "customerId") {
+            Some(c) => parse_customer(&c).map(IntegrityRoute::Checkpoint),
+            None => Err(no_route()),
+        },
+    }
+}
+
 /// A customer id given by the caller (path, query string or body).
 pub fn parse_customer(text: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(text)

@@ -11,9 +11,11 @@ use aws_sdk_dynamodb::types::{
 
 use super::items::{self, Item};
 use super::keys::{self, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK, TableKey};
-use super::sdk_error::{cancellation_reasons, classify};
-use super::{ActivityReader, ActivityWriter, InsertOutcome, StoreError, StorePage, Unchained};
-use crate::domain::chain::Head;
+use super::sdk_error::{cancellation_reasons, classify, unless_condition_failed};
+use super::{
+    ActivityReader, ActivityWriter, Checkpoints, InsertOutcome, StoreError, StorePage, Unchained,
+};
+use crate::domain::chain::{Checkpoint, Head};
 use crate::domain::query::MAX_LIMIT;
 use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
 
@@ -468,4 +470,72 @@ fn last_position(partner: &PartnerId, key: &Item, sort_attr: &str) -> Result<Pag
     };
     keys::page_key_from(partner, pk, sk, tk)
         .ok_or_else(|| StoreError::Corrupt("unreadable LastEvaluatedKey".into()))
+}
+
+impl Checkpoints for DynamoStore {
+    async fn head(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+    ) -> Result<Option<Head>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key_item(TableKey::chain_head(
+                partner, customer,
+            ))?))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(items::head_from_item).transpose()
+    }
+
+    async fn checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key_item(TableKey::checkpoint(
+                partner, customer, sequence,
+            ))?))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(items::checkpoint_from_item).transpose()
+    }
+
+    async fn keep_checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        checkpoint: &Checkpoint,
+        expires_at: i64,
+    ) -> Result<Checkpoint, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(items::checkpoint_to_item(
+                partner, customer, checkpoint, expires_at,
+            )?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        if unless_condition_failed(put)?.is_some() {
+            return Ok(checkpoint.clone());
+        }
+        // Another request signed the same head first: its checkpoint is the one kept.
+        self.checkpoint(partner, customer, checkpoint.sequence)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("a checkpoint kept is not readable yet".into()))
+    }
 }

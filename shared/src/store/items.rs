@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::keys::{IndexKeys, TableKey};
-use crate::domain::chain::{Head, Link};
+use crate::domain::chain::{self, Head, Link};
 use crate::domain::names::fields_of;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, Checkpoint, CustomerId, DateRange, Details, ExportFormat,
@@ -220,6 +220,37 @@ pub fn head_from_item(item: Item) -> Result<Head, StoreError> {
         sequence: s.sequence,
         hash: s.hash,
     })
+}
+
+#[derive(Serialize)]
+struct CheckpointItem<'a> {
+    #[serde(flatten)]
+    key: TableKey,
+    #[serde(flatten)]
+    checkpoint: &'a chain::Checkpoint,
+    ttl: i64,
+}
+
+pub fn checkpoint_to_item(
+    partner: &PartnerId,
+    customer: &CustomerId,
+    checkpoint: &chain::Checkpoint,
+    expires_at: i64,
+) -> Result<Item, StoreError> {
+    let item = CheckpointItem {
+        key: TableKey::checkpoint(partner, customer, checkpoint.sequence),
+        checkpoint,
+        ttl: expires_at,
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("checkpoint item: {e}")))
+}
+
+/// A stored checkpoint (its keys and TTL left aside).
+pub fn checkpoint_from_item(mut item: Item) -> Result<chain::Checkpoint, StoreError> {
+    for name in [super::keys::PK, super::keys::SK, TTL] {
+        item.remove(name);
+    }
+    serde_dynamo::from_item(item).map_err(corrupt("checkpoint"))
 }
 
 /// An export job as stored, without its key.

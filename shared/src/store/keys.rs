@@ -16,7 +16,8 @@
 //!
 //! Each customer's chain head (README, "Tamper-evident log") is `pk = P#<partner>#C#<customer>`,
 //! `sk = HEAD`, beside its activities and without index keys: `sequence` and `hash` of the last
-//! activity recorded, moved in the same transaction as the activities.
+//! activity recorded, moved in the same transaction as the activities. A checkpoint signed of a
+//! head is `sk = CP#<sequence, 20 digits>` in the same partition, with a TTL.
 //!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
@@ -69,6 +70,13 @@ impl TableKey {
         Self {
             pk: customer_pk(partner, customer),
             sk: CHAIN_HEAD_SK.to_owned(),
+        }
+    }
+
+    pub fn checkpoint(partner: &PartnerId, customer: &CustomerId, sequence: u64) -> Self {
+        Self {
+            pk: customer_pk(partner, customer),
+            sk: format!("CP#{sequence:020}"),
         }
     }
 

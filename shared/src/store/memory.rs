@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 
 use super::keys;
 use super::{
-    ActivityReader, ActivityWriter, Admission, DetailsBlobs, ExportJobs, ExportObjects,
-    InsertOutcome, PartSink, RequestCounter, StoreError, StorePage, Unchained,
+    ActivityReader, ActivityWriter, Admission, Checkpoints, DetailsBlobs, ExportJobs,
+    ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError, StorePage, Unchained,
 };
-use crate::domain::chain::Head;
+use crate::domain::chain::{Checkpoint, Head};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
     PartnerId,
@@ -25,6 +25,8 @@ pub struct MemoryStore {
     rows: Mutex<BTreeMap<(String, String), (PartnerId, Activity)>>,
     /// Chain heads by customer partition key.
     heads: Mutex<HashMap<String, Head>>,
+    /// Checkpoints by (customer partition key, sequence).
+    checkpoints: Mutex<HashMap<(String, u64), Checkpoint>>,
     blobs: Mutex<HashMap<String, String>>,
     jobs: Mutex<HashMap<(PartnerId, ExportId), ExportJob>>,
     /// A tenant's export slots: request key → export id.
@@ -148,6 +150,42 @@ impl ActivityWriter for MemoryStore {
         }
         heads.extend(moved);
         Ok(InsertOutcome::Written(written))
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    async fn head(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+    ) -> Result<Option<Head>, StoreError> {
+        Ok(locked(&self.heads)?
+            .get(&keys::customer_pk(partner, customer))
+            .cloned())
+    }
+
+    async fn checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(locked(&self.checkpoints)?
+            .get(&(keys::customer_pk(partner, customer), sequence))
+            .cloned())
+    }
+
+    async fn keep_checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        checkpoint: &Checkpoint,
+        _expires_at: i64,
+    ) -> Result<Checkpoint, StoreError> {
+        Ok(locked(&self.checkpoints)?
+            .entry((keys::customer_pk(partner, customer), checkpoint.sequence))
+            .or_insert_with(|| checkpoint.clone())
+            .clone())
     }
 }
 

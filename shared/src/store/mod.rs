@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::chain::Record;
+use crate::domain::chain::{Checkpoint, Head, PublicKey, Record};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
 };
@@ -22,6 +22,8 @@ pub mod dynamodb;
 mod items;
 #[cfg(feature = "service")]
 pub mod jobs;
+#[cfg(feature = "service")]
+pub mod kms;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 #[cfg(feature = "service")]
@@ -96,6 +98,50 @@ pub trait ActivityWriter: Send + Sync {
         partner: &PartnerId,
         items: &[Unchained],
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+}
+
+/// A signature by the service's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The key that signed (its ARN in AWS).
+    pub key_id: String,
+    /// The DER-encoded ECDSA signature.
+    pub der: Vec<u8>,
+}
+
+/// Signs with the service's asymmetric key (ECDSA P-256 with SHA-256).
+pub trait Signer: Send + Sync {
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signed, StoreError>> + Send;
+    /// The public half of the key.
+    fn public_key(&self) -> impl Future<Output = Result<PublicKey, StoreError>> + Send;
+}
+
+/// Customers' chain heads and the checkpoints signed of them.
+pub trait Checkpoints: Send + Sync {
+    /// The customer's head (`None`: nothing recorded since the chain began).
+    fn head(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+    ) -> impl Future<Output = Result<Option<Head>, StoreError>> + Send;
+
+    /// The checkpoint kept of the customer's head at `sequence`, if any.
+    fn checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
+
+    /// Keeps `checkpoint` (until `expires_at`, epoch seconds) unless one of its sequence is kept
+    /// already; returns the one kept.
+    fn keep_checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        checkpoint: &Checkpoint,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
 }
 
 /// One storage page of a query, newest first.

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::domain::chain::PublicKey;
 use crate::domain::{ExportId, PartnerId};
 use crate::handlers::export_worker;
 use crate::launch::{ExportLauncher, LaunchError, WorkerEvent};
-use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError};
+use crate::store::{
+    ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer, StoreError,
+};
 
 /// Records launches and starts nothing.
 #[derive(Clone, Default)]
@@ -272,5 +275,56 @@ impl<O: ExportObjects> ExportObjects for FaultyObjects<O> {
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete_object(key).await
+    }
+}
+
+/// Signs in-process with a P-256 key made from `seed` (unit tests; the emulator's KMS signs in
+/// the integration tests). Counts its signatures.
+pub struct LocalSigner {
+    key: p256::ecdsa::SigningKey,
+    key_id: String,
+    signed: AtomicU32,
+}
+
+impl LocalSigner {
+    pub fn new(key_id: &str, seed: u8) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes[31] = seed.max(1);
+        bytes[0] = 0x42;
+        let key = p256::ecdsa::SigningKey::from_bytes(&bytes.into())
+            .unwrap_or_else(|e| panic!("signing key: {e}"));
+        Self {
+            key,
+            key_id: key_id.to_owned(),
+            signed: AtomicU32::new(0),
+        }
+    }
+
+    /// Signatures made so far.
+    pub fn signatures(&self) -> u32 {
+        self.signed.load(Ordering::SeqCst)
+    }
+}
+
+impl Signer for LocalSigner {
+    async fn sign(&self, message: &[u8]) -> Result<Signed, StoreError> {
+        use p256::ecdsa::signature::Signer as _;
+        let sig: p256::ecdsa::Signature = self.key.sign(message);
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        Ok(Signed {
+            key_id: self.key_id.clone(),
+            der: sig.to_der().as_bytes().to_vec(),
+        })
+    }
+
+    async fn public_key(&self) -> Result<PublicKey, StoreError> {
+        use p256::pkcs8::EncodePublicKey as _;
+        let der = self
+            .key
+            .verifying_key()
+            .to_public_key_der()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        PublicKey::from_spki_der(&self.key_id, der.as_bytes())
+            .map_err(|e| StoreError::Other(e.to_string()))
     }
 }

@@ -130,3 +130,37 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<
         Err(e) => Err(classify(e)),
     }
 }
+
+/// The signing key as `template.yaml` declares it (ECC_NIST_P256, SIGN_VERIFY) under `alias`
+/// (`alias/…`), created unless the alias exists (local stack and tests). Returns the key's ARN.
+pub async fn create_signing_key(
+    client: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<String, StoreError> {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+
+    if let Ok(found) = client.describe_key().key_id(alias).send().await
+        && let Some(arn) = found.key_metadata().and_then(|m| m.arn())
+    {
+        return Ok(arn.to_owned());
+    }
+    let created = client
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .description("activity-log checkpoints and export manifests (local)")
+        .send()
+        .await
+        .map_err(classify)?;
+    let Some(meta) = created.key_metadata() else {
+        return Err(StoreError::Other("CreateKey returned no key".into()));
+    };
+    client
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(meta.key_id())
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(meta.arn().unwrap_or(meta.key_id()).to_owned())
+}

@@ -1,5 +1,7 @@
 //! Local-stack helper used by `scripts/dev`:
-//!   devtool storage <endpoint> <table> <bucket>   create the table and bucket in the emulator
+//!   devtool storage <endpoint> <table> <bucket> <key-alias>
+//!                                                 create the table, bucket and signing key in the
+//!                                                 emulator
 //!   devtool seed <api-url> <writer-token>         record demo activities through the API
 //!   devtool export <api-url> <reader-token>       export the demo log as CSV; prints the link
 
@@ -12,16 +14,19 @@ use serde_json::{Value, json};
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["storage", endpoint, table, bucket] => {
+        ["storage", endpoint, table, bucket, alias] => {
             let sdk = activity_log_tests::sdk_config(endpoint).await;
             activity_log_tests::create_storage(&sdk, table, bucket).await;
-            Ok(format!("table {table} and bucket {bucket} are ready"))
+            let key = activity_log_tests::signing_key(&sdk, alias).await;
+            Ok(format!(
+                "table {table}, bucket {bucket} and signing key {alias} ({key}) are ready"
+            ))
         }
         ["seed", api, token] => seed(api, token, demo()).await,
         ["seed-other", api, token] => seed(api, token, other_partner()).await,
         ["export", api, token] => export(api, token).await,
         ["openapi-time-zones"] => openapi_time_zones(),
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {

@@ -1,0 +1,16 @@
+//! `GET /customers/{customerId}/checkpoint` and `GET /integrity/public-key` — a customer's chain
+//! head signed with the service's KMS key, and that key's public half. The one API function
+//! allowed to sign.
+
+use activity_log::app::{App, serve_api};
+use activity_log::handlers::integrity;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    let app = &App::start().await?;
+    let signer = app.signer()?;
+    serve_api(app, |req| {
+        integrity::handle(&app.config, &app.store, signer, req)
+    })
+    .await
+}

@@ -1,0 +1,243 @@
+// The tamper-evident log, checked in the browser: each customer's activities form a hash chain
+// (hash = SHA-256(bytes(previousHash) ‖ JCS(record)), 64 zeros before sequence 1) whose head the
+// service signs (a checkpoint, ECDSA P-256 / SHA-256 over JCS of its five members). The same
+// rules as the service's shared/src/domain/chain.rs. Pure functions; WebCrypto does the hashing
+// and the signature.
+import type { Activity, Checkpoint } from './api';
+
+/** `previousHash` of sequence 1. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+const HASH = /^[0-9a-f]{64}$/;
+
+/** What a row needs to be checked: the API's activity, with its details in full. */
+export type ChainRow = Pick<
+  Activity,
+  | 'id'
+  | 'customerId'
+  | 'customerName'
+  | 'action'
+  | 'partnerUser'
+  | 'occurredAt'
+  | 'recordedAt'
+  | 'recordedBy'
+  | 'status'
+  | 'resourceType'
+  | 'details'
+  | 'sequence'
+  | 'hash'
+  | 'previousHash'
+> & { detailsIncluded?: boolean };
+
+/** RFC 8785 (JSON Canonicalization Scheme): members sorted by their names' UTF-16 code units
+ * (what `Array.prototype.sort` compares), no whitespace, numbers as ECMAScript writes them
+ * (`JSON.stringify` of a number is exactly RFC 8785's serialisation), strings as
+ * `JSON.stringify` escapes them. Not JSON (undefined in an array, functions, NaN, Infinity,
+ * big integers) is refused; members whose value is undefined are left out, as JSON.stringify
+ * does. */
+export function jcs(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`JCS: ${value} is not a JSON number`);
+      return JSON.stringify(value);
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? fail('undefined') : jcs(v))).join(',')}]`;
+      const o = value as Record<string, unknown>;
+      const names = Object.keys(o)
+        .filter((k) => o[k] !== undefined)
+        .sort();
+      return `{${names.map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`).join(',')}}`;
+    }
+    default:
+      return fail(typeof value);
+  }
+}
+
+function fail(what: string): never {
+  throw new TypeError(`JCS: ${what} is not JSON`);
+}
+
+/** The record an activity's hash covers: exactly these members, `resourceType` and `details`
+ * only when present, `recordedBy` null when unknown. `partnerId` is not in the rows: it is the
+ * checkpoint's. */
+export function recordOf(partnerId: string, row: ChainRow): Record<string, unknown> {
+  if (row.sequence === null) throw new Error(`activity ${row.id} has no sequence`);
+  const record: Record<string, unknown> = {
+    partnerId,
+    customerId: row.customerId,
+    sequence: row.sequence,
+    id: row.id,
+    customerName: row.customerName,
+    action: row.action,
+    partnerUser: row.partnerUser,
+    occurredAt: row.occurredAt,
+    recordedAt: row.recordedAt,
+    recordedBy: row.recordedBy ?? null,
+    status: row.status,
+  };
+  if (row.resourceType !== null && row.resourceType !== undefined) record.resourceType = row.resourceType;
+  if (row.details !== null && row.details !== undefined) record.details = row.details;
+  return record;
+}
+
+/** The 32 bytes a 64-hex-digit hash spells. */
+export function hashBytes(hex: string): Uint8Array<ArrayBuffer> {
+  if (!HASH.test(hex)) throw new Error('a hash must be 64 lower-case hexadecimal digits');
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+const hex = (buffer: ArrayBuffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
+
+const utf8 = new TextEncoder();
+
+/** `SHA-256(bytes(previousHash) ‖ UTF-8(JCS(record)))`, lower-case hex. */
+export async function hashRow(row: ChainRow, partnerId: string): Promise<string> {
+  if (row.detailsIncluded === false) throw new Error(`activity ${row.id}: its details are needed`);
+  const previous = hashBytes(row.previousHash ?? '');
+  const text = utf8.encode(jcs(recordOf(partnerId, row)));
+  const input = new Uint8Array(32 + text.length);
+  input.set(previous);
+  input.set(text, 32);
+  return hex(await crypto.subtle.digest('SHA-256', input));
+}
+
+/** A DER ECDSA signature (SEQUENCE { INTEGER r, INTEGER s }) as WebCrypto wants it: r ‖ s,
+ * each 32 bytes (IEEE P1363). DER integers are signed: a leading 0x00 keeps a high bit
+ * positive, and short values are not padded. */
+export function derToRaw(der: Uint8Array, size = 32): Uint8Array<ArrayBuffer> {
+  let at = 0;
+  const byte = () => {
+    if (at >= der.length) throw new Error('DER signature: too short');
+    return der[at++];
+  };
+  const length = () => {
+    const first = byte();
+    if (first < 0x80) return first;
+    const n = first & 0x7f;
+    if (n === 0 || n > 2) throw new Error('DER signature: bad length');
+    let len = 0;
+    for (let i = 0; i < n; i++) len = (len << 8) | byte();
+    return len;
+  };
+  if (byte() !== 0x30) throw new Error('DER signature: not a SEQUENCE');
+  if (length() !== der.length - at) throw new Error('DER signature: bad SEQUENCE length');
+  const raw = new Uint8Array(2 * size);
+  for (const half of [0, 1]) {
+    if (byte() !== 0x02) throw new Error('DER signature: not an INTEGER');
+    const len = length();
+    if (len === 0 || at + len > der.length) throw new Error('DER signature: bad INTEGER length');
+    let int = der.subarray(at, at + len);
+    at += len;
+    if (int[0] & 0x80) throw new Error('DER signature: negative INTEGER');
+    while (int.length > 0 && int[0] === 0) int = int.subarray(1);
+    if (int.length > size) throw new Error('DER signature: INTEGER too large');
+    raw.set(int, half * size + size - int.length);
+  }
+  if (at !== der.length) throw new Error('DER signature: trailing bytes');
+  return raw;
+}
+
+/** The signed message of a checkpoint: UTF-8 of JCS of its five members. */
+export function checkpointMessage(c: Pick<Checkpoint, 'partnerId' | 'customerId' | 'sequence' | 'hash' | 'issuedAt'>): Uint8Array<ArrayBuffer> {
+  return utf8.encode(jcs({ partnerId: c.partnerId, customerId: c.customerId, sequence: c.sequence, hash: c.hash, issuedAt: c.issuedAt })) as Uint8Array<ArrayBuffer>;
+}
+
+function base64(text: string): Uint8Array {
+  const bin = atob(text);
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+/** Whether the checkpoint's signature is the service's (the JWK's) over its message. A
+ * signature that is not DER, or not base64, is not valid; a key that cannot be imported throws. */
+export async function verifyCheckpoint(jwk: JsonWebKey, checkpoint: Checkpoint): Promise<boolean> {
+  const key = await crypto.subtle.importKey(
+    'jwk',
+    { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+    { name: 'ECDSA', namedCurve: 'P-256' },
+    false,
+    ['verify'],
+  );
+  let signature: Uint8Array<ArrayBuffer>;
+  try {
+    signature = derToRaw(base64(checkpoint.signature));
+  } catch {
+    return false;
+  }
+  return crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, checkpointMessage(checkpoint));
+}
+
+/** The first thing wrong with a customer's rows. */
+export type Finding =
+  /** The activity is not what was chained: its content does not match its hash, its hash is
+   * not the one the next activity was chained to, or it is not the signed head. */
+  | { ok: false; kind: 'altered'; id: string; customerId: string; sequence: number }
+  /** Sequences `from`–`to` are missing before the activity. */
+  | { ok: false; kind: 'missing'; id: string; customerId: string; sequence: number; from: number; to: number }
+  /** The activity is newer than the signed head: the service did not vouch for it. */
+  | { ok: false; kind: 'unsigned'; id: string; customerId: string; sequence: number; checkpoint: number };
+
+export interface Verified {
+  ok: true;
+  /** Rows checked (the customer's, with a sequence). */
+  count: number;
+  /** Rows of the customer without a sequence (not checked). */
+  unsequenced: number;
+  first: number;
+  last: number;
+  checkpoint: number;
+  /** Whether the checkpoint's activity is among the rows (and has the signed hash). */
+  reachesCheckpoint: boolean;
+}
+
+export type ChainResult = Verified | Finding;
+
+/** Checks the rows of the checkpoint's customer that have a sequence, in any order: each hash
+ * recomputed, each link between consecutive sequences, sequence 1 chained to 64 zeros, the
+ * activity at the checkpoint's sequence has the signed hash and none is newer than it. With
+ * `contiguous` (the rows are all of the customer's between the first and the last: no filter
+ * skips any) a gap in the sequences is a finding; without it only consecutive ones are linked.
+ * The checkpoint's signature is checked by the caller (`verifyCheckpoint`). */
+export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoint, { contiguous }: { contiguous: boolean }): Promise<ChainResult> {
+  const mine = rows.filter((r) => r.customerId === checkpoint.customerId);
+  const chained = mine.filter((r) => r.sequence !== null).sort((a, b) => (a.sequence as number) - (b.sequence as number));
+  const partial = chained.find((r) => r.detailsIncluded === false);
+  if (partial) throw new Error(`activity ${partial.id}: its details are needed (fetch links.self)`);
+  const hashes = await Promise.all(chained.map((r) => hashRow(r, checkpoint.partnerId).catch(() => null)));
+  const altered = (r: ChainRow): Finding => ({ ok: false, kind: 'altered', id: r.id, customerId: r.customerId, sequence: r.sequence as number });
+  for (let i = 0; i < chained.length; i++) {
+    const row = chained[i];
+    const seq = row.sequence as number;
+    if (!Number.isSafeInteger(seq) || seq < 1) return altered(row);
+    if (hashes[i] === null || hashes[i] !== row.hash) return altered(row);
+    if (seq === 1 && row.previousHash !== GENESIS_HASH) return altered(row);
+    if (i === 0) continue;
+    const prev = chained[i - 1];
+    const prevSeq = prev.sequence as number;
+    if (prevSeq === seq) return altered(row);
+    if (prevSeq + 1 === seq) {
+      // Both recompute: the earlier one was changed and its hash recomputed.
+      if (row.previousHash !== prev.hash) return altered(prev);
+    } else if (contiguous) {
+      return { ok: false, kind: 'missing', id: row.id, customerId: row.customerId, sequence: seq, from: prevSeq + 1, to: seq - 1 };
+    }
+  }
+  const newer = chained.find((r) => (r.sequence as number) > checkpoint.sequence);
+  if (newer) return { ok: false, kind: 'unsigned', id: newer.id, customerId: newer.customerId, sequence: newer.sequence as number, checkpoint: checkpoint.sequence };
+  const head = chained.find((r) => r.sequence === checkpoint.sequence);
+  if (head && head.hash !== checkpoint.hash) return altered(head);
+  return {
+    ok: true,
+    count: chained.length,
+    unsequenced: mine.length - chained.length,
+    first: chained.length ? (chained[0].sequence as number) : 0,
+    last: chained.length ? (chained[chained.length - 1].sequence as number) : 0,
+    checkpoint: checkpoint.sequence,
+    reachesCheckpoint: head !== undefined,
+  };
+}

@@ -1,0 +1,182 @@
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+
+import { describe, expect, test } from 'vitest';
+
+import { ApiError, call, type Activity, type Checkpoint } from './api';
+import { GENESIS_HASH, checkpointMessage, jcs, recordOf } from './chain';
+import { WORDS } from './i18n';
+import { failedKey, verifyMessage, verifyView, type Outcome } from './verify';
+
+const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const jwk = publicKey.export({ format: 'jwk' }) as JsonWebKey;
+const PUBLIC_KEY = { keyId: 'k1', pem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), jwk };
+
+/** Customer c1's chain of `n` activities as the list shows them, newest first; the list left
+ * out the details of the second. */
+function chain(n: number): Activity[] {
+  const rows: Activity[] = [];
+  let previous = GENESIS_HASH;
+  for (let i = 1; i <= n; i++) {
+    const a: Activity = {
+      id: `a${i}`,
+      customerId: 'c1',
+      customerName: 'Contoso',
+      action: 'placed an order',
+      partnerUser: 'ann@partner.example',
+      occurredAt: `2026-11-25T01:02:0${i}.000Z`,
+      recordedAt: `2026-11-25T01:02:0${i}.500Z`,
+      recordedBy: 'writer-1',
+      resourceType: 'order',
+      status: 'succeeded',
+      details: { products: [{ sku: 'x', qty: i }] },
+      detailsSize: 40,
+      detailsIncluded: true,
+      sequence: i,
+      previousHash: previous,
+      hash: null,
+      links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
+    };
+    a.hash = createHash('sha256').update(Buffer.from(previous, 'hex')).update(jcs(recordOf('p1', a))).digest('hex');
+    previous = a.hash;
+    rows.push(a);
+  }
+  return rows.reverse();
+}
+
+function checkpointOf(rows: Activity[], sequence = rows[0].sequence as number, hash = rows[0].hash as string): Checkpoint {
+  const c = { partnerId: 'p1', customerId: 'c1', sequence, hash, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' };
+  return { ...c, signature: sign('sha256', checkpointMessage(c), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
+}
+
+/** The API as the page sees it: the key, the checkpoint (or 404), each activity in full. */
+function api(full: Activity[], checkpoint: Checkpoint | null) {
+  const asked: string[] = [];
+  const get = async <T,>(path: string): Promise<T> => {
+    asked.push(path);
+    if (path === '/integrity/public-key') return PUBLIC_KEY as T;
+    if (path === '/customers/c1/checkpoint') {
+      if (!checkpoint) throw new ApiError(404, 'NotFound', 'no chained activity');
+      return checkpoint as T;
+    }
+    throw new ApiError(404, 'NotFound', path);
+  };
+  const details = async (a: Activity) => {
+    asked.push(a.links.self);
+    return full.find((f) => f.id === a.id)?.details;
+  };
+  return { asked, deps: { get, details } };
+}
+
+/** The list's view of the rows: large details left out. */
+const listed = (rows: Activity[], ...left: string[]) => rows.map((a) => (left.includes(a.id) ? { ...a, details: null, detailsIncluded: false } : a));
+
+describe('Verify', () => {
+  test('fetches the key, a checkpoint and the details the list left out, then passes', async () => {
+    const rows = chain(5);
+    const { asked, deps } = api(rows, checkpointOf(rows));
+    const outcome = await verifyView(listed(rows, 'a2'), 'c1', true, deps);
+    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true });
+    expect(asked.sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
+  });
+
+  test('the checkpoint may be ahead of the loaded rows', async () => {
+    const all = chain(6);
+    const loaded = all.slice(2); // sequences 1–4
+    const { deps } = api(all, checkpointOf(all));
+    expect(await verifyView(loaded, 'c1', true, deps)).toMatchObject({ kind: 'verified', count: 4, first: 1, last: 4, checkpoint: 6, reachesCheckpoint: false });
+  });
+
+  test('an altered row is named; a gap counts only without other filters', async () => {
+    const rows = chain(5);
+    const { deps } = api(rows, checkpointOf(rows));
+    const altered = rows.map((a) => (a.id === 'a3' ? { ...a, partnerUser: 'mallory@partner.example' } : a));
+    const outcome = await verifyView(altered, 'c1', true, deps);
+    expect(outcome).toEqual({ kind: 'altered', key: 'c1/a3', id: 'a3', sequence: 3 });
+    expect(failedKey(outcome)).toBe('c1/a3');
+    // Details fetched from links.self that differ from what was chained are caught too.
+    const fetched = api(rows.map((a) => (a.id === 'a2' ? { ...a, details: { products: [] } } : a)), checkpointOf(rows));
+    expect(await verifyView(listed(rows, 'a2'), 'c1', true, fetched.deps)).toMatchObject({ kind: 'altered', id: 'a2' });
+
+    const gap = rows.filter((a) => a.id !== 'a2' && a.id !== 'a3');
+    expect(await verifyView(gap, 'c1', true, deps)).toEqual({ kind: 'missing', key: 'c1/a4', from: 2, to: 3 });
+    expect(await verifyView(gap, 'c1', false, deps)).toMatchObject({ kind: 'verified', count: 3 });
+  });
+
+  test('a bad signature, another customer’s checkpoint, none at all', async () => {
+    const rows = chain(3);
+    const good = checkpointOf(rows);
+    const bytes = Buffer.from(good.signature, 'base64');
+    bytes[bytes.length - 1] ^= 1;
+    expect(await verifyView(rows, 'c1', true, api(rows, { ...good, signature: bytes.toString('base64') }).deps)).toEqual({ kind: 'badSignature' });
+    expect(await verifyView(rows, 'c1', true, api(rows, { ...good, sequence: 2 }).deps)).toEqual({ kind: 'badSignature' });
+    expect(await verifyView(rows, 'c1', true, api(rows, { ...good, customerId: 'c2' }).deps)).toEqual({ kind: 'otherCustomer' });
+    expect(await verifyView(rows, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'noCheckpoint' });
+    const legacy = rows.map((a) => ({ ...a, sequence: null, hash: null, previousHash: null }));
+    expect(await verifyView(legacy, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'nothing' });
+    // A signed head behind a loaded row does not vouch for it.
+    expect(await verifyView(rows, 'c1', true, api(rows, checkpointOf(rows, 2, rows[1].hash as string)).deps)).toEqual({
+      kind: 'unsigned',
+      key: 'c1/a3',
+      id: 'a3',
+      sequence: 3,
+      checkpoint: 2,
+    });
+  });
+
+  test('through the page’s call: retried after 429, other errors thrown', async () => {
+    const rows = chain(2);
+    const checkpoint = checkpointOf(rows);
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+    let busy = 1;
+    const seen: string[] = [];
+    const fetch = (async (url: string, init: RequestInit) => {
+      seen.push(`${url} ${new Headers(init.headers).get('authorization')}`);
+      if (url === '/integrity/public-key') return json(200, PUBLIC_KEY);
+      if (busy-- > 0) return json(429, { error: { code: 'RateLimited', message: 'slow down' } }, { 'retry-after': '1' });
+      return json(200, checkpoint);
+    }) as typeof globalThis.fetch;
+    const get = <T,>(path: string) => call<T>(path, 'tok', {}, { fetch, sleep: async () => {} });
+    expect(await verifyView(rows, 'c1', true, { get, details: async () => null })).toMatchObject({ kind: 'verified', count: 2 });
+    expect(seen.filter((s) => s.startsWith('/customers/c1/checkpoint'))).toEqual(['/customers/c1/checkpoint Bearer tok', '/customers/c1/checkpoint Bearer tok']);
+    const broken = (async () => json(500, { error: { code: 'Internal', message: 'boom' } })) as unknown as typeof globalThis.fetch;
+    await expect(verifyView(rows, 'c1', true, { get: (p) => call(p, 'tok', {}, { fetch: broken }), details: async () => null })).rejects.toMatchObject({ status: 500 });
+  });
+});
+
+describe('the words of Verify', () => {
+  const en = WORDS.en;
+  const zh = WORDS['zh-TW'];
+  const say = (o: Outcome) => [verifyMessage(o, en), verifyMessage(o, zh)];
+
+  test('success, reaching the checkpoint or not', () => {
+    const base = { kind: 'verified', count: 37, unsequenced: 0, first: 1, last: 37 } as const;
+    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true })).toEqual([
+      'Verified: 37 activities (sequences 1–37) match their hashes and the signed checkpoint at 37.',
+      '已驗證：37 筆活動（序號 1–37）與其雜湊及序號 37 的已簽署檢查點相符。',
+    ]);
+    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false })).toEqual([
+      'Verified: 37 activities (sequences 1–37) match their hashes; the signed checkpoint is at 40 (newer activities are not loaded).',
+      '已驗證：37 筆活動（序號 1–37）與其雜湊相符；已簽署的檢查點位於序號 40（較新的活動尚未載入）。',
+    ]);
+    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true })).toEqual([
+      'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7. 2 loaded activities have no sequence and were not checked.',
+      '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。另有 2 筆已載入的活動沒有序號，未予檢查。',
+    ]);
+  });
+
+  test('failures', () => {
+    expect(say({ kind: 'altered', key: 'c1/a3', id: 'a3', sequence: 3 })).toEqual(['Verification failed: activity a3 (sequence 3) was altered.', '驗證失敗：活動 a3（序號 3）已遭竄改。']);
+    expect(say({ kind: 'missing', key: 'c1/a4', from: 2, to: 3 })).toEqual([
+      'Verification failed: sequences 2–3 are missing between the loaded activities.',
+      '驗證失敗：已載入的活動之間缺少序號 2–3。',
+    ]);
+    expect(verifyMessage({ kind: 'missing', key: 'c1/a3', from: 2, to: 2 }, en)).toBe('Verification failed: sequence 2 is missing between the loaded activities.');
+    expect(say({ kind: 'badSignature' })).toEqual(["Verification failed: the checkpoint's signature is invalid.", '驗證失敗：檢查點的簽章無效。']);
+    expect(say({ kind: 'unsigned', key: 'c1/a3', id: 'a3', sequence: 3, checkpoint: 2 })[0]).toBe(
+      'Verification failed: activity a3 (sequence 3) is not covered by the signed checkpoint at 2.',
+    );
+    expect([en.verify, zh.verify, en.verifying, zh.verifying, en.sequence, zh.sequence, en.recordedBy, zh.recordedBy]).toEqual([
+      'Verify', '驗證', 'Verifying…', '正在驗證…', 'Sequence', '序號', 'Recorded by', '記錄者',
+    ]);
+  });
+});

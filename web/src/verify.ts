@@ -1,0 +1,102 @@
+// The Verify button's work: the service's public key and a fresh signed checkpoint of the
+// customer, then the loaded rows of that customer against them (chain.ts). What it found, and
+// the words for it in the page's language.
+import { ApiError, PUBLIC_KEY_PATH, checkpointPath, type Activity, type Checkpoint, type PublicKey } from './api';
+import { verifyCheckpoint, verifyRows, type ChainRow } from './chain';
+import type { Words } from './i18n';
+
+/** Rows whose details are fetched at once (those the list left out for their size). */
+const DETAIL_FETCHES = 4;
+
+export type Outcome =
+  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean }
+  | { kind: 'altered'; key: string; id: string; sequence: number }
+  | { kind: 'missing'; key: string; from: number; to: number }
+  | { kind: 'unsigned'; key: string; id: string; sequence: number; checkpoint: number }
+  | { kind: 'nothing' }
+  | { kind: 'badSignature' }
+  | { kind: 'otherCustomer' }
+  | { kind: 'noCheckpoint' };
+
+export interface VerifyDeps {
+  /** A GET through the page's authenticated call (its retries and errors). */
+  get: <T>(path: string) => Promise<T>;
+  /** The activity's full details (`links.self`), as Show details fetches them. */
+  details: (a: Activity) => Promise<unknown>;
+}
+
+/** Verifies the loaded rows of `customerId`. `contiguous`: no filter but the customer and the
+ * period, so a gap between loaded sequences is a finding. API errors other than the
+ * checkpoint's 404 are thrown. */
+export async function verifyView(rows: readonly Activity[], customerId: string, contiguous: boolean, deps: VerifyDeps): Promise<Outcome> {
+  const [key, checkpoint] = await Promise.all([
+    deps.get<PublicKey>(PUBLIC_KEY_PATH),
+    deps.get<Checkpoint>(checkpointPath(customerId)).catch((e: unknown) => {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }),
+  ]);
+  const mine = rows.filter((r) => r.customerId === customerId);
+  const chained = mine.filter((r) => r.sequence !== null);
+  if (checkpoint) {
+    if (checkpoint.customerId !== customerId) return { kind: 'otherCustomer' };
+    if (!(await verifyCheckpoint(key.jwk, checkpoint))) return { kind: 'badSignature' };
+  }
+  if (chained.length === 0) return { kind: 'nothing' };
+  if (!checkpoint) return { kind: 'noCheckpoint' };
+
+  const complete: ChainRow[] = chained.filter((r) => r.detailsIncluded);
+  const partial = chained.filter((r) => !r.detailsIncluded);
+  for (let i = 0; i < partial.length; i += DETAIL_FETCHES) {
+    const batch = partial.slice(i, i + DETAIL_FETCHES);
+    const details = await Promise.all(batch.map((a) => deps.details(a)));
+    batch.forEach((a, j) => complete.push({ ...a, details: details[j], detailsIncluded: true }));
+  }
+
+  const result = await verifyRows([...complete, ...mine.filter((r) => r.sequence === null)], checkpoint, { contiguous });
+  if (result.ok) {
+    const { count, unsequenced, first, last, reachesCheckpoint } = result;
+    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint };
+  }
+  const rowKey = `${result.customerId}/${result.id}`;
+  switch (result.kind) {
+    case 'altered':
+      return { kind: 'altered', key: rowKey, id: result.id, sequence: result.sequence };
+    case 'missing':
+      return { kind: 'missing', key: rowKey, from: result.from, to: result.to };
+    case 'unsigned':
+      return { kind: 'unsigned', key: rowKey, id: result.id, sequence: result.sequence, checkpoint: result.checkpoint };
+  }
+}
+
+/** The row (`customerId/id`) the outcome names, if any: the page marks it. */
+export function failedKey(o: Outcome): string | undefined {
+  return 'key' in o ? o.key : undefined;
+}
+
+/** How the outcome reads: passed, nothing said either way, or failed. */
+export function tone(o: Outcome): 'passed' | 'neutral' | 'failed' {
+  return o.kind === 'verified' ? 'passed' : o.kind === 'nothing' ? 'neutral' : 'failed';
+}
+
+/** The outcome in words. */
+export function verifyMessage(o: Outcome, t: Words): string {
+  switch (o.kind) {
+    case 'verified':
+      return t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) + (o.unsequenced > 0 ? t.notChecked(o.unsequenced) : '');
+    case 'nothing':
+      return t.verifyNothing;
+    case 'altered':
+      return t.verifyAltered(o.id, o.sequence);
+    case 'missing':
+      return t.verifyMissing(o.from, o.to);
+    case 'unsigned':
+      return t.verifyUnsigned(o.id, o.sequence, o.checkpoint);
+    case 'badSignature':
+      return t.verifyBadSignature;
+    case 'otherCustomer':
+      return t.verifyOtherCustomer;
+    case 'noCheckpoint':
+      return t.verifyNoCheckpoint;
+  }
+}
