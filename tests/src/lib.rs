@@ -239,11 +239,13 @@ pub async fn app_behind_proxy() -> (App, fault_proxy::FaultProxy) {
     create_storage(&direct, &table, &bucket).await;
     let proxy = fault_proxy::FaultProxy::start(&endpoint).await;
     let via_proxy = sdk_config(&proxy.url).await;
+    let key = signing_key(&direct, &format!("alias/{table}")).await;
     let app = App::with_clients(
         config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&via_proxy),
         s3_client(&direct),
-    );
+    )
+    .with_signer(&direct, key);
     (app, proxy)
 }
 

@@ -206,6 +206,7 @@ fn export_job_shape_matches_what_the_api_returns() {
     };
     let link = DownloadLink {
         url: "https://dl".into(),
+        manifest_url: "https://dl/manifest".into(),
         expires_at: now,
     };
     let full = view(&job, Some(link));

@@ -110,7 +110,8 @@ async fn the_api_over_http() {
                         "action": if i % 5 == 0 { "placed an order" } else { "created a referral" },
                         "partnerUser": "chen.wei@partner.example", "occurredAt": ago(i / 2 + 1), "details": {"n": i}}))
         .collect();
-    for chunk in all.chunks(100) {
+    // 99 a request: activities + customers ≤ 100 (one transaction with the chain head).
+    for chunk in all.chunks(99) {
         let (status, body) = api.post(&Value::Array(chunk.to_vec()), &writer).await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(chunk.len()));
@@ -254,7 +255,7 @@ async fn exports_over_http() {
         .collect();
     items.push(json!({"id": "evil", "customerId": "tw-01", "customerName": "=HYPERLINK(\"http://evil.example\")",
                       "action": "+cmd", "partnerUser": "@x", "occurredAt": ago(2000)}));
-    for chunk in items.chunks(100) {
+    for chunk in items.chunks(99) {
         assert_eq!(
             api.post(&Value::Array(chunk.to_vec()), &writer).await.0,
             201

@@ -10,10 +10,10 @@ use activity_log::domain::Activity;
 use activity_log::domain::PartnerId;
 use activity_log::export::csv::restore;
 use activity_log::handlers::{exports, query, record};
-use activity_log::store::ActivityReader;
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
+use activity_log::store::{ActivityReader, Checkpoints};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
 use activity_log::testing::fixtures::{memory_log, minutes_ago as at, synthetic_activity};
@@ -27,7 +27,10 @@ use serde_json::{Value, json};
 /// unless a test says otherwise).
 type Launcher = InlineLauncher;
 
-fn launcher_with<R: ActivityReader + 'static>(app: &App, reader: impl Into<Arc<R>>) -> Launcher {
+fn launcher_with<R: ActivityReader + Checkpoints + 'static>(
+    app: &App,
+    reader: impl Into<Arc<R>>,
+) -> Launcher {
     InlineLauncher::new::<R, S3Blobs, DynamoStore, S3Blobs>(
         app.config.clone(),
         reader,
@@ -117,7 +120,7 @@ async fn download(job: &Value) -> (reqwest::header::HeaderMap, Vec<u8>) {
 }
 
 async fn seed(app: &App, partner: &str, items: &[Value]) {
-    for chunk in items.chunks(100) {
+    for chunk in items.chunks(activity_log::testing::fixtures::SEED_CHUNK) {
         let req = ApiRequest::post("/activities", Value::Array(chunk.to_vec()).to_string())
             .caller(partner, &["ActivityWriter"])
             .build();

@@ -233,6 +233,7 @@ async fn a_tenant_has_at_most_three_exports_under_way_and_the_same_request_is_on
         &app.store,
         &app.blobs,
         &launcher,
+        app.signer().unwrap_or_else(|e| panic!("{e}")),
         &finished,
     )
     .await;
@@ -412,6 +413,7 @@ async fn run_worker(
         &app.store,
         objects,
         &RecordingLauncher::default(),
+        app.signer().unwrap_or_else(|e| panic!("{e}")),
         event,
     )
     .await

@@ -85,6 +85,7 @@ impl Setup {
             &self.app.store,
             objects,
             &RecordingLauncher::default(),
+            self.app.signer().unwrap_or_else(|e| panic!("{e}")),
             &self.event,
         )
         .await

@@ -232,6 +232,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
             &app.store,
             &app.blobs,
             &launcher,
+            app.signer().unwrap_or_else(|e| panic!("{e}")),
             &event,
         )
     };

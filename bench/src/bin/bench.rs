@@ -392,11 +392,12 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
     let mut next = || medians.next().ok_or("a request-CPU case is missing")?;
     let (noop, floor, rec, q, st) = (next()?, next()?, next()?, next()?, next()?);
 
-    // A full batch (100 activities, one TransactWriteItems), then the same batch again: the
+    // A full batch (99 activities of one customer and its chain head, one TransactWriteItems),
+    // then the same batch again: the
     // replay reads the stored records back with BatchGetItem, and the proxy answers part of
     // its keys as UnprocessedKeys twice, which the store must ask for again.
     let (process, stub, _) = h.start("record-activity", RECORD_TABLE).await?;
-    let batch: Vec<Value> = (0..100)
+    let batch: Vec<Value> = (0..99)
         .map(|i| {
             json!({
                 "id": format!("batch-{i:03}"),

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use activity_log::config::Config;
+use activity_log::domain::chain::{Checkpoint, Head};
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportLocale, ExportSpec, Filters, PageKey, PartnerId,
@@ -21,8 +22,10 @@ use activity_log::domain::{
 use activity_log::handlers::export_worker::{self, RunOutcome};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
-use activity_log::store::{ActivityReader, DetailsBlobs, ExportJobs, StoreError, StorePage};
-use activity_log::testing::doubles::RecordingLauncher;
+use activity_log::store::{
+    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, StoreError, StorePage,
+};
+use activity_log::testing::doubles::{LocalSigner, RecordingLauncher};
 use activity_log::testing::fixtures::synthetic_activity;
 use activity_log_bench::process::peak_rss_kib;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -55,6 +58,31 @@ impl<S: PageSource> ActivityReader for Pages<S> {
         _: usize,
     ) -> Result<StorePage, StoreError> {
         self.0.next_page(after)
+    }
+}
+
+/// Every customer's head is the one each activity of the log claims to follow: the worker signs
+/// one checkpoint per customer for the manifest, as it would with a real head.
+impl<S: Send + Sync> Checkpoints for Pages<S> {
+    async fn head(&self, _: &PartnerId, _: &CustomerId) -> Result<Option<Head>, StoreError> {
+        Ok(Some(Head::genesis()))
+    }
+    async fn checkpoint(
+        &self,
+        _: &PartnerId,
+        _: &CustomerId,
+        _: u64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(None)
+    }
+    async fn keep_checkpoint(
+        &self,
+        _: &PartnerId,
+        _: &CustomerId,
+        checkpoint: &Checkpoint,
+        _: i64,
+    ) -> Result<Checkpoint, StoreError> {
+        Ok(checkpoint.clone())
     }
 }
 
@@ -178,7 +206,7 @@ impl Bench {
 
     /// Runs the worker over `source`; the job and the parts (their sizes only, the bytes are
     /// dropped) are kept in memory.
-    async fn export<R: ActivityReader + DetailsBlobs>(
+    async fn export<R: ActivityReader + Checkpoints + DetailsBlobs>(
         &self,
         source: &R,
         format: ExportFormat,
@@ -196,6 +224,7 @@ impl Bench {
             &store,
             &store,
             &launcher,
+            &LocalSigner::new("export-bench", 5),
             &event,
         )
         .await

@@ -16,10 +16,13 @@ async fn main() -> Result<(), Error> {
     let app = &App::start().await?;
     // Hands the rest of a long export to a new invocation of this function.
     let next = &app.worker_launcher()?;
+    // Signs each file's manifest.
+    let signer = app.signer()?;
     lambda_runtime::run(service_fn(async |event: LambdaEvent<WorkerEvent>| {
         let (config, reader, jobs, blobs) = (&app.config, &app.store, &app.store, &app.blobs);
+        let event = &event.payload;
         Ok::<_, Error>(
-            export_worker::run(config, reader, blobs, jobs, blobs, next, &event.payload).await?,
+            export_worker::run(config, reader, blobs, jobs, blobs, next, signer, event).await?,
         )
     }))
     .await

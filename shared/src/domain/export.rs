@@ -124,6 +124,9 @@ pub struct Checkpoint {
     /// Object holding what was encoded after the last part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_key: Option<String>,
+    /// Object holding the manifest's state (file hash, customers' sequences) at this point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +194,16 @@ impl ExportJob {
     /// budget (one per run, so a late run never overwrites another's).
     pub fn tail_key(&self) -> String {
         format!("{}.tail-{}", self.object_key(), self.attempt)
+    }
+
+    /// Object key of the file's manifest, beside it.
+    pub fn manifest_key(&self) -> String {
+        format!("{}.manifest.json", self.object_key())
+    }
+
+    /// Object key of the manifest's state saved with the file's part `parts`.
+    pub fn manifest_state_key(&self, parts: usize) -> String {
+        format!("{}.manifest-state-{parts}", self.object_key())
     }
 
     /// Object key of the file, under the tenant's prefix.

@@ -2,4 +2,5 @@
 //! to multipart upload in bounded memory.
 
 pub mod csv;
+pub mod manifest;
 pub mod parts;

@@ -54,6 +54,7 @@ impl<S: PartSink> PartWriter<S> {
             rows,
             after,
             tail_key: None,
+            manifest_state: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::launch::WorkerEvent;
 use crate::store::StoreError;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
+use crate::testing::doubles::LocalSigner;
 use crate::testing::doubles::{FaultyObjects, RecordingLauncher};
 use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago};
 
@@ -20,6 +21,7 @@ struct World {
     config: Config,
     store: MemoryStore,
     launcher: RecordingLauncher,
+    signer: LocalSigner,
 }
 
 impl World {
@@ -32,6 +34,7 @@ impl World {
             config: fixtures::config(),
             store,
             launcher: RecordingLauncher::default(),
+            signer: LocalSigner::new("export-tests", 3),
         }
     }
 
@@ -95,6 +98,7 @@ impl World {
             &self.store,
             objects,
             &self.launcher,
+            &self.signer,
             event,
         )
         .await
@@ -477,16 +481,18 @@ fn event_of(partner: &str, id: &str) -> WorkerEvent {
 }
 
 /// The file of an export of `request` run in one go, after `seed`.
-/// The file of an export of what `w` holds, made in one run.
-async fn single_run_file(w: &World, request: &str) -> Vec<u8> {
+/// The export id and file of an export of what `w` holds, made in one run.
+async fn single_run_file(w: &World, request: &str) -> (String, Vec<u8>) {
     let id = id_of(&w.create("p1", request).await);
     let (end, continued) = run_to_end(w, &event_of("p1", &id)).await;
     assert!(matches!(end, RunOutcome::Succeeded { .. }), "{end:?}");
     assert_eq!(continued, 0);
-    w.store
+    let file = w
+        .store
         .object(&format!("exports/p1/{id}.csv"))
         .map(|o| o.bytes)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (id, file)
 }
 
 #[tokio::test]
@@ -501,7 +507,7 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
     let request = fixed_period(None);
     let mut w = World::with_store(MemoryStore::with_page_size(7));
     w.seed("p1", Value::Array(rows)).await;
-    let expected = single_run_file(&w, &request).await;
+    let (first, expected) = single_run_file(&w, &request).await;
     let launched_before = w.launcher.launched().len();
 
     // No time at all: every invocation writes one row, saves its tail and hands over.
@@ -533,8 +539,54 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
         String::from_utf8_lossy(&file),
         String::from_utf8_lossy(&expected)
     );
-    assert!(w.store.small_objects().is_empty(), "no tail left behind");
+    let mut left = w.store.small_objects();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            format!("exports/p1/{first}.csv.manifest.json"),
+            format!("exports/p1/{id}.csv.manifest.json")
+        ],
+        "no tail or saved state left behind, only the files' manifests"
+    );
     assert_eq!(w.store.open_uploads(), 0);
+    // Both manifests describe the same bytes, handed over or not.
+    let manifest = |key: &str| -> crate::domain::chain::Manifest {
+        serde_json::from_slice(&w.store.small_object(key).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    };
+    let (one, many) = (
+        manifest(&format!("exports/p1/{first}.csv.manifest.json")),
+        manifest(&format!("exports/p1/{id}.csv.manifest.json")),
+    );
+    assert_eq!(one.file.sha256, many.file.sha256);
+    assert_eq!(
+        many.file.sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file))
+    );
+    assert_eq!((many.file.rows, many.file.bytes), (30, file.len() as u64));
+    let key = crate::store::Signer::public_key(&w.signer)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signed = |m: &crate::domain::chain::Manifest| {
+        key.verifies(&m.message().unwrap_or_default(), &m.signature)
+    };
+    assert!(signed(&many) && signed(&one), "manifests are signed");
+    let mut edited = many.clone();
+    edited.file.rows += 1;
+    assert!(!signed(&edited));
+    let cp = &many.customers[0].checkpoint;
+    assert!(key.verifies(&cp.message().unwrap_or_default(), &cp.signature));
+    assert_eq!(cp.sequence, 30);
+    assert_eq!(many.customers.len(), 1);
+    assert_eq!(
+        (
+            many.customers[0].first_sequence,
+            many.customers[0].last_sequence,
+            many.customers[0].rows
+        ),
+        (1, 30, 30)
+    );
 }
 
 /// Runs the worker on `objects` until an upload hangs, then drops the run: killed without

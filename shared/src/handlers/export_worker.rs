@@ -16,15 +16,24 @@ use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
+use crate::domain::chain::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
 use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
 };
+use crate::domain::{CustomerId, time};
 use crate::export::csv::CsvEncoder;
+use crate::export::manifest::ManifestState;
 use crate::export::parts::{PartError, PartWriter};
+use crate::handlers::integrity::current_checkpoint;
 use crate::http::response::{ActivityView, Links};
 use crate::launch::{ExportLauncher, WorkerEvent};
-use crate::store::{ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, StoreError};
+use crate::store::{
+    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signer,
+    StoreError,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// How long a run holds a job before another run may take it over (past the Lambda timeout).
 pub const LEASE: TimeDelta = TimeDelta::minutes(16);
@@ -165,22 +174,27 @@ impl From<PartError> for ExportError {
     }
 }
 
+/// Runs an export: `reader` reads the log and the customers' chain heads, `signer` signs the
+/// manifest and the checkpoints in it.
+#[allow(clippy::too_many_arguments)]
 #[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
-pub async fn run<R, B, J, O, L>(
+pub async fn run<R, B, J, O, L, S>(
     config: &Config,
     reader: &R,
     blobs: &B,
     jobs: &J,
     objects: &O,
     launcher: &L,
+    signer: &S,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
-    R: ActivityReader,
+    R: ActivityReader + Checkpoints,
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
     L: ExportLauncher,
+    S: Signer,
 {
     let deadline = Instant::now() + config.exports.time_budget;
     let partner = PartnerId::parse(&event.partner_id)
@@ -196,7 +210,15 @@ where
         // The last run was killed and that was one failure too many.
         return fail(jobs, objects, job, ExportError::Interrupted).await;
     }
-    let result = write_file(config, reader, blobs, jobs, objects, &mut job, deadline).await;
+    let sealer = Sealer {
+        heads: reader,
+        signer,
+        keep: TimeDelta::days(i64::from(config.retention_days)),
+    };
+    let result = write_file(
+        config, reader, blobs, jobs, objects, &sealer, &mut job, deadline,
+    )
+    .await;
     settle(jobs, objects, launcher, job, result).await
 }
 
@@ -223,12 +245,14 @@ enum Produced {
 /// Writes the job's file, or as much of it as the time budget allows, starting or going on
 /// with its multipart upload. Leaves the upload open on failure (the caller decides whether a
 /// later run goes on with it or it is aborted).
-async fn write_file<R, B, J, O>(
+#[allow(clippy::too_many_arguments)]
+async fn write_file<R, B, J, O, C, S>(
     config: &Config,
     reader: &R,
     blobs: &B,
     jobs: &J,
     objects: &O,
+    sealer: &Sealer<'_, C, S>,
     job: &mut ExportJob,
     deadline: Instant,
 ) -> Result<Progress, ExportError>
@@ -237,9 +261,28 @@ where
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
+    C: Checkpoints,
+    S: Signer,
 {
     let key = job.object_key();
     let part_bytes = config.exports.part_bytes;
+    let mut state = match job
+        .checkpoint
+        .as_ref()
+        .and_then(|c| c.manifest_state.clone())
+    {
+        Some(saved) => ManifestState::from_bytes(&objects.get_bytes(&saved).await?)
+            .map_err(StoreError::Corrupt)?,
+        None if job.checkpoint.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
+            // Parts written before manifests were kept: their hash is not known.
+            return Err(StoreError::Corrupt("an export started without a manifest".into()).into());
+        }
+        None => ManifestState::default(),
+    };
+    let resumed_state = job
+        .checkpoint
+        .as_ref()
+        .and_then(|c| c.manifest_state.clone());
     let (mut writer, carry, after) = match job.checkpoint.clone() {
         Some(c) => {
             let parts = i32::try_from(c.etags.len())
@@ -284,6 +327,7 @@ where
         objects,
         job,
         &mut writer,
+        &mut state,
         carry,
         after,
         deadline,
@@ -291,8 +335,19 @@ where
     .await?;
     match produced {
         Produced::End(last) => {
+            // The manifest is kept before the file appears: a run that fails here goes on from
+            // the last part, and a file handed out always has its manifest.
+            state.hash(&last);
+            let manifest = sealer.seal(job, &state).await?;
+            let text = serde_json::to_vec_pretty(&manifest).map_err(ExportError::encoding)?;
+            objects.put_bytes(&job.manifest_key(), text).await?;
             let (bytes, parts) = writer.finish(last).await?;
             forget_tail(objects, resumed_tail.as_deref()).await;
+            let last_state = job
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.manifest_state.clone());
+            forget_tail(objects, last_state.as_deref()).await;
             Ok(Progress::Done { bytes, parts })
         }
         Produced::Paused { tail, after } => {
@@ -302,12 +357,84 @@ where
                 objects.put_bytes(&tail_key, tail).await?;
                 checkpoint.tail_key = Some(tail_key);
             }
+            let state_key = save_state(objects, job, &state, checkpoint.etags.len()).await?;
             let stale = resumed_tail.filter(|t| checkpoint.tail_key.as_ref() != Some(t));
+            let stale_state = resumed_state.filter(|s| *s != state_key);
+            checkpoint.manifest_state = Some(state_key);
             job.checkpoint = Some(checkpoint);
             jobs.update_job(job).await?;
             forget_tail(objects, stale.as_deref()).await;
+            forget_tail(objects, stale_state.as_deref()).await;
             Ok(Progress::Paused)
         }
+    }
+}
+
+/// Saves the manifest's state as of the file's first `parts` parts; its key.
+async fn save_state<O: ExportObjects>(
+    objects: &O,
+    job: &ExportJob,
+    state: &ManifestState,
+    parts: usize,
+) -> Result<String, StoreError> {
+    let key = job.manifest_state_key(parts);
+    objects.put_bytes(&key, state.to_bytes()).await?;
+    Ok(key)
+}
+
+/// What signs an export's manifest: the customers' heads, the key, and how long checkpoints
+/// are kept.
+struct Sealer<'a, C, S> {
+    heads: &'a C,
+    signer: &'a S,
+    keep: TimeDelta,
+}
+
+impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
+    /// The manifest of the file `state` describes, with each customer's current checkpoint
+    /// (at or after the last of its activities in the file), signed.
+    async fn seal(&self, job: &ExportJob, state: &ManifestState) -> Result<Manifest, StoreError> {
+        let now = Utc::now();
+        let mut customers = Vec::with_capacity(state.customers.len());
+        for (customer, held) in &state.customers {
+            let id = CustomerId::parse(customer)
+                .map_err(|e| StoreError::Corrupt(format!("customer {customer}: {e}")))?;
+            let checkpoint =
+                current_checkpoint(self.heads, self.signer, &job.partner, &id, now, self.keep)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("customer {customer} has no chain head"))
+                    })?;
+            customers.push(ManifestCustomer {
+                customer_id: customer.clone(),
+                rows: held.rows,
+                first_sequence: held.first,
+                last_sequence: held.last,
+                checkpoint,
+            });
+        }
+        let mut manifest = Manifest {
+            version: MANIFEST_VERSION,
+            export_id: job.id.to_string(),
+            partner_id: job.partner.to_string(),
+            format: job.spec.format.extension().to_owned(),
+            file: ManifestFile {
+                name: job.file_name().1,
+                sha256: state.sha256(),
+                bytes: state.bytes,
+                rows: state.rows,
+            },
+            unchained_rows: state.unchained,
+            customers,
+            created_at: time::format(now),
+            key_id: self.signer.public_key().await?.key_id,
+            signature: String::new(),
+        };
+        let message = manifest
+            .message()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        manifest.signature = STANDARD.encode(self.signer.sign(&message).await?.der);
+        Ok(manifest)
     }
 }
 
@@ -442,6 +569,7 @@ async fn produce<R, B, J, O, S>(
     objects: &O,
     job: &mut ExportJob,
     writer: &mut PartWriter<S>,
+    state: &mut ManifestState,
     carry: Option<Vec<u8>>,
     mut after: Option<PageKey>,
     deadline: Instant,
@@ -511,12 +639,22 @@ where
                 return Err(ExportError::TooManyRows);
             }
             encoder.row(a, details.as_deref())?;
+            state.row(a);
             if carry.len() + encoder.buffered() >= writer.part_size() {
                 let part = joined(std::mem::take(&mut carry), encoder.take()?);
+                state.hash(&part);
                 writer.upload(part).await?;
                 job.bytes = writer.bytes();
-                job.checkpoint = Some(writer.checkpoint(job.row_count, Some(PageKey::of(a))));
+                let mut checkpoint = writer.checkpoint(job.row_count, Some(PageKey::of(a)));
+                let saved = save_state(objects, job, state, checkpoint.etags.len()).await?;
+                let stale = job
+                    .checkpoint
+                    .as_ref()
+                    .and_then(|c| c.manifest_state.clone());
+                checkpoint.manifest_state = Some(saved);
+                job.checkpoint = Some(checkpoint);
                 jobs.update_job(job).await?;
+                forget_tail(objects, stale.as_deref()).await;
                 reported = job.row_count;
                 forget_tail(objects, old_tail.take().as_deref()).await;
             }

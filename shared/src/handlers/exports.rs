@@ -211,15 +211,27 @@ async fn download_link<O: ExportObjects>(
             ttl,
         )
         .await?;
+    let (ascii, _) = job.file_name();
+    let manifest_url = objects
+        .presign_get(
+            &job.manifest_key(),
+            "application/json",
+            &format!("attachment; filename=\"{ascii}.manifest.json\""),
+            ttl,
+        )
+        .await?;
     let lifetime = TimeDelta::from_std(ttl).map_err(|_| ApiError::Internal)?;
     Ok(DownloadLink {
         url,
+        manifest_url,
         expires_at: time::truncate_millis(Utc::now() + lifetime),
     })
 }
 
 pub struct DownloadLink {
     pub url: String,
+    /// The file's signed manifest (README, "Tamper-evident log").
+    pub manifest_url: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -249,6 +261,8 @@ pub struct ExportView<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", with = "time::millis::option")]
     download_url_expires_at: Option<DateTime<Utc>>,
 }
@@ -271,9 +285,9 @@ struct ExportLinks {
 impl<'a> ExportView<'a> {
     pub fn new(job: &'a ExportJob, link: Option<DownloadLink>) -> Self {
         let q = &job.spec.query;
-        let (download_url, download_url_expires_at) = match link {
-            Some(l) => (Some(l.url), Some(l.expires_at)),
-            None => (None, None),
+        let (download_url, manifest_url, download_url_expires_at) = match link {
+            Some(l) => (Some(l.url), Some(l.manifest_url), Some(l.expires_at)),
+            None => (None, None, None),
         };
         Self {
             id: &job.id,
@@ -299,6 +313,7 @@ impl<'a> ExportView<'a> {
             },
             error: job.error.as_deref(),
             download_url,
+            manifest_url,
             download_url_expires_at,
         }
     }

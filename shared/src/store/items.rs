@@ -545,6 +545,7 @@ mod tests {
                     id: ActivityId::parse("a-9").unwrap_or_else(|e| panic!("{e}")),
                 }),
                 tail_key: Some("exports/p1/X.csv.tail-2".into()),
+                manifest_state: Some("exports/p1/X.csv.manifest-state-2".into()),
             }),
             lease_until: Some(now),
             row_count: 40_000,

@@ -92,6 +92,11 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
+    /// The small object (`put_bytes`) at `key`, if any.
+    pub fn small_object(&self, key: &str) -> Option<Vec<u8>> {
+        self.small.lock().ok()?.get(key).cloned()
+    }
+
     /// The completed object at `key`, if any.
     pub fn object(&self, key: &str) -> Option<StoredObject> {
         self.objects.lock().ok()?.get(key).cloned()

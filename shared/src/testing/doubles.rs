@@ -12,7 +12,8 @@ use crate::domain::{ExportId, PartnerId};
 use crate::handlers::export_worker;
 use crate::launch::{ExportLauncher, LaunchError, WorkerEvent};
 use crate::store::{
-    ActivityReader, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer, StoreError,
+    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer,
+    StoreError,
 };
 
 /// Records launches and starts nothing.
@@ -57,7 +58,8 @@ impl Clone for InlineLauncher {
 }
 
 impl InlineLauncher {
-    /// Must be called inside a Tokio runtime; the worker runs until the runtime stops.
+    /// Must be called inside a Tokio runtime; the worker runs until the runtime stops. It signs
+    /// manifests with a [`LocalSigner`].
     pub fn new<R, B, J, O>(
         config: Config,
         reader: impl Into<Arc<R>>,
@@ -66,7 +68,7 @@ impl InlineLauncher {
         objects: impl Into<Arc<O>>,
     ) -> Self
     where
-        R: ActivityReader + 'static,
+        R: ActivityReader + Checkpoints + 'static,
         B: DetailsBlobs + 'static,
         J: ExportJobs + 'static,
         O: ExportObjects + 'static,
@@ -82,19 +84,21 @@ impl InlineLauncher {
             jobs.into(),
             objects.into(),
         );
+        let signer = Arc::new(LocalSigner::new("inline-launcher", 7));
         tokio::spawn(async move {
             while let Some(event) = queue.recv().await {
-                let (config, reader, blobs, jobs, objects, next) = (
+                let (config, reader, blobs, jobs, objects, next, signer) = (
                     config.clone(),
                     reader.clone(),
                     blobs.clone(),
                     jobs.clone(),
                     objects.clone(),
                     next.clone(),
+                    signer.clone(),
                 );
                 tokio::spawn(async move {
                     let outcome = export_worker::run(
-                        &config, &*reader, &*blobs, &*jobs, &*objects, &next, &event,
+                        &config, &*reader, &*blobs, &*jobs, &*objects, &next, &*signer, &event,
                     )
                     .await;
                     eprintln!("worker: {outcome:?}");

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::ApiRequest;
 use crate::config::{AuthMode, Config, LocalIssuer};
+use crate::domain::chain::Link;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat,
     ExportLocale, ExportSpec, Filters, PartnerId, Status, time,
@@ -222,7 +223,12 @@ pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) ->
         content_hash: format!("synthetic-{n}"),
         expires_at: (occurred_at + TimeDelta::days(365)).timestamp(),
         recorded_by: Some("synthetic-writer".into()),
-        chain: None,
+        // A link of the real size (storing it through a writer chains it for real).
+        chain: Some(Link {
+            sequence: n + 1,
+            hash: format!("{:064x}", n + 1),
+            previous_hash: format!("{n:064x}"),
+        }),
     }
 }
 
