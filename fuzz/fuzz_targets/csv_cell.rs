@@ -7,12 +7,13 @@
 //! `"` is prefixed with `'` exactly when it starts with a trigger, and otherwise kept as it is.
 //! A `CsvEncoder` file with a row carrying the text in every free-text column, followed by an
 //! ordinary row, starts with the BOM, quotes every cell, and reads back with the `csv` crate as
-//! exactly the header and two rows of 9 fields; each text cell reads back as `neutralise(text)`,
+//! exactly the header and two rows of 12 fields; each text cell reads back as `neutralise(text)`,
 //! the Date-Time cell is the instant in RFC 3339 with milliseconds (also in zones whose offset had
 //! seconds), and the ordinary row is intact. Read by a quote-aware reader splitting on `;` or TAB
 //! (a spreadsheet in another locale), no cell of the file starts with a formula trigger.
 #![no_main]
 
+use activity_log::domain::chain::Link;
 use activity_log::domain::time::{earliest, latest};
 use activity_log::domain::{Activity, ActivityId, CustomerId, Details, ExportLocale, Status};
 use activity_log::export::csv::{BOM, CsvEncoder, header, neutralise, restore};
@@ -132,6 +133,9 @@ fuzz_target!(|data: &[u8]| {
             "succeeded",
             "a1",
             c,
+            c,
+            "7",
+            HASH,
         ]
     );
     let read_back = DateTime::parse_from_rfc3339(&rows[1][0]).unwrap();
@@ -147,7 +151,10 @@ fuzz_target!(|data: &[u8]| {
             "Contoso",
             "succeeded",
             "a1",
-            ""
+            "",
+            "Contoso",
+            "7",
+            HASH,
         ]
     );
 });
@@ -167,5 +174,14 @@ fn activity(occurred_at: DateTime<Utc>, text: &str) -> Activity {
         details: Details::None,
         content_hash: String::new(),
         expires_at: 0,
+        recorded_by: Some(text.into()),
+        chain: Some(Link {
+            sequence: 7,
+            hash: HASH.into(),
+            previous_hash: "0".repeat(64),
+        }),
     }
 }
+
+/// The hash every row shows.
+const HASH: &str = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";

@@ -4,7 +4,7 @@
 //! Then the log is read back page by page and exported, and both must hold every record exactly
 //! once. Used by `tests/tests/load.rs` and by `scripts/load` (the `load` binary).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
@@ -18,6 +18,9 @@ pub struct LoadPlan {
     pub clients: usize,
     pub records: usize,
     pub batch: usize,
+    /// Customers the records are spread over (round robin): few customers, long chains that
+    /// many clients append to at once.
+    pub customers: usize,
     /// Customer ids and activity ids carry this, so runs against one stack do not meet.
     pub run_id: String,
 }
@@ -40,6 +43,17 @@ pub struct LoadReport {
     pub read_pages: usize,
     pub exported_rows: usize,
     pub exported_unique: usize,
+    /// Each customer's sequences as read back, in order.
+    pub sequences: BTreeMap<String, Vec<u64>>,
+}
+
+impl LoadReport {
+    /// Whether each customer's sequences read back are exactly 1, 2, …, n.
+    pub fn chains_are_gapless(&self) -> bool {
+        self.sequences
+            .values()
+            .all(|s| s.iter().copied().eq(1..=s.len() as u64))
+    }
 }
 
 impl std::fmt::Display for LoadReport {
@@ -65,16 +79,31 @@ impl std::fmt::Display for LoadReport {
             "read back: {} records ({} unique) in {} pages",
             self.read_back, self.read_back_unique, self.read_pages
         )?;
-        write!(
+        writeln!(
             f,
             "export: {} rows ({} unique ids)",
             self.exported_rows, self.exported_unique
+        )?;
+        let chains: Vec<String> = self
+            .sequences
+            .iter()
+            .map(|(c, s)| format!("{c} {}–{}", s.first().unwrap_or(&0), s.last().unwrap_or(&0)))
+            .collect();
+        write!(
+            f,
+            "chains: {} ({})",
+            chains.join(", "),
+            if self.chains_are_gapless() {
+                "each exactly 1..n"
+            } else {
+                "NOT gapless"
+            }
         )
     }
 }
 
 fn customer(plan: &LoadPlan, n: usize) -> String {
-    format!("{}-c{}", plan.run_id, n % 7)
+    format!("{}-c{}", plan.run_id, n % plan.customers.max(1))
 }
 
 fn batch_body(plan: &LoadPlan, first: usize, count: usize) -> Value {
@@ -218,7 +247,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         }
     }
 
-    let (read_back, read_back_unique, read_pages) = read_all(&http, plan).await?;
+    let (read_back, read_back_unique, read_pages, sequences) = read_all(&http, plan).await?;
     let (exported_rows, exported_unique) = export_all(&http, plan).await?;
     Ok(LoadReport {
         requests,
@@ -237,6 +266,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         read_pages,
         exported_rows,
         exported_unique,
+        sequences,
     })
 }
 
@@ -246,9 +276,14 @@ fn ours<'a>(plan: &LoadPlan, id: &'a str) -> Option<&'a str> {
         .map(|_| id)
 }
 
+/// What reading the log back found: records, distinct records, pages, and each customer's
+/// sequences (sorted).
+type ReadBack = (usize, usize, usize, BTreeMap<String, Vec<u64>>);
+
 /// Follows cursors over the whole log (newest first, 1000 a page); counts this run's records.
-async fn read_all(http: &Client, plan: &LoadPlan) -> Result<(usize, usize, usize), String> {
+async fn read_all(http: &Client, plan: &LoadPlan) -> Result<ReadBack, String> {
     let (mut total, mut seen, mut pages) = (0, HashSet::new(), 0);
+    let mut sequences: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
         // Cursors are URL-safe base64 and '.', so they go into the query as they are.
@@ -272,11 +307,18 @@ async fn read_all(http: &Client, plan: &LoadPlan) -> Result<(usize, usize, usize
             if let Some(id) = item["id"].as_str().and_then(|id| ours(plan, id)) {
                 total += 1;
                 seen.insert(format!("{}/{id}", item["customerId"]));
+                let customer = item["customerId"].as_str().unwrap_or_default().to_owned();
+                // A record without a sequence shows as 0, which no chain holds.
+                let sequence = item["sequence"].as_u64().unwrap_or(0);
+                sequences.entry(customer).or_default().push(sequence);
             }
         }
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return Ok((total, seen.len(), pages)),
+            None => {
+                sequences.values_mut().for_each(|s| s.sort_unstable());
+                return Ok((total, seen.len(), pages, sequences));
+            }
         }
     }
 }

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 struct Api {
     base: String,
+    /// The stack's table, for the tests that tamper with storage behind the API's back.
+    table: String,
     http: Client,
 }
 
@@ -53,10 +55,11 @@ const LINK_TTL_SECS: u64 = 4;
 /// The stack, started once for this test binary: moto for DynamoDB, s3s-fs (which checks
 /// signatures) for S3, all four functions under cargo lambda watch.
 async fn start() -> Api {
-    static BASE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    let base = BASE.get_or_init(launch_stack).await;
+    static STACK: tokio::sync::OnceCell<(String, String)> = tokio::sync::OnceCell::const_new();
+    let (base, table) = STACK.get_or_init(launch_stack).await;
     Api {
         base: base.clone(),
+        table: table.clone(),
         http: Client::builder()
             .timeout(Duration::from_secs(900))
             .build()
@@ -64,7 +67,7 @@ async fn start() -> Api {
     }
 }
 
-async fn launch_stack() -> String {
+async fn launch_stack() -> (String, String) {
     let s3_endpoint = signature_checking_s3().await;
     let stack = local_stack(
         &s3_endpoint,
@@ -72,7 +75,7 @@ async fn launch_stack() -> String {
         1,
     )
     .await;
-    stack.base
+    (stack.base, stack.table)
 }
 
 /// One test walks the whole story so the stack (and its first-call builds) starts once.
@@ -382,4 +385,125 @@ async fn exports_over_http() {
         .get("/customers/tw-01/activities?limit=1000", Some(&reader))
         .await;
     assert_eq!(Value::Array(lines), listed["items"]);
+}
+
+/// What `activity-log-verify --api` says of `customer` through the stack, as `reader`.
+async fn verify_through_the_api(
+    api: &Api,
+    reader: &str,
+    customer: &str,
+) -> Result<Vec<String>, String> {
+    let options = activity_log_verify::ApiOptions {
+        url: api.base.clone(),
+        token: reader.to_owned(),
+        customer: customer.to_owned(),
+        retention_days: activity_log_verify::DEFAULT_RETENTION_DAYS,
+    };
+    activity_log_verify::verify_api(&options)
+        .await
+        .map(|report| report.lines())
+        .map_err(|e| e.to_string())
+}
+
+/// The stack's table through the SDK, bypassing the API.
+async fn table_client() -> aws_sdk_dynamodb::Client {
+    let endpoint = activity_log_tests::emulator().await;
+    aws_sdk_dynamodb::Client::new(&activity_log_tests::sdk_config(&endpoint).await)
+}
+
+fn activity_key(
+    partner: &str,
+    customer: &str,
+    id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), S(format!("P#{partner}#C#{customer}"))),
+        ("sk".to_owned(), S(format!("A#{id}"))),
+    ])
+}
+
+/// Tampering with the table behind the API's back — a field changed, an activity deleted, two
+/// swapped — is named by the verifier reading the chain through the API, against the signed
+/// checkpoint.
+#[tokio::test]
+async fn tampering_with_storage_is_caught_through_the_api() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let _turn = TURN.lock().await;
+    let api = start().await;
+    let writer = token("p-audit", &["ActivityWriter"], "billing-sync", 3600);
+    let reader = token("p-audit", &["GlobalAdmin"], "auditor@p-audit", 3600);
+    let customers = ["changed", "deleted", "swapped"];
+    for customer in customers {
+        let batch: Vec<Value> = (0..8)
+            .map(|i| json!({"id": format!("{customer}-{i}"), "customerId": customer, "customerName": "Fabrikam",
+                            "action": "assigned a license", "partnerUser": "ann@p-audit.example",
+                            "occurredAt": ago(30 - i), "details": {"seats": i}}))
+            .collect();
+        let (status, body) = api.post(&Value::Array(batch), &writer).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["items"][7]["sequence"], 8);
+        assert_eq!(body["items"][0]["recordedBy"], "billing-sync");
+        let lines = verify_through_the_api(&api, &reader, customer)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            lines[0].starts_with(&format!("{customer}: 8 activities, sequences 1–8")),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("signed checkpoint at 8"), "{lines:?}");
+    }
+    let db = table_client().await;
+
+    db.update_item()
+        .table_name(&api.table)
+        .set_key(Some(activity_key("p-audit", "changed", "changed-3")))
+        .update_expression("SET partnerUser = :u")
+        .expression_attribute_values(":u", AttributeValue::S("mallory@p-audit.example".into()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let found = verify_through_the_api(&api, &reader, "changed")
+        .await
+        .unwrap_err();
+    assert!(
+        found.contains("activity changed-3 (sequence 4) was altered"),
+        "{found}"
+    );
+
+    db.delete_item()
+        .table_name(&api.table)
+        .set_key(Some(activity_key("p-audit", "deleted", "deleted-5")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let found = verify_through_the_api(&api, &reader, "deleted")
+        .await
+        .unwrap_err();
+    assert!(found.contains("sequence 6 is missing"), "{found}");
+
+    // Swap the places of two activities: each takes the other's sequence.
+    for (id, sequence) in [("swapped-2", "6"), ("swapped-5", "3")] {
+        db.update_item()
+            .table_name(&api.table)
+            .set_key(Some(activity_key("p-audit", "swapped", id)))
+            .update_expression("SET #s = :s")
+            .expression_attribute_names("#s", "sequence")
+            .expression_attribute_values(":s", AttributeValue::N(sequence.into()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let found = verify_through_the_api(&api, &reader, "swapped")
+        .await
+        .unwrap_err();
+    assert!(found.contains("out of order"), "{found}");
+    assert!(found.contains("swapped-5 (sequence 3)"), "{found}");
+
+    // Another tenant sees none of it.
+    let other = token("p-west", &["GlobalAdmin"], "admin@p-west", 3600);
+    let theirs = verify_through_the_api(&api, &other, "changed")
+        .await
+        .unwrap_err();
+    assert!(theirs.contains("404"), "{theirs}");
 }

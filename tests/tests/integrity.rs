@@ -100,3 +100,236 @@ async fn the_emulator_s_kms_signs_checkpoints_that_the_public_key_verifies() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(body(&unknown)["error"]["code"], "NotFound");
 }
+
+/// An export of `customer` (all of the last day) in JSON Lines, run to its end: the file, its
+/// manifest and the public key, as a user downloads them.
+async fn exported(app: &App, partner: &str, customer: &str) -> (Vec<u8>, Vec<u8>, String) {
+    use activity_log::handlers::{export_worker, exports};
+    use activity_log::store::ExportObjects as _;
+    use activity_log::testing::doubles::RecordingLauncher;
+
+    let launcher = RecordingLauncher::default();
+    let request = json!({"customerId": customer, "from": ago(24 * 60), "format": "jsonl"});
+    let created = exports::handle(
+        &app.config,
+        &app.store,
+        &app.blobs,
+        &launcher,
+        ApiRequest::post("/exports", request.to_string())
+            .caller(partner, READER)
+            .build(),
+    )
+    .await;
+    assert_eq!(created.status(), 202, "{}", body(&created));
+    let id = body(&created)["id"].as_str().unwrap_or_default().to_owned();
+    let signer = app.signer().unwrap_or_else(|e| panic!("{e}"));
+    for event in launcher.launched() {
+        let outcome = export_worker::run(
+            &app.config,
+            &app.store,
+            &app.blobs,
+            &app.store,
+            &app.blobs,
+            &launcher,
+            signer,
+            &event,
+        )
+        .await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let status = exports::handle(
+        &app.config,
+        &app.store,
+        &app.blobs,
+        &launcher,
+        ApiRequest::get("/exports/{exportId}")
+            .path_param("exportId", &id)
+            .caller(partner, READER)
+            .build(),
+    )
+    .await;
+    let job = body(&status);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(
+        job["manifestUrl"]
+            .as_str()
+            .is_some_and(|u| u.contains(".manifest.json"))
+    );
+    let key = format!("exports/{partner}/{id}.jsonl");
+    let file = app
+        .blobs
+        .get_bytes(&key)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let manifest = app
+        .blobs
+        .get_bytes(&format!("{key}.manifest.json"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let public = integrity_call(
+        app,
+        ApiRequest::get("/integrity/public-key").caller(partner, READER),
+    )
+    .await;
+    let pem = body(&public)["pem"].as_str().unwrap_or_default().to_owned();
+    (file, manifest, pem)
+}
+
+fn verify_export(file: &[u8], manifest: &[u8], pem: &str) -> Result<Vec<String>, String> {
+    let key = activity_log_verify::Key::from_pem(pem).unwrap_or_else(|e| panic!("{e}"));
+    activity_log_verify::verify_export(file, manifest, &key)
+        .map(|r| r.lines())
+        .map_err(|e| e.to_string())
+}
+
+/// Sets `attribute` of the stored activity `id` of `customer` to `value`, straight in the
+/// table (as someone with write access to storage, not the API, would).
+async fn tamper(app: &App, partner: &str, customer: &str, id: &str, attribute: &str, value: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.config.table_name)
+        .key("pk", AttributeValue::S(format!("P#{partner}#C#{customer}")))
+        .key("sk", AttributeValue::S(format!("A#{id}")))
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", attribute)
+        .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("tamper {id}: {e}"));
+}
+
+#[tokio::test]
+async fn an_export_proves_itself_and_a_field_changed_in_storage_is_named() {
+    let app = isolated_app().await;
+    let batch: Vec<Value> = (0..12)
+        .map(|i| {
+            let mut a = activity("c1", &format!("a{i:02}"), &ago(60 - i));
+            a["details"] = json!({"seats": i, "名稱": "台積電", "ratio": 1.5, "big": 1e21});
+            a
+        })
+        .chain((0..3).map(|i| activity("c2", &format!("b{i}"), &ago(30 - i))))
+        .collect();
+    assert_eq!(post(&app, "p1", &Value::Array(batch)).await.status(), 201);
+
+    let (file, manifest, pem) = exported(&app, "p1", "c1").await;
+    let lines = verify_export(&file, &manifest, &pem).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        lines[0].starts_with(
+            "c1: 12 activities, sequences 1–12, hashes and links checked, signed checkpoint at 12"
+        ),
+        "{lines:?}"
+    );
+
+    // One line of the file edited: the file is not the one the manifest describes.
+    let text = String::from_utf8(file.clone()).unwrap_or_default();
+    let edited = text.replacen("placed an order", "placed an orders", 1);
+    assert_ne!(edited, text);
+    let refused = verify_export(edited.as_bytes(), &manifest, &pem).unwrap_err();
+    assert!(
+        refused.contains("not the one the manifest describes"),
+        "{refused}"
+    );
+
+    // The manifest checked with another key (a checkpoint or manifest signed by someone else).
+    let sdk = activity_log_tests::sdk_config(&activity_log_tests::emulator().await).await;
+    let other = isolated_app().await.with_signer(
+        &sdk,
+        activity_log_tests::signing_key(&sdk, &activity_log_tests::unique_name("alias/other"))
+            .await,
+    );
+    let other_pem = other
+        .signer()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .public_key()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .pem;
+    let refused = verify_export(&file, &manifest, &other_pem).unwrap_err();
+    assert!(refused.contains("signature invalid"), "{refused}");
+
+    // A field changed in the table: the next export's manifest is signed over what is stored,
+    // and the chain names the activity.
+    tamper(
+        &app,
+        "p1",
+        "c1",
+        "a05",
+        "action",
+        "deleted the subscription",
+    )
+    .await;
+    let (file, manifest, pem) = exported(&app, "p1", "c1").await;
+    let found = verify_export(&file, &manifest, &pem).unwrap_err();
+    assert!(
+        found.contains("activity a05 (sequence 6) was altered"),
+        "{found}"
+    );
+}
+
+/// README's recipe, run with Python against activities as the API shows them: it gives every
+/// stored hash.
+#[tokio::test]
+async fn readme_s_python_recipe_recomputes_every_hash() {
+    let app = isolated_app().await;
+    let mut unusual = activity("客戶 #1", "a1", &ago(3));
+    unusual["details"] = json!({"z": [1, 2.50, -0.0, 1e-7, 1e21, 9007199254740991u64, 0.1], "é": "\u{2028}\"\u{1F600}", "a": {"b": null}, "\u{20AC}": 1, "\r": 2});
+    unusual["resourceType"] = json!("order");
+    let r = post(
+        &app,
+        "p1",
+        &json!([
+            unusual,
+            activity("客戶 #1", "a2", &ago(2)),
+            activity("c9", "a3", &ago(1))
+        ]),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", body(&r));
+    let items = body(&r)["items"].clone();
+
+    let readme = activity_log_tests::read_workspace_file("README.md");
+    let recipe = readme
+        .split("<!-- BEGIN hash recipe -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- END hash recipe -->").next())
+        .and_then(|block| block.split("```python").nth(1))
+        .and_then(|code| code.split("```").next())
+        .unwrap_or_else(|| panic!("README has no hash recipe"));
+    let script = format!(
+        "{recipe}\nimport json, sys\nfor a in json.load(sys.stdin):\n    print(activity_hash('p1', a))\n"
+    );
+    let mut child = std::process::Command::new(activity_log_tests::tool("python"))
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python: {e}"));
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(items.to_string().as_bytes()))
+        .transpose()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let stored: Vec<String> = items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["hash"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(printed, stored);
+}

@@ -1,6 +1,8 @@
-//! The bounded load run (20 concurrent clients, 10,000 records in batches of 25, client retries
-//! on 429/5xx) against the local stack over real HTTP; afterwards the log and its CSV export hold
-//! exactly the 10,000 records, none twice. `ACTIVITY_LOG_LOAD_RECORDS` scales it.
+//! The bounded load runs against the local stack over real HTTP (client retries on 429/5xx):
+//! 20 concurrent clients record 10,000 activities of 7 customers in batches of 25, then 2,000 of
+//! just 3 customers, whose chains they all append to at once. Afterwards the log and its CSV
+//! export hold exactly the records, none twice, each customer's sequences are exactly 1..n, and
+//! the verifier passes every chain through the API. `ACTIVITY_LOG_LOAD_RECORDS` scales the first.
 //! The figures are printed (run with `--nocapture`), not asserted: this machine is shared.
 
 use activity_log_tests::load::{LoadPlan, run};
@@ -22,6 +24,7 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
         clients: 20,
         records,
         batch: 25,
+        customers: 7,
         run_id: "load".into(),
     };
     let report = run(&plan)
@@ -36,4 +39,45 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
     assert_eq!(report.exported_rows, records, "rows exported");
     assert_eq!(report.exported_unique, records, "distinct rows exported");
     assert!(report.requests >= records.div_ceil(plan.batch));
+    assert!(report.chains_are_gapless(), "{:?}", report.sequences);
+
+    // Few customers, long chains: every client appends to the same three heads.
+    let plan = LoadPlan {
+        records: 2_000,
+        customers: 3,
+        run_id: "chain".into(),
+        ..plan
+    };
+    let report = run(&plan)
+        .await
+        .unwrap_or_else(|e| panic!("chain load run failed: {e}"));
+    eprintln!("three chains:\n{report}");
+    assert_eq!(
+        (
+            report.read_back,
+            report.read_back_unique,
+            report.exported_unique
+        ),
+        (2_000, 2_000, 2_000)
+    );
+    assert_eq!(report.sequences.len(), 3);
+    for (customer, sequences) in &report.sequences {
+        let n = sequences.len() as u64;
+        assert!(
+            sequences.iter().copied().eq(1..=n),
+            "{customer}: not exactly 1..{n}"
+        );
+        let options = activity_log_verify::ApiOptions {
+            url: stack.base.clone(),
+            token: plan.reader_token.clone(),
+            customer: customer.clone(),
+            retention_days: activity_log_verify::DEFAULT_RETENTION_DAYS,
+        };
+        let lines = activity_log_verify::verify_api(&options)
+            .await
+            .map(|r| r.lines())
+            .unwrap_or_else(|e| panic!("{customer}: {e}"));
+        eprintln!("{}", lines.join("\n"));
+        assert!(lines[0].contains(&format!("sequences 1–{n}")), "{lines:?}");
+    }
 }

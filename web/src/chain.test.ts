@@ -130,7 +130,7 @@ describe('verifying rows', () => {
   test('an intact chain passes in any order, reaching the checkpoint', async () => {
     const rows = fixture();
     const result = await verifyRows([rows[2], rows[0], rows[1]], checkpointAt(rows, 3), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 0, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true });
+    expect(result).toEqual({ ok: true, count: 3, unsequenced: 0, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true, notInRows: 0 });
   });
 
   test('a checkpoint beyond the rows is not reached; rows of others and without a sequence are left out', async () => {
@@ -138,7 +138,7 @@ describe('verifying rows', () => {
     const other = { ...rows[0], customerId: 'c2', hash: 'e'.repeat(64) };
     const legacy = { ...rows[0], id: 'old', sequence: null, hash: null, previousHash: null };
     const result = await verifyRows([...rows, other, legacy], checkpointAt(rows, 40), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 1, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false });
+    expect(result).toEqual({ ok: true, count: 3, unsequenced: 1, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false, notInRows: 0 });
   });
 
   test('an edited row fails, naming it', async () => {
@@ -169,7 +169,7 @@ describe('verifying rows', () => {
     const rows = fixture();
     const gap = [rows[0], rows[2]];
     expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: true })).toEqual({ ok: false, kind: 'missing', id: 'a3', customerId: 'c1', sequence: 3, from: 2, to: 2 });
-    expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: false })).toMatchObject({ ok: true, count: 2, first: 1, last: 3, reachesCheckpoint: true });
+    expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: false })).toMatchObject({ ok: true, count: 2, first: 1, last: 3, reachesCheckpoint: true, notInRows: 1 });
   });
 
   test('sequence 1 chains to 64 zeros; a row newer than the checkpoint is not vouched for', async () => {

@@ -193,6 +193,8 @@ export interface Verified {
   checkpoint: number;
   /** Whether the checkpoint's activity is among the rows (and has the signed hash). */
   reachesCheckpoint: boolean;
+  /** Sequences between the first and the last that are not among the rows (not contiguous). */
+  notInRows: number;
 }
 
 export type ChainResult = Verified | Finding;
@@ -210,6 +212,7 @@ export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoi
   if (partial) throw new Error(`activity ${partial.id}: its details are needed (fetch links.self)`);
   const hashes = await Promise.all(chained.map((r) => hashRow(r, checkpoint.partnerId).catch(() => null)));
   const altered = (r: ChainRow): Finding => ({ ok: false, kind: 'altered', id: r.id, customerId: r.customerId, sequence: r.sequence as number });
+  let notInRows = 0;
   for (let i = 0; i < chained.length; i++) {
     const row = chained[i];
     const seq = row.sequence as number;
@@ -225,6 +228,8 @@ export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoi
       if (row.previousHash !== prev.hash) return altered(prev);
     } else if (contiguous) {
       return { ok: false, kind: 'missing', id: row.id, customerId: row.customerId, sequence: seq, from: prevSeq + 1, to: seq - 1 };
+    } else {
+      notInRows += seq - prevSeq - 1;
     }
   }
   const newer = chained.find((r) => (r.sequence as number) > checkpoint.sequence);
@@ -239,5 +244,6 @@ export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoi
     last: chained.length ? (chained[chained.length - 1].sequence as number) : 0,
     checkpoint: checkpoint.sequence,
     reachesCheckpoint: head !== undefined,
+    notInRows,
   };
 }

@@ -71,6 +71,8 @@ const en = {
   verified: (n: number, first: number, last: number, checkpoint: number, reaches: boolean) =>
     `Verified: ${n.toLocaleString('en')} ${n === 1 ? `activity (sequence ${first}) matches its hash` : `activities (sequences ${first}–${last}) match their hashes`}` +
     (reaches ? ` and the signed checkpoint at ${checkpoint}.` : `; the signed checkpoint is at ${checkpoint} (newer activities are not loaded).`),
+  notInView: (n: number) =>
+    ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them ${n === 1 ? 'is' : 'are'} not in this view (outside its period or filters).`,
   notChecked: (n: number) => ` ${n.toLocaleString('en')} loaded ${n === 1 ? 'activity has' : 'activities have'} no sequence and ${n === 1 ? 'was' : 'were'} not checked.`,
   verifyNothing: 'Nothing to verify: none of the loaded activities has a sequence.',
   verifyAltered: (id: string, sequence: number) => `Verification failed: activity ${id} (sequence ${sequence}) was altered.`,
@@ -154,6 +156,7 @@ const zhTW: Words = {
   verified: (n: number, first: number, last: number, checkpoint: number, reaches: boolean) =>
     `已驗證：${n.toLocaleString('zh-TW')} 筆活動（序號 ${n === 1 ? first : `${first}–${last}`}）` +
     (reaches ? `與其雜湊及序號 ${checkpoint} 的已簽署檢查點相符。` : `與其雜湊相符；已簽署的檢查點位於序號 ${checkpoint}（較新的活動尚未載入）。`),
+  notInView: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號不在此檢視中（在其期間或篩選條件之外）。`,
   notChecked: (n: number) => `另有 ${n.toLocaleString('zh-TW')} 筆已載入的活動沒有序號，未予檢查。`,
   verifyNothing: '沒有可驗證的項目：已載入的活動都沒有序號。',
   verifyAltered: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）已遭竄改。`,

@@ -75,7 +75,7 @@ describe('Verify', () => {
     const rows = chain(5);
     const { asked, deps } = api(rows, checkpointOf(rows));
     const outcome = await verifyView(listed(rows, 'a2'), 'c1', true, deps);
-    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true });
+    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0 });
     expect(asked.sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
   });
 
@@ -150,15 +150,15 @@ describe('the words of Verify', () => {
 
   test('success, reaching the checkpoint or not', () => {
     const base = { kind: 'verified', count: 37, unsequenced: 0, first: 1, last: 37 } as const;
-    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true })).toEqual([
+    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes and the signed checkpoint at 37.',
       '已驗證：37 筆活動（序號 1–37）與其雜湊及序號 37 的已簽署檢查點相符。',
     ]);
-    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false })).toEqual([
+    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false, notInView: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes; the signed checkpoint is at 40 (newer activities are not loaded).',
       '已驗證：37 筆活動（序號 1–37）與其雜湊相符；已簽署的檢查點位於序號 40（較新的活動尚未載入）。',
     ]);
-    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true })).toEqual([
+    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0 })).toEqual([
       'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7. 2 loaded activities have no sequence and were not checked.',
       '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。另有 2 筆已載入的活動沒有序號，未予檢查。',
     ]);

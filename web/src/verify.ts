@@ -9,7 +9,7 @@ import type { Words } from './i18n';
 const DETAIL_FETCHES = 4;
 
 export type Outcome =
-  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean }
+  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number }
   | { kind: 'altered'; key: string; id: string; sequence: number }
   | { kind: 'missing'; key: string; from: number; to: number }
   | { kind: 'unsigned'; key: string; id: string; sequence: number; checkpoint: number }
@@ -25,9 +25,9 @@ export interface VerifyDeps {
   details: (a: Activity) => Promise<unknown>;
 }
 
-/** Verifies the loaded rows of `customerId`. `contiguous`: no filter but the customer and the
- * period, so a gap between loaded sequences is a finding. API errors other than the
- * checkpoint's 404 are thrown. */
+/** Verifies the loaded rows of `customerId`. `contiguous`: the rows are all of the customer's
+ * between their first and last sequence, so a gap is a finding; otherwise gaps are counted.
+ * API errors other than the checkpoint's 404 are thrown. */
 export async function verifyView(rows: readonly Activity[], customerId: string, contiguous: boolean, deps: VerifyDeps): Promise<Outcome> {
   const [key, checkpoint] = await Promise.all([
     deps.get<PublicKey>(PUBLIC_KEY_PATH),
@@ -55,8 +55,8 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
 
   const result = await verifyRows([...complete, ...mine.filter((r) => r.sequence === null)], checkpoint, { contiguous });
   if (result.ok) {
-    const { count, unsequenced, first, last, reachesCheckpoint } = result;
-    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint };
+    const { count, unsequenced, first, last, reachesCheckpoint, notInRows } = result;
+    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows };
   }
   const rowKey = `${result.customerId}/${result.id}`;
   switch (result.kind) {
@@ -83,7 +83,11 @@ export function tone(o: Outcome): 'passed' | 'neutral' | 'failed' {
 export function verifyMessage(o: Outcome, t: Words): string {
   switch (o.kind) {
     case 'verified':
-      return t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) + (o.unsequenced > 0 ? t.notChecked(o.unsequenced) : '');
+      return (
+        t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) +
+        (o.notInView > 0 ? t.notInView(o.notInView) : '') +
+        (o.unsequenced > 0 ? t.notChecked(o.unsequenced) : '')
+      );
     case 'nothing':
       return t.verifyNothing;
     case 'altered':

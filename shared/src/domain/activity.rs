@@ -346,6 +346,15 @@ impl Checker<'_> {
         match value {
             None | Some(Value::Null) => Ok(None),
             Some(d @ Value::Object(_)) => {
+                if let Some(at) = inexact_integer(&d, "details") {
+                    self.fail(
+                        "details",
+                        format!(
+                            "holds the integer {at}, beyond ±(2^53−1): numbers must be I-JSON (RFC 7493) so that every JSON reader, and the hash of the record (RFC 8785), sees the same number; send it as a string"
+                        ),
+                    );
+                    return Ok(None);
+                }
                 let json = d.to_string();
                 if json.len() > MAX_DETAILS_BYTES {
                     return Err(FieldError {
@@ -363,6 +372,30 @@ impl Checker<'_> {
                 Ok(None)
             }
         }
+    }
+}
+
+/// Largest integer every JSON reader holds exactly (an IEEE 754 double's 53 bits).
+const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// The first integer in `value` that a double cannot hold exactly, with where it is
+/// (`details.z[4] = 12345678901234567890`).
+fn inexact_integer(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::Number(n) => {
+            let inexact = n.as_u64().is_some_and(|u| u > MAX_EXACT_INTEGER)
+                || n.as_i64()
+                    .is_some_and(|i| i.unsigned_abs() > MAX_EXACT_INTEGER);
+            inexact.then(|| format!("{at} = {n}"))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| inexact_integer(v, &format!("{at}[{i}]"))),
+        Value::Object(members) => members
+            .iter()
+            .find_map(|(k, v)| inexact_integer(v, &format!("{at}.{k}"))),
+        _ => None,
     }
 }
 
@@ -625,6 +658,27 @@ mod tests {
         assert_eq!(a.details.map(|d| d.len()), Some(MAX_DETAILS_BYTES));
         v["details"] = filler(MAX_DETAILS_BYTES - overhead + 1);
         assert!(matches!(parse(v), Err(BatchError::TooLarge(_))));
+    }
+
+    #[test]
+    fn details_numbers_must_be_exact_in_every_json_reader() {
+        let mut v = minimal();
+        v["details"] = json!({"ok": [9007199254740991u64, -9007199254740991i64, 1e300, 2.5]});
+        assert!(parse(v.clone()).is_ok());
+        v["details"] = json!({"a": {"b": [1, 9007199254740992u64]}});
+        let Err(BatchError::Invalid(errors)) = parse(v.clone()) else {
+            panic!("2^53 is refused")
+        };
+        assert_eq!(errors[0].field, "details");
+        assert!(
+            errors[0]
+                .message
+                .contains("details.a.b[1] = 9007199254740992"),
+            "{}",
+            errors[0].message
+        );
+        v["details"] = json!({"n": -9007199254740992i64});
+        assert!(matches!(parse(v), Err(BatchError::Invalid(_))));
     }
 
     #[test]

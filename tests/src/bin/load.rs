@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     };
     let (Some(base), Some(writer), Some(reader)) = (args.first(), args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: load <api-url> <writer-token> <reader-token> [clients] [records] [batch]"
+            "usage: load <api-url> <writer-token> <reader-token> [clients] [records] [batch] [customers]"
         );
         return ExitCode::from(2);
     };
@@ -29,7 +29,8 @@ async fn main() -> ExitCode {
         reader_token: reader.clone(),
         clients: number(3, 20).max(1),
         records: number(4, 10_000),
-        batch: number(5, 25).clamp(1, 100),
+        batch: number(5, 25).clamp(1, 50),
+        customers: number(6, 7).max(1),
         run_id: format!("load-{}", ulid::Ulid::generate().to_string().to_lowercase()),
     };
     println!(
@@ -42,7 +43,8 @@ async fn main() -> ExitCode {
             let exact = report.read_back == plan.records
                 && report.read_back_unique == plan.records
                 && report.exported_rows == plan.records
-                && report.exported_unique == plan.records;
+                && report.exported_unique == plan.records
+                && report.chains_are_gapless();
             if exact {
                 println!("every record is in the log and in the export exactly once");
                 ExitCode::SUCCESS

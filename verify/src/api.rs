@@ -1,0 +1,402 @@
+//! API mode: a customer's whole retained chain, read through the API, against a checkpoint the
+//! service signs on request.
+
+use std::time::Duration;
+
+use activity_log::domain::chain::{
+    ChainRow, ChainSummary, Checkpoint, Expiry, PublicKey, SignedHead, verify,
+};
+use activity_log::domain::time;
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::{Client, Response, StatusCode, Url, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::{Error, Key, activities, segment};
+
+/// How long activities are kept unless told otherwise (the service's `RETENTION_DAYS`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// The largest page the API serves.
+const PAGE_LIMIT: &str = "1000";
+/// Attempts of one request answered 429 or 503.
+const MAX_TRIES: u32 = 5;
+/// Longest wait for a Retry-After.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Longest a request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where and what to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiOptions {
+    /// The API's base URL (`http://127.0.0.1:9000`, or with a stage path).
+    pub url: String,
+    /// A bearer token with a reader role.
+    pub token: String,
+    pub customer: String,
+    /// The service's retention: gaps of activities recorded longer ago than this are expiry.
+    pub retention_days: u32,
+}
+
+/// What was verified of a customer's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiReport {
+    pub customer_id: String,
+    /// The rows up to the checkpoint.
+    pub summary: ChainSummary,
+    pub checkpoint: Checkpoint,
+    /// The key the service names (`GET /integrity/public-key`).
+    pub key_id: String,
+    /// Activities without a sequence (recorded before the chain): skipped.
+    pub unchained: u64,
+    /// Activities recorded after the checkpoint was signed: not checked.
+    pub after_checkpoint: u64,
+    /// Activities whose details a page left out, read one by one.
+    pub details_fetched: u64,
+    pub pages: u64,
+}
+
+impl ApiReport {
+    /// The customer's line, notes on what was skipped, and the `OK:` line.
+    pub fn lines(&self) -> Vec<String> {
+        let s = &self.summary;
+        let cp = &self.checkpoint;
+        let checkpoint = format!(
+            "signed checkpoint at {} (issued {})",
+            cp.sequence, cp.issued_at
+        );
+        let mut lines = Vec::new();
+        if s.rows == 0 {
+            lines.push(format!(
+                "{}: no chained activities, {checkpoint} signature checked",
+                self.customer_id
+            ));
+        } else {
+            let mut line = format!(
+                "{}: {}, sequences {}–{}, hashes and links checked",
+                self.customer_id,
+                activities(s.rows as u64),
+                s.first,
+                s.last
+            );
+            if s.first > 1 {
+                line.push_str(&format!(
+                    ", the chain starts at sequence {} (earlier activities expired)",
+                    s.first
+                ));
+            }
+            if s.expired > 0 {
+                line.push_str(&format!(
+                    ", {} expired {} skipped",
+                    s.expired,
+                    if s.expired == 1 {
+                        "sequence"
+                    } else {
+                        "sequences"
+                    }
+                ));
+            }
+            let reach = if s.reaches_checkpoint {
+                "matches"
+            } else {
+                "is after the last activity"
+            };
+            line.push_str(&format!(", {checkpoint} {reach}"));
+            lines.push(line);
+        }
+        if self.after_checkpoint > 0 {
+            lines.push(format!(
+                "{} recorded after the checkpoint: not checked",
+                activities(self.after_checkpoint)
+            ));
+        }
+        if self.unchained > 0 {
+            lines.push(format!(
+                "{} without a sequence (recorded before the chain): not chained",
+                activities(self.unchained)
+            ));
+        }
+        lines.push(format!(
+            "OK: {} of customer {} verified against key {}",
+            activities(s.rows as u64),
+            self.customer_id,
+            self.key_id
+        ));
+        lines
+    }
+}
+
+/// A page of `GET /customers/{id}/activities`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Map<String, Value>>,
+    next_cursor: Option<String>,
+}
+
+/// The error body of every endpoint.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDetail {
+    code: String,
+    message: String,
+    request_id: Option<String>,
+}
+
+struct Api {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(opts: &ApiOptions) -> Result<Self, Error> {
+        let base = opts.url.trim_end_matches('/').to_owned();
+        let url = Url::parse(&base)
+            .map_err(|e| Error::Usage(format!("--api {}: not a URL: {e}", opts.url)))?;
+        match url.scheme() {
+            // https: the system's trusted certificates (rustls with the platform verifier).
+            "http" | "https" => {}
+            other => {
+                return Err(Error::Usage(format!(
+                    "--api {}: {other} is not an HTTP URL",
+                    opts.url
+                )));
+            }
+        }
+        let client = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot start an HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base,
+            token: opts.token.clone(),
+        })
+    }
+
+    /// `path` (starting with `/`) under the base URL.
+    fn url(&self, path: &str) -> Result<Url, Error> {
+        Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| Error::Failed(format!("{}{path} is not a URL: {e}", self.base)))
+    }
+
+    /// GETs `url` as JSON, waiting out 429 and 503 as Retry-After says.
+    async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, Error> {
+        let what = match url.query() {
+            Some(_) => format!("GET {}?…", url.path()),
+            None => format!("GET {}", url.path()),
+        };
+        let mut tries = 0;
+        let response = loop {
+            tries += 1;
+            let response = self
+                .client
+                .get(url.clone())
+                .bearer_auth(&self.token)
+                .header(header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| Error::Failed(format!("{what}: {e}")))?;
+            let status = response.status();
+            let retry = matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            );
+            if !retry || tries >= MAX_TRIES {
+                break response;
+            }
+            tokio::time::sleep(retry_after(&response)).await;
+        };
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Failed(format!("{what}: HTTP {status}: {e}")))?;
+        if !status.is_success() {
+            return Err(Error::Failed(
+                match serde_json::from_slice::<ErrorBody>(&body) {
+                    Ok(ErrorBody { error: e }) => format!(
+                        "{what}: HTTP {status}: {}: {}{}",
+                        e.code,
+                        e.message,
+                        e.request_id
+                            .map(|id| format!(" (request id {id})"))
+                            .unwrap_or_default()
+                    ),
+                    Err(_) => format!("{what}: HTTP {status}"),
+                },
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Failed(format!("{what}: the answer cannot be read: {e}")))
+    }
+}
+
+/// Retry-After in seconds (at most [`MAX_WAIT`]; 1 s when absent or not a number).
+fn retry_after(response: &Response) -> Duration {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+        .min(MAX_WAIT)
+}
+
+/// Checks a customer's chain through the API now (see [`verify_api_at`]).
+pub async fn verify_api(opts: &ApiOptions) -> Result<ApiReport, Error> {
+    verify_api_at(opts, Utc::now()).await
+}
+
+/// [`verify_api`] on a runtime of its own, for callers without one.
+pub fn verify_api_blocking(opts: &ApiOptions) -> Result<ApiReport, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start a runtime: {e}")))?
+        .block_on(verify_api(opts))
+}
+
+/// Reads the service's public key and a signed checkpoint of the customer, checks its signature,
+/// pages through every retained activity of the customer (reading those whose details a page
+/// leaves out one by one), and checks the chain up to the checkpoint: every hash, every link,
+/// no gap but of expired activities, and the signed head. `now` is the expiry's clock.
+pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiReport, Error> {
+    let customer = opts.customer.as_str();
+    let fail = |m: String| Error::Failed(format!("{customer}: {m}"));
+    let days = |n: i64| {
+        TimeDelta::try_days(n).ok_or_else(|| {
+            Error::Usage(format!(
+                "--retention-days {}: too large",
+                opts.retention_days
+            ))
+        })
+    };
+    let retention = days(i64::from(opts.retention_days))?;
+    let api = Api::new(opts)?;
+
+    // 1. The key.
+    let public: PublicKey = api.get(api.url("/integrity/public-key")?).await?;
+    let key = Key::from_pem(&public.pem).map_err(|e| {
+        Error::Failed(format!(
+            "GET /integrity/public-key: the key cannot be read: {e}"
+        ))
+    })?;
+
+    // 2. A signed checkpoint.
+    let segment = segment(customer);
+    let checkpoint: Checkpoint = api
+        .get(api.url(&format!("/customers/{segment}/checkpoint"))?)
+        .await?;
+    if checkpoint.customer_id != customer {
+        return Err(fail(format!(
+            "the checkpoint is for customer {}",
+            checkpoint.customer_id
+        )));
+    }
+    let message = checkpoint
+        .message()
+        .map_err(|e| fail(format!("the checkpoint cannot be read: {e}")))?;
+    if !key.verifies(&message, &checkpoint.signature) {
+        return Err(fail(
+            "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
+                .into(),
+        ));
+    }
+
+    // 3. Every retained activity. The period is by occurredAt, which may be up to the retention
+    // before recordedAt: a retained activity occurred at most twice the retention ago.
+    let from = now
+        .checked_sub_signed(days(2 * i64::from(opts.retention_days) + 1)?)
+        .unwrap_or_else(time::earliest)
+        .max(time::earliest());
+    let to = (now + TimeDelta::minutes(10)).min(time::latest());
+    let (from, to) = (time::format(from), time::format(to));
+    let list = format!("/customers/{segment}/activities");
+    let mut rows = Vec::new();
+    let (mut unchained, mut after_checkpoint, mut details_fetched, mut pages) = (0, 0, 0, 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = api.url(&list)?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("from", &from)
+                .append_pair("to", &to)
+                .append_pair("limit", PAGE_LIMIT);
+            if let Some(c) = &cursor {
+                query.append_pair("cursor", c);
+            }
+        }
+        let page: Page = api.get(url).await?;
+        pages += 1;
+        for mut item in page.items {
+            match item.get("sequence") {
+                Some(Value::Null) => {
+                    unchained += 1;
+                    continue;
+                }
+                Some(s) if s.as_u64().is_some_and(|s| s > checkpoint.sequence) => {
+                    after_checkpoint += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let id = item
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("(without an id)")
+                .to_owned();
+            if item.get("detailsIncluded") == Some(&Value::Bool(false)) {
+                let path = item
+                    .get("links")
+                    .and_then(|l| l.get("self"))
+                    .and_then(Value::as_str)
+                    .filter(|p| p.starts_with('/'))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "activity {id}: its details are left out and it has no links.self"
+                        ))
+                    })?;
+                item = api.get(api.url(path)?).await?;
+                details_fetched += 1;
+            }
+            let row = ChainRow::from_row(&checkpoint.partner_id, &item)
+                .map_err(|e| fail(format!("activity {id}: {e}")))?;
+            rows.push(row);
+        }
+        match page.next_cursor {
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                return Err(fail(format!(
+                    "the API answered the cursor {next} with itself"
+                )));
+            }
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+
+    // 4. The chain up to the checkpoint.
+    let head = SignedHead {
+        sequence: checkpoint.sequence,
+        hash: checkpoint.hash.clone(),
+    };
+    let summary = verify(&mut rows, Some(&head), Some(Expiry { now, retention }))
+        .map_err(|f| fail(f.to_string()))?;
+    Ok(ApiReport {
+        customer_id: customer.to_owned(),
+        summary,
+        checkpoint,
+        key_id: public.key_id,
+        unchained,
+        after_checkpoint,
+        details_fetched,
+        pages,
+    })
+}

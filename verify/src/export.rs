@@ -1,0 +1,459 @@
+//! Offline mode: a JSON Lines export against its signed manifest.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read as _};
+use std::path::Path;
+
+use activity_log::domain::chain::{
+    ChainRow, ChainSummary, MANIFEST_VERSION, Manifest, ManifestCustomer, SignedHead, verify,
+};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::fast::{self, Compact};
+use crate::{Error, Key, activities, read_error};
+
+/// What was verified of one customer of an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerReport {
+    pub customer_id: String,
+    /// The customer's chained rows in the file (an export may leave sequences out).
+    pub summary: ChainSummary,
+    /// The signed checkpoint the manifest carries for the customer.
+    pub checkpoint_sequence: u64,
+    pub checkpoint_issued_at: String,
+}
+
+impl CustomerReport {
+    /// `c1: 120 activities, sequences 1–120, hashes and links checked, signed checkpoint at 120
+    /// (issued 2026-11-28T10:00:00.000Z) matches`.
+    pub fn line(&self) -> String {
+        let s = &self.summary;
+        let checkpoint = format!(
+            "signed checkpoint at {} (issued {})",
+            self.checkpoint_sequence, self.checkpoint_issued_at
+        );
+        if s.rows == 0 {
+            return format!(
+                "{}: no chained activities in the file, {checkpoint} signature checked",
+                self.customer_id
+            );
+        }
+        let reach = if s.reaches_checkpoint {
+            "matches"
+        } else {
+            "is after the last activity in the file"
+        };
+        format!(
+            "{}: {}, sequences {}–{}, hashes and links checked, {checkpoint} {reach}",
+            self.customer_id,
+            activities(s.rows as u64),
+            s.first,
+            s.last
+        )
+    }
+}
+
+/// What was verified of an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReport {
+    pub export_id: String,
+    /// Every row of the file, chained or not.
+    pub rows: u64,
+    /// Rows without a sequence (recorded before the chain): counted, not chained.
+    pub unchained_rows: u64,
+    /// The key the manifest names (its signature checked with the key given).
+    pub key_id: String,
+    /// In the manifest's order.
+    pub customers: Vec<CustomerReport>,
+}
+
+impl ExportReport {
+    /// One line per customer, a line for rows without a sequence if any, and the `OK:` line.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.customers.iter().map(CustomerReport::line).collect();
+        if self.unchained_rows > 0 {
+            lines.push(format!(
+                "{} without a sequence (recorded before the chain): counted, not chained",
+                rows(self.unchained_rows)
+            ));
+        }
+        lines.push(format!(
+            "OK: {} of {} verified against key {}",
+            rows(self.rows),
+            match self.customers.len() {
+                1 => "1 customer".to_owned(),
+                n => format!("{n} customers"),
+            },
+            self.key_id
+        ));
+        lines
+    }
+}
+
+fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 row".to_owned()
+    } else {
+        format!("{n} rows")
+    }
+}
+
+/// SHA-256 (lower-case hex) of the file, computed as it is read into memory.
+pub struct HashedFile {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// Reads a file whole, hashing each chunk as it arrives (one pass over the bytes).
+pub fn read_hashed(path: &Path) -> io::Result<HashedFile> {
+    const CHUNK: u64 = 1 << 20;
+    let mut file = File::open(path)?;
+    let expected = file
+        .metadata()
+        .ok()
+        .and_then(|m| usize::try_from(m.len()).ok())
+        .unwrap_or(0);
+    let mut bytes = Vec::with_capacity(expected.saturating_add(1));
+    let mut hasher = Sha256::new();
+    loop {
+        let start = bytes.len();
+        let n = (&mut file).take(CHUNK).read_to_end(&mut bytes)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&bytes[start..]);
+    }
+    Ok(HashedFile {
+        bytes,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Checks the files of an export: `export` (JSON Lines), its `manifest` and the service's
+/// `public_key` (PEM). An unreadable file or key is [`Error::Usage`].
+pub fn verify_export_files(
+    export: &Path,
+    manifest: &Path,
+    public_key: &Path,
+) -> Result<ExportReport, Error> {
+    let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
+    let key =
+        Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
+    let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
+    let export = read_hashed(export).map_err(|e| read_error(export, &e))?;
+    verify_hashed_export(&export, &manifest, &key)
+}
+
+/// Checks an export held in memory (its SHA-256 computed here).
+pub fn verify_export(export: &[u8], manifest: &[u8], key: &Key) -> Result<ExportReport, Error> {
+    let sha256 = hex::encode(Sha256::digest(export));
+    verify_export_digest(export, &sha256, manifest, key)
+}
+
+/// Checks an export read with [`read_hashed`].
+pub fn verify_hashed_export(
+    export: &HashedFile,
+    manifest: &[u8],
+    key: &Key,
+) -> Result<ExportReport, Error> {
+    verify_export_digest(&export.bytes, &export.sha256, manifest, key)
+}
+
+/// The checks, in order, stopping at the first failure: the manifest's signature; the file's
+/// digest, size and rows; every line; then per customer the rows the manifest lists, its
+/// checkpoint's signature, and the chain (hashes, links, the signed head).
+fn verify_export_digest(
+    export: &[u8],
+    sha256: &str,
+    manifest: &[u8],
+    key: &Key,
+) -> Result<ExportReport, Error> {
+    let fail = |m: String| Error::Failed(m);
+
+    // 1. The manifest and its signature.
+    let manifest: Manifest = serde_json::from_slice(manifest)
+        .map_err(|e| fail(format!("the manifest cannot be read: {e}")))?;
+    if manifest.version != MANIFEST_VERSION {
+        return Err(fail(format!(
+            "manifest version {} is not supported (this verifier reads version {MANIFEST_VERSION})",
+            manifest.version
+        )));
+    }
+    let message = manifest
+        .message()
+        .map_err(|e| fail(format!("the manifest cannot be read: {e}")))?;
+    if !key.verifies(&message, &manifest.signature) {
+        return Err(fail(
+            "manifest signature invalid: the manifest was altered or not signed by this key".into(),
+        ));
+    }
+
+    // 2. The file is the one the manifest describes.
+    let bytes = export.len() as u64;
+    if sha256 != manifest.file.sha256 || bytes != manifest.file.bytes {
+        return Err(fail(format!(
+            "the file is not the one the manifest describes (SHA-256 {sha256}, {bytes} bytes; the manifest says SHA-256 {}, {} bytes)",
+            manifest.file.sha256, manifest.file.bytes
+        )));
+    }
+    if manifest.format != "jsonl" {
+        return Err(Error::Usage(format!(
+            "the manifest's signature and the file's SHA-256 match, but only JSON Lines exports (format jsonl) can be checked row by row; this one is {}",
+            manifest.format
+        )));
+    }
+    let row_count = count_rows(export);
+    if row_count != manifest.file.rows {
+        return Err(fail(format!(
+            "the file holds {}; the manifest says {}",
+            rows(row_count),
+            rows(manifest.file.rows)
+        )));
+    }
+
+    // 3. Every line.
+    let (mut groups, unchained) = read_rows(export, &manifest.partner_id)?;
+    if unchained != manifest.unchained_rows {
+        return Err(fail(format!(
+            "the file holds {} without a sequence; the manifest says {}",
+            rows(unchained),
+            rows(manifest.unchained_rows)
+        )));
+    }
+
+    // 4. Per customer.
+    let mut listed: HashMap<&str, &ManifestCustomer> = HashMap::new();
+    for c in &manifest.customers {
+        if listed.insert(c.customer_id.as_str(), c).is_some() {
+            return Err(fail(format!(
+                "{}: the manifest lists the customer twice",
+                c.customer_id
+            )));
+        }
+    }
+    if let Some(g) = groups
+        .list
+        .iter()
+        .find(|g| !listed.contains_key(g.0.as_str()))
+    {
+        return Err(fail(format!(
+            "{}: the file holds {} of the customer, but the manifest does not list it",
+            g.0,
+            rows(g.1.len() as u64)
+        )));
+    }
+    let mut customers = Vec::with_capacity(manifest.customers.len());
+    for c in &manifest.customers {
+        let mut chain = groups.take(&c.customer_id);
+        customers.push(verify_customer(export, &manifest, c, &mut chain, key)?);
+    }
+    Ok(ExportReport {
+        export_id: manifest.export_id.clone(),
+        rows: row_count,
+        unchained_rows: unchained,
+        key_id: manifest.key_id.clone(),
+        customers,
+    })
+}
+
+fn verify_customer(
+    export: &[u8],
+    manifest: &Manifest,
+    c: &ManifestCustomer,
+    chain: &mut [Compact],
+    key: &Key,
+) -> Result<CustomerReport, Error> {
+    let id = &c.customer_id;
+    let fail = |m: String| Error::Failed(format!("{id}: {m}"));
+    let (first, last) = chain.iter().fold((u64::MAX, 0), |(lo, hi), r| {
+        (lo.min(r.sequence), hi.max(r.sequence))
+    });
+    let first = if chain.is_empty() { 0 } else { first };
+    let count = chain.len() as u64;
+    if chain.is_empty() && c.rows > 0 {
+        return Err(fail(format!(
+            "the manifest lists {} (sequences {}–{}), but the file holds none",
+            rows(c.rows),
+            c.first_sequence,
+            c.last_sequence
+        )));
+    }
+    if !chain.is_empty() && (count, first, last) != (c.rows, c.first_sequence, c.last_sequence) {
+        return Err(fail(format!(
+            "the file holds {}, sequences {first}–{last}; the manifest says {}, sequences {}–{}",
+            rows(count),
+            rows(c.rows),
+            c.first_sequence,
+            c.last_sequence
+        )));
+    }
+    let cp = &c.checkpoint;
+    if cp.partner_id != manifest.partner_id || cp.customer_id != *id {
+        return Err(fail(format!(
+            "the checkpoint is for partner {}, customer {}",
+            cp.partner_id, cp.customer_id
+        )));
+    }
+    if cp.sequence < last {
+        return Err(fail(format!(
+            "the signed checkpoint (sequence {}) is before the last activity in the file (sequence {last})",
+            cp.sequence
+        )));
+    }
+    let message = cp
+        .message()
+        .map_err(|e| fail(format!("the checkpoint cannot be read: {e}")))?;
+    if !key.verifies(&message, &cp.signature) {
+        return Err(fail(
+            "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
+                .into(),
+        ));
+    }
+    let head = SignedHead {
+        sequence: cp.sequence,
+        hash: cp.hash.clone(),
+    };
+    let summary = match fast::chain_holds(chain, &head) {
+        Some(summary) => summary,
+        // Something does not hold: the domain's check names it.
+        None => {
+            let mut rows = Vec::with_capacity(chain.len());
+            for r in chain.iter() {
+                let n = memchr::memchr_iter(b'\n', &export[..r.start]).count() + 1;
+                if let Some((_, row)) = slow_row(n, &export[r.start..r.end], &manifest.partner_id)?
+                {
+                    rows.push(row);
+                }
+            }
+            verify(&mut rows, Some(&head), None).map_err(|f| fail(f.to_string()))?
+        }
+    };
+    Ok(CustomerReport {
+        customer_id: id.clone(),
+        summary,
+        checkpoint_sequence: cp.sequence,
+        checkpoint_issued_at: cp.issued_at.clone(),
+    })
+}
+
+/// The lines of a file, numbered from 1, with where each starts (a final newline ends the
+/// last line; it starts none).
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, usize, &[u8])> {
+    let mut start = 0;
+    let mut n = 0;
+    let mut newlines = memchr::memchr_iter(b'\n', bytes);
+    std::iter::from_fn(move || {
+        if start > bytes.len() {
+            return None;
+        }
+        let end = newlines.next().unwrap_or(bytes.len());
+        let line = (n + 1, start, &bytes[start..end]);
+        n += 1;
+        start = end + 1;
+        Some(line)
+    })
+}
+
+/// Lines that are not empty.
+fn count_rows(bytes: &[u8]) -> u64 {
+    let mut rows = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        rows += u64::from(end > start);
+        start = end + 1;
+    }
+    rows + u64::from(bytes.len() > start)
+}
+
+/// The chained rows by customer, in the order customers first appear.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<String, usize>,
+    list: Vec<(String, Vec<Compact>)>,
+}
+
+impl Groups {
+    fn push(&mut self, customer: &str, row: Compact) {
+        let i = match self.index.get(customer) {
+            Some(&i) => i,
+            None => {
+                let i = self.list.len();
+                self.index.insert(customer.to_owned(), i);
+                self.list.push((customer.to_owned(), Vec::new()));
+                i
+            }
+        };
+        self.list[i].1.push(row);
+    }
+
+    fn take(&mut self, customer: &str) -> Vec<Compact> {
+        match self.index.get(customer) {
+            Some(&i) => std::mem::take(&mut self.list[i].1),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Every line as a row: a JSON object, chained (by customer) or without a sequence (counted).
+/// Lines are read on the hot path ([`fast::read`]); the others as the domain reads them.
+fn read_rows(export: &[u8], partner: &str) -> Result<(Groups, u64), Error> {
+    let partner_json = fast::json_string(partner)
+        .ok_or_else(|| Error::Failed(format!("partner {partner} cannot be written as JSON")))?;
+    let mut groups = Groups::default();
+    let mut unchained = 0;
+    let mut buf = Vec::with_capacity(4096);
+    for (n, start, line) in lines(export) {
+        if line.is_empty() {
+            continue;
+        }
+        let end = start + line.len();
+        match fast::read(line, &partner_json, &mut buf) {
+            fast::Line::Unchained => unchained += 1,
+            fast::Line::Chained {
+                customer,
+                sequence,
+                hash,
+                previous,
+                intact,
+            } => groups.push(
+                &customer,
+                Compact {
+                    sequence,
+                    hash,
+                    previous,
+                    intact,
+                    start,
+                    end,
+                },
+            ),
+            fast::Line::Other => match slow_row(n, line, partner)? {
+                None => unchained += 1,
+                Some((customer, row)) => {
+                    groups.push(&customer, fast::compact_of(&row, start, end));
+                }
+            },
+        }
+    }
+    Ok((groups, unchained))
+}
+
+/// A line read as the domain reads a row: `None` without a sequence, else its customer and row;
+/// what cannot be read names the line (and the activity, if it has an id).
+fn slow_row(n: usize, line: &[u8], partner: &str) -> Result<Option<(String, ChainRow)>, Error> {
+    let row: Map<String, Value> = serde_json::from_slice(line)
+        .map_err(|e| Error::Failed(format!("line {n} is not a JSON object: {e}")))?;
+    if matches!(row.get("sequence"), Some(Value::Null)) {
+        return Ok(None);
+    }
+    let named = |m: String| match row.get("id").and_then(Value::as_str) {
+        Some(id) => Error::Failed(format!("line {n} (activity {id}): {m}")),
+        None => Error::Failed(format!("line {n}: {m}")),
+    };
+    let Some(customer) = row.get("customerId").and_then(Value::as_str) else {
+        return Err(named("customerId is missing".into()));
+    };
+    let chained = ChainRow::from_row(partner, &row).map_err(|e| named(e.to_string()))?;
+    Ok(Some((customer.to_owned(), chained)))
+}

@@ -1,0 +1,434 @@
+//! API mode through the binary, against a small HTTP server on 127.0.0.1 that serves the
+//! service's three endpoints (and single activities) from fixtures.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use activity_log::domain::chain::{Checkpoint, Head};
+use activity_log_verify::synthetic::{self, Signer};
+use activity_log_verify::{ApiOptions, Error, verify_api_at};
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{PARTNER, Run, other_key, service_key, verify};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+
+type Row = Map<String, Value>;
+
+/// Non-ASCII with a space and '#': it travels percent-encoded in the path.
+const CUSTOMER: &str = "客戶 #2";
+const TOKEN: &str = "t0ken";
+
+/// What the server serves and what it was asked.
+#[derive(Default)]
+struct Served {
+    public_key: Value,
+    checkpoint: Value,
+    /// Newest first, with their details.
+    items: Vec<Row>,
+    page_size: usize,
+    /// Answer every other page empty (with a cursor), as a page that read nothing matching.
+    empty_pages: bool,
+    /// Ids whose details pages leave out.
+    withheld: Vec<String>,
+    /// Answer this many requests 429 with Retry-After: 1.
+    throttle: usize,
+    /// Paths and queries asked for, in order.
+    requests: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Served>>;
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+        .unwrap()
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message, "requestId": "req-1"}}),
+    )
+}
+
+fn handle(state: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut s = state.lock().unwrap();
+    let uri = req.uri().to_string();
+    s.requests.push(uri.clone());
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthenticated",
+            "the bearer token is missing or not valid",
+        );
+    }
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "RateLimited", "slow down");
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+        return r;
+    }
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1{uri}")).unwrap();
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let segments: Vec<String> = url
+        .path()
+        .split('/')
+        .skip(1)
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["integrity", "public-key"] => json_response(StatusCode::OK, &s.public_key),
+        ["customers", c, "checkpoint"] if *c == CUSTOMER => {
+            json_response(StatusCode::OK, &s.checkpoint)
+        }
+        ["customers", c, "activities"] if *c == CUSTOMER => {
+            let time = |name: &str| {
+                param(name)
+                    .map(|t| DateTime::parse_from_rfc3339(&t).unwrap().to_utc())
+                    .unwrap()
+            };
+            let (from, to) = (time("from"), time("to"));
+            let cursor = param("cursor");
+            let (offset, empty) = match cursor.as_deref() {
+                None => (0, false),
+                Some(c) => match c.strip_prefix("empty-") {
+                    Some(o) => (o.parse().unwrap(), true),
+                    None => (c.strip_prefix("at-").unwrap().parse().unwrap(), false),
+                },
+            };
+            let matching: Vec<Row> = s
+                .items
+                .iter()
+                .filter(|r| {
+                    let t = DateTime::parse_from_rfc3339(r["occurredAt"].as_str().unwrap())
+                        .unwrap()
+                        .to_utc();
+                    from <= t && t <= to
+                })
+                .cloned()
+                .collect();
+            if empty {
+                return json_response(
+                    StatusCode::OK,
+                    &json!({"items": [], "nextCursor": format!("at-{offset}")}),
+                );
+            }
+            let end = (offset + s.page_size).min(matching.len());
+            let items: Vec<Row> = matching[offset..end]
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if s.withheld.iter().any(|id| r["id"] == id.as_str()) {
+                        r.insert("details".into(), Value::Null);
+                        r.insert("detailsIncluded".into(), Value::Bool(false));
+                    }
+                    r
+                })
+                .collect();
+            let next = (end < matching.len()).then(|| {
+                if s.empty_pages {
+                    format!("empty-{end}")
+                } else {
+                    format!("at-{end}")
+                }
+            });
+            json_response(StatusCode::OK, &json!({"items": items, "nextCursor": next}))
+        }
+        ["customers", c, "activities", id] if *c == CUSTOMER => {
+            match s.items.iter().find(|r| r["id"] == *id) {
+                Some(r) => json_response(StatusCode::OK, &Value::Object(r.clone())),
+                None => error(StatusCode::NOT_FOUND, "NotFound", "no such activity"),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "NotFound", "no such resource"),
+    }
+}
+
+/// The server on a free loopback port of `rt`: its base URL.
+fn serve(rt: &tokio::runtime::Runtime, state: Shared) -> String {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let response = handle(&state, &req);
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// A customer's chain of 6 recorded from `first_recorded_at` on, signed at 5 by `signer`,
+/// and an activity from before the chain; newest first.
+fn fixture(signer: &Signer, first_recorded_at: DateTime<Utc>) -> (Vec<Row>, Checkpoint) {
+    let (mut rows, _) = synthetic::chain(PARTNER, CUSTOMER, 6, first_recorded_at).unwrap();
+    let head = Head {
+        sequence: 5,
+        hash: rows[4]["hash"].as_str().unwrap().to_owned(),
+    };
+    let checkpoint = signer
+        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
+        .unwrap();
+    let legacy =
+        synthetic::activity(CUSTOMER, 999, first_recorded_at - TimeDelta::days(3)).unwrap();
+    rows.insert(0, synthetic::row(PARTNER, &legacy, None).unwrap());
+    rows.reverse();
+    (rows, checkpoint)
+}
+
+fn served(items: Vec<Row>, checkpoint: &Checkpoint) -> Served {
+    Served {
+        public_key: serde_json::to_value(service_key().public_key().unwrap()).unwrap(),
+        checkpoint: serde_json::to_value(checkpoint).unwrap(),
+        items,
+        page_size: 1000,
+        ..Served::default()
+    }
+}
+
+fn recent() -> DateTime<Utc> {
+    Utc::now() - TimeDelta::hours(2)
+}
+
+fn without(rows: &[Row], sequences: &[u64]) -> Vec<Row> {
+    rows.iter()
+        .filter(|r| {
+            !r["sequence"]
+                .as_u64()
+                .is_some_and(|s| sequences.contains(&s))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Runs the binary in API mode against a server of `served`; what it printed, and the server.
+fn check(served: Served, extra: &[&str]) -> (Run, Shared) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = Arc::new(Mutex::new(served));
+    let url = serve(&rt, state.clone());
+    let mut args = vec!["--api", &url, "--token", TOKEN, "--customer", CUSTOMER];
+    args.extend_from_slice(extra);
+    let run = verify(&args);
+    (run, state)
+}
+
+const KEY_ID: &str = "arn:aws:kms:ap-northeast-1:111122223333:key/service";
+
+#[test]
+fn an_intact_chain_passes() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let mut s = served(rows, &checkpoint);
+    s.withheld = vec!["act-000002".into()];
+    s.throttle = 1;
+    let (run, state) = check(s, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines(),
+        [
+            "客戶 #2: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches".to_owned(),
+            "1 activity recorded after the checkpoint: not checked".to_owned(),
+            "1 activity without a sequence (recorded before the chain): not chained".to_owned(),
+            format!("OK: 5 activities of customer 客戶 #2 verified against key {KEY_ID}"),
+        ]
+    );
+    let requests = state.lock().unwrap().requests.clone();
+    // Throttled once, then asked again.
+    assert_eq!(requests[0], "/integrity/public-key", "{requests:#?}");
+    assert_eq!(requests[1], "/integrity/public-key", "{requests:#?}");
+    let segment = "%E5%AE%A2%E6%88%B6%20%232";
+    assert_eq!(requests[2], format!("/customers/{segment}/checkpoint"));
+    assert!(
+        requests.contains(&format!("/customers/{segment}/activities/act-000002")),
+        "the withheld details are read one by one: {requests:#?}"
+    );
+}
+
+#[test]
+fn an_activity_removed_from_the_middle_is_missing() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let (run, _) = check(served(without(&rows, &[3]), &checkpoint), &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: sequence 3 is missing (before activity act-000004, sequence 4)\n"
+    );
+}
+
+#[test]
+fn an_altered_activity_is_named() {
+    let (mut rows, checkpoint) = fixture(&service_key(), recent());
+    let i = rows.iter().position(|r| r["sequence"] == 4).unwrap();
+    rows[i].insert("partnerUser".into(), json!("someone.else@partner.example"));
+    let (run, _) = check(served(rows, &checkpoint), &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: activity act-000004 (sequence 4) was altered: its content does not match its hash\n"
+    );
+}
+
+#[test]
+fn a_chain_starting_at_3_is_accepted_and_says_where_it_starts() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let (run, _) = check(served(without(&rows, &[1, 2]), &checkpoint), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines()[0],
+        "客戶 #2: 3 activities, sequences 3–5, hashes and links checked, the chain starts at sequence 3 (earlier activities expired), signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches"
+    );
+}
+
+#[test]
+fn a_gap_of_expired_activities_is_skipped() {
+    // Recorded 400 days ago, occurred 30 s before: past a 365-day retention.
+    let (rows, checkpoint) = fixture(&service_key(), Utc::now() - TimeDelta::days(400));
+    let (run, _) = check(served(without(&rows, &[2, 3]), &checkpoint), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines()[0],
+        "客戶 #2: 3 activities, sequences 1–5, hashes and links checked, 2 expired sequences skipped, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches"
+    );
+    // With a longer retention the same gap is not expiry.
+    let (run, _) = check(
+        served(without(&rows, &[2, 3]), &checkpoint),
+        &["--retention-days", "500"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("FAILED: 客戶 #2: sequences 2 to 3 are missing"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn pages_are_followed_by_their_cursor() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let mut s = served(rows, &checkpoint);
+    s.page_size = 4;
+    s.empty_pages = true;
+    let (run, state) = check(s, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let requests = state.lock().unwrap().requests.clone();
+    let lists: Vec<reqwest::Url> = requests
+        .iter()
+        .filter(|r| r.contains("/activities?"))
+        .map(|r| reqwest::Url::parse(&format!("http://127.0.0.1{r}")).unwrap())
+        .collect();
+    // 7 items, 4 a page: the first page, an empty one, the second.
+    assert_eq!(lists.len(), 3, "{requests:#?}");
+    let param = |u: &reqwest::Url, name: &str| {
+        u.query_pairs()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let cursors: Vec<Option<String>> = lists.iter().map(|u| param(u, "cursor")).collect();
+    assert_eq!(cursors, [None, Some("empty-4".into()), Some("at-4".into())]);
+    for u in &lists {
+        assert_eq!(param(u, "from"), param(&lists[0], "from"));
+        assert_eq!(param(u, "to"), param(&lists[0], "to"));
+        assert_eq!(param(u, "limit").as_deref(), Some("1000"));
+        assert!(param(u, "from").unwrap().ends_with('Z'));
+    }
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let (rows, checkpoint) = fixture(&other_key(), recent());
+    let (run, _) = check(served(rows, &checkpoint), &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: checkpoint signature invalid: the checkpoint was altered or not signed by this key\n"
+    );
+}
+
+#[test]
+fn an_error_answer_names_its_status_and_code() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = serve(&rt, Arc::new(Mutex::new(served(rows, &checkpoint))));
+    let run = verify(&["--api", &url, "--token", "wrong", "--customer", CUSTOMER]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: GET /integrity/public-key: HTTP 401 Unauthorized: Unauthenticated: the bearer token is missing or not valid (request id req-1)\n"
+    );
+}
+
+#[test]
+fn throttling_is_retried_five_times_at_most() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let mut s = served(rows, &checkpoint);
+    s.throttle = 5;
+    let (run, state) = check(s, &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.starts_with(
+            "FAILED: GET /integrity/public-key: HTTP 429 Too Many Requests: RateLimited"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(state.lock().unwrap().requests.len(), 5);
+}
+
+#[test]
+fn the_library_checks_at_a_given_time() {
+    // A year later the whole chain has expired but for what the checkpoint vouches.
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = Arc::new(Mutex::new(served(without(&rows, &[2]), &checkpoint)));
+    let url = serve(&rt, state);
+    let opts = ApiOptions {
+        url,
+        token: TOKEN.into(),
+        customer: CUSTOMER.into(),
+        retention_days: 365,
+    };
+    let later = Utc::now() + TimeDelta::days(366);
+    let report = rt.block_on(verify_api_at(&opts, later)).unwrap();
+    assert_eq!(
+        (
+            report.summary.rows,
+            report.summary.expired,
+            report.details_fetched
+        ),
+        (4, 1, 0)
+    );
+    let now = rt.block_on(verify_api_at(&opts, Utc::now())).unwrap_err();
+    assert!(matches!(now, Error::Failed(ref m) if m.contains("sequence 2 is missing")));
+}
