@@ -97,14 +97,28 @@ def main():
         o = ops.get(op, {"calls": 0, "maxItems": 0})
         check("7 Limits", f"{op} items per call", f"max {o['maxItems']} in {o['calls']} calls",
               f"<= {limit}", o["maxItems"] <= limit)
-    b = lim["batchOf100"]
+    b = lim["batchOf99"]
     get = ops.get("BatchGetItem", {"calls": 0})
-    check("7 Limits", "UnprocessedKeys asked for again (BatchGetItem of a replayed 100-item batch)",
+    check("7 Limits", "UnprocessedKeys asked for again (BatchGetItem of a replayed 99-item batch)",
           f"{b['unprocessedKeysInjected']} partial answers injected, {get['calls']} calls, "
-          f"replay {b['replayStatus']} with {b['replayItems']} items", "all 100 back",
-          b["replayItems"] == 100 and get["calls"] > b["unprocessedKeysInjected"])
+          f"replay {b['replayStatus']} with {b['replayItems']} items", "all 99 back",
+          b["replayItems"] == 99 and get["calls"] > b["unprocessedKeysInjected"])
     exp = lim["presignExpiresSeconds"]
     check("7 Limits", "presigned link expiry", f"{exp} s", "<= 900 s", exp is not None and exp <= 900)
+
+    before = req.get("recordBeforeChain")
+    if before:
+        now_us, before_us = req["record"]["run"]["cpuPerRequestUs"], before["run"]["cpuPerRequestUs"]
+        check("8 Chain", "record CPU per request with the chain vs before it (same rounds)",
+              f"{now_us:.1f} us vs {before_us:.1f} us = {now_us / before_us:.2f}x "
+              f"(rounds before: {rounds(before['run'])})", "<= 1.3x", now_us / before_us <= 1.3)
+    else:
+        check("8 Chain", "record CPU per request with the chain vs before it",
+              "not measured (no record-activity-before build)", "<= 1.3x", False)
+    ver = results.get("verifier")
+    if ver:
+        check("8 Chain", f"activity-log-verify, {ver['rows']:,} rows of JSON Lines ({ver['bytes'] / MB:.0f} MB), one core",
+              f"{ver['rowsPerSecond']:,.0f} rows/s", ">= 200,000 rows/s", ver["rowsPerSecond"] >= 200_000)
 
     print("| budget | what | figure | budget | result |")
     print("|---|---|---|---|---|")

@@ -298,6 +298,9 @@ async fn request_cpu(
 type Case<'a> = (&'a str, &'a str, &'a dyn Fn(usize) -> Value, u16);
 
 /// Rounds of the request-CPU measurement (`BENCH_REQUESTS` invocations split among them).
+/// The record function built from the commit before the chain (scripts/bench), if present.
+const RECORD_BEFORE: &str = "record-activity-before";
+
 const REQUEST_ROUNDS: usize = 3;
 
 /// The round with the median CPU per request, with every round's figure beside it.
@@ -351,21 +354,26 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
             )
         }
     };
-    let record = |i: usize| {
-        let body = json!([{
-            "id": format!("rec-{i:08}"),
-            "customerId": "fabrikam",
-            "customerName": "Fabrikam, Inc.",
-            "action": "changed a subscription",
-            "partnerUser": "chen.wei@partner.example",
-            "resourceType": "subscription",
-            "status": "succeeded",
-            "details": {"subscriptionId": "sub-4711", "seats": 25},
-        }]);
-        ApiRequest::post("/activities", body.to_string())
-            .caller(API_PARTNER, &["ActivityWriter"])
-            .event()
+    let record_of = |customer: &'static str| {
+        move |i: usize| {
+            let body = json!([{
+                "id": format!("rec-{i:08}"),
+                "customerId": customer,
+                "customerName": "Fabrikam, Inc.",
+                "action": "changed a subscription",
+                "partnerUser": "chen.wei@partner.example",
+                "resourceType": "subscription",
+                "status": "succeeded",
+                "details": {"subscriptionId": "sub-4711", "seats": 25},
+            }]);
+            ApiRequest::post("/activities", body.to_string())
+                .caller(API_PARTNER, &["ActivityWriter"])
+                .event()
+        }
     };
+    let record_before = record_of("fabrikam-before");
+    // Every request appends to one customer's chain, as a busy integration's would.
+    let record = record_of("fabrikam");
     let export_id = job.id.to_string();
     let status = |_: usize| {
         reader(ApiRequest::get("/exports/{exportId}").path_param("exportId", &export_id))
@@ -375,22 +383,29 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
     // the round with the median CPU per request is reported, with every round's figure.
     let warm = 30;
     let per_round = count.div_ceil(REQUEST_ROUNDS);
-    let cases: [Case; 5] = [
+    let mut cases: Vec<Case> = vec![
         ("noop-http", API_TABLE, &query, 200),
         ("sdk-floor", API_TABLE, &query, 200),
         ("record-activity", RECORD_TABLE, &record, 201),
         ("query-activity", API_TABLE, &query, 200),
         ("export-activity", API_TABLE, &status, 200),
     ];
+    // The record function as it was before the chain (scripts/bench builds it from
+    // BENCH_RECORD_BEFORE), measured in the same rounds: the chain's cost as a ratio.
+    let before = h.bin(RECORD_BEFORE).exists();
+    if before {
+        cases.push((RECORD_BEFORE, RECORD_TABLE, &record_before, 201));
+    }
     let mut rounds: Vec<Vec<Value>> = vec![Vec::new(); cases.len()];
     for _ in 0..REQUEST_ROUNDS {
-        for (runs, (name, table, event, expect)) in rounds.iter_mut().zip(cases) {
+        for (runs, &(name, table, event, expect)) in rounds.iter_mut().zip(&cases) {
             runs.push(request_cpu(h, name, table, warm, per_round, event, expect).await?);
         }
     }
     let mut medians = rounds.into_iter().map(median_round);
     let mut next = || medians.next().ok_or("a request-CPU case is missing")?;
     let (noop, floor, rec, q, st) = (next()?, next()?, next()?, next()?, next()?);
+    let rec_before = if before { next()? } else { Value::Null };
 
     // A full batch (99 activities of one customer and its chain head, one TransactWriteItems),
     // then the same batch again: the
@@ -424,9 +439,9 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
     h.proxy.heal();
     process.kill_and_measure().map_err(|e| e.to_string())?;
     let replayed = replay_body["items"].as_array().map_or(0, Vec::len);
-    if first != 201 || !(200..300).contains(&replay) || replayed != 100 {
+    if first != 201 || !(200..300).contains(&replay) || replayed != 99 {
         return Err(format!(
-            "batch of 100: {first}, replay: {replay} with {replayed} items"
+            "batch of 99: {first}, replay: {replay} with {replayed} items"
         ));
     }
     let batch = json!({
@@ -450,6 +465,11 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
         "noop": noop,
         "sdkFloor": {"ratioToNoop": ratio(&floor), "run": floor},
         "record": {"ratioToNoop": ratio(&rec), "activitiesPerRequest": 1, "run": rec},
+        "recordBeforeChain": if before {
+            json!({"ratioToNoop": ratio(&rec_before), "run": rec_before})
+        } else {
+            Value::Null
+        },
         "query": {"ratioToNoop": ratio(&q), "itemsPerPage": page, "run": q},
         "exportStatus": {"ratioToNoop": ratio(&st), "run": st},
         "statusAnswer": body,
@@ -459,6 +479,25 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
 
 // ---------------------------------------------------------------------------------------------
 // 4-6. Exports
+
+/// The verifier's throughput on this one core (`verify-bench`).
+async fn verifier(h: &Harness) -> Fallible<Value> {
+    let log = h.logs.join("verify-bench.log");
+    let rows = env_usize("BENCH_VERIFY_ROWS", 200_000).to_string();
+    let process = Measured::spawn(
+        &h.bin("verify-bench"),
+        &[rows.as_str()],
+        &[],
+        &log,
+        Stdout::Piped,
+    )
+    .map_err(|e| e.to_string())?;
+    let (out, usage) = process.output_and_measure().map_err(|e| e.to_string())?;
+    if usage.code != Some(0) {
+        return Err(format!("verify-bench failed; see {}", log.display()));
+    }
+    serde_json::from_str(out.trim()).map_err(|e| format!("verify-bench: {e}: {out}"))
+}
 
 async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
     let log = h.logs.join("export-bench.log");
@@ -678,7 +717,7 @@ fn limits(h: &Harness, requests: &Value) -> Value {
         "mostParts": most_parts,
         "smallestNonFinalPartBytes": (smallest_non_final != usize::MAX).then_some(smallest_non_final),
         "presignExpiresSeconds": expires,
-        "batchOf100": requests["batch"].clone(),
+        "batchOf99": requests["batch"].clone(),
     })
 }
 
@@ -726,6 +765,11 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         let rows = env_usize("BENCH_EXPORT_ROWS", 100_000) as u64;
         exports_figures = exports(&h, rows, now).await?;
     }
+    let mut verifier_figures = Value::Null;
+    if wanted("verifier") {
+        step("verifier");
+        verifier_figures = verifier(&h).await?;
+    }
     let (init, requests, exports) = (init_figures, requests_figures, exports_figures);
     step("limits");
     let limits = limits(&h, &requests);
@@ -735,6 +779,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         "init": init,
         "requests": requests,
         "exports": exports,
+        "verifier": verifier_figures,
         "limits": limits,
     });
     let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
