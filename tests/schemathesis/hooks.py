@@ -8,7 +8,8 @@
 - Two narrow exclusions, each logged and counted by the test:
   * "Schema-valid request rejected" (ST202) when the 400 names a rule a JSON Schema cannot state:
     opaque cursors (only the server issues valid ones), calendar/range/order rules of a period,
-    the retention window of `occurredAt`, membership of the IANA time zone database.
+    the retention window of `occurredAt`, membership of the IANA time zone database, and the
+    I-JSON rule of `details` (integers within ±(2^53−1) at any depth, as its description says).
   * A request body that is not UTF-8, which the local router (`cargo lambda watch`) answers with
     its own 500 before any function runs. The functions' handling of such bodies (400
     InvalidBody) is a unit test (shared/src/handlers/tests.rs).
@@ -106,9 +107,20 @@ def _semantic_rejection(case, response):
     message = err.get("message", "")
     if code == "InvalidParameter" and message.startswith("timeZone"):
         return "timeZone"
-    fields = [f.get("field", "") for f in err.get("fields") or []]
-    if code == "ValidationFailed" and fields and all(f.endswith("occurredAt") for f in fields):
+    fields = err.get("fields") or []
+    reasons = {_semantic_field(f) for f in fields}
+    if code == "ValidationFailed" and fields and None not in reasons:
+        return ",".join(sorted(reasons))
+    return None
+
+
+def _semantic_field(f):
+    """The rule a field's problem names, if no JSON Schema of the contract can state it."""
+    field, message = f.get("field", ""), f.get("message", "")
+    if field.endswith("occurredAt"):
         return "occurredAt"
+    if field.endswith("details") and "I-JSON" in message:
+        return "details I-JSON"
     return None
 
 
