@@ -333,3 +333,36 @@ async fn readme_s_python_recipe_recomputes_every_hash() {
         .collect();
     assert_eq!(printed, stored);
 }
+
+/// Two processes (two stores, as two Lambda instances) take turns on one customer: each
+/// remembers the head it wrote, finds it moved by the other, reads it again, and the chain has
+/// no gap and no fork.
+#[tokio::test]
+async fn writers_that_remember_their_heads_still_chain_after_each_other() {
+    use activity_log::domain::PartnerId;
+    use activity_log::store::dynamodb::DynamoStore;
+    use activity_log::store::{ActivityWriter as _, InsertOutcome, Unchained};
+    use activity_log::testing::fixtures::synthetic_activity;
+
+    let app = isolated_app().await;
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let one = DynamoStore::new(app.store.client().clone(), app.config.table_name.clone());
+    let other = DynamoStore::new(app.store.client().clone(), app.config.table_name.clone());
+    let mut sequences = Vec::new();
+    for (n, store) in [&one, &one, &other, &one, &other, &other, &one]
+        .into_iter()
+        .enumerate()
+    {
+        let a = synthetic_activity(n as u64, "c1", chrono::Utc::now());
+        let item = Unchained::new(&partner, a, None).unwrap_or_else(|e| panic!("{e}"));
+        match store.insert_all(&partner, &[item]).await {
+            Ok(InsertOutcome::Written(w)) => {
+                sequences.push(w[0].chain.as_ref().map_or(0, |l| l.sequence));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sequences, (1..=7).collect::<Vec<u64>>());
+    let r = post(&app, "p1", &activity("c1", "last", &ago(1))).await;
+    assert_eq!(body(&r)["items"][0]["sequence"], 8);
+}

@@ -88,6 +88,8 @@ impl Harness {
                 local_default("SUBSCRIPTIONS_URL_TEMPLATE"),
             ),
             ("EXPORT_WORKER_FUNCTION", "export-worker"),
+            // The emulator's KMS key the export worker signs manifests with.
+            ("SIGNING_KEY_ID", SIGNING_KEY_ALIAS),
             // The harness sends its requests back to back from one partner: the rate counter is
             // updated on every request (its cost is in the figures) but never refuses one.
             ("TENANT_RATE_LIMIT", "1000000"),
@@ -298,6 +300,9 @@ async fn request_cpu(
 type Case<'a> = (&'a str, &'a str, &'a dyn Fn(usize) -> Value, u16);
 
 /// Rounds of the request-CPU measurement (`BENCH_REQUESTS` invocations split among them).
+/// The signing key of the functions that sign (created in the emulator).
+const SIGNING_KEY_ALIAS: &str = "alias/bench-signing";
+
 /// The record function built from the commit before the chain (scripts/bench), if present.
 const RECORD_BEFORE: &str = "record-activity-before";
 
@@ -734,6 +739,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     for table in [API_TABLE, RECORD_TABLE, EXPORT_TABLE] {
         create_storage(&sdk, table, BUCKET).await;
     }
+    activity_log_tests::signing_key(&sdk, SIGNING_KEY_ALIAS).await;
     let proxy = FaultProxy::start(&emulator).await;
     let h = Harness {
         bins,

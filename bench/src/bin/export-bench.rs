@@ -144,7 +144,7 @@ impl PageSource for Prebuilt {
     }
 }
 
-/// The raw `csv` crate's view of a record: the same nine values, serialized as they are.
+/// The raw `csv` crate's view of a record: the same twelve values, serialized as they are.
 #[derive(serde::Serialize)]
 struct RawRow<'a> {
     occurred_at: DateTime<Utc>,
@@ -156,6 +156,9 @@ struct RawRow<'a> {
     status: &'a str,
     id: &'a str,
     details: Option<&'a str>,
+    recorded_by: Option<&'a str>,
+    sequence: Option<u64>,
+    hash: Option<&'a str>,
 }
 
 fn raw_csv(records: &[Activity]) -> Result<usize, String> {
@@ -174,6 +177,9 @@ fn raw_csv(records: &[Activity]) -> Result<usize, String> {
                 Details::Inline(d) => Some(d.as_str()),
                 _ => None,
             },
+            recorded_by: a.recorded_by.as_deref(),
+            sequence: a.chain.as_ref().map(|l| l.sequence),
+            hash: a.chain.as_ref().map(|l| l.hash.as_str()),
         })
         .map_err(|e| e.to_string())?;
     }

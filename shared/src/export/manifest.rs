@@ -66,18 +66,24 @@ impl ManifestState {
             return;
         };
         let s = link.sequence;
-        self.customers
-            .entry(a.customer_id.to_string())
-            .and_modify(|h| {
+        // Looked up by reference: a key is allocated once per customer, not once per row.
+        match self.customers.get_mut(a.customer_id.as_str()) {
+            Some(h) => {
                 h.rows += 1;
                 h.first = h.first.min(s);
                 h.last = h.last.max(s);
-            })
-            .or_insert(Held {
-                rows: 1,
-                first: s,
-                last: s,
-            });
+            }
+            None => {
+                self.customers.insert(
+                    a.customer_id.to_string(),
+                    Held {
+                        rows: 1,
+                        first: s,
+                        last: s,
+                    },
+                );
+            }
+        }
     }
 
     /// Bytes of the file, in order (each part as it is uploaded).

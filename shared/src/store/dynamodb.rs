@@ -1,6 +1,7 @@
 //! DynamoDB adapter: one table, an LSI for a customer's log by time and a GSI for a tenant's.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -33,13 +34,58 @@ const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 pub struct DynamoStore {
     pub(super) client: Client,
     pub(super) table: String,
+    /// The chain heads this process wrote last, by customer partition key: a writer that keeps
+    /// recording for the same customers does not read their heads again. The write stays
+    /// conditional on the head, so a head another writer moved is read then.
+    heads: Arc<Mutex<HashMap<String, Head>>>,
 }
+
+/// Most chain heads a process remembers (then it starts over).
+const REMEMBERED_HEADS: usize = 10_000;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            heads: Arc::default(),
+        }
+    }
+
+    /// The heads of `customers` as this process last wrote them, if it knows every one.
+    fn remembered_heads(
+        &self,
+        partner: &PartnerId,
+        customers: &[&CustomerId],
+    ) -> Option<HashMap<CustomerId, Option<Head>>> {
+        let known = self.heads.lock().ok()?;
+        customers
+            .iter()
+            .map(|c| {
+                let head = known.get(&keys::customer_pk(partner, c))?;
+                Some(((*c).clone(), Some(head.clone())))
+            })
+            .collect()
+    }
+
+    /// Remembers the heads written.
+    fn remember_heads(&self, partner: &PartnerId, written: &[(&CustomerId, Head)]) {
+        if let Ok(mut known) = self.heads.lock() {
+            if known.len() + written.len() > REMEMBERED_HEADS {
+                known.clear();
+            }
+            for (customer, head) in written {
+                known.insert(keys::customer_pk(partner, customer), head.clone());
+            }
+        }
+    }
+
+    /// Drops the heads of `customers`: they are read again.
+    fn forget_heads(&self, partner: &PartnerId, customers: &[&CustomerId]) {
+        if let Ok(mut known) = self.heads.lock() {
+            for customer in customers {
+                known.remove(&keys::customer_pk(partner, customer));
+            }
         }
     }
 
@@ -272,7 +318,10 @@ impl ActivityWriter for DynamoStore {
         }
         let mut attempt = 0;
         loop {
-            let heads = self.read_heads(partner, &customers).await?;
+            let heads = match self.remembered_heads(partner, &customers) {
+                Some(heads) => heads,
+                None => self.read_heads(partner, &customers).await?,
+            };
             let (written, moved) = chained(items, &heads)?;
             let mut writes = self.conditional_puts(partner, &written)?;
             for (customer, head) in &moved {
@@ -286,8 +335,15 @@ impl ActivityWriter for DynamoStore {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(InsertOutcome::Written(written)),
-                Err(e) => e,
+                Ok(_) => {
+                    self.remember_heads(partner, &moved);
+                    return Ok(InsertOutcome::Written(written));
+                }
+                Err(e) => {
+                    // Whatever went wrong, read the heads again.
+                    self.forget_heads(partner, &customers);
+                    e
+                }
             };
             let reasons = cancellation_reasons(err)?;
             let (activities, heads_moved) = reasons.split_at(items.len().min(reasons.len()));
