@@ -384,7 +384,27 @@ async fn a_100000_row_export_with_a_short_time_budget_hands_over_and_equals_one_
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let keys: Vec<&str> = tails.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys.len(), 2, "two files and no tail left: {keys:?}");
+    let (manifests, files): (Vec<&str>, Vec<&str>) =
+        keys.iter().partition(|k| k.ends_with(".manifest.json"));
+    assert_eq!(
+        (files.len(), manifests.len()),
+        (2, 2),
+        "two files, each with its manifest, and no tail or saved state left: {keys:?}"
+    );
+    // Both manifests describe the same bytes: the hand-overs kept the file's hash going.
+    let digest = |key: String| {
+        let app = &app;
+        async move {
+            let m: activity_log::domain::chain::Manifest =
+                serde_json::from_slice(&object_bytes(app, &key).await)
+                    .unwrap_or_else(|e| panic!("{key}: {e}"));
+            m.file.sha256
+        }
+    };
+    assert_eq!(
+        digest(format!("{}.manifest.json", one_run.object_key())).await,
+        digest(format!("{}.manifest.json", handed_over.object_key())).await
+    );
 }
 
 /// A job of p1 exporting `source` to `app`'s bucket, created directly.
