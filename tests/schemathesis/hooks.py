@@ -121,6 +121,9 @@ def _semantic_field(f):
         return "occurredAt"
     if field.endswith("details") and "I-JSON" in message:
         return "details I-JSON"
+    if field.endswith("].id") and "more than once in this batch" in message:
+        # Distinct by one member: JSON Schema's uniqueItems compares whole items only.
+        return "distinct ids"
     return None
 
 
