@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{FixedOffset, Offset, SecondsFormat, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Offset, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 use crate::domain::{Activity, ExportLocale};
@@ -98,6 +100,11 @@ fn starts(cell: &str) -> impl Iterator<Item = usize> + '_ {
 /// original text back exactly: `restore(&neutralise(x)) == x` for every `x`.
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     let bytes = cell.as_bytes();
+    // Most cells have no separator and no trigger at the start: one pass (without an early
+    // exit, so it is vectorised) tells.
+    if !guarded(bytes) && !bytes.iter().fold(false, |any, &b| any | is_separator(b)) {
+        return cell.into();
+    }
     let mut out: Option<String> = None;
     let mut copied = 0;
     for start in starts(cell) {
@@ -138,6 +145,58 @@ pub fn restore(cell: &str) -> String {
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Output>>);
 
+/// `at` in `zone` as RFC 3339 with milliseconds (`Z` for a zero offset), written into `out`.
+///
+/// RFC 3339 offsets are whole minutes, and chrono would round an offset with seconds but keep
+/// the local time (Africa/Monrovia was -00:44:30 until 1972), moving the instant: the offset is
+/// floored to the minute and the local time is the instant at that offset. Years 0–9999 are
+/// written here, digit by digit, as chrono writes them (a unit test compares the two); others
+/// and leap seconds by chrono itself.
+fn local_time(at: DateTime<Utc>, zone: Tz, out: &mut Vec<u8>) -> &[u8] {
+    let offset = zone.offset_from_utc_datetime(&at.naive_utc()).fix();
+    let seconds = offset.local_minus_utc();
+    let floored = seconds - seconds.rem_euclid(60);
+    let offset = FixedOffset::east_opt(floored).unwrap_or_else(|| Utc.fix());
+    let local = at.naive_utc() + TimeDelta::seconds(i64::from(floored));
+    out.clear();
+    let (year, nanos) = (local.year(), at.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        let text = at
+            .with_timezone(&offset)
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        out.extend_from_slice(text.as_bytes());
+        return out;
+    }
+    let digits = |out: &mut Vec<u8>, n: u32, width: u32| {
+        for place in (0..width).rev() {
+            out.push(b'0' + (n / 10u32.pow(place) % 10) as u8);
+        }
+    };
+    digits(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    digits(out, local.month(), 2);
+    out.push(b'-');
+    digits(out, local.day(), 2);
+    out.push(b'T');
+    digits(out, local.hour(), 2);
+    out.push(b':');
+    digits(out, local.minute(), 2);
+    out.push(b':');
+    digits(out, local.second(), 2);
+    out.push(b'.');
+    digits(out, nanos / 1_000_000, 3);
+    if floored == 0 {
+        out.push(b'Z');
+    } else {
+        out.push(if floored < 0 { b'-' } else { b'+' });
+        let minutes = floored.unsigned_abs() / 60;
+        digits(out, minutes / 60, 2);
+        out.push(b':');
+        digits(out, minutes % 60, 2);
+    }
+    out
+}
+
 #[derive(Default)]
 struct Output {
     buf: Vec<u8>,
@@ -169,6 +228,8 @@ pub struct CsvEncoder {
     writer: csv::Writer<Shared>,
     out: Shared,
     time_zone: Tz,
+    /// The row's time, written again for each row.
+    when: Vec<u8>,
 }
 
 impl CsvEncoder {
@@ -187,46 +248,54 @@ impl CsvEncoder {
             writer,
             out,
             time_zone,
+            when: Vec::with_capacity(32),
         })
     }
 
     /// `details` is the activity's full details JSON, if any.
     pub fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), csv::Error> {
-        let local = a.occurred_at.with_timezone(&self.time_zone);
-        let offset = local.offset().fix().local_minus_utc();
-        let when = if offset % 60 == 0 {
-            local.to_rfc3339_opts(SecondsFormat::Millis, true)
-        } else {
-            // RFC 3339 offsets are whole minutes and chrono would round the offset but keep the
-            // local time (Africa/Monrovia was -00:44:30 until 1972): write the same instant at
-            // the offset floored to the minute.
-            let floored =
-                FixedOffset::east_opt(offset - offset.rem_euclid(60)).unwrap_or_else(|| Utc.fix());
-            a.occurred_at
-                .with_timezone(&floored)
-                .to_rfc3339_opts(SecondsFormat::Millis, true)
-        };
-        let sequence = a
-            .chain
-            .as_ref()
-            .map(|l| l.sequence.to_string())
-            .unwrap_or_default();
-        let cells = [
-            when.as_str(),
-            &a.customer_name,
+        let when = local_time(a.occurred_at, self.time_zone, &mut self.when);
+        let mut sequence = itoa::Buffer::new();
+        let sequence = a.chain.as_ref().map_or("", |l| sequence.format(l.sequence));
+        // The time, the status and the sequence are written by the service itself and cannot
+        // hold a separator or start with a formula character; every other cell is stored text.
+        let stored = [
+            a.customer_name.as_str(),
             &a.action,
             &a.partner_user,
             a.customer_id.as_str(),
             a.resource_type.as_deref().unwrap_or(""),
-            a.status.as_str(),
             a.id.as_str(),
             details.unwrap_or(""),
             a.recorded_by.as_deref().unwrap_or(""),
-            &sequence,
             a.chain.as_ref().map_or("", |l| l.hash.as_str()),
-        ];
-        let cells = cells.map(neutralise);
-        self.writer.write_record(cells.iter().map(|c| c.as_bytes()))
+        ]
+        .map(neutralise);
+        let [
+            name,
+            action,
+            user,
+            customer,
+            resource,
+            id,
+            details,
+            recorded_by,
+            hash,
+        ] = &stored;
+        self.writer.write_record([
+            when,
+            name.as_bytes(),
+            action.as_bytes(),
+            user.as_bytes(),
+            customer.as_bytes(),
+            resource.as_bytes(),
+            a.status.as_str().as_bytes(),
+            id.as_bytes(),
+            details.as_bytes(),
+            recorded_by.as_bytes(),
+            sequence.as_bytes(),
+            hash.as_bytes(),
+        ])
     }
 
     /// Sizes each part's buffer once, at `bytes`, instead of growing it by doubling. The next
@@ -313,6 +382,60 @@ mod tests {
             chrono::DateTime::parse_from_rfc3339(cell).unwrap(),
             a.occurred_at
         );
+    }
+
+    /// The time as chrono writes it, at the zone's offset floored to the minute.
+    fn chrono_time(at: DateTime<Utc>, zone: Tz) -> String {
+        let offset = at.with_timezone(&zone).offset().fix().local_minus_utc();
+        let floored = FixedOffset::east_opt(offset - offset.rem_euclid(60)).unwrap();
+        at.with_timezone(&floored)
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them_in_every_zone() {
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc();
+        // Both ends of years 0–9999 (written by chrono in zones that cross them), and a leap
+        // second.
+        let mut instants: Vec<DateTime<Utc>> = [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+        ]
+        .map(|t| DateTime::parse_from_rfc3339(t).unwrap().to_utc())
+        .into();
+        instants.push(leap);
+        // Milliseconds from 1850 to 2150.
+        let (from, span) = (-3_786_825_600_000_i64, 9_467_280_000_000_u64);
+        instants.extend((0..2_000).map(|_| {
+            let ms = from + (next() % span) as i64;
+            DateTime::from_timestamp_millis(ms).unwrap()
+        }));
+        let mut out = Vec::new();
+        let mut compared = 0;
+        for zone in chrono_tz::TZ_VARIANTS {
+            for at in instants.iter().step_by(1 + (next() % 7) as usize) {
+                let ours = local_time(*at, zone, &mut out);
+                assert_eq!(
+                    std::str::from_utf8(ours).unwrap(),
+                    chrono_time(*at, zone),
+                    "{at:?} in {zone}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
     }
 
     #[test]
