@@ -29,13 +29,14 @@ def main():
     check("1 Init", "hello-world `lambda_runtime` (baseline)", f"{hello:.2f} ms median", "-", True)
     check("1 Init", "no-op `lambda_http`", f"{init['noop-http']['medianMs']:.2f} ms "
           f"({init['noop-http']['ratioToHello']:.2f}x)", "-", True)
-    for name in ("record-activity", "query-activity", "export-activity", "export-worker"):
+    for name in ("record-activity", "query-activity", "export-activity", "export-worker", "integrity"):
         r = init[name]
         check("1 Init", name, f"{r['medianMs']:.2f} ms median = {r['ratioToHello']:.2f}x hello",
               "<= 3x hello", r["ratioToHello"] <= 3)
 
     for name, p in sorted(packages.items()):
-        if name not in ("record-activity", "query-activity", "export-activity", "export-worker"):
+        if name not in ("record-activity", "query-activity", "export-activity", "export-worker",
+                        "integrity"):
             continue
         check("2 Package", f"{name} (stripped: {p['stripped']})",
               f"{p['zipped'] / MB:.2f} MB zipped ({p['bytes'] / MB:.2f} MB bootstrap)",

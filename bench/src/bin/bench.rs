@@ -206,6 +206,7 @@ async fn init(h: &Harness, runs: usize) -> Fallible<Value> {
         "query-activity",
         "export-activity",
         "export-worker",
+        "integrity",
     ];
     let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     // Interleaved, so that a noisy moment hits every binary alike.
