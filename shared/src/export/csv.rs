@@ -172,18 +172,19 @@ fn local_time(at: DateTime<Utc>, zone: Tz, out: &mut Vec<u8>) -> &[u8] {
             out.push(b'0' + (n / 10u32.pow(place) % 10) as u8);
         }
     };
-    digits(out, year.unsigned_abs(), 4);
-    out.push(b'-');
-    digits(out, local.month(), 2);
-    out.push(b'-');
-    digits(out, local.day(), 2);
-    out.push(b'T');
-    digits(out, local.hour(), 2);
-    out.push(b':');
-    digits(out, local.minute(), 2);
-    out.push(b':');
-    digits(out, local.second(), 2);
-    out.push(b'.');
+    // Each field with its width and the character after it.
+    let fields = [
+        (year.unsigned_abs(), 4, b'-'),
+        (local.month(), 2, b'-'),
+        (local.day(), 2, b'T'),
+        (local.hour(), 2, b':'),
+        (local.minute(), 2, b':'),
+        (local.second(), 2, b'.'),
+    ];
+    for (n, width, then) in fields {
+        digits(out, n, width);
+        out.push(then);
+    }
     digits(out, nanos / 1_000_000, 3);
     if floored == 0 {
         out.push(b'Z');
