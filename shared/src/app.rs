@@ -4,7 +4,7 @@ use std::future::Future;
 
 use lambda_http::{Body, Request, Response, service_fn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, secret_bytes};
 use crate::launch::lambda::LambdaLauncher;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::kms::KmsSigner;
@@ -41,11 +41,50 @@ impl App {
         Ok(app)
     }
 
+    /// The cursor key of the function that signs and checks page cursors: from
+    /// `CURSOR_SIGNING_KEY`, or else read once from the Secrets Manager secret that
+    /// `CURSOR_SIGNING_KEY_SECRET` names. Fails (and so does the function's start) without one.
+    pub async fn with_cursor_key(mut self) -> Result<Self, ConfigError> {
+        if self.config.cursor_signing_key.is_none()
+            && let Some(secret) = self.config.cursor_key_secret.clone()
+        {
+            let sdk = self
+                .sdk
+                .clone()
+                .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
+            let answer = aws_sdk_secretsmanager::Client::new(&sdk)
+                .get_secret_value()
+                .secret_id(&secret)
+                .send()
+                .await
+                .map_err(|e| {
+                    ConfigError::new(format!(
+                        "CURSOR_SIGNING_KEY_SECRET {secret}: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            let value = answer.secret_string().unwrap_or_default().to_owned();
+            self.config.cursor_signing_key = Some(secret_bytes(
+                "the secret of CURSOR_SIGNING_KEY_SECRET",
+                value,
+            )?);
+        }
+        self.config.cursor_key()?;
+        Ok(self)
+    }
+
     /// The signer of a function that signs; needs `SIGNING_KEY_ID`.
     pub fn signer(&self) -> Result<&KmsSigner, ConfigError> {
         self.signer
             .as_ref()
             .ok_or_else(|| ConfigError::new("SIGNING_KEY_ID is not set"))
+    }
+
+    /// Reaches AWS (or the tests' emulator) through `sdk` for what the app reads at start-up
+    /// and builds on demand (the cursor key, the worker launcher).
+    pub fn with_sdk(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.sdk = Some(sdk);
+        self
     }
 
     /// Signs with `key` of the KMS endpoint `sdk` reaches (the tests' emulator).

@@ -82,8 +82,12 @@ pub struct Config {
     pub retention_days: u32,
     /// URL of a customer's Subscriptions page; `{customerId}` is replaced.
     pub subscriptions_url_template: String,
-    /// HMAC key for page cursors.
-    pub cursor_signing_key: Vec<u8>,
+    /// HMAC key for page cursors: `CURSOR_SIGNING_KEY` on the local stack; in AWS read at
+    /// start-up from the Secrets Manager secret `CURSOR_SIGNING_KEY_SECRET` names, by the only
+    /// function that signs and checks cursors ([`crate::app::App::with_cursor_key`]).
+    pub cursor_signing_key: Option<Vec<u8>>,
+    /// The secret that holds the cursor key (`CURSOR_SIGNING_KEY_SECRET`), in AWS.
+    pub cursor_key_secret: Option<String>,
     pub auth: AuthMode,
     pub claims: ClaimNames,
     /// Details larger than this (compact JSON bytes) go to the bucket instead of the table item.
@@ -210,7 +214,24 @@ pub const DEFAULT_EXPORT_TIME_BUDGET_SECS: u64 = 12 * 60;
 const MAX_EXPORT_TIME_BUDGET_SECS: u64 = 14 * 60;
 pub const DEFAULT_DETAILS_CONCURRENCY: usize = 16;
 
+/// A key of at least [`MIN_SECRET_BYTES`] bytes, named `name` in the error.
+pub fn secret_bytes(name: &str, value: String) -> Result<Vec<u8>, ConfigError> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError(format!(
+            "{name} must be at least {MIN_SECRET_BYTES} bytes"
+        )));
+    }
+    Ok(value.into_bytes())
+}
+
 impl Config {
+    /// The cursor key; a function that pages (the query function) has it from start-up.
+    pub fn cursor_key(&self) -> Result<&[u8], ConfigError> {
+        self.cursor_signing_key.as_deref().ok_or_else(|| {
+            ConfigError::new("neither CURSOR_SIGNING_KEY nor CURSOR_SIGNING_KEY_SECRET is set")
+        })
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -218,15 +239,6 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required =
             |name: &str| get(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
-        let secret = |name: &str| -> Result<Vec<u8>, ConfigError> {
-            let v = required(name)?;
-            if v.len() < MIN_SECRET_BYTES {
-                return Err(ConfigError(format!(
-                    "{name} must be at least {MIN_SECRET_BYTES} bytes"
-                )));
-            }
-            Ok(v.into_bytes())
-        };
         let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -280,7 +292,10 @@ impl Config {
             .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
             subscriptions_url_template: template,
             signing_key_id: get("SIGNING_KEY_ID"),
-            cursor_signing_key: secret("CURSOR_SIGNING_KEY")?,
+            cursor_signing_key: get("CURSOR_SIGNING_KEY")
+                .map(|v| secret_bytes("CURSOR_SIGNING_KEY", v))
+                .transpose()?,
+            cursor_key_secret: get("CURSOR_SIGNING_KEY_SECRET"),
             auth,
             claims: ClaimNames {
                 partner: get("PARTNER_CLAIM").unwrap_or_else(|| ClaimNames::default().partner),

@@ -5,7 +5,7 @@ use activity_log::app::App;
 use activity_log::handlers::{query, record};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::{self, activity, minutes_ago as ago};
-use activity_log_tests::isolated_app;
+use activity_log_tests::{emulator, isolated_app, sdk_config, unique_name};
 use activity_log_tests::{ids, json_body as body};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
@@ -530,5 +530,80 @@ async fn one_mebibyte_of_details_round_trips_exactly() {
     assert_eq!(
         list["items"][0]["detailsIncluded"], false,
         "lists leave large details to the detail call"
+    );
+}
+
+/// In AWS the query function reads its cursor key from Secrets Manager once, at start-up
+/// (`CURSOR_SIGNING_KEY_SECRET`), instead of from its environment; without a usable key it does
+/// not start.
+#[tokio::test]
+async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
+    let sdk = sdk_config(&emulator().await).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let key = "cursor-key-from-secrets-manager-0123456789";
+    let create = |name: String, value: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"))
+                .arn
+                .unwrap_or_else(|| panic!("no ARN"))
+        }
+    };
+    let app_reading = |secret: String| {
+        let mut config = fixtures::config();
+        config.cursor_signing_key = None;
+        config.cursor_key_secret = Some(secret);
+        App::with_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(&sdk),
+            aws_sdk_s3::Client::new(&sdk),
+        )
+        .with_sdk(sdk.clone())
+        .with_cursor_key()
+    };
+
+    let arn = create(unique_name("cursor-key"), key).await;
+    let app = app_reading(arn).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(app.config.cursor_key().ok(), Some(key.as_bytes()));
+
+    let short = create(unique_name("cursor-key"), "too-short").await;
+    let e = app_reading(short).await.err().map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("at least 32 bytes")),
+        "{e:?}"
+    );
+    let e = app_reading(unique_name("no-such-secret"))
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("CURSOR_SIGNING_KEY_SECRET")),
+        "{e:?}"
+    );
+    // Neither the key nor its secret: the function does not start.
+    let mut config = fixtures::config();
+    config.cursor_signing_key = None;
+    let e = App::with_clients(
+        config,
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_s3::Client::new(&sdk),
+    )
+    .with_sdk(sdk.clone())
+    .with_cursor_key()
+    .await
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("CURSOR_SIGNING_KEY")),
+        "{e:?}"
     );
 }

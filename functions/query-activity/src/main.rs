@@ -8,7 +8,7 @@ use activity_log::handlers::query;
 // (BENCHMARKS.md, request CPU).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = &App::start().await?;
+    let app = &App::start().await?.with_cursor_key().await?;
     serve_api(app, |req| {
         query::handle(&app.config, &app.store, &app.blobs, req)
     })

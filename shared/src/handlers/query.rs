@@ -115,9 +115,10 @@ async fn list<R: ActivityReader>(
     };
     let (items, next) = collect_page(reader, who, &query, after, bound).await?;
 
+    let key = cursor_key(config)?;
     let next_cursor = next.map(|position| {
         cursor::encode(
-            &config.cursor_signing_key,
+            key,
             &who.partner,
             &query_id,
             &CursorState { range, position },
@@ -137,13 +138,21 @@ async fn list<R: ActivityReader>(
     ))
 }
 
+/// The query function refuses to start without its key; a handler built without one answers 500.
+fn cursor_key(config: &Config) -> Result<&[u8], ApiError> {
+    config.cursor_key().map_err(|e| {
+        tracing::error!(error = %e, "no cursor key");
+        ApiError::Internal
+    })
+}
+
 fn decode_cursor(
     config: &Config,
     who: &Identity,
     query_id: &str,
     text: &str,
 ) -> Result<CursorState, ApiError> {
-    cursor::decode(&config.cursor_signing_key, &who.partner, query_id, text).map_err(|e| {
+    cursor::decode(cursor_key(config)?, &who.partner, query_id, text).map_err(|e| {
         ApiError::bad_request(
             "InvalidCursor",
             match e {

@@ -12,7 +12,7 @@ use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago as
 
 fn config() -> Config {
     Config {
-        cursor_signing_key: b"unit-test-cursor-key-unit-test-cursor".to_vec(),
+        cursor_signing_key: Some(b"unit-test-cursor-key-unit-test-cursor".to_vec()),
         details_inline_max_bytes: 64,
         ..fixtures::config()
     }
