@@ -26,6 +26,22 @@ ensure_venv() {
   export PATH="$ROOT/.venv/bin:$PATH"
 }
 
+# checkov, the template's security scan, in a venv of its own (scripts/requirements-checkov.txt
+# says why); again only when its requirements change.
+ensure_checkov() {
+  local venv=".local/checkov" stamp=".local/checkov/.requirements.sha256" want
+  want="$(sha256sum scripts/requirements-checkov.txt | cut -d' ' -f1)"
+  if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating checkov's venv ($venv)"
+    python3 -m venv "$venv"
+  fi
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    log "installing checkov into $venv (about a minute the first time)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
 # s3s-fs: an S3 server that verifies signatures and presigned-URL expiry, for the tests that
 # must see S3 refuse a tampered or expired link (moto accepts them). Built once into .local/tools.
 ensure_s3s_fs() {

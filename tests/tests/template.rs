@@ -303,6 +303,246 @@ fn the_bucket_is_private_encrypted_and_cleans_up() {
     }
 }
 
+/// The stack's resources of `kind` (`AWS::Logs::LogGroup`), by logical id.
+fn resources_of<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    at(t, "Resources")
+        .as_mapping()
+        .unwrap_or_else(|| panic!("no resources"))
+        .iter()
+        .filter(|(_, r)| text(at(r, "Type")) == kind)
+        .map(|(name, r)| (text(name), r))
+        .collect()
+}
+
+/// The functions: SAM's and the plain Lambda ones.
+fn functions(t: &Value) -> Vec<(&str, &Value)> {
+    let mut all = resources_of(t, "AWS::Serverless::Function");
+    all.extend(resources_of(t, "AWS::Lambda::Function"));
+    all
+}
+
+/// Every environment variable a function gets (Globals included), by function.
+fn environments(t: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    let globals = t
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping);
+    for (name, value) in globals.into_iter().flatten() {
+        out.push(("Globals".to_owned(), text(name).to_owned(), value.clone()));
+    }
+    for (function, resource) in functions(t) {
+        let vars = resource
+            .get("Properties")
+            .and_then(|p| p.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping);
+        for (name, value) in vars.into_iter().flatten() {
+            out.push((function.to_owned(), text(name).to_owned(), value.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_environment_variable_holds_a_secret() {
+    let t = template();
+    let secrets: BTreeSet<&str> = resources_of(&t, "AWS::SecretsManager::Secret")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(secrets.contains("CursorSigningKey"), "{secrets:?}");
+    let all = environments(&t);
+    assert!(all.len() >= 10, "found only {} variables", all.len());
+    for (function, name, value) in &all {
+        let shown = format!("{value:?}");
+        // A dynamic reference would put the secret's value into the function's configuration,
+        // readable with lambda:GetFunctionConfiguration.
+        for dynamic in ["resolve:secretsmanager", "resolve:ssm-secure"] {
+            assert!(!shown.contains(dynamic), "{function} {name} = {shown}");
+        }
+        assert_ne!(name, "CURSOR_SIGNING_KEY", "{function}: the key itself");
+        if name.ends_with("_SECRET") {
+            let secret = intrinsic(value, "Ref").map(text);
+            assert!(
+                secret.is_some_and(|s| secrets.contains(s)),
+                "{function} {name} names a secret of the stack: {shown}"
+            );
+        }
+    }
+    // The cursor key: named to the one function that signs and checks cursors, which alone may
+    // read it.
+    let named: Vec<&str> = all
+        .iter()
+        .filter(|(_, name, _)| name == "CURSOR_SIGNING_KEY_SECRET")
+        .map(|(f, _, _)| f.as_str())
+        .collect();
+    assert_eq!(named, ["QueryActivityFunction"]);
+    for (function, resource) in functions(&t) {
+        let policies = resource
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_default();
+        assert_eq!(
+            policies.contains("secretsmanager:"),
+            function == "QueryActivityFunction",
+            "{function}'s access to secrets"
+        );
+    }
+    let t = read_workspace_file("template.yaml");
+    let reads: Vec<_> = statements(&t)
+        .into_iter()
+        .filter(|(_, actions, _)| actions.iter().any(|a| a.starts_with("secretsmanager:")))
+        .collect();
+    assert_eq!(
+        reads,
+        [(
+            "Allow".to_owned(),
+            vec!["secretsmanager:GetSecretValue".to_owned()],
+            vec!["!Ref CursorSigningKey".to_owned()]
+        )]
+    );
+}
+
+#[test]
+fn every_function_logs_to_a_group_of_the_stack_with_a_retention() {
+    let t = template();
+    let groups: BTreeMap<&str, &Value> = resources_of(&t, "AWS::Logs::LogGroup")
+        .into_iter()
+        .collect();
+    for (name, group) in &groups {
+        assert!(
+            intrinsic(at(group, "Properties.RetentionInDays"), "Ref")
+                .is_some_and(|p| text(p) == "LogRetentionDays"),
+            "{name} keeps its logs LogRetentionDays"
+        );
+    }
+    let mut used = BTreeSet::new();
+    for (function, resource) in functions(&t) {
+        let group = intrinsic(at(resource, "Properties.LoggingConfig.LogGroup"), "Ref")
+            .map(text)
+            .unwrap_or_else(|| panic!("{function} logs to a group of the stack"));
+        assert!(groups.contains_key(group), "{function}: no group {group}");
+        assert!(used.insert(group), "{group} is shared");
+    }
+    let api = at(&t, "Resources.HttpApi.Properties.AccessLogSettings");
+    assert!(
+        is_intrinsic(at(api, "DestinationArn"), "GetAtt", "ApiAccessLogs.Arn"),
+        "the API's access log goes to its group"
+    );
+    used.insert("ApiAccessLogs");
+    assert_eq!(
+        used,
+        groups.keys().copied().collect(),
+        "a group nobody uses"
+    );
+}
+
+#[test]
+fn the_access_log_names_the_caller_but_never_the_token() {
+    let t = template();
+    let format = text(
+        intrinsic(
+            at(&t, "Resources.HttpApi.Properties.AccessLogSettings.Format"),
+            "Sub",
+        )
+        .unwrap_or_else(|| panic!("the format is a !Sub")),
+    );
+    let parameters = BTreeMap::from([("PartnerClaim", ClaimNames::default().partner)]);
+    let line = parameters.iter().fold(format.to_owned(), |f, (k, v)| {
+        f.replace(&format!("${{{k}}}"), v)
+    });
+    // As API Gateway writes a line: each variable replaced by a value without quotes.
+    let sample = line
+        .split('"')
+        .enumerate()
+        .fold(String::new(), |mut out, (i, piece)| {
+            if i > 0 {
+                out.push('"');
+            }
+            out.push_str(if piece.starts_with("$context.") {
+                "x"
+            } else {
+                piece
+            });
+            out
+        });
+    let fields: serde_json::Value =
+        serde_json::from_str(&sample).unwrap_or_else(|e| panic!("{e}: {sample}"));
+    for field in [
+        "requestId",
+        "routeKey",
+        "status",
+        "responseLatencyMs",
+        "partner",
+        "subject",
+    ] {
+        assert!(fields.get(field).is_some(), "no {field} in {sample}");
+    }
+    assert!(
+        line.contains("$context.authorizer.claims.partner_id"),
+        "{line}"
+    );
+    assert!(line.contains("$context.authorizer.claims.sub"), "{line}");
+    for secret in ["Authorization", "header", "identity.apiKey"] {
+        assert!(!line.contains(secret), "{secret} in {line}");
+    }
+}
+
+#[test]
+fn deleted_or_overwritten_objects_stay_recoverable() {
+    let t = template();
+    let bucket = at(&t, "Resources.ActivityBucket.Properties");
+    assert_eq!(
+        text(at(bucket, "VersioningConfiguration.Status")),
+        "Enabled"
+    );
+    let rules = items(at(bucket, "LifecycleConfiguration.Rules"));
+    let keep = rules
+        .iter()
+        .find(|r| r.get("NoncurrentVersionExpiration").is_some())
+        .unwrap_or_else(|| panic!("no rule for earlier versions"));
+    assert!(is_intrinsic(
+        at(keep, "NoncurrentVersionExpiration.NoncurrentDays"),
+        "Ref",
+        "RecoveryDays"
+    ));
+    assert!(keep.get("Prefix").is_none(), "every prefix");
+    assert!(
+        is_intrinsic(
+            at(bucket, "LoggingConfiguration.DestinationBucketName"),
+            "Ref",
+            "AccessLogBucket"
+        ),
+        "S3 logs every request to the activity bucket"
+    );
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_the_worker_cannot_take_all_concurrency() {
+    let t = template();
+    let alarms = resources_of(&t, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (name, alarm) in alarms {
+        let actions = items(at(alarm, "Properties.AlarmActions"));
+        assert!(
+            actions.iter().any(|a| is_intrinsic(a, "Ref", "AlarmTopic")),
+            "{name} notifies AlarmTopic"
+        );
+    }
+    assert!(is_intrinsic(
+        at(
+            &t,
+            "Resources.ExportWorkerFunction.Properties.ReservedConcurrentExecutions"
+        ),
+        "Ref",
+        "ExportWorkerConcurrency"
+    ));
+}
+
 // ---- The page in AWS: CloudFront in front of the page bucket and the API ----
 
 /// CloudFront's managed policies (ids from the CloudFront Developer Guide, "Use managed cache
