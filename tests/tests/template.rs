@@ -543,6 +543,129 @@ fn every_alarm_notifies_the_topic_and_the_worker_cannot_take_all_concurrency() {
     ));
 }
 
+/// The metrics AWS services publish that the alarms and the dashboard may watch, with the
+/// dimension each is watched by (CloudWatch's user guide, "AWS services that publish CloudWatch
+/// metrics"; API Gateway's HTTP API metrics).
+const AWS_METRICS: &[(&str, &str, &str)] = &[
+    ("AWS/ApiGateway", "Count", "ApiId"),
+    ("AWS/ApiGateway", "4xx", "ApiId"),
+    ("AWS/ApiGateway", "5xx", "ApiId"),
+    ("AWS/ApiGateway", "Latency", "ApiId"),
+    ("AWS/Lambda", "Errors", "FunctionName"),
+    ("AWS/Lambda", "Throttles", "FunctionName"),
+    ("AWS/Lambda", "Duration", "FunctionName"),
+    ("AWS/DynamoDB", "ReadThrottleEvents", "TableName"),
+    ("AWS/DynamoDB", "WriteThrottleEvents", "TableName"),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"),
+];
+
+fn known_metric(namespace: &str, name: &str, dimension: &str) -> bool {
+    AWS_METRICS.contains(&(namespace, name, dimension))
+}
+
+#[test]
+fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
+    let t = template();
+    let mut watched = 0;
+    for (alarm, resource) in resources_of(&t, "AWS::CloudWatch::Alarm") {
+        let p = at(resource, "Properties");
+        let metrics: Vec<&Value> = match p.get("Metrics") {
+            Some(list) => items(list)
+                .iter()
+                .filter_map(|m| m.get("MetricStat").map(|s| at(s, "Metric")))
+                .collect(),
+            None => vec![p],
+        };
+        assert!(!metrics.is_empty(), "{alarm} watches nothing");
+        for m in metrics {
+            let dimensions = items(at(m, "Dimensions"));
+            assert_eq!(dimensions.len(), 1, "{alarm}");
+            let (namespace, name) = (text(at(m, "Namespace")), text(at(m, "MetricName")));
+            let dimension = text(at(&dimensions[0], "Name"));
+            assert!(
+                known_metric(namespace, name, dimension),
+                "{alarm}: {namespace} {name} by {dimension} is not published"
+            );
+            watched += 1;
+        }
+        // An alarm on a rate or sum says what it computes.
+        if let Some(list) = p.get("Metrics") {
+            let returned: Vec<_> = items(list)
+                .iter()
+                .filter(|m| m.get("ReturnData").and_then(Value::as_bool) == Some(true))
+                .collect();
+            assert_eq!(returned.len(), 1, "{alarm} returns one series");
+            assert!(returned[0].get("Expression").is_some(), "{alarm}");
+        }
+    }
+    assert!(watched >= 10, "{watched}");
+
+    // The dashboard's body, with the stack's names put in, is JSON whose every metric is one
+    // of the above ("." and "..." repeat the row before, as CloudWatch reads them).
+    let body = text(
+        intrinsic(
+            at(&t, "Resources.Dashboard.Properties.DashboardBody"),
+            "Sub",
+        )
+        .unwrap_or_else(|| panic!("the dashboard body is a !Sub")),
+    );
+    let mut filled = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        filled.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .unwrap_or_else(|| panic!("unclosed ${{ in the dashboard"));
+        filled.push_str("name");
+        rest = &rest[start + end + 1..];
+    }
+    filled.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&filled).unwrap_or_else(|e| panic!("{e}: {filled}"));
+    let widgets = dashboard["widgets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no widgets"));
+    let mut rows = 0;
+    for widget in widgets {
+        let mut previous: Vec<String> = Vec::new();
+        for row in widget["properties"]["metrics"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a widget without metrics: {widget}"))
+        {
+            let cells: Vec<String> = row
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect();
+            let full: Vec<String> = if cells.first().map(String::as_str) == Some("...") {
+                let mut f = previous[..previous.len() - (cells.len() - 1)].to_vec();
+                f.extend(cells[1..].iter().cloned());
+                f
+            } else {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if c == "." {
+                            previous[i].clone()
+                        } else {
+                            c.clone()
+                        }
+                    })
+                    .collect()
+            };
+            assert!(
+                known_metric(&full[0], &full[1], &full[2]),
+                "the dashboard shows {full:?}, which is not published"
+            );
+            previous = full;
+            rows += 1;
+        }
+    }
+    assert!(rows >= 15, "{rows}");
+}
+
 // ---- The page in AWS: CloudFront in front of the page bucket and the API ----
 
 /// CloudFront's managed policies (ids from the CloudFront Developer Guide, "Use managed cache
