@@ -155,6 +155,9 @@ pub struct ExportJob {
     pub lease_until: Option<DateTime<Utc>>,
     /// Expiry of the job record, seconds since the epoch (DynamoDB TTL).
     pub expires_at: i64,
+    /// The `sub` of the token that asked for the export (`None` on jobs stored before it was
+    /// recorded). An identical request merged into this job keeps the first asker.
+    pub requested_by: Option<String>,
 }
 
 impl ExportJob {
@@ -182,6 +185,7 @@ impl ExportJob {
             pending_since: super::time::truncate_millis(now),
             lease_until: None,
             expires_at: (now + keep).timestamp(),
+            requested_by: None,
         }
     }
 

@@ -131,6 +131,7 @@ async fn an_export_is_created_launched_run_and_handed_out() {
         (&json!("pending"), &json!("csv"), &json!("UTC"))
     );
     assert_eq!(job["links"]["self"], format!("/exports/{id}"));
+    assert_eq!(job["requestedBy"], "user-1", "the token's subject");
     assert!(job.get("downloadUrl").is_none());
     assert_eq!(
         w.launcher.launched(),

@@ -96,12 +96,15 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
     }
     let now = Utc::now();
     let spec = parse_spec(body, now)?;
-    let job = ExportJob::pending(
-        who.partner.clone(),
-        spec,
-        now,
-        TimeDelta::days(i64::from(config.exports.retention_days)),
-    );
+    let job = ExportJob {
+        requested_by: Some(who.subject.clone()),
+        ..ExportJob::pending(
+            who.partner.clone(),
+            spec,
+            now,
+            TimeDelta::days(i64::from(config.exports.retention_days)),
+        )
+    };
     let job = match jobs.admit_job(&job, config.exports.max_active).await? {
         Admission::Created => {
             if let Err(e) = launch(launcher, &job).await {
@@ -112,7 +115,7 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
                 }
                 return Err(e);
             }
-            tracing::info!(export = %job.id, partner = %job.partner, "export requested");
+            tracing::info!(export = %job.id, partner = %job.partner, subject = %who.subject, "export requested");
             // Where the invocation ran synchronously the job may already have moved on.
             jobs.get_job(&job.partner, &job.id).await?.unwrap_or(job)
         }
@@ -256,6 +259,7 @@ pub struct ExportView<'a> {
     created_at: DateTime<Utc>,
     #[serde(with = "time::millis::option")]
     completed_at: Option<DateTime<Utc>>,
+    requested_by: Option<&'a str>,
     links: ExportLinks,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -308,6 +312,7 @@ impl<'a> ExportView<'a> {
             bytes: job.bytes,
             created_at: job.created_at,
             completed_at: job.completed_at,
+            requested_by: job.requested_by.as_deref(),
             links: ExportLinks {
                 this: format!("/exports/{}", job.id),
             },

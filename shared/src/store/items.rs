@@ -313,6 +313,9 @@ struct StoredJob {
     )]
     lease_until: Option<DateTime<Utc>>,
     ttl: i64,
+    /// Absent from jobs stored before the asker was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested_by: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -354,6 +357,7 @@ pub fn job_to_item(job: &ExportJob) -> Result<Item, StoreError> {
             pending_since: Some(job.pending_since),
             lease_until: job.lease_until,
             ttl: job.expires_at,
+            requested_by: job.requested_by.clone(),
         },
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("export job item: {e}")))
@@ -395,6 +399,7 @@ pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
         pending_since: s.pending_since.unwrap_or(s.created_at),
         lease_until: s.lease_until,
         expires_at: s.ttl,
+        requested_by: s.requested_by,
     })
 }
 
@@ -549,6 +554,7 @@ mod tests {
             }),
             lease_until: Some(now),
             row_count: 40_000,
+            requested_by: Some("ann@partner.example".into()),
             ..ExportJob::pending(partner(), spec, now, TimeDelta::days(7))
         };
         let item = job_to_item(&job).unwrap_or_else(|e| panic!("{e}"));
@@ -557,7 +563,23 @@ mod tests {
         assert_eq!(item["timeZone"], AttributeValue::S("Asia/Taipei".into()));
         assert_eq!(item["format"], AttributeValue::S("jsonl".into()));
         assert_eq!(item["filterStatus"], AttributeValue::S("failed".into()));
+        assert_eq!(
+            item["requestedBy"],
+            AttributeValue::S("ann@partner.example".into())
+        );
         assert!(!item.contains_key("filterPartnerUser") && !item.contains_key("completedAt"));
-        assert_eq!(job_from_item(item).ok(), Some(job));
+        let mut older = item.clone();
+        assert_eq!(job_from_item(item).ok(), Some(job.clone()));
+        // Stored before the asker was recorded.
+        older.remove("requestedBy");
+        let read = job_from_item(older).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.requested_by, None);
+        assert_eq!(
+            read,
+            ExportJob {
+                requested_by: None,
+                ..job
+            }
+        );
     }
 }
