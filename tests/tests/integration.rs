@@ -555,10 +555,11 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
                 .unwrap_or_else(|| panic!("no ARN"))
         }
     };
-    let app_reading = |secret: String| {
+    // An app without CURSOR_SIGNING_KEY, reading the cursor key from `secret` if any.
+    let app_reading = |secret: Option<String>| {
         let mut config = fixtures::config();
         config.cursor_signing_key = None;
-        config.cursor_key_secret = Some(secret);
+        config.cursor_key_secret = secret;
         App::with_clients(
             config,
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -569,17 +570,19 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
     };
 
     let arn = create(unique_name("cursor-key"), key).await;
-    let app = app_reading(arn).await.unwrap_or_else(|e| panic!("{e}"));
+    let app = app_reading(Some(arn))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(app.config.cursor_key().ok(), Some(key.as_bytes()));
 
     let short = create(unique_name("cursor-key"), "too-short").await;
-    let e = app_reading(short).await.err().map(|e| e.to_string());
+    let e = app_reading(Some(short)).await.err().map(|e| e.to_string());
     assert!(
         e.as_deref()
             .is_some_and(|e| e.contains("at least 32 bytes")),
         "{e:?}"
     );
-    let e = app_reading(unique_name("no-such-secret"))
+    let e = app_reading(Some(unique_name("no-such-secret")))
         .await
         .err()
         .map(|e| e.to_string());
@@ -589,18 +592,7 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
         "{e:?}"
     );
     // Neither the key nor its secret: the function does not start.
-    let mut config = fixtures::config();
-    config.cursor_signing_key = None;
-    let e = App::with_clients(
-        config,
-        aws_sdk_dynamodb::Client::new(&sdk),
-        aws_sdk_s3::Client::new(&sdk),
-    )
-    .with_sdk(sdk.clone())
-    .with_cursor_key()
-    .await
-    .err()
-    .map(|e| e.to_string());
+    let e = app_reading(None).await.err().map(|e| e.to_string());
     assert!(
         e.as_deref()
             .is_some_and(|e| e.contains("CURSOR_SIGNING_KEY")),
