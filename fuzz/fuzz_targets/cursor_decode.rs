@@ -11,7 +11,9 @@
 #![no_main]
 
 use activity_log::domain::{ActivityId, CustomerId, DateRange, PageKey, PartnerId};
-use activity_log::http::cursor::{CursorError, CursorState, decode, encode, fingerprint};
+use activity_log::http::cursor::{
+    CursorError, CursorKeys, CursorState, decode, encode, fingerprint,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -26,26 +28,34 @@ const CURSOR_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 fuzz_target!(|data: &[u8]| {
     let partner = PartnerId::parse("p1").unwrap();
+    let keys = CursorKeys::new(KEY.to_vec(), []);
+    // Cursors last a day from `now`; a fixed instant keeps every run reproducible.
+    let now = DateTime::<Utc>::from_timestamp_millis(1_795_824_000_000).unwrap();
     let query = fingerprint(&[("customer", Some("c1"))]);
 
     // 1. Arbitrary text.
-    let _ = decode(KEY, &partner, &query, &String::from_utf8_lossy(data));
+    let _ = decode(&keys, &partner, &query, &String::from_utf8_lossy(data), now);
 
     // 2. Arbitrary payload, validly signed.
     let body = URL_SAFE_NO_PAD.encode(data);
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(KEY).unwrap();
     mac.update(body.as_bytes());
     let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    if let Ok(state) = decode(KEY, &partner, &query, &format!("{body}.{sig}")) {
-        let again = encode(KEY, &partner, &query, &state);
-        assert_eq!(decode(KEY, &partner, &query, &again), Ok(state));
+    if let Ok(state) = decode(&keys, &partner, &query, &format!("{body}.{sig}"), now) {
+        let again = encode(&keys, &partner, &query, &state, now);
+        assert_eq!(decode(&keys, &partner, &query, &again, now), Ok(state));
     }
 
     // 3. Round trip and tampering.
-    let _ = round_trip(&mut Unstructured::new(data), &partner);
+    let _ = round_trip(&mut Unstructured::new(data), &partner, &keys, now);
 });
 
-fn round_trip(u: &mut Unstructured, partner: &PartnerId) -> Result<()> {
+fn round_trip(
+    u: &mut Unstructured,
+    partner: &PartnerId,
+    keys: &CursorKeys,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let state = CursorState {
         range: DateRange {
             from: instant(u)?,
@@ -61,16 +71,19 @@ fn round_trip(u: &mut Unstructured, partner: &PartnerId) -> Result<()> {
     // MAX_CURSOR_LEN, which real cursors never reach.
     let customer: String = u.arbitrary()?;
     let query = fingerprint(&[("customer", Some(&customer))]);
-    let cursor = encode(KEY, partner, &query, &state);
-    assert_eq!(decode(KEY, partner, &query, &cursor), Ok(state.clone()));
+    let cursor = encode(keys, partner, &query, &state, now);
+    assert_eq!(
+        decode(keys, partner, &query, &cursor, now),
+        Ok(state.clone())
+    );
 
     let other = PartnerId::parse("p2").unwrap();
     assert_eq!(
-        decode(KEY, &other, &query, &cursor),
+        decode(keys, &other, &query, &cursor, now),
         Err(CursorError::BadSignature)
     );
     assert_eq!(
-        decode(KEY, partner, &fingerprint(&[]), &cursor),
+        decode(keys, partner, &fingerprint(&[]), &cursor, now),
         Err(CursorError::WrongQuery)
     );
 
@@ -84,7 +97,7 @@ fn round_trip(u: &mut Unstructured, partner: &PartnerId) -> Result<()> {
         CURSOR_CHARS[pick]
     };
     let tampered = String::from_utf8(bytes).unwrap();
-    let result = decode(KEY, partner, &query, &tampered);
+    let result = decode(keys, partner, &query, &tampered, now);
     assert!(
         !matches!(&result, Ok(s) if *s != state),
         "tampered cursor {tampered:?} decoded to another state: {result:?}"

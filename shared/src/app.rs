@@ -5,6 +5,7 @@ use std::future::Future;
 use lambda_http::{Body, Request, Response, service_fn};
 
 use crate::config::{Config, ConfigError, secret_bytes};
+use crate::http::cursor::CursorKeys;
 use crate::launch::lambda::LambdaLauncher;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::kms::KmsSigner;
@@ -41,35 +42,65 @@ impl App {
         Ok(app)
     }
 
-    /// The cursor key of the function that signs and checks page cursors: from
+    /// The cursor keys of the function that signs and checks page cursors: from
     /// `CURSOR_SIGNING_KEY`, or else read once from the Secrets Manager secret that
-    /// `CURSOR_SIGNING_KEY_SECRET` names. Fails (and so does the function's start) without one.
+    /// `CURSOR_SIGNING_KEY_SECRET` names: its current version (`AWSCURRENT`) signs; its pending
+    /// version (`AWSPENDING`, a key staged before it signs) and its previous one (`AWSPREVIOUS`,
+    /// after a rotation) check the cursors signed with them (README, "Rotating the cursor key").
+    /// Fails (and so does the function's start) without a current key.
     pub async fn with_cursor_key(mut self) -> Result<Self, ConfigError> {
-        if self.config.cursor_signing_key.is_none()
+        if self.config.cursor_keys.is_none()
             && let Some(secret) = self.config.cursor_key_secret.clone()
         {
             let sdk = self
                 .sdk
                 .clone()
                 .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
-            let answer = aws_sdk_secretsmanager::Client::new(&sdk)
-                .get_secret_value()
-                .secret_id(&secret)
-                .send()
-                .await
-                .map_err(|e| {
-                    ConfigError::new(format!(
-                        "CURSOR_SIGNING_KEY_SECRET {secret}: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                    ))
-                })?;
-            let value = answer.secret_string().unwrap_or_default().to_owned();
-            self.config.cursor_signing_key = Some(secret_bytes(
+            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            let read = |stage: &'static str| {
+                client
+                    .get_secret_value()
+                    .secret_id(&secret)
+                    .version_stage(stage)
+                    .send()
+            };
+            let current = read("AWSCURRENT").await.map_err(|e| {
+                ConfigError::new(format!(
+                    "CURSOR_SIGNING_KEY_SECRET {secret}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ))
+            })?;
+            let current = secret_bytes(
                 "the secret of CURSOR_SIGNING_KEY_SECRET",
-                value,
-            )?);
+                current.secret_string().unwrap_or_default().to_owned(),
+            )?;
+            // The next key (staged before it signs) and the one before (after a rotation) only
+            // check; neither exists until the first rotation, and a short one is not a key.
+            let mut others = Vec::new();
+            for stage in ["AWSPENDING", "AWSPREVIOUS"] {
+                match read(stage).await {
+                    Ok(answer) => others.extend(
+                        secret_bytes(
+                            "a version of CURSOR_SIGNING_KEY_SECRET",
+                            answer.secret_string().unwrap_or_default().to_owned(),
+                        )
+                        .inspect_err(|e| tracing::warn!(stage, error = %e, "cursor key left out"))
+                        .ok(),
+                    ),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+                    Err(e) => {
+                        return Err(ConfigError::new(format!(
+                            "CURSOR_SIGNING_KEY_SECRET {secret} ({stage}): {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                        )));
+                    }
+                }
+            }
+            self.config.cursor_keys = Some(CursorKeys::new(current, others));
         }
-        self.config.cursor_key()?;
+        self.config.cursor_keys()?;
         Ok(self)
     }
 
@@ -288,7 +319,7 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// JSON logs in Lambda (CloudWatch), readable text elsewhere. `RUST_LOG` is a level (`info`, the
+/// JSON logs in AWS Lambda (CloudWatch) and wherever `LOG_FORMAT=json`, readable text elsewhere. `RUST_LOG` is a level (`info`, the
 /// default) or a list of `target=level` directives; `tracing`'s `Targets` filter reads it, which,
 /// unlike the env-filter, needs no regular-expression engine in every package.
 pub fn init_tracing() {
@@ -302,11 +333,10 @@ pub fn init_tracing() {
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time();
-    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
-        && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-        && std::env::var("AWS_EXECUTION_ENV").is_ok_and(|v| v.starts_with("AWS_Lambda"));
+    let json = crate::config::in_aws_lambda()
+        || std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry();
-    let _ = if in_lambda {
+    let _ = if json {
         registry.with(layer.json().with_filter(filter)).try_init()
     } else {
         registry.with(layer.with_filter(filter)).try_init()

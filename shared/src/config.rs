@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::export::parts::MIN_PART_BYTES;
+use crate::http::cursor::CursorKeys;
 
 /// How callers are identified.
 #[derive(Clone, Debug)]
@@ -74,6 +75,32 @@ impl LocalIssuer {
     }
 }
 
+/// Set by AWS Lambda in every execution environment it starts (`on-demand`,
+/// `provisioned-concurrency`, …) and reserved: a function's configuration cannot set it, and
+/// `cargo lambda watch` does not imitate it.
+pub const LAMBDA_ONLY_VARIABLE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+
+/// Whether AWS Lambda itself runs this process (see [`LAMBDA_ONLY_VARIABLE`]).
+pub fn in_aws_lambda() -> bool {
+    std::env::var_os(LAMBDA_ONLY_VARIABLE).is_some()
+}
+
+/// Keys whose development values scripts/local.env publishes.
+const DEVELOPMENT_KEYS: [&str; 1] = ["CURSOR_SIGNING_KEY"];
+
+/// `scripts/local.env`: the one place of the local development defaults.
+const LOCAL_ENV: &str = include_str!("../../scripts/local.env");
+
+/// A local development default of `scripts/local.env` by name, if it has one.
+pub fn local_default(name: &str) -> Option<&'static str> {
+    LOCAL_ENV
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+}
+
 #[derive(Clone)]
 pub struct Config {
     pub table_name: String,
@@ -82,10 +109,11 @@ pub struct Config {
     pub retention_days: u32,
     /// URL of a customer's Subscriptions page; `{customerId}` is replaced.
     pub subscriptions_url_template: String,
-    /// HMAC key for page cursors: `CURSOR_SIGNING_KEY` on the local stack; in AWS read at
-    /// start-up from the Secrets Manager secret `CURSOR_SIGNING_KEY_SECRET` names, by the only
-    /// function that signs and checks cursors ([`crate::app::App::with_cursor_key`]).
-    pub cursor_signing_key: Option<Vec<u8>>,
+    /// HMAC keys of page cursors: `CURSOR_SIGNING_KEY` on the local stack; in AWS read at
+    /// start-up from the Secrets Manager secret `CURSOR_SIGNING_KEY_SECRET` names (its current
+    /// and previous versions), by the only function that signs and checks cursors
+    /// ([`crate::app::App::with_cursor_key`]).
+    pub cursor_keys: Option<CursorKeys>,
     /// The secret that holds the cursor key (`CURSOR_SIGNING_KEY_SECRET`), in AWS.
     pub cursor_key_secret: Option<String>,
     pub auth: AuthMode,
@@ -225,9 +253,9 @@ pub fn secret_bytes(name: &str, value: String) -> Result<Vec<u8>, ConfigError> {
 }
 
 impl Config {
-    /// The cursor key; a function that pages (the query function) has it from start-up.
-    pub fn cursor_key(&self) -> Result<&[u8], ConfigError> {
-        self.cursor_signing_key.as_deref().ok_or_else(|| {
+    /// The cursor keys; a function that pages (the query function) has them from start-up.
+    pub fn cursor_keys(&self) -> Result<&CursorKeys, ConfigError> {
+        self.cursor_keys.as_ref().ok_or_else(|| {
             ConfigError::new("neither CURSOR_SIGNING_KEY nor CURSOR_SIGNING_KEY_SECRET is set")
         })
     }
@@ -256,6 +284,14 @@ impl Config {
 
         let auth = match get("AUTH_MODE").as_deref() {
             None | Some("apigateway") => AuthMode::ApiGateway,
+            // Local mode trusts the development identity provider's published key: never where
+            // Lambda itself runs the function (cargo lambda watch does not set this variable).
+            Some("local") if get(LAMBDA_ONLY_VARIABLE).is_some() => {
+                return Err(ConfigError(format!(
+                    "AUTH_MODE=local is refused in AWS Lambda ({LAMBDA_ONLY_VARIABLE} is set): \
+                     a deployed function takes identities from API Gateway's JWT authorizer"
+                )));
+            }
             Some("local") => {
                 let path = required("LOCAL_OIDC_JWKS_FILE")?;
                 let text = std::fs::read_to_string(&path)
@@ -274,6 +310,17 @@ impl Config {
                 )));
             }
         };
+        // The development keys are published (scripts/local.env): only local mode may use them.
+        if !matches!(auth, AuthMode::Local(_)) {
+            for name in DEVELOPMENT_KEYS {
+                if get(name).is_some_and(|v| Some(v.as_str()) == local_default(name)) {
+                    return Err(ConfigError(format!(
+                        "{name} is the development key of scripts/local.env, refused outside \
+                         local mode (AUTH_MODE=local)"
+                    )));
+                }
+            }
+        }
         let template = required("SUBSCRIPTIONS_URL_TEMPLATE")?;
         if !template.contains("{customerId}") {
             return Err(ConfigError(
@@ -292,9 +339,10 @@ impl Config {
             .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
             subscriptions_url_template: template,
             signing_key_id: get("SIGNING_KEY_ID"),
-            cursor_signing_key: get("CURSOR_SIGNING_KEY")
+            cursor_keys: get("CURSOR_SIGNING_KEY")
                 .map(|v| secret_bytes("CURSOR_SIGNING_KEY", v))
-                .transpose()?,
+                .transpose()?
+                .map(|key| CursorKeys::new(key, [])),
             cursor_key_secret: get("CURSOR_SIGNING_KEY_SECRET"),
             auth,
             claims: ClaimNames {
@@ -429,6 +477,38 @@ mod tests {
         let mut v = BASE.to_vec();
         v.push(("CURSOR_SIGNING_KEY", "short"));
         assert!(env(&v).unwrap_err().to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn local_mode_and_the_development_keys_are_refused_where_they_do_not_belong() {
+        let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/local/jwks.json");
+        let local = [
+            ("AUTH_MODE", "local"),
+            ("LOCAL_OIDC_JWKS_FILE", jwks),
+            ("LOCAL_OIDC_ISSUER", "http://127.0.0.1:9100"),
+            ("LOCAL_OIDC_AUDIENCE", "activity-log"),
+        ];
+        let mut v = BASE.to_vec();
+        v.extend(local);
+        assert!(env(&v).is_ok(), "local mode where Lambda does not run it");
+        v.push(("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"));
+        let e = env(&v).unwrap_err().to_string();
+        assert!(
+            e.contains("AUTH_MODE=local is refused")
+                && e.contains("AWS_LAMBDA_INITIALIZATION_TYPE"),
+            "{e}"
+        );
+
+        let dev_key = local_default("CURSOR_SIGNING_KEY").expect("scripts/local.env has one");
+        let mut v = BASE.to_vec();
+        v.push(("CURSOR_SIGNING_KEY", dev_key));
+        let e = env(&v).unwrap_err().to_string();
+        assert!(
+            e.contains("CURSOR_SIGNING_KEY is the development key"),
+            "{e}"
+        );
+        v.extend(local);
+        assert!(env(&v).is_ok(), "local mode may use the development key");
     }
 
     #[test]

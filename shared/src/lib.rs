@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod export;
 pub mod http;
+pub mod metrics;
 pub mod store;
 
 #[cfg(feature = "service")]

@@ -3,6 +3,7 @@
 
 use activity_log::app::App;
 use activity_log::handlers::{query, record};
+use activity_log::http::cursor::{self, CursorKeys};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::{self, activity, minutes_ago as ago};
 use activity_log_tests::{emulator, isolated_app, sdk_config, unique_name};
@@ -533,9 +534,9 @@ async fn one_mebibyte_of_details_round_trips_exactly() {
     );
 }
 
-/// In AWS the query function reads its cursor key from Secrets Manager once, at start-up
-/// (`CURSOR_SIGNING_KEY_SECRET`), instead of from its environment; without a usable key it does
-/// not start.
+/// In AWS the query function reads its cursor keys from Secrets Manager once, at start-up
+/// (`CURSOR_SIGNING_KEY_SECRET`: the current version and, after a rotation, the previous one),
+/// instead of from its environment; without a usable key it does not start.
 #[tokio::test]
 async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
     let sdk = sdk_config(&emulator().await).await;
@@ -558,7 +559,7 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
     // An app without CURSOR_SIGNING_KEY, reading the cursor key from `secret` if any.
     let app_reading = |secret: Option<String>| {
         let mut config = fixtures::config();
-        config.cursor_signing_key = None;
+        config.cursor_keys = None;
         config.cursor_key_secret = secret;
         App::with_clients(
             config,
@@ -570,10 +571,92 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_start_up() {
     };
 
     let arn = create(unique_name("cursor-key"), key).await;
-    let app = app_reading(Some(arn))
+    let app = app_reading(Some(arn.clone()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(app.config.cursor_key().ok(), Some(key.as_bytes()));
+    let keys = app.config.cursor_keys().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys.current_id(), CursorKeys::key_id(key.as_bytes()));
+
+    // A cursor handed out before a rotation still opens its page after it: the function that
+    // starts after the rotation signs with the new version and checks with both.
+    let partner = activity_log::domain::PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let at = |text: &str| {
+        activity_log::domain::time::parse_timestamp(text).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let state = cursor::CursorState {
+        range: activity_log::domain::DateRange {
+            from: at("2026-10-01T00:00:00Z"),
+            to: at("2026-11-01T00:00:00Z"),
+        },
+        position: activity_log::domain::PageKey {
+            occurred_at: at("2026-10-15T12:34:56.789Z"),
+            customer_id: activity_log::domain::CustomerId::parse("c1")
+                .unwrap_or_else(|e| panic!("{e}")),
+            id: activity_log::domain::ActivityId::parse("a1").unwrap_or_else(|e| panic!("{e}")),
+        },
+    };
+    let query = cursor::fingerprint(&[]);
+    let open = cursor::encode(keys, &partner, &query, &state, Utc::now());
+
+    // Staged first (AWSPENDING): functions that start now accept the next key's cursors before
+    // any function signs with it, and still sign with the current key.
+    let next_key = "the-next-cursor-key-staged-before-use-0123";
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(next_key)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let staged = app_reading(Some(arn.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let staged = staged
+        .config
+        .cursor_keys()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(staged.current_id(), CursorKeys::key_id(key.as_bytes()));
+    let signed_by_next = cursor::encode(
+        &CursorKeys::new(next_key.as_bytes().to_vec(), []),
+        &partner,
+        &query,
+        &state,
+        Utc::now(),
+    );
+    assert_eq!(
+        cursor::decode(staged, &partner, &query, &signed_by_next, Utc::now()),
+        Ok(state.clone()),
+        "a cursor of the pending key"
+    );
+
+    let rotated_key = "the-rotated-cursor-key-9876543210-abcdef";
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(rotated_key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let after = app_reading(Some(arn))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rotated = after.config.cursor_keys().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rotated.current_id(),
+        CursorKeys::key_id(rotated_key.as_bytes())
+    );
+    assert_eq!(
+        cursor::decode(rotated, &partner, &query, &open, Utc::now()),
+        Ok(state.clone()),
+        "the cursor of the previous version"
+    );
+    let fresh = cursor::encode(rotated, &partner, &query, &state, Utc::now());
+    assert_eq!(
+        cursor::decode(keys, &partner, &query, &fresh, Utc::now()),
+        Err(cursor::CursorError::RetiredKey),
+        "a function still on the old key cannot check the new key's cursors"
+    );
 
     let short = create(unique_name("cursor-key"), "too-short").await;
     let e = app_reading(Some(short)).await.err().map(|e| e.to_string());

@@ -57,22 +57,63 @@ fn router_routes(cargo: &str) -> BTreeSet<(String, String)> {
     routes
 }
 
+/// `sam build` builds every function crate through the Makefile (one cargo lambda build of
+/// them all, each function's target copying its own bootstrap), in the repository
+/// (samconfig.toml), for the architecture the template's parameter names.
 #[test]
-fn every_function_crate_is_deployed_with_cargo_lambda_for_arm64() {
-    let t = read_workspace_file("template.yaml");
+fn every_function_crate_is_built_by_the_makefile_for_the_architecture_parameter() {
+    let t = template();
+    let makefile = read_workspace_file("Makefile");
     let crates = function_crates();
     assert!(!crates.is_empty());
-    for name in &crates {
+    let mut built = BTreeSet::new();
+    for (id, function) in resources_of(&t, "AWS::Serverless::Function") {
+        assert_eq!(
+            text(at(function, "Metadata.BuildMethod")),
+            "makefile",
+            "{id}"
+        );
+        assert_eq!(text(at(function, "Properties.CodeUri")), ".", "{id}");
+        let target = format!("build-{id}: functions\n\t$(call copy-bootstrap,");
+        let crate_name = makefile
+            .split_once(&target)
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(name, _)| name.to_owned())
+            .unwrap_or_else(|| panic!("the Makefile has no {target}…) for {id}"));
         assert!(
-            t.contains(&format!("CodeUri: functions/{name}\n")),
-            "{name} is not in template.yaml"
+            crates.contains(&crate_name),
+            "{id} copies {crate_name}, which is no function crate"
+        );
+        assert!(
+            built.insert(crate_name.clone()),
+            "{crate_name} is built for two functions"
         );
     }
-    assert_eq!(
-        t.matches("BuildMethod: rust-cargolambda").count(),
-        crates.len()
+    assert_eq!(built, crates, "every function crate is deployed once");
+    for name in &crates {
+        assert!(
+            makefile.contains(&format!(" {name}")),
+            "the Makefile's one build leaves out {name}"
+        );
+    }
+
+    let globals = at(&t, "Globals.Function");
+    assert_eq!(text(at(globals, "Runtime")), "provided.al2023");
+    let architectures = items(at(globals, "Architectures"));
+    assert_eq!(architectures.len(), 1);
+    assert!(is_intrinsic(&architectures[0], "Ref", "Architecture"));
+    let parameter = at(&t, "Parameters.Architecture");
+    assert_eq!(text(at(parameter, "Default")), "arm64");
+    assert_eq!(texts(at(parameter, "AllowedValues")), ["arm64", "x86_64"]);
+    assert!(
+        makefile.contains("ARCHITECTURE ?= arm64"),
+        "the Makefile's default"
     );
-    assert!(t.contains("Runtime: provided.al2023") && t.contains("Architectures: [arm64]"));
+    let samconfig = read_workspace_file("samconfig.toml");
+    assert!(
+        samconfig.contains("[default.build.parameters]\nbuild_in_source = true"),
+        "sam build must not copy the repository: {samconfig}"
+    );
 }
 
 #[test]
@@ -559,8 +600,26 @@ const AWS_METRICS: &[(&str, &str, &str)] = &[
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"),
 ];
 
+/// The namespace of the functions' own metrics as the template names it, with the stack's name
+/// put in as `name` (as the dashboard check fills its `${…}`).
+const OWN_NAMESPACE: &str = "ActivityLog/name";
+
+/// Published by AWS, or by the functions (activity_log::metrics: its names, by `Function`).
 fn known_metric(namespace: &str, name: &str, dimension: &str) -> bool {
     AWS_METRICS.contains(&(namespace, name, dimension))
+        || (namespace == OWN_NAMESPACE
+            && dimension == activity_log::metrics::FUNCTION
+            && activity_log::metrics::METRICS
+                .iter()
+                .any(|m| m.name == name))
+}
+
+/// A namespace written as text or as `!Sub "…${AWS::StackName}"`.
+fn namespace_of(v: &Value) -> String {
+    match intrinsic(v, "Sub") {
+        Some(sub) => text(sub).replace("${AWS::StackName}", "name"),
+        None => text(v).to_owned(),
+    }
 }
 
 #[test]
@@ -580,12 +639,19 @@ fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
         for m in metrics {
             let dimensions = items(at(m, "Dimensions"));
             assert_eq!(dimensions.len(), 1, "{alarm}");
-            let (namespace, name) = (text(at(m, "Namespace")), text(at(m, "MetricName")));
+            let (namespace, name) = (namespace_of(at(m, "Namespace")), text(at(m, "MetricName")));
             let dimension = text(at(&dimensions[0], "Name"));
             assert!(
-                known_metric(namespace, name, dimension),
+                known_metric(&namespace, name, dimension),
                 "{alarm}: {namespace} {name} by {dimension} is not published"
             );
+            if namespace == OWN_NAMESPACE {
+                let function = text(at(&dimensions[0], "Value"));
+                assert!(
+                    function_crates().contains(function),
+                    "{alarm}: no function is named {function} in its metrics"
+                );
+            }
             watched += 1;
         }
         // An alarm on a rate or sum says what it computes.
@@ -659,11 +725,29 @@ fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
                 known_metric(&full[0], &full[1], &full[2]),
                 "the dashboard shows {full:?}, which is not published"
             );
+            if full[0] == OWN_NAMESPACE {
+                assert!(function_crates().contains(&full[3]), "{full:?}");
+            }
             previous = full;
             rows += 1;
         }
     }
     assert!(rows >= 15, "{rows}");
+
+    // The functions publish where the alarms look: the stack's namespace, in every function's
+    // environment.
+    let globals = at(&t, "Globals.Function.Environment.Variables");
+    assert_eq!(
+        namespace_of(at(globals, "METRICS_NAMESPACE")),
+        OWN_NAMESPACE
+    );
+    assert!(OWN_NAMESPACE.starts_with(activity_log::metrics::DEFAULT_NAMESPACE));
+    assert!(
+        resources_of(&t, "AWS::CloudWatch::Alarm")
+            .iter()
+            .any(|(_, a)| text(at(a, "Properties.MetricName")) == "ExportsFailed"),
+        "failed exports alarm on the worker's own metric"
+    );
 }
 
 // ---- The page in AWS: CloudFront in front of the page bucket and the API ----
@@ -1225,4 +1309,149 @@ fn page_routes_are_answered_with_index_html_and_files_as_they_are() {
         assert_eq!(request["method"], "GET");
     }
     assert_eq!(requests.as_array().map(Vec::len), Some(cases.len()));
+}
+
+/// IAM's `StringLike`: `*` is any run of characters, `?` any one.
+fn iam_like(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.split_first() {
+            None => v.is_empty(),
+            Some(('*', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+            Some(('?', rest)) => !v.is_empty() && go(rest, &v[1..]),
+            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+/// Whether `function`'s inline policies allow `action` on the activity table for an item whose
+/// partition key is `pk` (its `dynamodb:LeadingKeys`), as IAM evaluates the statements' keys
+/// and `ForAllValues:StringLike` / `StringNotLike` conditions.
+fn table_write_allowed(function: &Value, action: &str, pk: &str) -> bool {
+    let statements = items(at(function, "Properties.Policies"))
+        .iter()
+        .flat_map(|p| items(at(p, "Statement")).iter());
+    statements
+        .filter(|s| text(at(s, "Effect")) == "Allow")
+        .filter(|s| texts(at(s, "Action")).contains(&action))
+        .filter(|s| {
+            let resources = match at(s, "Resource") {
+                Value::Sequence(list) => list.clone(),
+                one => vec![one.clone()],
+            };
+            resources
+                .iter()
+                .any(|r| is_intrinsic(r, "GetAtt", "ActivityTable.Arn"))
+        })
+        .any(|s| {
+            let Some(condition) = s.get("Condition") else {
+                return true;
+            };
+            let patterns = |operator: &str| -> Option<Vec<&str>> {
+                condition
+                    .get(operator)
+                    .map(|c| texts(at(c, "dynamodb:LeadingKeys")))
+            };
+            let like = patterns("ForAllValues:StringLike");
+            let not_like = patterns("ForAllValues:StringNotLike");
+            like.is_none_or(|ps| ps.iter().any(|p| iam_like(p, pk)))
+                && not_like.is_none_or(|ps| !ps.iter().any(|p| iam_like(p, pk)))
+        })
+}
+
+/// The log is immutable by IAM, not only by code: every write a function may make to the
+/// table is bound to the partitions it owns (`dynamodb:LeadingKeys`), with the partition keys
+/// the code builds, customer ids that look like other kinds of key included; no function may
+/// delete an item or an activity's details, and the bucket refuses deleting details to anyone.
+#[test]
+fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log() {
+    use activity_log::domain::{ActivityId, CustomerId, ExportId, PartnerId};
+    use keys::TableKey;
+
+    let t = template();
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let export = ExportId::generate();
+    let job = TableKey::export_job(&partner, &export).pk;
+    let slots = TableKey::export_slots(&partner).pk;
+    let rate = TableKey::rate_window(&partner, 0).pk;
+    let customer_pks: Vec<String> = ["c1", "a#X#b", "x#RATE", "y#EXPORTS", "z#C#w", "#X#"]
+        .iter()
+        .map(|c| CustomerId::parse(c).unwrap_or_else(|e| panic!("{c}: {e}")))
+        .flat_map(|c| {
+            let id = ActivityId::parse("a1").unwrap_or_else(|e| panic!("{e}"));
+            [
+                TableKey::activity(&partner, &c, &id).pk,
+                TableKey::chain_head(&partner, &c).pk,
+                TableKey::checkpoint(&partner, &c, 1).pk,
+            ]
+        })
+        .collect();
+    let writes = ["dynamodb:PutItem", "dynamodb:UpdateItem"];
+    let function = |name: &str| at(&t, &format!("Resources.{name}")).clone();
+
+    // (function, may write customers' partitions, may write export items, may count requests)
+    let expected = [
+        ("RecordActivityFunction", true, false, true),
+        ("QueryActivityFunction", false, false, true),
+        ("IntegrityFunction", true, false, true),
+        ("ExportActivityFunction", false, true, true),
+        ("ExportWorkerFunction", false, true, false),
+    ];
+    for (name, customers, exports, counts) in expected {
+        let f = function(name);
+        for pk in &customer_pks {
+            let allowed = writes.iter().any(|a| table_write_allowed(&f, a, pk));
+            assert_eq!(allowed, customers, "{name} writing {pk}");
+        }
+        for pk in [&job, &slots] {
+            let allowed = writes.iter().any(|a| table_write_allowed(&f, a, pk));
+            assert_eq!(allowed, exports, "{name} writing {pk}");
+        }
+        assert_eq!(
+            table_write_allowed(&f, "dynamodb:UpdateItem", &rate),
+            counts,
+            "{name} counting requests ({rate})"
+        );
+        let policies = format!("{:?}", at(&f, "Properties.Policies"));
+        for never in [
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:PartiQL",
+        ] {
+            assert!(!policies.contains(never), "{name} is allowed {never}");
+        }
+        // Details are written once and never deleted by a function.
+        for s in items(at(&f, "Properties.Policies"))
+            .iter()
+            .flat_map(|p| items(at(p, "Statement")).iter())
+        {
+            let resource = format!("{:?}", at(s, "Resource"));
+            if resource.contains("/details/") {
+                let actions = texts(at(s, "Action"));
+                assert!(
+                    actions.iter().all(|a| !a.starts_with("s3:Delete")),
+                    "{name} may delete details: {actions:?}"
+                );
+            }
+        }
+    }
+
+    let bucket_policy = items(at(
+        &t,
+        "Resources.ActivityBucketPolicy.Properties.PolicyDocument.Statement",
+    ));
+    let deny = bucket_policy
+        .iter()
+        .find(|s| text(at(s, "Effect")) == "Deny" && s.get("Condition").is_none())
+        .unwrap_or_else(|| panic!("the activity bucket denies no deletion"));
+    assert_eq!(text(at(deny, "Principal")), "*");
+    let actions = texts(at(deny, "Action"));
+    assert!(
+        actions.contains(&"s3:DeleteObject") && actions.contains(&"s3:DeleteObjectVersion"),
+        "{actions:?}"
+    );
+    let resource = intrinsic(at(deny, "Resource"), "Sub").map(text);
+    assert_eq!(resource, Some("${ActivityBucket.Arn}/details/*"));
 }

@@ -20,7 +20,7 @@ use activity_log::domain::{
 use activity_log::store::ExportJobs;
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::testing::ApiRequest;
-use activity_log::testing::fixtures::local_default;
+use activity_log::testing::fixtures::{TEST_CURSOR_KEY, local_default};
 use activity_log::testing::fixtures::{insert_activities, synthetic_activity};
 use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
@@ -73,7 +73,7 @@ impl Harness {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
-            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
             ("AWS_REGION", "us-east-1"),
             ("AWS_DEFAULT_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
@@ -82,7 +82,8 @@ impl Harness {
             ("TABLE_NAME", table),
             ("BUCKET_NAME", BUCKET),
             ("AUTH_MODE", "apigateway"),
-            ("CURSOR_SIGNING_KEY", local_default("CURSOR_SIGNING_KEY")),
+            // Not local mode, so not the development key.
+            ("CURSOR_SIGNING_KEY", TEST_CURSOR_KEY),
             (
                 "SUBSCRIPTIONS_URL_TEMPLATE",
                 local_default("SUBSCRIPTIONS_URL_TEMPLATE"),

@@ -112,9 +112,6 @@ impl<S: Send + Sync> DetailsBlobs for Pages<S> {
     async fn get(&self, key: &str) -> Result<String, StoreError> {
         Err(StoreError::Other(format!("no blob {key}")))
     }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 /// A log of `rows` activities generated page by page on demand, newest first like the table,

@@ -13,6 +13,8 @@ use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     // First: a current-thread runtime has started no other thread yet.
     activity_log::app::map_large_buffers_apart();
+    // Names this function in its metrics (activity_log::metrics).
+    activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     // Hands the rest of a long export to a new invocation of this function.
     let next = &app.worker_launcher()?;

@@ -7,6 +7,8 @@ use activity_log::handlers::integrity;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
+    // Names this function in its metrics (activity_log::metrics).
+    activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     let signer = app.signer()?;
     serve_api(app, |req| {

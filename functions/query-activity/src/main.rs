@@ -8,6 +8,8 @@ use activity_log::handlers::query;
 // (BENCHMARKS.md, request CPU).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
+    // Names this function in its metrics (activity_log::metrics).
+    activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?.with_cursor_key().await?;
     serve_api(app, |req| {
         query::handle(&app.config, &app.store, &app.blobs, req)

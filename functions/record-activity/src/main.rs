@@ -7,6 +7,8 @@ use activity_log::handlers::record;
 // (BENCHMARKS.md, request CPU).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
+    // Names this function in its metrics (activity_log::metrics).
+    activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     serve_api(app, |req| {
         record::handle(&app.config, &app.store, &app.blobs, req)

@@ -322,6 +322,7 @@ async fn seed_four_parts(w: &World) {
 async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_plain_message() {
     let w = World::new();
     seed_four_parts(&w).await;
+    let metrics = crate::metrics::capture();
 
     // A transient failure: released for Lambda's retry, until the attempts run out.
     let id = id_of(&w.create("p1", "{}").await);
@@ -397,6 +398,26 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
     assert_eq!(parts.len(), 4);
     let min = crate::export::parts::MIN_PART_BYTES;
     assert!(parts[..3].iter().all(|&p| p >= min), "{parts:?}");
+
+    // Each invocation published its duration and outcome; the two exports that ended failed
+    // count in ExportsFailed, the one that succeeded gives its rows.
+    let lines = metrics.take();
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["Outcome"].as_str().unwrap_or_default())
+        .collect();
+    let retries = usize::try_from(MAX_FAILURES - 1).unwrap_or_default();
+    let mut expected = vec!["error"; retries];
+    expected.extend(["failed", "failed", "succeeded"]);
+    assert_eq!(outcomes, expected);
+    assert!(lines.iter().all(|l| l["ExportDuration"].is_number()));
+    let failed: f64 = lines
+        .iter()
+        .filter_map(|l| l["ExportsFailed"].as_f64())
+        .sum();
+    assert_eq!(failed, 2.0);
+    assert_eq!(lines.last().map(|l| &l["ExportRows"]), Some(&json!(10_000.0)));
+    assert!(lines.iter().all(|l| l["partner"] == "p1"));
 }
 
 /// An export request for a fixed period (identical requests are merged only for the same

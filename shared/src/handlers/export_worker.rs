@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
-use crate::domain::chain::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
+use crate::domain::chain::{self, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
 use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
@@ -28,6 +28,7 @@ use crate::export::parts::{PartError, PartWriter};
 use crate::handlers::integrity::current_checkpoint;
 use crate::http::response::{ActivityView, Links};
 use crate::launch::{ExportLauncher, WorkerEvent};
+use crate::metrics;
 use crate::store::{
     ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signer,
     StoreError,
@@ -179,6 +180,55 @@ impl From<PartError> for ExportError {
 #[allow(clippy::too_many_arguments)]
 #[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
 pub async fn run<R, B, J, O, L, S>(
+    config: &Config,
+    reader: &R,
+    blobs: &B,
+    jobs: &J,
+    objects: &O,
+    launcher: &L,
+    signer: &S,
+    event: &WorkerEvent,
+) -> Result<RunOutcome, WorkerError>
+where
+    R: ActivityReader + Checkpoints,
+    B: DetailsBlobs,
+    J: ExportJobs,
+    O: ExportObjects,
+    L: ExportLauncher,
+    S: Signer,
+{
+    let started = Instant::now();
+    let result = run_once(
+        config, reader, blobs, jobs, objects, launcher, signer, event,
+    )
+    .await;
+    let duration = (
+        metrics::EXPORT_DURATION,
+        started.elapsed().as_millis() as f64,
+    );
+    let (outcome, values) = match &result {
+        Ok(RunOutcome::Succeeded { rows, .. }) => (
+            "succeeded",
+            vec![duration, (metrics::EXPORT_ROWS, *rows as f64)],
+        ),
+        Ok(RunOutcome::Failed { .. }) => ("failed", vec![duration, (metrics::EXPORTS_FAILED, 1.0)]),
+        Ok(RunOutcome::Continued { .. }) => ("continued", vec![duration]),
+        Ok(RunOutcome::Skipped) => ("skipped", vec![duration]),
+        Err(_) => ("error", vec![duration]),
+    };
+    metrics::emit(
+        outcome,
+        &values,
+        metrics::About {
+            partner: Some(&event.partner_id),
+            request_id: None,
+        },
+    );
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_once<R, B, J, O, L, S>(
     config: &Config,
     reader: &R,
     blobs: &B,
@@ -382,6 +432,41 @@ async fn save_state<O: ExportObjects>(
     Ok(key)
 }
 
+/// The checkpoints as the worker sees them: it reads the heads and the checkpoints kept of them
+/// (by the integrity function), and signs a head none is kept of for its manifest without
+/// keeping it. IAM lets the export functions write export items only, never a customer's
+/// partition, where checkpoints live (template.yaml).
+struct KeptOnlyByOthers<'a, C>(&'a C);
+
+impl<C: Checkpoints> Checkpoints for KeptOnlyByOthers<'_, C> {
+    async fn head(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+    ) -> Result<Option<chain::Head>, StoreError> {
+        self.0.head(partner, customer).await
+    }
+
+    async fn checkpoint(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> Result<Option<chain::Checkpoint>, StoreError> {
+        self.0.checkpoint(partner, customer, sequence).await
+    }
+
+    async fn keep_checkpoint(
+        &self,
+        _: &PartnerId,
+        _: &CustomerId,
+        checkpoint: &chain::Checkpoint,
+        _: i64,
+    ) -> Result<chain::Checkpoint, StoreError> {
+        Ok(checkpoint.clone())
+    }
+}
+
 /// What signs an export's manifest: the customers' heads, the key, and how long checkpoints
 /// are kept.
 struct Sealer<'a, C, S> {
@@ -399,12 +484,16 @@ impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
         for (customer, held) in &state.customers {
             let id = CustomerId::parse(customer)
                 .map_err(|e| StoreError::Corrupt(format!("customer {customer}: {e}")))?;
-            let checkpoint =
-                current_checkpoint(self.heads, self.signer, &job.partner, &id, now, self.keep)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("customer {customer} has no chain head"))
-                    })?;
+            let checkpoint = current_checkpoint(
+                &KeptOnlyByOthers(self.heads),
+                self.signer,
+                &job.partner,
+                &id,
+                now,
+                self.keep,
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("customer {customer} has no chain head")))?;
             customers.push(ManifestCustomer {
                 customer_id: customer.clone(),
                 rows: held.rows,

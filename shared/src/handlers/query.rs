@@ -12,10 +12,11 @@ use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, Identity, PageKey,
     Permission,
 };
-use crate::http::cursor::{self, CursorError, CursorState};
+use crate::http::cursor::{self, CursorError, CursorKeys, CursorState};
 use crate::http::params::{ListParams, ReadRoute, read_route};
 use crate::http::response::{ActivityView, Links, json};
 use crate::http::{ApiError, identity, request_id};
+use crate::metrics;
 use crate::store::{ActivityReader, DetailsBlobs};
 
 /// Response bytes a page may fill before it is cut short (Lambda responses are limited to 6 MB).
@@ -73,10 +74,23 @@ async fn detail<R: ActivityReader, B: DetailsBlobs>(
         _ => None,
     };
     let links = Links::new(config.subscriptions_url_template.as_str());
+    returned(who, "detail", 1);
     Ok(json(
         StatusCode::OK,
         &ActivityView::new(&a, full.as_deref(), &links),
     ))
+}
+
+/// The read's metric: how many activities it returned.
+fn returned(who: &Identity, outcome: &str, items: usize) {
+    metrics::emit(
+        outcome,
+        &[(metrics::QUERY_ITEMS_RETURNED, items as f64)],
+        metrics::About {
+            partner: Some(who.partner.as_str()),
+            request_id: None,
+        },
+    );
 }
 
 async fn list<R: ActivityReader>(
@@ -115,13 +129,14 @@ async fn list<R: ActivityReader>(
     };
     let (items, next) = collect_page(reader, who, &query, after, bound).await?;
 
-    let key = cursor_key(config)?;
+    let keys = cursor_keys(config)?;
     let next_cursor = next.map(|position| {
         cursor::encode(
-            key,
+            keys,
             &who.partner,
             &query_id,
             &CursorState { range, position },
+            Utc::now(),
         )
     });
     let links = Links::new(config.subscriptions_url_template.as_str());
@@ -129,6 +144,7 @@ async fn list<R: ActivityReader>(
         .iter()
         .map(|a| ActivityView::new(a, None, &links))
         .collect();
+    returned(who, "list", views.len());
     Ok(json(
         StatusCode::OK,
         &Page {
@@ -139,8 +155,8 @@ async fn list<R: ActivityReader>(
 }
 
 /// The query function refuses to start without its key; a handler built without one answers 500.
-fn cursor_key(config: &Config) -> Result<&[u8], ApiError> {
-    config.cursor_key().map_err(|e| {
+fn cursor_keys(config: &Config) -> Result<&CursorKeys, ApiError> {
+    config.cursor_keys().map_err(|e| {
         tracing::error!(error = %e, "no cursor key");
         ApiError::Internal
     })
@@ -152,7 +168,14 @@ fn decode_cursor(
     query_id: &str,
     text: &str,
 ) -> Result<CursorState, ApiError> {
-    cursor::decode(cursor_key(config)?, &who.partner, query_id, text).map_err(|e| {
+    cursor::decode(
+        cursor_keys(config)?,
+        &who.partner,
+        query_id,
+        text,
+        Utc::now(),
+    )
+    .map_err(|e| {
         ApiError::bad_request(
             "InvalidCursor",
             match e {

@@ -15,6 +15,7 @@ use crate::domain::{
 };
 use crate::http::response::{ActivityView, Links, json};
 use crate::http::{ApiError, identity, request_id};
+use crate::metrics;
 use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained, keys};
 
 /// Largest request body accepted (Lambda's synchronous payload limit).
@@ -53,8 +54,8 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
             Unchained::new(&who.partner, a, new.details.as_deref())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let uploaded = upload_external_details(blobs, &batch, &records).await?;
-    let stored = insert_new(writer, blobs, &who.partner, records, &uploaded).await?;
+    upload_external_details(blobs, &batch, &records).await?;
+    let stored = insert_new(writer, &who.partner, records).await?;
 
     let links = Links::new(config.subscriptions_url_template.as_str());
     let raw: Vec<Option<Box<RawValue>>> = batch
@@ -73,6 +74,14 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
         views.push(ActivityView::new(a, details.as_deref(), &links));
     }
     tracing::info!(partner = %who.partner, count = views.len(), "activities recorded");
+    metrics::emit(
+        "recorded",
+        &[(metrics::ACTIVITIES_RECORDED, views.len() as f64)],
+        metrics::About {
+            partner: Some(who.partner.as_str()),
+            request_id: request_id(req).as_deref(),
+        },
+    );
     Ok(json(StatusCode::CREATED, &Recorded { items: &views }))
 }
 
@@ -113,13 +122,14 @@ fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiErr
 }
 
 /// Puts the details documents too large for a table item in the bucket, before any record
-/// points to them. Returns their keys.
+/// points to them. Nothing removes them: no function may delete details (IAM, template.yaml).
+/// One that no record points to (the batch was refused after the upload) is content-addressed,
+/// so a retry reuses it, and the bucket's lifecycle removes it after the retention period.
 async fn upload_external_details<B: DetailsBlobs>(
     blobs: &B,
     batch: &[NewActivity],
     records: &[Unchained],
-) -> Result<Vec<String>, ApiError> {
-    let mut uploaded = Vec::new();
+) -> Result<(), ApiError> {
     for (new, record) in batch.iter().zip(records) {
         if let (Details::External { key, .. }, Some(json)) =
             (&record.activity.details, &new.details)
@@ -127,23 +137,19 @@ async fn upload_external_details<B: DetailsBlobs>(
             // On failure, objects already uploaded stay: an identical concurrent request may
             // have stored records pointing to them (keys are content-addressed).
             blobs.put(key, json).await?;
-            uploaded.push(key.clone());
         }
     }
-    Ok(uploaded)
+    Ok(())
 }
 
 type Stored = HashMap<(CustomerId, ActivityId), Activity>;
 
 /// Inserts what is new; a key that exists is a retry (same content: its stored record is the
-/// answer) or a conflict (nothing of the batch is written, and the details objects uploaded for
-/// it that no stored record points to are removed).
-async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
+/// answer) or a conflict (nothing of the batch is written).
+async fn insert_new<W: ActivityWriter>(
     writer: &W,
-    blobs: &B,
     partner: &PartnerId,
     records: Vec<Unchained>,
-    uploaded: &[String],
 ) -> Result<Stored, ApiError> {
     let mut stored = Stored::new();
     let mut pending = records;
@@ -167,18 +173,6 @@ async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
                             && a.content_hash != old.content_hash
                     })
                 }) {
-                    // Keys are content-addressed, so a retry's details share a key.
-                    let keep: Vec<String> = existing
-                        .iter()
-                        .chain(stored.values())
-                        .filter_map(external_key)
-                        .collect();
-                    let orphans: Vec<String> = uploaded
-                        .iter()
-                        .filter(|k| !keep.contains(k))
-                        .cloned()
-                        .collect();
-                    discard(blobs, &orphans).await;
                     return Err(ApiError::Conflict(format!(
                         "activity {} of customer {} already exists with different content",
                         clash.id, clash.customer_id
@@ -200,13 +194,6 @@ async fn insert_new<W: ActivityWriter, B: DetailsBlobs>(
         Ok(stored)
     } else {
         Err(ApiError::Unavailable)
-    }
-}
-
-fn external_key(a: &Activity) -> Option<String> {
-    match &a.details {
-        Details::External { key, .. } => Some(key.clone()),
-        _ => None,
     }
 }
 
@@ -245,15 +232,5 @@ fn to_record(
         expires_at: rules.expires_at(recorded_at),
         recorded_by: Some(recorded_by.to_owned()),
         chain: None,
-    }
-}
-
-/// Best-effort removal of uploaded details that no record points to (the bucket's lifecycle
-/// rule removes any that this misses).
-async fn discard<B: DetailsBlobs>(blobs: &B, keys: &[String]) {
-    for key in keys {
-        if let Err(e) = blobs.delete(key).await {
-            tracing::warn!(error = %e, "could not remove an unreferenced details object");
-        }
     }
 }

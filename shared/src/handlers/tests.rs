@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{query, record};
 use crate::config::Config;
+use crate::http::cursor::CursorKeys;
 use crate::store::Signer as _;
 use crate::store::memory::MemoryStore;
 use crate::testing::ApiRequest;
@@ -12,7 +13,10 @@ use crate::testing::fixtures::{self, activity, json_body as body, minutes_ago as
 
 fn config() -> Config {
     Config {
-        cursor_signing_key: Some(b"unit-test-cursor-key-unit-test-cursor".to_vec()),
+        cursor_keys: Some(CursorKeys::new(
+            b"unit-test-cursor-key-unit-test-cursor".to_vec(),
+            [],
+        )),
         details_inline_max_bytes: 64,
         ..fixtures::config()
     }
@@ -94,8 +98,10 @@ async fn retry_returns_the_stored_item_and_a_changed_retry_conflicts() {
     assert_eq!(body(&changed)["error"]["code"], "IdempotencyConflict");
 }
 
+/// No function deletes details (IAM and code): the object uploaded for a refused batch stays,
+/// unreferenced, and the corrected retry writes to the same content-addressed key.
 #[tokio::test]
-async fn a_conflict_in_a_batch_writes_nothing_and_leaves_no_details_objects() {
+async fn a_conflict_in_a_batch_writes_nothing_and_its_details_upload_serves_the_retry() {
     let store = MemoryStore::default();
     assert_eq!(
         post(&store, "p1", &activity("c1", "a1", &recent(3)))
@@ -106,8 +112,13 @@ async fn a_conflict_in_a_batch_writes_nothing_and_leaves_no_details_objects() {
     let mut big = activity("c1", "a2", &recent(3));
     big["details"] = json!({"products": vec!["x"; 100]});
     let clash = activity("c1", "a1", &recent(9));
-    assert_eq!(post(&store, "p1", &json!([big, clash])).await.status(), 409);
-    assert_eq!(store.blob_count(), 0);
+    assert_eq!(
+        post(&store, "p1", &json!([big.clone(), clash]))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(store.blob_count(), 1, "the upload stays, deleted by no one");
     let r = get(
         &store,
         ApiRequest::get("/customers/{customerId}/activities/{activityId}")
@@ -117,6 +128,74 @@ async fn a_conflict_in_a_batch_writes_nothing_and_leaves_no_details_objects() {
     )
     .await;
     assert_eq!(r.status(), 404);
+    assert_eq!(post(&store, "p1", &big).await.status(), 201);
+    assert_eq!(store.blob_count(), 1, "the retry's details have the same key");
+}
+
+/// The handlers' metrics, as CloudWatch reads them (Embedded Metric Format): names, units and
+/// dimensions (function and outcome, never the tenant), and the values of what happened.
+#[tokio::test]
+async fn handlers_publish_their_metrics_in_embedded_metric_format() {
+    use crate::metrics;
+    metrics::set_function("record-activity");
+    let store = MemoryStore::default();
+    let captured = metrics::capture();
+    let batch = json!([activity("c1", "m1", &recent(3)), activity("c1", "m2", &recent(2))]);
+    assert_eq!(post(&store, "p1", &batch).await.status(), 201);
+    let mut bad = activity("c1", "m3", &recent(1));
+    bad["status"] = json!("maybe");
+    assert_eq!(post(&store, "p1", &bad).await.status(), 400);
+    let list = get(
+        &store,
+        ApiRequest::get("/customers/{customerId}/activities")
+            .path_param("customerId", "c1")
+            .caller("p1", &["GlobalAdmin"]),
+    )
+    .await;
+    assert_eq!(list.status(), 200);
+
+    let lines = captured.take();
+    let metric = |name: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["Name"] == name))
+            })
+            .collect()
+    };
+    for line in &lines {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], metrics::DEFAULT_NAMESPACE);
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["Function"], ["Function", "Outcome"]]),
+            "{line}"
+        );
+        assert_eq!(line["Function"], "record-activity");
+        for m in directive["Metrics"].as_array().into_iter().flatten() {
+            let name = m["Name"].as_str().unwrap_or_default();
+            assert!(
+                metrics::METRICS.iter().any(|known| known.name == name),
+                "{name} is not in metrics::METRICS"
+            );
+            assert!(line[name].is_number(), "{line}");
+        }
+    }
+    let recorded = metric("ActivitiesRecorded");
+    assert_eq!(recorded.len(), 1, "{lines:?}");
+    assert_eq!(recorded[0]["ActivitiesRecorded"], 2.0);
+    assert_eq!(recorded[0]["Outcome"], "recorded");
+    assert_eq!(recorded[0]["partner"], "p1", "the tenant is in the line");
+    let refused = metric("RequestsRefused");
+    assert_eq!(refused.len(), 1, "{lines:?}");
+    assert_eq!(refused[0]["Outcome"], "ValidationFailed");
+    assert_eq!(refused[0]["RequestsRefused"], 1.0);
+    let read = metric("QueryItemsReturned");
+    assert_eq!(read.len(), 1, "{lines:?}");
+    assert_eq!(read[0]["QueryItemsReturned"], 2.0);
+    assert_eq!(read[0]["Outcome"], "list");
 }
 
 #[tokio::test]

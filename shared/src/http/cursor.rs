@@ -1,8 +1,10 @@
-//! Page cursors: opaque to callers, HMAC-signed, bound to the tenant and to the query.
+//! Page cursors: opaque to callers, HMAC-signed, bound to the tenant and to the query, valid
+//! for [`CURSOR_LIFETIME`], and naming the key that signed them, so the key can be rotated
+//! while pages are open ([`CursorKeys`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -11,6 +13,10 @@ use crate::domain::{ActivityId, CustomerId, DateRange, PageKey, PartnerId};
 
 /// Longest cursor text accepted before any decoding.
 const MAX_CURSOR_LEN: usize = 1024;
+
+/// How long a cursor can be used: a day, long enough for a person paging through a period and
+/// for a script's run; a cursor older than that is refused and the first page asked again.
+pub const CURSOR_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
 /// What a cursor carries: where to continue and the period the first page resolved
 /// (so a defaulted `to = now` does not move between pages).
@@ -28,11 +34,66 @@ pub enum CursorError {
     BadSignature,
     #[error("cursor belongs to a different query")]
     WrongQuery,
+    #[error("the cursor has expired (cursors last 24 hours); ask for the first page again")]
+    Expired,
+    #[error("the cursor was signed with a key no longer in use; ask for the first page again")]
+    RetiredKey,
+}
+
+/// The keys of cursors: the current one signs, it and the previous ones check. After the
+/// secret is rotated, a cursor signed with the key before still works until it expires.
+#[derive(Clone)]
+pub struct CursorKeys {
+    /// (key id, key); the first is the current key.
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl CursorKeys {
+    pub fn new(current: Vec<u8>, previous: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let keys = std::iter::once(current)
+            .chain(previous)
+            .map(|k| (Self::key_id(&k), k))
+            .collect();
+        Self { keys }
+    }
+
+    /// A key's id: the first 8 bytes of its SHA-256, in hex. It names the key, and tells nothing
+    /// of it that the key's 256 bits of strength would notice.
+    pub fn key_id(key: &[u8]) -> String {
+        hex::encode(&Sha256::digest(key)[..8])
+    }
+
+    /// The id of the key that signs.
+    pub fn current_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    fn current(&self) -> &(String, Vec<u8>) {
+        &self.keys[0]
+    }
+
+    fn by_id(&self, id: &str) -> Option<&[u8]> {
+        self.keys
+            .iter()
+            .find(|(kid, _)| kid == id)
+            .map(|(_, k)| k.as_slice())
+    }
+}
+
+impl std::fmt::Debug for CursorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("CursorKeys").field("ids", &ids).finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Payload {
     v: u8,
+    /// Id of the key that signed it.
+    k: String,
+    /// Expiry, epoch milliseconds.
+    e: i64,
     /// Tenant.
     p: String,
     /// Query fingerprint.
@@ -44,6 +105,14 @@ struct Payload {
     o: i64,
     c: String,
     i: String,
+}
+
+/// The members of a cursor read before its signature is checked: its version and key id.
+#[derive(Deserialize)]
+struct Header {
+    v: u8,
+    #[serde(default)]
+    k: String,
 }
 
 /// A fingerprint of everything that defines a query's result set except the page size.
@@ -71,9 +140,18 @@ fn mac(key: &[u8], data: &[u8]) -> Hmac<Sha256> {
     m
 }
 
-pub fn encode(key: &[u8], partner: &PartnerId, query: &str, state: &CursorState) -> String {
+pub fn encode(
+    keys: &CursorKeys,
+    partner: &PartnerId,
+    query: &str,
+    state: &CursorState,
+    now: DateTime<Utc>,
+) -> String {
+    let (id, key) = keys.current();
     let payload = Payload {
-        v: 1,
+        v: 2,
+        k: id.clone(),
+        e: (now + CURSOR_LIFETIME).timestamp_millis(),
         p: partner.as_str().to_owned(),
         q: query.to_owned(),
         f: state.range.from.timestamp_millis(),
@@ -88,10 +166,11 @@ pub fn encode(key: &[u8], partner: &PartnerId, query: &str, state: &CursorState)
 }
 
 pub fn decode(
-    key: &[u8],
+    keys: &CursorKeys,
     partner: &PartnerId,
     query: &str,
     text: &str,
+    now: DateTime<Utc>,
 ) -> Result<CursorState, CursorError> {
     if text.len() > MAX_CURSOR_LEN {
         return Err(CursorError::Malformed);
@@ -100,22 +179,33 @@ pub fn decode(
     let sig = URL_SAFE_NO_PAD
         .decode(sig)
         .map_err(|_| CursorError::Malformed)?;
-    mac(key, body.as_bytes())
-        .verify_slice(&sig)
-        .map_err(|_| CursorError::BadSignature)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(body)
         .map_err(|_| CursorError::Malformed)?;
-    let p: Payload = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
-    if p.v != 1 {
-        return Err(CursorError::Malformed);
+    // The key id only picks the key; nothing else is read before the signature verifies.
+    let header: Header = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
+    if header.v != 2 {
+        // Version 1 (before key ids and expiry): handed out before the key could rotate.
+        return Err(if header.v == 1 {
+            CursorError::Expired
+        } else {
+            CursorError::Malformed
+        });
     }
+    let key = keys.by_id(&header.k).ok_or(CursorError::RetiredKey)?;
+    mac(key, body.as_bytes())
+        .verify_slice(&sig)
+        .map_err(|_| CursorError::BadSignature)?;
+    let p: Payload = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
     // Another tenant's cursor is as good as a forged one: it tells the caller nothing.
     if p.p != partner.as_str() {
         return Err(CursorError::BadSignature);
     }
     if p.q != query {
         return Err(CursorError::WrongQuery);
+    }
+    if now.timestamp_millis() > p.e {
+        return Err(CursorError::Expired);
     }
     let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).ok_or(CursorError::Malformed);
     Ok(CursorState {
@@ -138,6 +228,14 @@ mod tests {
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn keys() -> CursorKeys {
+        CursorKeys::new(KEY.to_vec(), [])
+    }
+
+    fn now() -> DateTime<Utc> {
+        parse_timestamp("2026-11-25T12:00:00Z").unwrap()
+    }
+
     fn state() -> CursorState {
         CursorState {
             range: DateRange {
@@ -159,33 +257,39 @@ mod tests {
     #[test]
     fn round_trips_for_the_same_tenant_and_query() {
         let q = fingerprint(&[("customer", Some("c1")), ("from", None)]);
-        let c = encode(KEY, &p("p1"), &q, &state());
-        assert_eq!(decode(KEY, &p("p1"), &q, &c), Ok(state()));
+        let c = encode(&keys(), &p("p1"), &q, &state(), now());
+        assert_eq!(decode(&keys(), &p("p1"), &q, &c, now()), Ok(state()));
     }
 
     #[test]
     fn another_tenant_or_query_or_key_is_refused() {
         let q = fingerprint(&[("customer", Some("c1"))]);
-        let c = encode(KEY, &p("p1"), &q, &state());
+        let c = encode(&keys(), &p("p1"), &q, &state(), now());
         assert_eq!(
-            decode(KEY, &p("p2"), &q, &c),
+            decode(&keys(), &p("p2"), &q, &c, now()),
             Err(CursorError::BadSignature)
         );
         let other_q = fingerprint(&[("customer", Some("c2"))]);
         assert_eq!(
-            decode(KEY, &p("p1"), &other_q, &c),
+            decode(&keys(), &p("p1"), &other_q, &c, now()),
             Err(CursorError::WrongQuery)
         );
         assert_eq!(
-            decode(b"another-key-another-key-another-k", &p("p1"), &q, &c),
-            Err(CursorError::BadSignature)
+            decode(
+                &CursorKeys::new(b"another-key-another-key-another-k".to_vec(), []),
+                &p("p1"),
+                &q,
+                &c,
+                now()
+            ),
+            Err(CursorError::RetiredKey)
         );
     }
 
     #[test]
     fn tampering_is_detected() {
         let q = fingerprint(&[]);
-        let c = encode(KEY, &p("p1"), &q, &state());
+        let c = encode(&keys(), &p("p1"), &q, &state(), now());
         let (body, sig) = c.split_once('.').unwrap();
         // Re-encode the payload for another tenant but keep the signature.
         let mut payload: serde_json::Value =
@@ -193,12 +297,73 @@ mod tests {
         payload["p"] = "p2".into();
         let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(payload.to_string()));
         assert_eq!(
-            decode(KEY, &p("p2"), &q, &forged),
+            decode(&keys(), &p("p2"), &q, &forged, now()),
             Err(CursorError::BadSignature)
         );
         for bad in ["", ".", "abc", "a.b", &format!("{c}x"), &"A".repeat(5000)] {
-            assert!(decode(KEY, &p("p1"), &q, bad).is_err(), "{bad:?} accepted");
+            assert!(
+                decode(&keys(), &p("p1"), &q, bad, now()).is_err(),
+                "{bad:?} accepted"
+            );
         }
+    }
+
+    #[test]
+    fn a_cursor_expires_after_its_lifetime() {
+        let q = fingerprint(&[]);
+        let c = encode(&keys(), &p("p1"), &q, &state(), now());
+        let last = now() + CURSOR_LIFETIME;
+        assert_eq!(decode(&keys(), &p("p1"), &q, &c, last), Ok(state()));
+        assert_eq!(
+            decode(&keys(), &p("p1"), &q, &c, last + TimeDelta::milliseconds(1)),
+            Err(CursorError::Expired)
+        );
+        // A cursor of version 1 (no key id, no expiry) is treated as expired.
+        let v1 = URL_SAFE_NO_PAD.encode(br#"{"v":1,"p":"p1"}"#);
+        assert_eq!(
+            decode(&keys(), &p("p1"), &q, &format!("{v1}.AAAA"), now()),
+            Err(CursorError::Expired)
+        );
+    }
+
+    #[test]
+    fn after_a_rotation_open_cursors_still_work_until_their_key_is_dropped() {
+        let q = fingerprint(&[]);
+        let old_key = b"the-key-before-the-rotation-0123456".to_vec();
+        let new_key = b"the-key-after-the-rotation-01234567".to_vec();
+        let before = CursorKeys::new(old_key.clone(), []);
+        let open = encode(&before, &p("p1"), &q, &state(), now());
+
+        let rotated = CursorKeys::new(new_key.clone(), [old_key.clone()]);
+        assert_eq!(decode(&rotated, &p("p1"), &q, &open, now()), Ok(state()));
+        let fresh = encode(&rotated, &p("p1"), &q, &state(), now());
+        let payload = |c: &str| -> serde_json::Value {
+            let body = c.split_once('.').unwrap().0;
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
+        };
+        assert_eq!(payload(&fresh)["k"], CursorKeys::key_id(&new_key));
+        assert_eq!(payload(&open)["k"], CursorKeys::key_id(&old_key));
+        assert_eq!(rotated.current_id(), CursorKeys::key_id(&new_key));
+        assert!(
+            !format!("{rotated:?}").contains("rotation"),
+            "keys never printed"
+        );
+
+        let dropped = CursorKeys::new(new_key, []);
+        assert_eq!(
+            decode(&dropped, &p("p1"), &q, &open, now()),
+            Err(CursorError::RetiredKey)
+        );
+        assert_eq!(decode(&dropped, &p("p1"), &q, &fresh, now()), Ok(state()));
+        // A key id rewritten to the current key's does not make the old signature verify.
+        let mut forged = payload(&open);
+        forged["k"] = rotated.current_id().into();
+        let sig = open.split_once('.').unwrap().1;
+        let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(forged.to_string()));
+        assert_eq!(
+            decode(&dropped, &p("p1"), &q, &forged, now()),
+            Err(CursorError::BadSignature)
+        );
     }
 
     #[test]

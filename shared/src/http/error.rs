@@ -95,6 +95,14 @@ impl ApiError {
 
     /// `{"error": {"code", "message", "fields"?, "requestId"?}}` with the mapped status.
     pub fn into_response(self, request_id: Option<&str>) -> Response<Body> {
+        crate::metrics::emit(
+            self.code(),
+            &[(crate::metrics::REQUESTS_REFUSED, 1.0)],
+            crate::metrics::About {
+                partner: None,
+                request_id,
+            },
+        );
         let mut error = json!({ "code": self.code(), "message": self.message() });
         if let Self::BadRequest { fields, .. } = &self
             && !fields.is_empty()

@@ -269,11 +269,6 @@ impl DetailsBlobs for MemoryStore {
             .cloned()
             .ok_or_else(|| StoreError::Other(format!("no blob {key}")))
     }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        locked(&self.blobs)?.remove(key);
-        Ok(())
-    }
 }
 
 impl ExportJobs for MemoryStore {

@@ -173,11 +173,11 @@ pub trait ActivityReader: Send + Sync {
     ) -> impl Future<Output = Result<StorePage, StoreError>> + Send;
 }
 
-/// Keeps details objects too large for a record.
+/// Keeps details objects too large for a record. They are never deleted (only the bucket's
+/// lifecycle expires them).
 pub trait DetailsBlobs: Send + Sync {
     fn put(&self, key: &str, json: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, key: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
-    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// One multipart upload in progress.

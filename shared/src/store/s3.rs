@@ -95,10 +95,6 @@ impl DetailsBlobs for S3Blobs {
         String::from_utf8(self.get_object(key).await?)
             .map_err(|_| StoreError::Corrupt(format!("details object {key} is not UTF-8")))
     }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.remove_object(key).await
-    }
 }
 
 /// A multipart upload of an export file.

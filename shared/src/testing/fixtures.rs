@@ -34,28 +34,22 @@ pub fn csv_export_of_last_days(days: i64, now: DateTime<Utc>) -> ExportSpec {
     }
 }
 
-/// `scripts/local.env`: the one place of the local development defaults.
-const LOCAL_ENV: &str = include_str!("../../../scripts/local.env");
-
-fn lookup(name: &str) -> Option<&'static str> {
-    LOCAL_ENV
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim())
-}
-
-/// A local development default by name (`LOCAL_JWT_SECRET`, `CURSOR_SIGNING_KEY`, …).
+/// A local development default by name (`CURSOR_SIGNING_KEY`, `TABLE_NAME`, …).
 pub fn local_default(name: &str) -> &'static str {
-    lookup(name).unwrap_or_else(|| panic!("scripts/local.env has no {name}"))
+    crate::config::local_default(name).unwrap_or_else(|| panic!("scripts/local.env has no {name}"))
 }
+
+/// The cursor key of tests outside local mode, where the development key is refused.
+pub const TEST_CURSOR_KEY: &str = "unit-test-cursor-signing-key-0123456789abcdef";
 
 /// The configuration from the local defaults (a table and bucket named `t` and `b`, identities
 /// from API Gateway's authorizer); tests change what they test.
 pub fn config() -> Config {
-    Config::from_lookup(|name| lookup(name).map(str::to_owned))
-        .unwrap_or_else(|e| panic!("local defaults: {e}"))
+    Config::from_lookup(|name| match name {
+        "CURSOR_SIGNING_KEY" => Some(TEST_CURSOR_KEY.to_owned()),
+        _ => crate::config::local_default(name).map(str::to_owned),
+    })
+    .unwrap_or_else(|e| panic!("local defaults: {e}"))
 }
 
 /// The local OpenID Connect provider as the functions see it in local mode: its issuer and
