@@ -101,6 +101,7 @@ class RuntimeApi:
     def __init__(self, event: dict):
         self.event = json.dumps(event).encode()
         self.answered = threading.Event()
+        self.stopped = threading.Event()
         self.served = False
         self.outcome: tuple[str, bytes] | None = None
         api = self
@@ -113,9 +114,11 @@ class RuntimeApi:
                 if self.path != "/2018-06-01/runtime/invocation/next":
                     self.send_error(404)
                     return
-                if api.served:  # one invocation only; the process is stopped after it
-                    api.answered.wait(30)
-                    self.send_error(410)
+                if api.served:
+                    # One invocation only: the next is never given (as Lambda freezes an idle
+                    # function); the process is stopped.
+                    api.stopped.wait(60)
+                    self.close_connection = True
                     return
                 api.served = True
                 self.send_response(200)
@@ -178,6 +181,7 @@ def run_once(bootstrap: Path, crate: str) -> list[str]:
     finally:
         proc.kill()
         output = proc.communicate()[0].decode(errors="replace")
+        api.stopped.set()
         api.server.shutdown()
     problems = []
     if not answered or api.outcome is None:
@@ -187,29 +191,35 @@ def run_once(bootstrap: Path, crate: str) -> list[str]:
         try:
             answer = json.loads(body)
             status, payload = answer.get("statusCode"), json.loads(answer.get("body") or "{}")
+            code = payload.get("error", {}).get("code")
         except (ValueError, AttributeError) as e:
             return [f"{kind} is not an API Gateway response ({e}): {body[:300]!r}"]
-        if kind != "response" or status != 401 or payload.get("code") != "Unauthenticated":
+        if kind != "response" or status != 401 or code != "Unauthenticated":
             problems.append(f"expected a 401 Unauthenticated response, got {kind} {status}: {payload}")
         else:
-            print(f"    answered {method_path[0]} {method_path[1]}: {status} {payload['code']}")
+            print(f"    answered {method_path[0]} {method_path[1]}: {status} {code}")
     else:
         if kind != "error":
             problems.append(f"expected an error for an event naming no job, got {kind}: {body[:300]!r}")
         else:
             print(f"    answered an event naming no job with an error: {body[:120].decode(errors='replace')}")
     lines = [line for line in output.splitlines() if line.strip()]
-    not_json = [line for line in lines if not line.startswith("{")]
+    not_json, unnamed = [], []
     for line in lines:
-        if line.startswith("{"):
-            try:
-                json.loads(line)
-            except ValueError:
-                not_json.append(line)
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            not_json.append(line)
+            continue
+        # A log line names its function as `function`, a metric line (EMF) as `Function`.
+        if not isinstance(parsed, dict) or crate not in (parsed.get("function"), parsed.get("Function")):
+            unnamed.append(line)
     if not_json:
         problems.append("logged lines that are not JSON:\n      " + "\n      ".join(not_json[:5]))
-    elif lines:
-        print(f"    {len(lines)} log line(s), each a JSON object")
+    if unnamed:
+        problems.append(f"logged lines that do not name {crate}:\n      " + "\n      ".join(unnamed[:5]))
+    if lines and not not_json and not unnamed:
+        print(f"    {len(lines)} log line(s), each a JSON object naming {crate}")
     return problems
 
 

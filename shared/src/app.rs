@@ -200,11 +200,22 @@ where
     F: Fn(Request) -> Fut + Sync,
     Fut: Future<Output = Response<Body>> + Send,
 {
+    use tracing::Instrument as _;
     let handler = &handler;
     serve_http(|req| async move {
-        match crate::http::rate::check(&app.config, &app.store, &req).await {
+        let rid = crate::http::request_id(&req);
+        // Its log lines name the request and the partner, as the handler's do.
+        let span = tracing::info_span!(
+            "rate_limit",
+            request_id = rid.as_deref().unwrap_or_default(),
+            partner = tracing::field::Empty
+        );
+        let admitted = crate::http::rate::check(&app.config, &app.store, &req)
+            .instrument(span)
+            .await;
+        match admitted {
             Ok(()) => handler(req).await,
-            Err(e) => e.into_response(crate::http::request_id(&req).as_deref()),
+            Err(e) => e.into_response(rid.as_deref()),
         }
     })
     .await
@@ -319,9 +330,11 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// JSON logs in AWS Lambda (CloudWatch) and wherever `LOG_FORMAT=json`, readable text elsewhere. `RUST_LOG` is a level (`info`, the
-/// default) or a list of `target=level` directives; `tracing`'s `Targets` filter reads it, which,
-/// unlike the env-filter, needs no regular-expression engine in every package.
+/// Logs: in AWS Lambda (CloudWatch) and wherever `LOG_FORMAT=json`, one JSON object per line
+/// ([`crate::logging::JsonLines`]: function, request id, partner); readable text elsewhere.
+/// `RUST_LOG` is a level (`info`, the default) or a list of `target=level` directives;
+/// `tracing`'s `Targets` filter reads it, which, unlike the env-filter, needs no
+/// regular-expression engine in every package.
 pub fn init_tracing() {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -330,15 +343,18 @@ pub fn init_tracing() {
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let layer = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .without_time();
     let json = crate::config::in_aws_lambda()
         || std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry();
     let _ = if json {
-        registry.with(layer.json().with_filter(filter)).try_init()
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(crate::logging::JsonLines);
+        registry.with(layer.with_filter(filter)).try_init()
     } else {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .without_time();
         registry.with(layer.with_filter(filter)).try_init()
     };
 }

@@ -18,5 +18,7 @@ pub mod app;
 pub mod handlers;
 #[cfg(feature = "service")]
 pub mod launch;
+#[cfg(feature = "service")]
+pub mod logging;
 #[cfg(all(feature = "service", any(test, feature = "testing")))]
 pub mod testing;

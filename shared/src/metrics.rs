@@ -92,7 +92,8 @@ pub fn set_function(name: &'static str) {
     let _ = FUNCTION_NAME.set(name);
 }
 
-fn function() -> &'static str {
+/// The function's name as [`set_function`] gave it.
+pub fn function() -> &'static str {
     FUNCTION_NAME.get().copied().unwrap_or("unknown")
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end: both functions under `cargo lambda watch` (router paths as in AWS, local token
 //! verification) on a free port, storage in the emulator, real HTTP requests.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use activity_log::testing::fixtures::minutes_ago as ago;
@@ -14,6 +15,8 @@ struct Api {
     base: String,
     /// The stack's table, for the tests that tamper with storage behind the API's back.
     table: String,
+    /// What the functions log (through cargo lambda watch), in JSON as in AWS.
+    log: PathBuf,
     http: Client,
 }
 
@@ -55,11 +58,13 @@ const LINK_TTL_SECS: u64 = 4;
 /// The stack, started once for this test binary: moto for DynamoDB, s3s-fs (which checks
 /// signatures) for S3, all four functions under cargo lambda watch.
 async fn start() -> Api {
-    static STACK: tokio::sync::OnceCell<(String, String)> = tokio::sync::OnceCell::const_new();
-    let (base, table) = STACK.get_or_init(launch_stack).await;
+    static STACK: tokio::sync::OnceCell<(String, String, PathBuf)> =
+        tokio::sync::OnceCell::const_new();
+    let (base, table, log) = STACK.get_or_init(launch_stack).await;
     Api {
         base: base.clone(),
         table: table.clone(),
+        log: log.clone(),
         http: Client::builder()
             .timeout(Duration::from_secs(900))
             .build()
@@ -67,15 +72,112 @@ async fn start() -> Api {
     }
 }
 
-async fn launch_stack() -> (String, String) {
+async fn launch_stack() -> (String, String, PathBuf) {
     let s3_endpoint = signature_checking_s3().await;
     let stack = local_stack(
         &s3_endpoint,
-        &[("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string())],
+        &[
+            ("EXPORT_LINK_TTL_SECONDS", LINK_TTL_SECS.to_string()),
+            // The functions log as in AWS Lambda.
+            ("LOG_FORMAT", "json".to_owned()),
+        ],
         1,
     )
     .await;
-    (stack.base, stack.table)
+    (stack.base, stack.table, stack.log)
+}
+
+/// What a function logged for one request, in AWS's format: every line that names the partner
+/// is a JSON object naming the function, the API request and the partner; neither the token nor
+/// anything of the activity's details is in any line.
+#[tokio::test]
+async fn a_recorded_request_s_log_lines_are_json_and_name_it_but_never_its_token_or_details() {
+    let _turn = TURN.lock().await;
+    let api = start().await;
+    let partner = format!("p-logs-{}", std::process::id());
+    let writer = token(&partner, &["ActivityWriter"], "log-check-service", 3600);
+    let marker = format!("details-never-logged-{}", std::process::id());
+    let activity = |id: &str, details: Value| {
+        json!({"id": id, "customerId": "logged-customer", "action": "placed an order",
+               "partnerUser": "someone@partner.example", "occurredAt": ago(5), "details": details})
+    };
+    // Small details (in the item) and large ones (in the bucket), then a refused request.
+    let batch = json!([
+        activity("log-1", json!({"note": marker})),
+        activity("log-2", json!({"note": marker, "pad": "x".repeat(40_000)})),
+    ]);
+    let (status, body) = api.post(&batch, &writer).await;
+    assert_eq!(status, 201, "{body}");
+    let mut bad = activity("log-3", json!({"note": marker}));
+    bad["status"] = json!("maybe");
+    let (status, refused) = api.post(&bad, &writer).await;
+    assert_eq!(status, 400, "{refused}");
+    let refused_id = refused["error"]["requestId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no requestId in {refused}"))
+        .to_owned();
+
+    // cargo lambda watch writes the functions' output as it comes.
+    let mut mine: Vec<Value> = Vec::new();
+    let mut text = String::new();
+    wait_until("the request's log lines", Duration::from_secs(30), || {
+        text = std::fs::read_to_string(&api.log).unwrap_or_default();
+        mine = text
+            .lines()
+            .filter(|l| l.contains(partner.as_str()) || l.contains(refused_id.as_str()))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("a line that is not JSON ({e}): {l}"))
+            })
+            .collect();
+        let done = mine.iter().any(|l| l["message"] == "activities recorded")
+            && mine.iter().any(|l| l["RequestsRefused"].is_number());
+        async move { done }
+    })
+    .await;
+    assert!(!text.contains(&writer), "the token is in the log");
+    assert!(!text.contains(&marker), "the details are in the log");
+
+    let logged: Vec<&Value> = mine.iter().filter(|l| l.get("_aws").is_none()).collect();
+    assert!(!logged.is_empty(), "{mine:?}");
+    for line in &logged {
+        assert_eq!(line["function"], "record-activity", "{line}");
+        assert_eq!(line["partner"], partner.as_str(), "{line}");
+        assert!(
+            line["requestId"].as_str().is_some_and(|r| !r.is_empty()),
+            "{line}"
+        );
+        assert!(line["awsRequestId"].is_string(), "{line}");
+        assert!(
+            line["level"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    let recorded = logged
+        .iter()
+        .find(|l| l["message"] == "activities recorded")
+        .unwrap_or_else(|| panic!("{logged:?}"));
+    assert_eq!(recorded["count"], 2);
+    // The metric lines (Embedded Metric Format) of the same requests.
+    let metric = |name: &str| {
+        mine.iter()
+            .find(|l| l[name].is_number())
+            .unwrap_or_else(|| panic!("no {name} line in {mine:?}"))
+    };
+    let stored = metric("ActivitiesRecorded");
+    assert_eq!(
+        (
+            &stored["Function"],
+            &stored["ActivitiesRecorded"],
+            &stored["partner"]
+        ),
+        (&json!("record-activity"), &json!(2.0), &json!(partner))
+    );
+    let refusal = metric("RequestsRefused");
+    assert_eq!(
+        (&refusal["Outcome"], &refusal["requestId"]),
+        (&json!("ValidationFailed"), &json!(refused_id))
+    );
 }
 
 /// One test walks the whole story so the stack (and its first-call builds) starts once.

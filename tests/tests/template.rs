@@ -515,6 +515,7 @@ fn the_access_log_names_the_caller_but_never_the_token() {
         serde_json::from_str(&sample).unwrap_or_else(|e| panic!("{e}: {sample}"));
     for field in [
         "requestId",
+        "awsRequestId",
         "routeKey",
         "status",
         "responseLatencyMs",
@@ -523,6 +524,15 @@ fn the_access_log_names_the_caller_but_never_the_token() {
     ] {
         assert!(fields.get(field).is_some(), "no {field} in {sample}");
     }
+    // The functions log the same two ids (activity_log::logging): the API's and Lambda's.
+    assert!(
+        line.contains(r#""requestId":"$context.requestId""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""awsRequestId":"$context.integration.requestId""#),
+        "{line}"
+    );
     assert!(
         line.contains("$context.authorizer.claims.partner_id"),
         "{line}"
@@ -626,6 +636,30 @@ fn namespace_of(v: &Value) -> String {
 fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
     let t = template();
     let mut watched = 0;
+    // Metrics the stack's metric filters make of a log group of the stack (no dimensions).
+    let filtered: Vec<(String, String)> = resources_of(&t, "AWS::Logs::MetricFilter")
+        .iter()
+        .flat_map(|(name, f)| {
+            let group = intrinsic(at(f, "Properties.LogGroupName"), "Ref").map(text);
+            assert!(
+                group.is_some_and(|g| at(&t, "Resources").get(g).is_some()),
+                "{name} reads no log group of the stack"
+            );
+            items(at(f, "Properties.MetricTransformations"))
+                .iter()
+                .map(|m| {
+                    (
+                        namespace_of(at(m, "MetricNamespace")),
+                        text(at(m, "MetricName")).to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        !filtered.is_empty(),
+        "the API's throttled answers are counted"
+    );
     for (alarm, resource) in resources_of(&t, "AWS::CloudWatch::Alarm") {
         let p = at(resource, "Properties");
         let metrics: Vec<&Value> = match p.get("Metrics") {
@@ -637,9 +671,17 @@ fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
         };
         assert!(!metrics.is_empty(), "{alarm} watches nothing");
         for m in metrics {
+            let (namespace, name) = (namespace_of(at(m, "Namespace")), text(at(m, "MetricName")));
+            if m.get("Dimensions").is_none() {
+                assert!(
+                    filtered.contains(&(namespace.clone(), name.to_owned())),
+                    "{alarm}: {namespace} {name} without dimensions is no metric filter's"
+                );
+                watched += 1;
+                continue;
+            }
             let dimensions = items(at(m, "Dimensions"));
             assert_eq!(dimensions.len(), 1, "{alarm}");
-            let (namespace, name) = (namespace_of(at(m, "Namespace")), text(at(m, "MetricName")));
             let dimension = text(at(&dimensions[0], "Name"));
             assert!(
                 known_metric(&namespace, name, dimension),
@@ -721,6 +763,15 @@ fn alarms_and_the_dashboard_watch_metrics_that_are_published() {
                     })
                     .collect()
             };
+            if full.len() == 2 {
+                assert!(
+                    filtered.contains(&(full[0].clone(), full[1].clone())),
+                    "the dashboard shows {full:?}, which no metric filter makes"
+                );
+                previous = full;
+                rows += 1;
+                continue;
+            }
             assert!(
                 known_metric(&full[0], &full[1], &full[2]),
                 "the dashboard shows {full:?}, which is not published"

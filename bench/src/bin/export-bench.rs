@@ -293,6 +293,8 @@ fn fail(message: &str) -> ! {
 async fn main() {
     // As the export worker does.
     activity_log::app::map_large_buffers_apart();
+    // Stdout carries the report: the worker's metric line (one per run) is kept off it.
+    let _metrics = activity_log::metrics::capture();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("");
     let rows: u64 = args

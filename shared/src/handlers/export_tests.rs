@@ -416,7 +416,10 @@ async fn transient_failures_release_the_job_and_permanent_ones_fail_it_with_a_pl
         .filter_map(|l| l["ExportsFailed"].as_f64())
         .sum();
     assert_eq!(failed, 2.0);
-    assert_eq!(lines.last().map(|l| &l["ExportRows"]), Some(&json!(10_000.0)));
+    assert_eq!(
+        lines.last().map(|l| &l["ExportRows"]),
+        Some(&json!(10_000.0))
+    );
     assert!(lines.iter().all(|l| l["partner"] == "p1"));
 }
 

@@ -32,7 +32,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// to minutes.
 pub const FULL_RETRY_AFTER_SECS: u64 = 30;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
 pub async fn handle<J, O, L>(
     config: &Config,
     jobs: &J,

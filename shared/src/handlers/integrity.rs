@@ -17,7 +17,7 @@ use crate::http::response::json;
 use crate::http::{ApiError, identity, request_id};
 use crate::store::{Checkpoints, Signer, StoreError};
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
 pub async fn handle<C: Checkpoints, S: Signer>(
     config: &Config,
     store: &C,

@@ -22,7 +22,7 @@ use crate::store::{ActivityReader, DetailsBlobs};
 /// Response bytes a page may fill before it is cut short (Lambda responses are limited to 6 MB).
 pub const PAGE_BYTE_BUDGET: usize = 4 * 1024 * 1024;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
 pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
     config: &Config,
     reader: &R,

@@ -21,7 +21,7 @@ use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained, keys}
 /// Largest request body accepted (Lambda's synchronous payload limit).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default()))]
+#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
 pub async fn handle<W: ActivityWriter, B: DetailsBlobs>(
     config: &Config,
     writer: &W,

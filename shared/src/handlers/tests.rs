@@ -129,7 +129,11 @@ async fn a_conflict_in_a_batch_writes_nothing_and_its_details_upload_serves_the_
     .await;
     assert_eq!(r.status(), 404);
     assert_eq!(post(&store, "p1", &big).await.status(), 201);
-    assert_eq!(store.blob_count(), 1, "the retry's details have the same key");
+    assert_eq!(
+        store.blob_count(),
+        1,
+        "the retry's details have the same key"
+    );
 }
 
 /// The handlers' metrics, as CloudWatch reads them (Embedded Metric Format): names, units and
@@ -140,7 +144,10 @@ async fn handlers_publish_their_metrics_in_embedded_metric_format() {
     metrics::set_function("record-activity");
     let store = MemoryStore::default();
     let captured = metrics::capture();
-    let batch = json!([activity("c1", "m1", &recent(3)), activity("c1", "m2", &recent(2))]);
+    let batch = json!([
+        activity("c1", "m1", &recent(3)),
+        activity("c1", "m2", &recent(2))
+    ]);
     assert_eq!(post(&store, "p1", &batch).await.status(), 201);
     let mut bad = activity("c1", "m3", &recent(1));
     bad["status"] = json!("maybe");

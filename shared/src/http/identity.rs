@@ -14,6 +14,8 @@ use crate::domain::{Identity, PartnerId, Permission, Role};
 /// Verifies the caller and checks it may do `needs`.
 pub fn authorize(req: &Request, config: &Config, needs: Permission) -> Result<Identity, ApiError> {
     let who = identify(req, config)?;
+    // The handler's span names the partner, so every line it logs from here on does.
+    tracing::Span::current().record("partner", who.partner.as_str());
     if !who.allows(needs) {
         return Err(ApiError::Forbidden(match needs {
             Permission::Read => {

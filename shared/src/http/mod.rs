@@ -15,11 +15,19 @@ pub mod response;
 #[cfg(feature = "service")]
 pub use error::ApiError;
 
-/// The request id to quote in errors and logs.
+/// The request id to quote in errors and logs: API Gateway's (`requestId` of its access log and
+/// its `apigw-requestid` response header), or else the Lambda invocation's.
 #[cfg(feature = "service")]
 pub fn request_id(req: &lambda_http::Request) -> Option<String> {
     use lambda_http::RequestExt;
-    req.lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .filter(|id| !id.is_empty())
+    use lambda_http::request::RequestContext;
+    let api = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    api.filter(|id| !id.is_empty()).or_else(|| {
+        req.lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty())
+    })
 }

@@ -33,6 +33,7 @@ pub async fn check<C: RequestCounter>(
     let Ok(who) = identity::identify(req, config) else {
         return Ok(());
     };
+    tracing::Span::current().record("partner", who.partner.as_str());
     admit(counter, &who.partner, limit, Utc::now()).await
 }
 
