@@ -98,7 +98,7 @@ async fn a_recorded_request_s_log_lines_are_json_and_name_it_but_never_its_token
     let writer = token(&partner, &["ActivityWriter"], "log-check-service", 3600);
     let marker = format!("details-never-logged-{}", std::process::id());
     let activity = |id: &str, details: Value| {
-        json!({"id": id, "customerId": "logged-customer", "action": "placed an order",
+        json!({"id": id, "customerId": "logged-customer", "customerName": "Logged Customer Ltd", "action": "placed an order",
                "partnerUser": "someone@partner.example", "occurredAt": ago(5), "details": details})
     };
     // Small details (in the item) and large ones (in the bucket), then a refused request.
