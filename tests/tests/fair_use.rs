@@ -395,7 +395,7 @@ async fn a_100000_row_export_with_a_short_time_budget_hands_over_and_equals_one_
     let digest = |key: String| {
         let app = &app;
         async move {
-            let m: activity_log::domain::chain::Manifest =
+            let m: activity_log::domain::integrity::Manifest =
                 serde_json::from_slice(&object_bytes(app, &key).await)
                     .unwrap_or_else(|e| panic!("{key}: {e}"));
             m.file.sha256
@@ -462,7 +462,7 @@ async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
     assert_eq!(killed.parts(), 2);
     let saved = job_of(&app, &job.partner, job.id.as_str()).await;
     let checkpoint = saved
-        .checkpoint
+        .resume
         .clone()
         .unwrap_or_else(|| panic!("no checkpoint: {saved:?}"));
     assert_eq!(checkpoint.etags.len(), 2);

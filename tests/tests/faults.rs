@@ -140,7 +140,7 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
     );
     assert_eq!(job.failures, 1);
     assert_eq!(
-        job.checkpoint.as_ref().map(|c| c.etags.len()),
+        job.resume.as_ref().map(|c| c.etags.len()),
         Some(1),
         "part 1 is saved"
     );

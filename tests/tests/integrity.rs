@@ -3,7 +3,7 @@
 //! SDK, as someone with write access to storage (not the API) would.
 
 use activity_log::app::App;
-use activity_log::domain::chain::{Checkpoint, PublicKey};
+use activity_log::domain::integrity::{Checkpoint, PublicKey};
 use activity_log::handlers::integrity;
 use activity_log::store::Signer as _;
 use activity_log::testing::ApiRequest;

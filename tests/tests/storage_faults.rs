@@ -268,7 +268,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .iter()
         .filter_map(|u| u.upload_id())
         .collect();
-    let saved = after.checkpoint.as_ref().map(|c| c.upload_id.as_str());
+    let saved = after.resume.as_ref().map(|c| c.upload_id.as_str());
     assert_eq!(open.first().copied(), saved, "{open:?}");
     assert_eq!(open.len(), 1);
 

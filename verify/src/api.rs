@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use activity_log::domain::chain::{
-    ChainRow, ChainSummary, Checkpoint, Expiry, PublicKey, SignedHead, verify,
-};
+use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, SignedHead, verify};
+use activity_log::domain::integrity::{Checkpoint, PublicKey};
 use activity_log::domain::time;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Client, Response, StatusCode, Url, header};

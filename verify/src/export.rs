@@ -5,9 +5,8 @@ use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::Path;
 
-use activity_log::domain::chain::{
-    ChainRow, ChainSummary, MANIFEST_VERSION, Manifest, ManifestCustomer, SignedHead, verify,
-};
+use activity_log::domain::chain::{ChainRow, ChainSummary, SignedHead, verify};
+use activity_log::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 

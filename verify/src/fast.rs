@@ -12,11 +12,13 @@
 //! [`Record::canonical`](activity_log::domain::chain::Record::canonical).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, SignedHead};
+use activity_log::domain::chain::{
+    ChainRow, ChainSummary, Linked, MEMBERS, Presence, SignedHead, verify_linked,
+};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -74,39 +76,58 @@ impl<'a> Raw<'a> {
     }
 }
 
-/// The members of a row the chain needs (others are skipped); a member given twice is an error,
-/// so such a line goes to the slow path, which keeps the last as `serde_json` does.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRow<'a> {
-    #[serde(borrow, default)]
-    id: Raw<'a>,
-    #[serde(borrow, default)]
-    customer_id: Raw<'a>,
-    #[serde(borrow, default)]
-    customer_name: Raw<'a>,
-    #[serde(borrow, default)]
-    action: Raw<'a>,
-    #[serde(borrow, default)]
-    partner_user: Raw<'a>,
-    #[serde(borrow, default)]
-    occurred_at: Raw<'a>,
-    #[serde(borrow, default)]
-    recorded_at: Raw<'a>,
-    #[serde(borrow, default)]
-    recorded_by: Raw<'a>,
-    #[serde(borrow, default)]
-    resource_type: Raw<'a>,
-    #[serde(borrow, default)]
-    status: Raw<'a>,
-    #[serde(borrow, default)]
-    details: Raw<'a>,
-    #[serde(borrow, default)]
-    sequence: Raw<'a>,
-    #[serde(borrow, default)]
-    hash: Raw<'a>,
-    #[serde(borrow, default)]
-    previous_hash: Raw<'a>,
+/// Where a row's own members (not the record's) sit after the record's in [`RawRow`].
+const HASH: usize = MEMBERS.len();
+const PREVIOUS_HASH: usize = MEMBERS.len() + 1;
+/// The record's members ([`MEMBERS`], in their order), then `hash` and `previousHash`.
+const CAPTURED: usize = MEMBERS.len() + 2;
+
+/// The index of a member the chain needs.
+fn captured(name: &str) -> Option<usize> {
+    match name {
+        "hash" => Some(HASH),
+        "previousHash" => Some(PREVIOUS_HASH),
+        _ => MEMBERS.iter().position(|(n, _)| *n == name),
+    }
+}
+
+/// The members of a row the chain needs, as the line has them (others are skipped); a member
+/// given twice is an error, so such a line goes to the slow path, which keeps the last as
+/// `serde_json` does.
+struct RawRow<'a>([Raw<'a>; CAPTURED]);
+
+impl<'a> RawRow<'a> {
+    fn get(&self, name: &str) -> Raw<'a> {
+        captured(name).map_or_else(Raw::default, |i| self.0[i])
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRow<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRow<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an activity")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut row = RawRow([Raw::default(); CAPTURED]);
+                while let Some(Name(name)) = map.next_key()? {
+                    match captured(&name) {
+                        Some(i) if row.0[i].0.is_some() => {
+                            return Err(de::Error::custom(format_args!("{name} given twice")));
+                        }
+                        Some(i) => row.0[i] = map.next_value()?,
+                        None => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(row)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Reads a line of an export of the partner whose id, as a JSON string, is `partner_json`.
@@ -122,7 +143,7 @@ fn read_inner<'a>(line: &'a [u8], partner_json: &[u8], buf: &mut Vec<u8>) -> Opt
         return None;
     }
     let row: RawRow<'a> = serde_json::from_str(text).ok()?;
-    let sequence = row.sequence.text()?;
+    let sequence = row.get("sequence").text()?;
     if sequence == "null" {
         return Some(Line::Unchained);
     }
@@ -130,12 +151,12 @@ fn read_inner<'a>(line: &'a [u8], partner_json: &[u8], buf: &mut Vec<u8>) -> Opt
         .ok()?
         .as_u64()
         .filter(|s| (1..=SAFE_INTEGER).contains(s))?;
-    let customer = string(row.customer_id.text()?)?;
-    string(row.id.text()?)?;
+    let customer = string(row.get("customerId").text()?)?;
+    string(row.get("id").text()?)?;
     // `from_row` takes any string as a hash (a malformed one does not match); not a string is
     // an error it names.
-    let hash = hex_hash(row.hash.text().filter(|t| t.starts_with('"'))?);
-    let previous = hex_hash(row.previous_hash.text().filter(|t| t.starts_with('"'))?);
+    let hash = hex_hash(row.0[HASH].text().filter(|t| t.starts_with('"'))?);
+    let previous = hex_hash(row.0[PREVIOUS_HASH].text().filter(|t| t.starts_with('"'))?);
     record(&row, partner_json, sequence, buf)?;
     let intact = match (hash, previous) {
         (Some(hash), Some(previous)) => {
@@ -201,38 +222,32 @@ fn hex_hash(raw: &str) -> Option<[u8; 32]> {
 }
 
 /// The record `ChainRow::from_row` builds of `row`, at `sequence`, as JCS into `out`: the
-/// members of `RECORD_MEMBERS` in their (JCS) order; `resourceType` and `details` only when
-/// given and not null, `recordedBy` null when absent, the others required.
+/// members of [`MEMBERS`] in their (JCS) order, each as its [`Presence`] says.
 fn record(row: &RawRow<'_>, partner_json: &[u8], sequence: u64, out: &mut Vec<u8>) -> Option<()> {
     out.clear();
-    out.extend_from_slice(b"{\"action\":");
-    value(row.action.text()?, out)?;
-    out.extend_from_slice(b",\"customerId\":");
-    value(row.customer_id.text()?, out)?;
-    out.extend_from_slice(b",\"customerName\":");
-    value(row.customer_name.text()?, out)?;
-    if let Some(details) = row.details.given() {
-        out.extend_from_slice(b",\"details\":");
-        value(details, out)?;
+    let mut separator = b'{';
+    for (i, (name, presence)) in MEMBERS.iter().enumerate() {
+        let raw = row.0[i];
+        let text = match presence {
+            Presence::Required => raw.text()?,
+            Presence::NullWhenAbsent => raw.text().unwrap_or("null"),
+            Presence::OmittedWhenNull => match raw.given() {
+                Some(text) => text,
+                None => continue,
+            },
+            Presence::Tenant | Presence::Sequence => "",
+        };
+        out.push(separator);
+        separator = b',';
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        match presence {
+            Presence::Tenant => out.extend_from_slice(partner_json),
+            Presence::Sequence => write!(out, "{sequence}").ok()?,
+            _ => value(text, out)?,
+        }
     }
-    out.extend_from_slice(b",\"id\":");
-    value(row.id.text()?, out)?;
-    out.extend_from_slice(b",\"occurredAt\":");
-    value(row.occurred_at.text()?, out)?;
-    out.extend_from_slice(b",\"partnerId\":");
-    out.extend_from_slice(partner_json);
-    out.extend_from_slice(b",\"partnerUser\":");
-    value(row.partner_user.text()?, out)?;
-    out.extend_from_slice(b",\"recordedAt\":");
-    value(row.recorded_at.text()?, out)?;
-    out.extend_from_slice(b",\"recordedBy\":");
-    value(row.recorded_by.text().unwrap_or("null"), out)?;
-    if let Some(resource) = row.resource_type.given() {
-        out.extend_from_slice(b",\"resourceType\":");
-        value(resource, out)?;
-    }
-    write!(out, ",\"sequence\":{sequence},\"status\":").ok()?;
-    value(row.status.text()?, out)?;
     out.push(b'}');
     Some(())
 }
@@ -379,53 +394,41 @@ pub(crate) fn compact_of(row: &ChainRow, start: usize, end: usize) -> Compact {
     }
 }
 
-/// The domain's `verify(rows, Some(head), None)` when it finds nothing, on compact rows:
-/// `None` when anything does not hold (the caller then asks the domain for its finding).
+impl Linked for Compact {
+    type Hash = [u8; 32];
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+    fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+    fn previous(&self) -> &[u8; 32] {
+        &self.previous
+    }
+    fn follows_genesis(&self) -> bool {
+        self.previous == [0; 32]
+    }
+    fn has_hash(&self, hex: &str) -> bool {
+        hex_hash(&format!("\"{hex}\"")) == Some(self.hash)
+    }
+    fn intact(&self) -> bool {
+        self.intact
+    }
+    /// Not needed: an export's rows may leave sequences out, so no gap is excused.
+    fn recorded_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// Not needed: a finding is named by the domain, from the rows read again.
+    fn id(&self) -> &str {
+        ""
+    }
+}
+
+/// The domain's check ([`verify_linked`]) on compact rows, as an export is checked (sequences
+/// may be left out): `None` when anything does not hold (the caller then reads the rows again
+/// and asks the domain to name the finding).
 pub(crate) fn chain_holds(rows: &mut [Compact], head: &SignedHead) -> Option<ChainSummary> {
-    rows.sort_by_key(|r| r.sequence);
-    if rows.iter().any(|r| !r.intact) {
-        return None;
-    }
-    let by_hash: HashMap<[u8; 32], usize> =
-        rows.iter().enumerate().map(|(i, r)| (r.hash, i)).collect();
-    for (i, row) in rows.iter().enumerate() {
-        match i.checked_sub(1).map(|p| &rows[p]) {
-            Some(prev) => {
-                if prev.sequence == row.sequence {
-                    return None;
-                }
-                if by_hash
-                    .get(&row.previous)
-                    .is_some_and(|&j| rows[j].sequence >= row.sequence)
-                {
-                    return None;
-                }
-                // Sequences left out (an export's period and filters) leave nothing to link.
-                if prev.sequence + 1 == row.sequence && row.previous != prev.hash {
-                    return None;
-                }
-            }
-            None => {
-                if row.sequence == 1 && row.previous != [0; 32] {
-                    return None;
-                }
-            }
-        }
-    }
-    let mut reaches_checkpoint = false;
-    if let Some(row) = rows.iter().find(|r| r.sequence == head.sequence) {
-        if hex::encode(row.hash) != head.hash {
-            return None;
-        }
-        reaches_checkpoint = true;
-    }
-    Some(ChainSummary {
-        rows: rows.len(),
-        first: rows.first().map_or(0, |r| r.sequence),
-        last: rows.last().map_or(0, |r| r.sequence),
-        expired: 0,
-        reaches_checkpoint,
-    })
+    verify_linked(rows, Some(head), None).ok()
 }
 
 #[cfg(test)]
@@ -705,6 +708,55 @@ mod tests {
                 swapped[k].insert("sequence".into(), b);
                 swapped[j].insert("sequence".into(), a);
                 agree(&swapped, &at_head);
+            }
+        }
+    }
+
+    /// `shared/spec/chain-vectors.json`: each record's bytes are the filed JCS, and on every
+    /// chain the hot path passes exactly what the domain passes (an export's check: sequences
+    /// may be left out), with the filed summary where the case is an export's.
+    #[test]
+    fn the_shared_vectors_hold() {
+        let spec: Value =
+            serde_json::from_str(include_str!("../../shared/spec/chain-vectors.json")).unwrap();
+        let partner = spec["partnerId"].as_str().unwrap();
+        let partner_json = json_string(partner).unwrap();
+        for case in spec["records"].as_array().unwrap() {
+            let line = serde_json::to_vec(&case["row"]).unwrap();
+            let mut buf = Vec::new();
+            let Line::Chained { intact, .. } = read(&line, &partner_json, &mut buf) else {
+                panic!("not read: {}", case["name"]);
+            };
+            assert!(intact, "{}", case["name"]);
+            assert_eq!(
+                std::str::from_utf8(&buf).unwrap(),
+                case["canonical"].as_str().unwrap()
+            );
+        }
+        for case in spec["chains"].as_array().unwrap() {
+            let rows: Vec<Map<String, Value>> = case["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_object().unwrap().clone())
+                .collect();
+            let head = SignedHead {
+                sequence: case["checkpoint"]["sequence"].as_u64().unwrap(),
+                hash: case["checkpoint"]["hash"].as_str().unwrap().to_owned(),
+            };
+            let ours = agree(&rows, &head);
+            if case["contiguous"] == false {
+                assert_eq!(
+                    serde_json::to_value(ours).unwrap(),
+                    case["expect"]["ok"],
+                    "{}",
+                    case["name"]
+                );
+            } else if case["expect"]["finding"]["kind"]
+                .as_str()
+                .is_some_and(|k| !k.starts_with("missing"))
+            {
+                assert_eq!(ours, None, "{}", case["name"]);
             }
         }
     }

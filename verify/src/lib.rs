@@ -36,9 +36,10 @@ use std::path::{Path, PathBuf};
 mod api;
 mod export;
 mod fast;
-mod key;
+
 pub mod synthetic;
 
+pub use activity_log::domain::integrity::Key;
 pub use api::{
     ApiOptions, ApiReport, DEFAULT_RETENTION_DAYS, verify_api, verify_api_at, verify_api_blocking,
 };
@@ -46,7 +47,6 @@ pub use export::{
     CustomerReport, ExportReport, HashedFile, read_hashed, verify_export, verify_export_files,
     verify_hashed_export,
 };
-pub use key::Key;
 
 /// Why the verifier stops.
 #[derive(Debug, Clone, PartialEq, Eq)]

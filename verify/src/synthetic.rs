@@ -1,9 +1,10 @@
 //! Signed fixtures for tests and benchmarks: a signing key, chains of activities hashed the way
-//! the service hashes them ([`Record::of`]) and shown the way the API and JSON Lines exports show
+//! the service hashes them ([`Activity::record`]) and shown the way the API and JSON Lines exports show
 //! them, signed checkpoints and signed export manifests. Nothing here is used by the checks.
 
-use activity_log::domain::chain::{
-    Checkpoint, Head, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile, PublicKey, Record,
+use activity_log::domain::chain::Head;
+use activity_log::domain::integrity::{
+    Checkpoint, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile, PublicKey,
 };
 use activity_log::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status, time};
 use base64::Engine as _;
@@ -136,7 +137,7 @@ pub fn row(
     let p = PartnerId::parse(partner).map_err(|e| format!("{partner}: {e}"))?;
     let link = match head {
         Some(head) => Some(
-            head.append(&Record::of(&p, a, None).map_err(|e| e.to_string())?)
+            head.append(&a.record(&p, None).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?,
         ),
         None => None,

@@ -6,7 +6,8 @@ mod common;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use activity_log::domain::chain::{Checkpoint, Head};
+use activity_log::domain::chain::Head;
+use activity_log::domain::integrity::Checkpoint;
 use activity_log_verify::synthetic::{self, Signer};
 use activity_log_verify::{ApiOptions, Error, verify_api_at};
 use chrono::{DateTime, TimeDelta, Utc};

@@ -3,6 +3,7 @@ import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'n
 import { describe, expect, test } from 'vitest';
 
 import type { Checkpoint } from './api';
+import spec from '../../shared/spec/chain-vectors.json';
 import { GENESIS_HASH, checkpointMessage, derToRaw, hashRow, jcs, recordOf, verifyCheckpoint, verifyRows, type ChainRow } from './chain';
 
 describe('JCS (RFC 8785)', () => {
@@ -130,7 +131,7 @@ describe('verifying rows', () => {
   test('an intact chain passes in any order, reaching the checkpoint', async () => {
     const rows = fixture();
     const result = await verifyRows([rows[2], rows[0], rows[1]], checkpointAt(rows, 3), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 0, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true, notInRows: 0 });
+    expect(result).toEqual({ ok: true, count: 3, unsequenced: 0, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true, notInRows: 0, expired: 0, pastCheckpoint: 0 });
   });
 
   test('a checkpoint beyond the rows is not reached; rows of others and without a sequence are left out', async () => {
@@ -138,7 +139,7 @@ describe('verifying rows', () => {
     const other = { ...rows[0], customerId: 'c2', hash: 'e'.repeat(64) };
     const legacy = { ...rows[0], id: 'old', sequence: null, hash: null, previousHash: null };
     const result = await verifyRows([...rows, other, legacy], checkpointAt(rows, 40), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 1, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false, notInRows: 0 });
+    expect(result).toEqual({ ok: true, count: 3, unsequenced: 1, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false, notInRows: 0, expired: 0, pastCheckpoint: 0 });
   });
 
   test('an edited row fails, naming it', async () => {
@@ -155,31 +156,31 @@ describe('verifying rows', () => {
     const edited = { ...rows[1], partnerUser: 'mallory@partner.example' };
     edited.hash = sha256(prevBytes(edited.previousHash as string), Buffer.from(jcs(recordOf('p1', edited)), 'utf8'));
     rows[1] = edited;
-    expect(await verifyRows(rows, checkpointAt(rows, 3), { contiguous: false })).toMatchObject({ ok: false, kind: 'altered', id: 'a2', sequence: 2 });
+    expect(await verifyRows(rows, checkpointAt(rows, 3), { contiguous: false })).toMatchObject({ ok: false, kind: 'rehashed', id: 'a2', sequence: 2, nextId: 'a3' });
     // The head too, recomputed: the signed checkpoint names it.
     const head = fixture();
     const forged = { ...head[2], action: 'forged' };
     forged.hash = sha256(prevBytes(forged.previousHash as string), Buffer.from(jcs(recordOf('p1', forged)), 'utf8'));
     const signed = checkpointAt(head, 3);
     head[2] = forged;
-    expect(await verifyRows(head, signed, { contiguous: true })).toMatchObject({ ok: false, kind: 'altered', id: 'a3', sequence: 3 });
+    expect(await verifyRows(head, signed, { contiguous: true })).toMatchObject({ ok: false, kind: 'notSigned', id: 'a3', sequence: 3 });
   });
 
   test('a removed middle row is missing when the rows should be contiguous, and only then', async () => {
     const rows = fixture();
     const gap = [rows[0], rows[2]];
-    expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: true })).toEqual({ ok: false, kind: 'missing', id: 'a3', customerId: 'c1', sequence: 3, from: 2, to: 2 });
+    expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: true })).toEqual({ ok: false, kind: 'missing', id: 'a3', customerId: 'c1', sequence: 3, after: 1 });
     expect(await verifyRows(gap, checkpointAt(rows, 3), { contiguous: false })).toMatchObject({ ok: true, count: 2, first: 1, last: 3, reachesCheckpoint: true, notInRows: 1 });
   });
 
-  test('sequence 1 chains to 64 zeros; a row newer than the checkpoint is not vouched for', async () => {
+  test('sequence 1 chains to 64 zeros; a row newer than the checkpoint is set aside, not vouched for', async () => {
     const rows = fixture();
     const first = { ...rows[0], previousHash: 'a'.repeat(64) };
     first.hash = sha256(prevBytes(first.previousHash), Buffer.from(CROSS_JCS, 'utf8'));
     expect(await verifyRows([first], checkpointAt(rows, 3), { contiguous: true })).toMatchObject({ ok: false, kind: 'altered', id: 'a1' });
-    expect(await verifyRows(rows, checkpointAt(rows, 2), { contiguous: true })).toEqual({ ok: false, kind: 'unsigned', id: 'a3', customerId: 'c1', sequence: 3, checkpoint: 2 });
+    expect(await verifyRows(rows, checkpointAt(rows, 2), { contiguous: true })).toMatchObject({ ok: true, count: 2, last: 2, reachesCheckpoint: true, pastCheckpoint: 1 });
     const twice = [rows[0], { ...rows[0], id: 'a1-copy' }];
-    expect(await verifyRows(twice, checkpointAt(rows, 3), { contiguous: true })).toMatchObject({ ok: false, kind: 'altered' });
+    expect(await verifyRows(twice, checkpointAt(rows, 3), { contiguous: true })).toMatchObject({ ok: false, kind: 'duplicate', id: 'a1-copy', otherId: 'a1' });
   });
 
   test('a row whose details were left out of the list must be fetched first', async () => {
@@ -272,5 +273,42 @@ describe('checkpoints', () => {
     expect(await verifyCheckpoint(jwk, { ...checkpoint, signature: 'not base64!' })).toBe(false);
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as JsonWebKey;
     expect(await verifyCheckpoint(other, checkpoint)).toBe(false);
+  });
+});
+
+describe('the shared golden vectors (shared/spec/chain-vectors.json)', () => {
+  test('the members are the spec\'s, in JCS order', () => {
+    expect(spec.members.map((m) => m.name)).toEqual([...spec.members.map((m) => m.name)].sort());
+  });
+
+  test('each record canonicalizes and hashes as filed', async () => {
+    for (const c of spec.records) {
+      const row = c.row as unknown as ChainRow;
+      expect(jcs(recordOf(spec.partnerId, row)), c.name).toBe(c.canonical);
+      expect(await hashRow(row, spec.partnerId), c.name).toBe(c.hash);
+    }
+  });
+
+  test('each chain gets the filed outcome', async () => {
+    const kinds = new Set<string>();
+    for (const c of spec.chains) {
+      const checkpoint = { partnerId: spec.partnerId, customerId: 'c1', ...c.checkpoint } as Checkpoint;
+      const result = await verifyRows(c.rows as unknown as ChainRow[], checkpoint, {
+        contiguous: c.contiguous,
+        expiry: c.expiry,
+        toCheckpoint: c.contiguous,
+      });
+      let got: unknown;
+      if (result.ok) {
+        const { count, first, last, expired, reachesCheckpoint, pastCheckpoint } = result;
+        got = { ok: { rows: count, first, last, expired, reachesCheckpoint, pastCheckpoint } };
+      } else {
+        const { ok: _ok, customerId: _customer, ...finding } = result;
+        got = { finding };
+        kinds.add(result.kind);
+      }
+      expect(got, c.name).toEqual(c.expect);
+    }
+    expect([...kinds].sort()).toEqual(['altered', 'duplicate', 'missing', 'missingBeforeCheckpoint', 'notSigned', 'outOfOrder', 'rehashed']);
   });
 });

@@ -1,9 +1,11 @@
 // The tamper-evident log, checked in the browser: each customer's activities form a hash chain
 // (hash = SHA-256(bytes(previousHash) ‖ JCS(record)), 64 zeros before sequence 1) whose head the
 // service signs (a checkpoint, ECDSA P-256 / SHA-256 over JCS of its five members). The same
-// rules as the service's shared/src/domain/chain.rs. Pure functions; WebCrypto does the hashing
-// and the signature.
+// rules as the service's shared/src/domain/chain/, held to them by the golden vectors of
+// shared/spec/chain-vectors.json (the record's members are read from there). Pure functions;
+// WebCrypto does the hashing and the signature.
 import type { Activity, Checkpoint } from './api';
+import { members } from '../../shared/spec/chain-vectors.json';
 
 /** `previousHash` of sequence 1. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -61,26 +63,36 @@ function fail(what: string): never {
   throw new TypeError(`JCS: ${what} is not JSON`);
 }
 
-/** The record an activity's hash covers: exactly these members, `resourceType` and `details`
- * only when present, `recordedBy` null when unknown. `partnerId` is not in the rows: it is the
- * checkpoint's. */
+type Presence = 'required' | 'nullWhenAbsent' | 'omittedWhenNull' | 'tenant' | 'sequence';
+
+/** The record's members and how each is written: the shared spec's list. */
+export const MEMBERS = members as readonly { name: string; presence: Presence }[];
+
+/** The record an activity's hash covers: exactly the spec's members (`resourceType` and
+ * `details` only when present, `recordedBy` null when unknown). `partnerId` is not in the
+ * rows: it is the checkpoint's. */
 export function recordOf(partnerId: string, row: ChainRow): Record<string, unknown> {
   if (row.sequence === null) throw new Error(`activity ${row.id} has no sequence`);
-  const record: Record<string, unknown> = {
-    partnerId,
-    customerId: row.customerId,
-    sequence: row.sequence,
-    id: row.id,
-    customerName: row.customerName,
-    action: row.action,
-    partnerUser: row.partnerUser,
-    occurredAt: row.occurredAt,
-    recordedAt: row.recordedAt,
-    recordedBy: row.recordedBy ?? null,
-    status: row.status,
-  };
-  if (row.resourceType !== null && row.resourceType !== undefined) record.resourceType = row.resourceType;
-  if (row.details !== null && row.details !== undefined) record.details = row.details;
+  const shown = row as unknown as Record<string, unknown>;
+  const record: Record<string, unknown> = {};
+  for (const { name, presence } of MEMBERS) {
+    const value = shown[name];
+    switch (presence) {
+      case 'tenant':
+        record[name] = partnerId;
+        break;
+      case 'sequence':
+      case 'required':
+        record[name] = value;
+        break;
+      case 'nullWhenAbsent':
+        record[name] = value ?? null;
+        break;
+      case 'omittedWhenNull':
+        if (value !== null && value !== undefined) record[name] = value;
+        break;
+    }
+  }
   return record;
 }
 
@@ -172,19 +184,29 @@ export async function verifyCheckpoint(jwk: JsonWebKey, checkpoint: Checkpoint):
   return crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, checkpointMessage(checkpoint));
 }
 
-/** The first thing wrong with a customer's rows. */
+type Located = { ok: false; id: string; customerId: string; sequence: number };
+
+/** The first thing wrong with a customer's rows: the service's findings (chain/verify.rs),
+ * with the same kinds and members. */
 export type Finding =
-  /** The activity is not what was chained: its content does not match its hash, its hash is
-   * not the one the next activity was chained to, or it is not the signed head. */
-  | { ok: false; kind: 'altered'; id: string; customerId: string; sequence: number }
-  /** Sequences `from`–`to` are missing before the activity. */
-  | { ok: false; kind: 'missing'; id: string; customerId: string; sequence: number; from: number; to: number }
-  /** The activity is newer than the signed head: the service did not vouch for it. */
-  | { ok: false; kind: 'unsigned'; id: string; customerId: string; sequence: number; checkpoint: number };
+  /** The activity's content is not what its hash was computed over. */
+  | (Located & { kind: 'altered' })
+  /** Its hash is not the one the next activity was chained to (changed, hash recomputed). */
+  | (Located & { kind: 'rehashed'; nextId: string })
+  /** Sequences `after + 1` to `sequence - 1` are missing before the activity. */
+  | (Located & { kind: 'missing'; after: number })
+  /** It was chained after an activity that now shows a later sequence. */
+  | (Located & { kind: 'outOfOrder'; followsId: string; followsSequence: number })
+  /** Another activity shows the same sequence. */
+  | (Located & { kind: 'duplicate'; otherId: string })
+  /** The activity at the signed head's sequence does not have the signed hash. */
+  | (Located & { kind: 'notSigned' })
+  /** Sequences after the last row up to the signed head are missing. */
+  | { ok: false; kind: 'missingBeforeCheckpoint'; customerId: string; last: number; checkpoint: number };
 
 export interface Verified {
   ok: true;
-  /** Rows checked (the customer's, with a sequence). */
+  /** Rows checked (the customer's, with a sequence, up to the signed head). */
   count: number;
   /** Rows of the customer without a sequence (not checked). */
   unsequenced: number;
@@ -195,55 +217,86 @@ export interface Verified {
   reachesCheckpoint: boolean;
   /** Sequences between the first and the last that are not among the rows (not contiguous). */
   notInRows: number;
+  /** Gaps excused by expiry (sequences missing). */
+  expired: number;
+  /** Rows after the signed head: recorded after it was signed, set aside, not checked. */
+  pastCheckpoint: number;
 }
 
 export type ChainResult = Verified | Finding;
 
-/** Checks the rows of the checkpoint's customer that have a sequence, in any order: each hash
- * recomputed, each link between consecutive sequences, sequence 1 chained to 64 zeros, the
- * activity at the checkpoint's sequence has the signed hash and none is newer than it. With
- * `contiguous` (the rows are all of the customer's between the first and the last: no filter
- * skips any) a gap in the sequences is a finding; without it only consecutive ones are linked.
- * The checkpoint's signature is checked by the caller (`verifyCheckpoint`). */
-export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoint, { contiguous }: { contiguous: boolean }): Promise<ChainResult> {
+export interface VerifyOptions {
+  /** The rows are all of the customer's between the first and the last: a gap is a finding. */
+  contiguous: boolean;
+  /** With `contiguous`: a gap before an activity recorded `retentionDays` before `now` held
+   * only expired activities. */
+  expiry?: { now: string; retentionDays: number } | null;
+  /** The rows should reach the signed head (the whole chain, not a period's view). */
+  toCheckpoint?: boolean;
+}
+
+/** Checks the rows of the checkpoint's customer that have a sequence, in any order, as the
+ * service's `verify_linked` does: rows after the signed head set aside and counted; then per
+ * row a duplicate sequence, a link to a later row, a gap (a finding when `contiguous`, unless
+ * expiry excuses it) or a broken link to the previous row, sequence 1 chained to 64 zeros, its
+ * hash recomputed; then the signed head. The checkpoint's signature is checked by the caller
+ * (`verifyCheckpoint`). */
+export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoint, options: VerifyOptions): Promise<ChainResult> {
+  const { contiguous, expiry = null, toCheckpoint = false } = options;
   const mine = rows.filter((r) => r.customerId === checkpoint.customerId);
-  const chained = mine.filter((r) => r.sequence !== null).sort((a, b) => (a.sequence as number) - (b.sequence as number));
+  const sequenced = mine.filter((r) => r.sequence !== null).sort((a, b) => (a.sequence as number) - (b.sequence as number));
+  const chained = sequenced.filter((r) => (r.sequence as number) <= checkpoint.sequence);
+  const pastCheckpoint = sequenced.length - chained.length;
   const partial = chained.find((r) => r.detailsIncluded === false);
   if (partial) throw new Error(`activity ${partial.id}: its details are needed (fetch links.self)`);
   const hashes = await Promise.all(chained.map((r) => hashRow(r, checkpoint.partnerId).catch(() => null)));
-  const altered = (r: ChainRow): Finding => ({ ok: false, kind: 'altered', id: r.id, customerId: r.customerId, sequence: r.sequence as number });
+  const byHash = new Map(chained.map((r, i) => [r.hash, i]));
+  const at = (r: ChainRow) => ({ ok: false as const, id: r.id, customerId: r.customerId, sequence: r.sequence as number });
+  const expiredBefore = (r: ChainRow) =>
+    expiry !== null && Date.parse(r.recordedAt) + expiry.retentionDays * 86_400_000 <= Date.parse(expiry.now);
   let notInRows = 0;
+  let expired = 0;
   for (let i = 0; i < chained.length; i++) {
     const row = chained[i];
     const seq = row.sequence as number;
-    if (!Number.isSafeInteger(seq) || seq < 1) return altered(row);
-    if (hashes[i] === null || hashes[i] !== row.hash) return altered(row);
-    if (seq === 1 && row.previousHash !== GENESIS_HASH) return altered(row);
-    if (i === 0) continue;
-    const prev = chained[i - 1];
-    const prevSeq = prev.sequence as number;
-    if (prevSeq === seq) return altered(row);
-    if (prevSeq + 1 === seq) {
-      // Both recompute: the earlier one was changed and its hash recomputed.
-      if (row.previousHash !== prev.hash) return altered(prev);
-    } else if (contiguous) {
-      return { ok: false, kind: 'missing', id: row.id, customerId: row.customerId, sequence: seq, from: prevSeq + 1, to: seq - 1 };
-    } else {
-      notInRows += seq - prevSeq - 1;
+    if (!Number.isSafeInteger(seq) || seq < 1) return { ...at(row), kind: 'altered' };
+    if (i > 0) {
+      const prev = chained[i - 1];
+      const prevSeq = prev.sequence as number;
+      if (prevSeq === seq) return { ...at(row), kind: 'duplicate', otherId: prev.id };
+      const j = byHash.get(row.previousHash);
+      if (j !== undefined && (chained[j].sequence as number) >= seq) {
+        return { ...at(row), kind: 'outOfOrder', followsId: chained[j].id, followsSequence: chained[j].sequence as number };
+      }
+      if (prevSeq + 1 < seq) {
+        if (contiguous && !expiredBefore(row)) return { ...at(row), kind: 'missing', after: prevSeq };
+        if (contiguous) expired += seq - prevSeq - 1;
+        else notInRows += seq - prevSeq - 1;
+      } else if (row.previousHash !== prev.hash) {
+        return { ...at(prev), kind: 'rehashed', nextId: row.id };
+      }
+    } else if (seq === 1 && row.previousHash !== GENESIS_HASH) {
+      return { ...at(row), kind: 'altered' };
     }
+    if (hashes[i] === null || hashes[i] !== row.hash) return { ...at(row), kind: 'altered' };
   }
-  const newer = chained.find((r) => (r.sequence as number) > checkpoint.sequence);
-  if (newer) return { ok: false, kind: 'unsigned', id: newer.id, customerId: newer.customerId, sequence: newer.sequence as number, checkpoint: checkpoint.sequence };
-  const head = chained.find((r) => r.sequence === checkpoint.sequence);
-  if (head && head.hash !== checkpoint.hash) return altered(head);
+  const first = chained.length ? (chained[0].sequence as number) : 0;
+  const last = chained.length ? (chained[chained.length - 1].sequence as number) : 0;
+  const head = chained.length && last === checkpoint.sequence ? chained[chained.length - 1] : undefined;
+  if (head && head.hash !== checkpoint.hash) return { ...at(head), kind: 'notSigned' };
+  if (!head && toCheckpoint && last < checkpoint.sequence) {
+    return { ok: false, kind: 'missingBeforeCheckpoint', customerId: checkpoint.customerId, last, checkpoint: checkpoint.sequence };
+  }
   return {
     ok: true,
     count: chained.length,
-    unsequenced: mine.length - chained.length,
-    first: chained.length ? (chained[0].sequence as number) : 0,
-    last: chained.length ? (chained[chained.length - 1].sequence as number) : 0,
+    unsequenced: mine.length - sequenced.length,
+    first,
+    last,
     checkpoint: checkpoint.sequence,
     reachesCheckpoint: head !== undefined,
     notInRows,
+    expired,
+    pastCheckpoint,
   };
 }

@@ -80,8 +80,9 @@ const en = {
     from === to
       ? `Verification failed: sequence ${from} is missing between the loaded activities.`
       : `Verification failed: sequences ${from}–${to} are missing between the loaded activities.`,
-  verifyUnsigned: (id: string, sequence: number, checkpoint: number) =>
-    `Verification failed: activity ${id} (sequence ${sequence}) is not covered by the signed checkpoint at ${checkpoint}.`,
+  pastCheckpoint: (n: number) =>
+    ` ${n.toLocaleString('en')} loaded ${n === 1 ? 'activity was' : 'activities were'} recorded after the checkpoint was signed and ${n === 1 ? 'was' : 'were'} not checked.`,
+  verifyOutOfOrder: (id: string, sequence: number) => `Verification failed: activity ${id} (sequence ${sequence}) is out of order.`,
   verifyBadSignature: "Verification failed: the checkpoint's signature is invalid.",
   verifyOtherCustomer: 'Verification failed: the checkpoint is for another customer.',
   verifyNoCheckpoint: 'Verification failed: there is no signed checkpoint for this customer.',
@@ -161,8 +162,8 @@ const zhTW: Words = {
   verifyNothing: '沒有可驗證的項目：已載入的活動都沒有序號。',
   verifyAltered: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）已遭竄改。`,
   verifyMissing: (from: number, to: number) => `驗證失敗：已載入的活動之間缺少序號 ${from === to ? from : `${from}–${to}`}。`,
-  verifyUnsigned: (id: string, sequence: number, checkpoint: number) =>
-    `驗證失敗：活動 ${id}（序號 ${sequence}）不在序號 ${checkpoint} 的已簽署檢查點涵蓋範圍內。`,
+  pastCheckpoint: (n: number) => `另有 ${n.toLocaleString('zh-TW')} 筆已載入的活動是在檢查點簽署後記錄的，未予檢查。`,
+  verifyOutOfOrder: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）的順序錯亂。`,
   verifyBadSignature: '驗證失敗：檢查點的簽章無效。',
   verifyOtherCustomer: '驗證失敗：檢查點屬於其他客戶。',
   verifyNoCheckpoint: '驗證失敗：此客戶沒有已簽署的檢查點。',

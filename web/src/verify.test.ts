@@ -75,7 +75,7 @@ describe('Verify', () => {
     const rows = chain(5);
     const { asked, deps } = api(rows, checkpointOf(rows));
     const outcome = await verifyView(listed(rows, 'a2'), 'c1', true, deps);
-    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0 });
+    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 });
     expect(asked.sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
   });
 
@@ -113,13 +113,12 @@ describe('Verify', () => {
     expect(await verifyView(rows, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'noCheckpoint' });
     const legacy = rows.map((a) => ({ ...a, sequence: null, hash: null, previousHash: null }));
     expect(await verifyView(legacy, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'nothing' });
-    // A signed head behind a loaded row does not vouch for it.
-    expect(await verifyView(rows, 'c1', true, api(rows, checkpointOf(rows, 2, rows[1].hash as string)).deps)).toEqual({
-      kind: 'unsigned',
-      key: 'c1/a3',
-      id: 'a3',
-      sequence: 3,
-      checkpoint: 2,
+    // A signed head behind a loaded row does not vouch for it: the row is set aside, counted.
+    expect(await verifyView(rows, 'c1', true, api(rows, checkpointOf(rows, 2, rows[1].hash as string)).deps)).toMatchObject({
+      kind: 'verified',
+      count: 2,
+      last: 2,
+      pastCheckpoint: 1,
     });
   });
 
@@ -150,15 +149,15 @@ describe('the words of Verify', () => {
 
   test('success, reaching the checkpoint or not', () => {
     const base = { kind: 'verified', count: 37, unsequenced: 0, first: 1, last: 37 } as const;
-    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0 })).toEqual([
+    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes and the signed checkpoint at 37.',
       '已驗證：37 筆活動（序號 1–37）與其雜湊及序號 37 的已簽署檢查點相符。',
     ]);
-    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false, notInView: 0 })).toEqual([
+    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false, notInView: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes; the signed checkpoint is at 40 (newer activities are not loaded).',
       '已驗證：37 筆活動（序號 1–37）與其雜湊相符；已簽署的檢查點位於序號 40（較新的活動尚未載入）。',
     ]);
-    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0 })).toEqual([
+    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7. 2 loaded activities have no sequence and were not checked.',
       '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。另有 2 筆已載入的活動沒有序號，未予檢查。',
     ]);
@@ -172,8 +171,12 @@ describe('the words of Verify', () => {
     ]);
     expect(verifyMessage({ kind: 'missing', key: 'c1/a3', from: 2, to: 2 }, en)).toBe('Verification failed: sequence 2 is missing between the loaded activities.');
     expect(say({ kind: 'badSignature' })).toEqual(["Verification failed: the checkpoint's signature is invalid.", '驗證失敗：檢查點的簽章無效。']);
-    expect(say({ kind: 'unsigned', key: 'c1/a3', id: 'a3', sequence: 3, checkpoint: 2 })[0]).toBe(
-      'Verification failed: activity a3 (sequence 3) is not covered by the signed checkpoint at 2.',
+    expect(say({ kind: 'outOfOrder', key: 'c1/a3', id: 'a3', sequence: 3 })).toEqual([
+      'Verification failed: activity a3 (sequence 3) is out of order.',
+      '驗證失敗：活動 a3（序號 3）的順序錯亂。',
+    ]);
+    expect(say({ kind: 'verified', count: 2, unsequenced: 0, first: 1, last: 2, checkpoint: 2, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 1 })[0]).toContain(
+      ' 1 loaded activity was recorded after the checkpoint was signed and was not checked.',
     );
     expect([en.verify, zh.verify, en.verifying, zh.verifying, en.sequence, zh.sequence, en.recordedBy, zh.recordedBy]).toEqual([
       'Verify', '驗證', 'Verifying…', '正在驗證…', 'Sequence', '序號', 'Recorded by', '記錄者',

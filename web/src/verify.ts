@@ -9,10 +9,10 @@ import type { Words } from './i18n';
 const DETAIL_FETCHES = 4;
 
 export type Outcome =
-  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number }
+  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number; pastCheckpoint: number }
   | { kind: 'altered'; key: string; id: string; sequence: number }
-  | { kind: 'missing'; key: string; from: number; to: number }
-  | { kind: 'unsigned'; key: string; id: string; sequence: number; checkpoint: number }
+  | { kind: 'missing'; key?: string; from: number; to: number }
+  | { kind: 'outOfOrder'; key: string; id: string; sequence: number }
   | { kind: 'nothing' }
   | { kind: 'badSignature' }
   | { kind: 'otherCustomer' }
@@ -55,17 +55,22 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
 
   const result = await verifyRows([...complete, ...mine.filter((r) => r.sequence === null)], checkpoint, { contiguous });
   if (result.ok) {
-    const { count, unsequenced, first, last, reachesCheckpoint, notInRows } = result;
-    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows };
+    const { count, unsequenced, first, last, reachesCheckpoint, notInRows, pastCheckpoint } = result;
+    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows, pastCheckpoint };
   }
+  if (result.kind === 'missingBeforeCheckpoint') return { kind: 'missing', from: result.last + 1, to: result.checkpoint };
   const rowKey = `${result.customerId}/${result.id}`;
+  // The service's findings, in the words its verifier uses: altered, missing or out of order.
   switch (result.kind) {
     case 'altered':
+    case 'rehashed':
+    case 'notSigned':
       return { kind: 'altered', key: rowKey, id: result.id, sequence: result.sequence };
     case 'missing':
-      return { kind: 'missing', key: rowKey, from: result.from, to: result.to };
-    case 'unsigned':
-      return { kind: 'unsigned', key: rowKey, id: result.id, sequence: result.sequence, checkpoint: result.checkpoint };
+      return { kind: 'missing', key: rowKey, from: result.after + 1, to: result.sequence - 1 };
+    case 'outOfOrder':
+    case 'duplicate':
+      return { kind: 'outOfOrder', key: rowKey, id: result.id, sequence: result.sequence };
   }
 }
 
@@ -86,6 +91,7 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return (
         t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) +
         (o.notInView > 0 ? t.notInView(o.notInView) : '') +
+        (o.pastCheckpoint > 0 ? t.pastCheckpoint(o.pastCheckpoint) : '') +
         (o.unsequenced > 0 ? t.notChecked(o.unsequenced) : '')
       );
     case 'nothing':
@@ -94,8 +100,8 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return t.verifyAltered(o.id, o.sequence);
     case 'missing':
       return t.verifyMissing(o.from, o.to);
-    case 'unsigned':
-      return t.verifyUnsigned(o.id, o.sequence, o.checkpoint);
+    case 'outOfOrder':
+      return t.verifyOutOfOrder(o.id, o.sequence);
     case 'badSignature':
       return t.verifyBadSignature;
     case 'otherCustomer':

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use activity_log::config::Config;
-use activity_log::domain::chain::{Checkpoint, Head};
+use activity_log::domain::chain::Head;
+use activity_log::domain::integrity::Checkpoint;
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportLocale, ExportSpec, Filters, PageKey, PartnerId,

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::chain::Link;
-use super::ids::{ActivityId, CustomerId};
+use super::chain::{ChainError, Link, Record};
+use super::ids::{ActivityId, CustomerId, PartnerId};
 use super::time::{self, MAX_FUTURE_SKEW};
 
 /// Most writes of one DynamoDB transaction: a batch is written in one, with a write per
@@ -89,6 +89,44 @@ pub struct Activity {
     pub recorded_by: Option<String>,
     /// Its place in its customer's chain (`None`: recorded before the chain, not backfilled).
     pub chain: Option<Link>,
+}
+
+impl Activity {
+    /// The record its hash covers, recorded for `partner`; `details` is its details document
+    /// when the activity holds only the key of details kept in the bucket.
+    pub fn record(&self, partner: &PartnerId, details: Option<&str>) -> Result<Record, ChainError> {
+        let inline = match &self.details {
+            Details::Inline(json) => Some(json.as_str()),
+            _ => None,
+        };
+        let details = match (details.or(inline), &self.details) {
+            (Some(json), _) => Some(
+                serde_json::from_str::<Value>(json)
+                    .map_err(|e| ChainError::BadRecord(format!("details: {e}")))?,
+            ),
+            (None, Details::None | Details::Inline(_)) => None,
+            (None, Details::External { .. }) => {
+                return Err(ChainError::BadRecord(
+                    "the details kept in the bucket are needed".into(),
+                ));
+            }
+        };
+        let text = |s: &str| Value::String(s.to_owned());
+        Ok(Record {
+            action: text(&self.action),
+            customer_id: text(self.customer_id.as_str()),
+            customer_name: text(&self.customer_name),
+            details,
+            id: text(self.id.as_str()),
+            occurred_at: Value::String(time::format(self.occurred_at)),
+            partner_id: partner.to_string(),
+            partner_user: text(&self.partner_user),
+            recorded_at: Value::String(time::format(self.recorded_at)),
+            recorded_by: self.recorded_by.as_deref().map_or(Value::Null, text),
+            resource_type: self.resource_type.as_deref().map(text),
+            status: text(self.status.as_str()),
+        })
+    }
 }
 
 /// One reason an item of a batch was refused.

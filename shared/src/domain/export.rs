@@ -110,7 +110,7 @@ impl ExportSpec {
 /// bytes encoded since the last part (kept in the bucket under `tail_key`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Checkpoint {
+pub struct ResumePoint {
     pub upload_id: String,
     /// The ETags of parts 1, 2, … in order.
     pub etags: Vec<String>,
@@ -148,7 +148,7 @@ pub struct ExportJob {
     /// Invocations that stopped at their time budget and handed over to a new one.
     pub continuations: u32,
     /// Where the file stands, if a run has started it.
-    pub checkpoint: Option<Checkpoint>,
+    pub resume: Option<ResumePoint>,
     /// Since when the job waits for a worker (creation, or the last hand-over).
     pub pending_since: DateTime<Utc>,
     /// Until when the current worker holds the job; a later claim may take it over.
@@ -181,7 +181,7 @@ impl ExportJob {
             attempt: 0,
             failures: 0,
             continuations: 0,
-            checkpoint: None,
+            resume: None,
             pending_since: super::time::truncate_millis(now),
             lease_until: None,
             expires_at: (now + keep).timestamp(),

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod chain;
 pub mod ids;
+pub mod integrity;
 pub mod names;
 pub mod role;
 pub mod time;
@@ -15,5 +16,5 @@ pub mod query;
 pub use query::{ActivityQuery, Filters, PageKey};
 pub mod export;
 pub use export::{
-    Checkpoint, ExportFormat, ExportId, ExportJob, ExportLocale, ExportSpec, ExportStatus,
+    ExportFormat, ExportId, ExportJob, ExportLocale, ExportSpec, ExportStatus, ResumePoint,
 };

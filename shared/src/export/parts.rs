@@ -1,7 +1,7 @@
 //! Streams an export to a multipart upload: parts of at least 5 MiB (S3's minimum for every
 //! part but the last), at most 10,000 parts, one part in memory at a time.
 
-use crate::domain::{Checkpoint, PageKey};
+use crate::domain::{PageKey, ResumePoint};
 use crate::store::{PartSink, StoreError};
 
 /// S3's smallest part (all but the last).
@@ -46,8 +46,8 @@ impl<S: PartSink> PartWriter<S> {
 
     /// Where the upload stands, for another invocation to go on after `after` with `rows`
     /// rows written (the caller adds a tail if it has one).
-    pub fn checkpoint(&self, rows: u64, after: Option<PageKey>) -> Checkpoint {
-        Checkpoint {
+    pub fn resume_point(&self, rows: u64, after: Option<PageKey>) -> ResumePoint {
+        ResumePoint {
             upload_id: self.sink.upload_id().to_owned(),
             etags: self.sink.etags(),
             uploaded_bytes: self.bytes,
@@ -79,7 +79,7 @@ impl<S: PartSink> PartWriter<S> {
     }
 
     /// Uploads the remaining bytes as the last part and completes the object. If either fails
-    /// the upload stays open: the caller goes on from its checkpoint or aborts it.
+    /// the upload stays open: the caller goes on from its resume point or aborts it.
     pub async fn finish(mut self, last: Vec<u8>) -> Result<(u64, i32), PartError> {
         if !last.is_empty() || self.parts == 0 {
             self.upload(last).await?;

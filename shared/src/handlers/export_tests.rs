@@ -576,7 +576,7 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
     );
     assert_eq!(w.store.open_uploads(), 0);
     // Both manifests describe the same bytes, handed over or not.
-    let manifest = |key: &str| -> crate::domain::chain::Manifest {
+    let manifest = |key: &str| -> crate::domain::integrity::Manifest {
         serde_json::from_slice(&w.store.small_object(key).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{key}: {e}"))
     };
@@ -593,7 +593,7 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
     let key = crate::store::Signer::public_key(&w.signer)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let signed = |m: &crate::domain::chain::Manifest| {
+    let signed = |m: &crate::domain::integrity::Manifest| {
         key.verifies(&m.message().unwrap_or_default(), &m.signature)
     };
     assert!(signed(&many) && signed(&one), "manifests are signed");
@@ -644,7 +644,7 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_part() {
     kill_run(&w, &event, &killed).await;
     assert_eq!(killed.parts(), 2);
     let mut job = w.job(&id);
-    assert_eq!(job.checkpoint.as_ref().map(|c| c.etags.len()), Some(2));
+    assert_eq!(job.resume.as_ref().map(|c| c.etags.len()), Some(2));
     // Its lease runs out; the next invocation takes over.
     job.lease_until = Some(Utc::now() - TimeDelta::seconds(1));
     w.store.put_job(job);

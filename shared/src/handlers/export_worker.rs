@@ -16,12 +16,13 @@ use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
-use crate::domain::chain::{self, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
 use crate::domain::export::MAX_EXPORT_ROWS;
+use crate::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
 };
 use crate::domain::{CustomerId, time};
+use crate::domain::{chain, integrity};
 use crate::export::csv::CsvEncoder;
 use crate::export::manifest::ManifestState;
 use crate::export::parts::{PartError, PartWriter};
@@ -316,24 +317,17 @@ where
 {
     let key = job.object_key();
     let part_bytes = config.exports.part_bytes;
-    let mut state = match job
-        .checkpoint
-        .as_ref()
-        .and_then(|c| c.manifest_state.clone())
-    {
+    let mut state = match job.resume.as_ref().and_then(|c| c.manifest_state.clone()) {
         Some(saved) => ManifestState::from_bytes(&objects.get_bytes(&saved).await?)
             .map_err(StoreError::Corrupt)?,
-        None if job.checkpoint.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
+        None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
             // Parts written before manifests were kept: their hash is not known.
             return Err(StoreError::Corrupt("an export started without a manifest".into()).into());
         }
         None => ManifestState::default(),
     };
-    let resumed_state = job
-        .checkpoint
-        .as_ref()
-        .and_then(|c| c.manifest_state.clone());
-    let (mut writer, carry, after) = match job.checkpoint.clone() {
+    let resumed_state = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
+    let (mut writer, carry, after) = match job.resume.clone() {
         Some(c) => {
             let parts = i32::try_from(c.etags.len())
                 .map_err(|_| StoreError::Corrupt("checkpoint with too many parts".into()))?;
@@ -363,12 +357,12 @@ where
             let writer = PartWriter::new(sink, part_bytes);
             // Saved at once, so that a run killed before its first part leaves an upload the
             // next run can go on with (or abort).
-            job.checkpoint = Some(writer.checkpoint(0, None));
+            job.resume = Some(writer.resume_point(0, None));
             jobs.update_job(job).await?;
             (writer, None, None)
         }
     };
-    let resumed_tail = job.checkpoint.as_ref().and_then(|c| c.tail_key.clone());
+    let resumed_tail = job.resume.as_ref().and_then(|c| c.tail_key.clone());
     let produced = produce(
         config,
         reader,
@@ -393,15 +387,12 @@ where
             objects.put_bytes(&job.manifest_key(), text).await?;
             let (bytes, parts) = writer.finish(last).await?;
             forget_tail(objects, resumed_tail.as_deref()).await;
-            let last_state = job
-                .checkpoint
-                .as_ref()
-                .and_then(|c| c.manifest_state.clone());
+            let last_state = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
             forget_tail(objects, last_state.as_deref()).await;
             Ok(Progress::Done { bytes, parts })
         }
         Produced::Paused { tail, after } => {
-            let mut checkpoint = writer.checkpoint(job.row_count, after);
+            let mut checkpoint = writer.resume_point(job.row_count, after);
             if !tail.is_empty() {
                 let tail_key = job.tail_key();
                 objects.put_bytes(&tail_key, tail).await?;
@@ -411,7 +402,7 @@ where
             let stale = resumed_tail.filter(|t| checkpoint.tail_key.as_ref() != Some(t));
             let stale_state = resumed_state.filter(|s| *s != state_key);
             checkpoint.manifest_state = Some(state_key);
-            job.checkpoint = Some(checkpoint);
+            job.resume = Some(checkpoint);
             jobs.update_job(job).await?;
             forget_tail(objects, stale.as_deref()).await;
             forget_tail(objects, stale_state.as_deref()).await;
@@ -452,7 +443,7 @@ impl<C: Checkpoints> Checkpoints for KeptOnlyByOthers<'_, C> {
         partner: &PartnerId,
         customer: &CustomerId,
         sequence: u64,
-    ) -> Result<Option<chain::Checkpoint>, StoreError> {
+    ) -> Result<Option<integrity::Checkpoint>, StoreError> {
         self.0.checkpoint(partner, customer, sequence).await
     }
 
@@ -460,9 +451,9 @@ impl<C: Checkpoints> Checkpoints for KeptOnlyByOthers<'_, C> {
         &self,
         _: &PartnerId,
         _: &CustomerId,
-        checkpoint: &chain::Checkpoint,
+        checkpoint: &integrity::Checkpoint,
         _: i64,
-    ) -> Result<chain::Checkpoint, StoreError> {
+    ) -> Result<integrity::Checkpoint, StoreError> {
         Ok(checkpoint.clone())
     }
 }
@@ -551,7 +542,7 @@ async fn settle<J: ExportJobs, O: ExportObjects, L: ExportLauncher>(
             job.bytes = bytes;
             job.completed_at = Some(Utc::now());
             job.lease_until = None;
-            job.checkpoint = None;
+            job.resume = None;
             jobs.update_job(&job).await?;
             give_back_slot(jobs, &job).await;
             tracing::info!(
@@ -589,7 +580,7 @@ async fn settle<J: ExportJobs, O: ExportObjects, L: ExportLauncher>(
         Err(e) if e.is_transient() && job.failures + 1 < MAX_FAILURES => {
             job.failures += 1;
             tracing::warn!(error = %e, failures = job.failures, "export run failed; released for a retry");
-            if let Some(c) = &job.checkpoint {
+            if let Some(c) = &job.resume {
                 job.row_count = c.rows;
                 job.bytes = c.uploaded_bytes;
             }
@@ -608,7 +599,7 @@ async fn fail<J: ExportJobs, O: ExportObjects>(
     e: ExportError,
 ) -> Result<RunOutcome, WorkerError> {
     tracing::error!(error = %e, "export failed");
-    if let Some(c) = job.checkpoint.take() {
+    if let Some(c) = job.resume.take() {
         let mut upload = objects.resume_upload(&job.object_key(), &c.upload_id, c.etags);
         if let Err(abort) = upload.abort().await {
             // The bucket's lifecycle rule removes incomplete uploads.
@@ -690,7 +681,7 @@ where
         // The file's header is in its first part already.
         encoder.take()?;
     }
-    let mut old_tail = job.checkpoint.as_ref().and_then(|c| c.tail_key.clone());
+    let mut old_tail = job.resume.as_ref().and_then(|c| c.tail_key.clone());
     let mut reported = job.row_count;
     let concurrency = config.exports.details_concurrency;
     loop {
@@ -734,14 +725,11 @@ where
                 state.hash(&part);
                 writer.upload(part).await?;
                 job.bytes = writer.bytes();
-                let mut checkpoint = writer.checkpoint(job.row_count, Some(PageKey::of(a)));
+                let mut checkpoint = writer.resume_point(job.row_count, Some(PageKey::of(a)));
                 let saved = save_state(objects, job, state, checkpoint.etags.len()).await?;
-                let stale = job
-                    .checkpoint
-                    .as_ref()
-                    .and_then(|c| c.manifest_state.clone());
+                let stale = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
                 checkpoint.manifest_state = Some(saved);
-                job.checkpoint = Some(checkpoint);
+                job.resume = Some(checkpoint);
                 jobs.update_job(job).await?;
                 forget_tail(objects, stale.as_deref()).await;
                 reported = job.row_count;

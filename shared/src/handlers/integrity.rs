@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Config;
-use crate::domain::chain::{Checkpoint, checkpoint_message};
+use crate::domain::integrity::{Checkpoint, checkpoint_message};
 use crate::domain::{CustomerId, PartnerId, Permission, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
 use crate::http::response::json;

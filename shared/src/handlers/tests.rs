@@ -485,7 +485,7 @@ async fn a_batch_over_one_transaction_is_refused_and_says_why() {
 
 #[tokio::test]
 async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it() {
-    use crate::domain::chain::{Checkpoint, PublicKey};
+    use crate::domain::integrity::{Checkpoint, PublicKey};
     use crate::testing::doubles::LocalSigner;
 
     let store = MemoryStore::default();

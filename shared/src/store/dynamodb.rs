@@ -15,8 +15,10 @@ use super::keys::{self, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK, Tabl
 use super::sdk_error::{cancellation_reasons, classify, unless_condition_failed};
 use super::{
     ActivityReader, ActivityWriter, Checkpoints, InsertOutcome, StoreError, StorePage, Unchained,
+    append_all,
 };
-use crate::domain::chain::{Checkpoint, Head};
+use crate::domain::chain::Head;
+use crate::domain::integrity::Checkpoint;
 use crate::domain::query::MAX_LIMIT;
 use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
 
@@ -322,7 +324,7 @@ impl ActivityWriter for DynamoStore {
                 Some(heads) => heads,
                 None => self.read_heads(partner, &customers).await?,
             };
-            let (written, moved) = chained(items, &heads)?;
+            let (written, moved) = append_all(items, |c| heads.get(c).cloned().flatten())?;
             let mut writes = self.conditional_puts(partner, &written)?;
             for (customer, head) in &moved {
                 let read = heads.get(*customer).and_then(Option::as_ref);
@@ -389,39 +391,6 @@ impl ActivityWriter for DynamoStore {
             jittered_backoff(attempt).await;
         }
     }
-}
-
-/// Each customer's new head.
-type MovedHeads<'a> = Vec<(&'a CustomerId, Head)>;
-
-/// Appends each item to its customer's chain from the heads read (`None`: no activity yet).
-/// Returns the activities with their links and each customer's new head.
-fn chained<'a>(
-    items: &'a [Unchained],
-    heads: &HashMap<CustomerId, Option<Head>>,
-) -> Result<(Vec<Activity>, MovedHeads<'a>), StoreError> {
-    let mut moved: Vec<(&CustomerId, Head)> = Vec::new();
-    let mut written = Vec::with_capacity(items.len());
-    for u in items {
-        let customer = &u.activity.customer_id;
-        let i = match moved.iter().position(|(c, _)| *c == customer) {
-            Some(i) => i,
-            None => {
-                let head = heads.get(customer).cloned().flatten();
-                moved.push((customer, head.unwrap_or_else(Head::genesis)));
-                moved.len() - 1
-            }
-        };
-        let link = moved[i]
-            .1
-            .append(&u.record)
-            .map_err(|e| StoreError::Corrupt(format!("chain head of {customer}: {e}")))?;
-        written.push(Activity {
-            chain: Some(link),
-            ..u.activity.clone()
-        });
-    }
-    Ok((written, moved))
 }
 
 impl ActivityReader for DynamoStore {

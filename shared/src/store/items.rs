@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::keys::{IndexKeys, TableKey};
-use crate::domain::chain::{self, Head, Link};
+use crate::domain::chain::{Head, Link};
+use crate::domain::integrity;
 use crate::domain::names::fields_of;
 use crate::domain::{
-    Activity, ActivityId, ActivityQuery, Checkpoint, CustomerId, DateRange, Details, ExportFormat,
-    ExportId, ExportJob, ExportLocale, ExportSpec, ExportStatus, Filters, PageKey, PartnerId,
+    Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
+    ExportJob, ExportLocale, ExportSpec, ExportStatus, Filters, PageKey, PartnerId, ResumePoint,
     Status, time,
 };
 
@@ -227,14 +228,14 @@ struct CheckpointItem<'a> {
     #[serde(flatten)]
     key: TableKey,
     #[serde(flatten)]
-    checkpoint: &'a chain::Checkpoint,
+    checkpoint: &'a integrity::Checkpoint,
     ttl: i64,
 }
 
 pub fn checkpoint_to_item(
     partner: &PartnerId,
     customer: &CustomerId,
-    checkpoint: &chain::Checkpoint,
+    checkpoint: &integrity::Checkpoint,
     expires_at: i64,
 ) -> Result<Item, StoreError> {
     let item = CheckpointItem {
@@ -246,7 +247,7 @@ pub fn checkpoint_to_item(
 }
 
 /// A stored checkpoint (its keys and TTL left aside).
-pub fn checkpoint_from_item(mut item: Item) -> Result<chain::Checkpoint, StoreError> {
+pub fn checkpoint_from_item(mut item: Item) -> Result<integrity::Checkpoint, StoreError> {
     for name in [super::keys::PK, super::keys::SK, TTL] {
         item.remove(name);
     }
@@ -297,8 +298,13 @@ struct StoredJob {
     failures: u32,
     #[serde(default)]
     continuations: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    checkpoint: Option<Checkpoint>,
+    /// Stored as `checkpoint`, its name when jobs were first saved.
+    #[serde(
+        default,
+        rename = "checkpoint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    resume: Option<ResumePoint>,
     /// Absent from older jobs: then `createdAt`.
     #[serde(
         default,
@@ -353,7 +359,7 @@ pub fn job_to_item(job: &ExportJob) -> Result<Item, StoreError> {
             attempt: job.attempt,
             failures: job.failures,
             continuations: job.continuations,
-            checkpoint: job.checkpoint.clone(),
+            resume: job.resume.clone(),
             pending_since: Some(job.pending_since),
             lease_until: job.lease_until,
             ttl: job.expires_at,
@@ -395,7 +401,7 @@ pub fn job_from_item(item: Item) -> Result<ExportJob, StoreError> {
         attempt: s.attempt,
         failures: s.failures,
         continuations: s.continuations,
-        checkpoint: s.checkpoint,
+        resume: s.resume,
         pending_since: s.pending_since.unwrap_or(s.created_at),
         lease_until: s.lease_until,
         expires_at: s.ttl,
@@ -539,7 +545,7 @@ mod tests {
             attempt: 2,
             failures: 1,
             continuations: 3,
-            checkpoint: Some(Checkpoint {
+            resume: Some(ResumePoint {
                 upload_id: "upload-1".into(),
                 etags: vec!["\"e1\"".into(), "\"e2\"".into()],
                 uploaded_bytes: 10 << 20,

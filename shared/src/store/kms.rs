@@ -9,7 +9,7 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
 use super::sdk_error::classify;
 use super::{Signed, Signer, StoreError};
-use crate::domain::chain::PublicKey;
+use crate::domain::integrity::PublicKey;
 
 #[derive(Debug)]
 pub struct KmsSigner {

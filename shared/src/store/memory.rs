@@ -12,8 +12,10 @@ use super::keys;
 use super::{
     ActivityReader, ActivityWriter, Admission, Checkpoints, DetailsBlobs, ExportJobs,
     ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError, StorePage, Unchained,
+    append_all,
 };
-use crate::domain::chain::{Checkpoint, Head};
+use crate::domain::chain::Head;
+use crate::domain::integrity::Checkpoint;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
     PartnerId,
@@ -135,25 +137,17 @@ impl ActivityWriter for MemoryStore {
         if !existing.is_empty() {
             return Ok(InsertOutcome::Existing(existing));
         }
-        let mut moved: HashMap<String, Head> = HashMap::new();
-        let mut written = Vec::with_capacity(items.len());
-        for u in items {
-            let pk = keys::customer_pk(partner, &u.activity.customer_id);
-            let head = moved
-                .entry(pk.clone())
-                .or_insert_with(|| heads.get(&pk).cloned().unwrap_or_else(Head::genesis));
-            let link = head
-                .append(&u.record)
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-            written.push(Activity {
-                chain: Some(link),
-                ..u.activity.clone()
-            });
-        }
+        let (written, moved) = append_all(items, |c| {
+            heads.get(&keys::customer_pk(partner, c)).cloned()
+        })?;
         for a in &written {
             rows.insert(key(a), (partner.clone(), a.clone()));
         }
-        heads.extend(moved);
+        heads.extend(
+            moved
+                .into_iter()
+                .map(|(c, head)| (keys::customer_pk(partner, c), head)),
+        );
         Ok(InsertOutcome::Written(written))
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::chain::{Checkpoint, Head, PublicKey, Record};
+use crate::domain::chain::{Head, Record};
+use crate::domain::integrity::{Checkpoint, PublicKey};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
 };
@@ -72,10 +73,44 @@ impl Unchained {
         activity: Activity,
         details: Option<&str>,
     ) -> Result<Self, StoreError> {
-        let record = Record::of(partner, &activity, details)
+        let record = activity
+            .record(partner, details)
             .map_err(|e| StoreError::Other(format!("record of activity {}: {e}", activity.id)))?;
         Ok(Self { activity, record })
     }
+}
+
+/// Each customer's head after a batch, in the order the customers first appear.
+pub type MovedHeads<'a> = Vec<(&'a CustomerId, Head)>;
+
+/// Appends each of `items`, in order, to its customer's chain, starting from the head
+/// `head_of` gives (`None`: nothing chained yet). Returns the activities with their links and
+/// each customer's new head: what every store writes.
+pub fn append_all<'a>(
+    items: &'a [Unchained],
+    mut head_of: impl FnMut(&CustomerId) -> Option<Head>,
+) -> Result<(Vec<Activity>, MovedHeads<'a>), StoreError> {
+    let mut moved: MovedHeads<'a> = Vec::new();
+    let mut written = Vec::with_capacity(items.len());
+    for u in items {
+        let customer = &u.activity.customer_id;
+        let i = match moved.iter().position(|(c, _)| *c == customer) {
+            Some(i) => i,
+            None => {
+                moved.push((customer, head_of(customer).unwrap_or_else(Head::genesis)));
+                moved.len() - 1
+            }
+        };
+        let link = moved[i]
+            .1
+            .append(&u.record)
+            .map_err(|e| StoreError::Corrupt(format!("chain head of {customer}: {e}")))?;
+        written.push(Activity {
+            chain: Some(link),
+            ..u.activity.clone()
+        });
+    }
+    Ok((written, moved))
 }
 
 /// Result of writing a batch of new activities.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::domain::chain::PublicKey;
+use crate::domain::integrity::PublicKey;
 use crate::domain::{ExportId, PartnerId};
 use crate::handlers::export_worker;
 use crate::launch::{ExportLauncher, LaunchError, WorkerEvent};

@@ -1,0 +1,372 @@
+//! Checking a customer's rows: every hash, every link between consecutive sequences, and the
+//! signed head. One check, [`verify_linked`], over anything [`Linked`]: the rows the API and
+//! JSON Lines exports show ([`ChainRow`]) and the verifier's compact rows.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::link::{GENESIS_HASH, Link};
+use super::{ChainError, Record};
+use crate::domain::time;
+
+/// One activity as a verifier reads it: its place and hash as shown, and its record.
+#[derive(Debug, Clone)]
+pub struct ChainRow {
+    pub id: String,
+    pub link: Link,
+    pub record: Record,
+}
+
+impl ChainRow {
+    /// A row of the API or of a JSON Lines export of `partner`.
+    pub fn from_row(partner: &str, row: &Map<String, Value>) -> Result<Self, ChainError> {
+        let text = |name: &str| {
+            row.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| ChainError::BadRecord(format!("{name} is missing")))
+        };
+        let sequence = row
+            .get("sequence")
+            .and_then(Value::as_u64)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| ChainError::BadRecord("sequence is missing".into()))?;
+        Ok(Self {
+            id: text("id")?,
+            link: Link {
+                sequence,
+                hash: text("hash")?,
+                previous_hash: text("previousHash")?,
+            },
+            record: Record::from_row(partner, row)?,
+        })
+    }
+}
+
+/// What the chain check needs of a row.
+pub trait Linked {
+    type Hash: Eq + std::hash::Hash;
+    fn sequence(&self) -> u64;
+    fn hash(&self) -> &Self::Hash;
+    fn previous(&self) -> &Self::Hash;
+    /// Whether `previous` is the genesis hash.
+    fn follows_genesis(&self) -> bool;
+    /// Whether the row's hash is `hex` (a signed head's).
+    fn has_hash(&self, hex: &str) -> bool;
+    /// Whether the row's content is what its hash was computed over.
+    fn intact(&self) -> bool;
+    /// When it was recorded (for expiry), if known.
+    fn recorded_at(&self) -> Option<DateTime<Utc>>;
+    /// Its id, to name it in a finding.
+    fn id(&self) -> &str;
+}
+
+impl Linked for ChainRow {
+    type Hash = String;
+    fn sequence(&self) -> u64 {
+        self.link.sequence
+    }
+    fn hash(&self) -> &String {
+        &self.link.hash
+    }
+    fn previous(&self) -> &String {
+        &self.link.previous_hash
+    }
+    fn follows_genesis(&self) -> bool {
+        self.link.previous_hash == GENESIS_HASH
+    }
+    fn has_hash(&self, hex: &str) -> bool {
+        self.link.hash == hex
+    }
+    fn intact(&self) -> bool {
+        self.record
+            .hash(&self.link.previous_hash, self.link.sequence)
+            .is_ok_and(|h| h == self.link.hash)
+    }
+    fn recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.record
+            .recorded_at
+            .as_str()
+            .and_then(|t| time::parse_timestamp(t).ok())
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The first thing wrong with a customer's chain. Its JSON form (`kind` and camelCase members)
+/// is the one `shared/spec/chain-vectors.json` and the page use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Finding {
+    /// The activity's content is not what its hash was computed over.
+    Altered { id: String, sequence: u64 },
+    /// The activity's hash is not the one the next activity was chained to: it was changed
+    /// and its hash recomputed.
+    Rehashed {
+        id: String,
+        sequence: u64,
+        next_id: String,
+    },
+    /// Sequences between `after` and `sequence` are missing (and not old enough to have expired).
+    Missing {
+        id: String,
+        sequence: u64,
+        after: u64,
+    },
+    /// The activity was chained after one that now shows a later sequence.
+    OutOfOrder {
+        id: String,
+        sequence: u64,
+        follows_id: String,
+        follows_sequence: u64,
+    },
+    /// Two activities show the same sequence.
+    Duplicate {
+        id: String,
+        sequence: u64,
+        other_id: String,
+    },
+    /// The activity at a signed checkpoint's sequence does not have the signed hash.
+    NotSigned { id: String, sequence: u64 },
+    /// Sequences after the last activity up to a signed checkpoint are missing.
+    MissingBeforeCheckpoint { last: u64, checkpoint: u64 },
+}
+
+impl Finding {
+    /// The activity named (id, sequence), if the finding is about one.
+    pub fn activity(&self) -> Option<(&str, u64)> {
+        match self {
+            Self::Altered { id, sequence }
+            | Self::Rehashed { id, sequence, .. }
+            | Self::Missing { id, sequence, .. }
+            | Self::OutOfOrder { id, sequence, .. }
+            | Self::Duplicate { id, sequence, .. }
+            | Self::NotSigned { id, sequence } => Some((id, *sequence)),
+            Self::MissingBeforeCheckpoint { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Altered { id, sequence } => write!(
+                f,
+                "activity {id} (sequence {sequence}) was altered: its content does not match its hash"
+            ),
+            Self::Rehashed {
+                id,
+                sequence,
+                next_id,
+            } => write!(
+                f,
+                "activity {id} (sequence {sequence}) was altered: its hash is not the one activity {next_id} (sequence {}) was chained to",
+                sequence + 1
+            ),
+            Self::Missing {
+                id,
+                sequence,
+                after,
+            } => {
+                let (from, to) = (after + 1, sequence - 1);
+                if from == to {
+                    write!(
+                        f,
+                        "sequence {from} is missing (before activity {id}, sequence {sequence})"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "sequences {from} to {to} are missing (missing between {after} and {sequence}; before activity {id})"
+                    )
+                }
+            }
+            Self::OutOfOrder {
+                id,
+                sequence,
+                follows_id,
+                follows_sequence,
+            } => write!(
+                f,
+                "activity {id} (sequence {sequence}) is out of order: it was chained after activity {follows_id}, which shows sequence {follows_sequence}"
+            ),
+            Self::Duplicate {
+                id,
+                sequence,
+                other_id,
+            } => write!(
+                f,
+                "activity {id} (sequence {sequence}) is out of order: activity {other_id} shows the same sequence"
+            ),
+            Self::NotSigned { id, sequence } => write!(
+                f,
+                "activity {id} (sequence {sequence}) was altered: its hash is not the one of the signed checkpoint"
+            ),
+            Self::MissingBeforeCheckpoint { last, checkpoint } => write!(
+                f,
+                "sequences {} to {checkpoint} are missing (missing between {last} and the signed checkpoint at {checkpoint})",
+                last + 1
+            ),
+        }
+    }
+}
+
+/// What may excuse a gap: activities expire `retention` after they were recorded, so a gap
+/// followed by an activity recorded more than `retention` before `now` held only expired ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Expiry {
+    pub now: DateTime<Utc>,
+    pub retention: TimeDelta,
+}
+
+/// A signed head the rows must agree with (its signature checked by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHead {
+    pub sequence: u64,
+    pub hash: String,
+}
+
+/// What a verified chain holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainSummary {
+    /// Rows checked (those up to the signed head).
+    pub rows: usize,
+    pub first: u64,
+    pub last: u64,
+    /// Gaps excused by expiry (sequences missing).
+    pub expired: u64,
+    /// Whether the rows reach the signed checkpoint (its row is among them).
+    pub reaches_checkpoint: bool,
+    /// Rows after the signed head: recorded after it was signed, so nothing vouches for them.
+    /// They are set aside, not checked (the same in every tool).
+    pub past_checkpoint: u64,
+}
+
+/// [`verify_linked`] on the rows the API and JSON Lines exports show.
+pub fn verify(
+    rows: &mut [ChainRow],
+    checkpoint: Option<&SignedHead>,
+    contiguous: Option<Expiry>,
+) -> Result<ChainSummary, Finding> {
+    verify_linked(rows, checkpoint, contiguous)
+}
+
+/// Checks one customer's rows, in any order: every hash, every link between consecutive
+/// sequences, and the signed head. Rows after the signed head are set aside (sorted last and
+/// counted). `contiguous` says the rows should be the whole retained chain (the
+/// API), so any gap is a finding unless expiry excuses it; an export's rows may leave
+/// sequences out (its period and filters), and then only consecutive ones are linked.
+pub fn verify_linked<R: Linked>(
+    rows: &mut [R],
+    checkpoint: Option<&SignedHead>,
+    contiguous: Option<Expiry>,
+) -> Result<ChainSummary, Finding> {
+    rows.sort_by_key(Linked::sequence);
+    let keep = checkpoint.map_or(rows.len(), |cp| {
+        rows.partition_point(|r| r.sequence() <= cp.sequence)
+    });
+    let past_checkpoint = (rows.len() - keep) as u64;
+    let rows = &rows[..keep];
+    let by_hash: HashMap<&R::Hash, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.hash(), i))
+        .collect();
+    let mut expired = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let seq = row.sequence();
+        let named = |r: &R| (r.id().to_owned(), r.sequence());
+        match i.checked_sub(1).map(|p| &rows[p]) {
+            Some(prev) => {
+                if prev.sequence() == seq {
+                    return Err(Finding::Duplicate {
+                        id: row.id().to_owned(),
+                        sequence: seq,
+                        other_id: prev.id().to_owned(),
+                    });
+                }
+                if let Some(&j) = by_hash.get(row.previous())
+                    && rows[j].sequence() >= seq
+                {
+                    let (follows_id, follows_sequence) = named(&rows[j]);
+                    return Err(Finding::OutOfOrder {
+                        id: row.id().to_owned(),
+                        sequence: seq,
+                        follows_id,
+                        follows_sequence,
+                    });
+                }
+                if prev.sequence() + 1 < seq {
+                    if let Some(expiry) = contiguous {
+                        let all_expired = row
+                            .recorded_at()
+                            .is_some_and(|t| t + expiry.retention <= expiry.now);
+                        if !all_expired {
+                            return Err(Finding::Missing {
+                                id: row.id().to_owned(),
+                                sequence: seq,
+                                after: prev.sequence(),
+                            });
+                        }
+                        expired += seq - prev.sequence() - 1;
+                    }
+                } else if row.previous() != prev.hash() {
+                    let (id, sequence) = named(prev);
+                    return Err(Finding::Rehashed {
+                        id,
+                        sequence,
+                        next_id: row.id().to_owned(),
+                    });
+                }
+            }
+            None if seq == 1 && !row.follows_genesis() => {
+                let (id, sequence) = named(row);
+                return Err(Finding::Altered { id, sequence });
+            }
+            None => {}
+        }
+        if !row.intact() {
+            let (id, sequence) = named(row);
+            return Err(Finding::Altered { id, sequence });
+        }
+    }
+    let (first, last) = match (rows.first(), rows.last()) {
+        (Some(f), Some(l)) => (f.sequence(), l.sequence()),
+        _ => (0, 0),
+    };
+    let mut reaches_checkpoint = false;
+    if let Some(cp) = checkpoint {
+        if let Some(row) = rows.last().filter(|r| r.sequence() == cp.sequence) {
+            if !row.has_hash(&cp.hash) {
+                return Err(Finding::NotSigned {
+                    id: row.id().to_owned(),
+                    sequence: row.sequence(),
+                });
+            }
+            reaches_checkpoint = true;
+        } else if contiguous.is_some() && last < cp.sequence {
+            return Err(Finding::MissingBeforeCheckpoint {
+                last,
+                checkpoint: cp.sequence,
+            });
+        }
+    }
+    Ok(ChainSummary {
+        rows: rows.len(),
+        first,
+        last,
+        expired,
+        reaches_checkpoint,
+        past_checkpoint,
+    })
+}

@@ -1,0 +1,67 @@
+//! A customer's chain head signed by the service's key (`GET /customers/{id}/checkpoint`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Key;
+use crate::domain::chain::{ChainError, SignedHead};
+
+/// The signed message of a checkpoint: `JCS({partnerId, customerId, sequence, hash, issuedAt})`.
+pub fn checkpoint_message(
+    partner: &str,
+    customer: &str,
+    sequence: u64,
+    hash: &str,
+    issued_at: &str,
+) -> Result<Vec<u8>, ChainError> {
+    let message = serde_json::json!({
+        "partnerId": partner,
+        "customerId": customer,
+        "sequence": sequence,
+        "hash": hash,
+        "issuedAt": issued_at,
+    });
+    serde_json_canonicalizer::to_vec(&message).map_err(|e| ChainError::BadRecord(e.to_string()))
+}
+
+/// A customer's chain head signed by the service's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Checkpoint {
+    pub partner_id: String,
+    pub customer_id: String,
+    pub sequence: u64,
+    pub hash: String,
+    /// RFC 3339 UTC with milliseconds, as signed.
+    pub issued_at: String,
+    /// The signing key (its KMS key ARN in AWS).
+    pub key_id: String,
+    /// Standard base64 of the DER-encoded ECDSA P-256 / SHA-256 signature of [`Self::message`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The signed message: `JCS({partnerId, customerId, sequence, hash, issuedAt})`.
+    pub fn message(&self) -> Result<Vec<u8>, ChainError> {
+        checkpoint_message(
+            &self.partner_id,
+            &self.customer_id,
+            self.sequence,
+            &self.hash,
+            &self.issued_at,
+        )
+    }
+
+    /// Whether `key` signed this checkpoint as it stands.
+    pub fn verify(&self, key: &Key) -> bool {
+        self.message()
+            .is_ok_and(|message| key.verifies(&message, &self.signature))
+    }
+
+    /// The head it vouches for.
+    pub fn head(&self) -> SignedHead {
+        SignedHead {
+            sequence: self.sequence,
+            hash: self.hash.clone(),
+        }
+    }
+}
