@@ -5,6 +5,7 @@ use std::future::Future;
 use lambda_http::{Body, Request, Response, service_fn};
 
 use crate::config::{Config, ConfigError, secret_bytes};
+use crate::handlers::export_worker::ExportPorts;
 use crate::http::cursor::CursorKeys;
 use crate::launch::lambda::LambdaLauncher;
 use crate::store::dynamodb::DynamoStore;
@@ -109,6 +110,25 @@ impl App {
         self.signer
             .as_ref()
             .ok_or_else(|| ConfigError::new("SIGNING_KEY_ID is not set"))
+    }
+
+    /// What an export run uses in this app: the table, the bucket, its signer and `launcher`
+    /// for the next invocation; needs `SIGNING_KEY_ID`.
+    pub fn export_ports<'a, L>(
+        &'a self,
+        launcher: &'a L,
+    ) -> Result<
+        ExportPorts<'a, DynamoStore, S3Blobs, DynamoStore, S3Blobs, L, KmsSigner>,
+        ConfigError,
+    > {
+        Ok(ExportPorts {
+            reader: &self.store,
+            blobs: &self.blobs,
+            jobs: &self.store,
+            objects: &self.blobs,
+            launcher,
+            signer: self.signer()?,
+        })
     }
 
     /// Reaches AWS (or the tests' emulator) through `sdk` for what the app reads at start-up

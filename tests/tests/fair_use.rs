@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use activity_log::app::App;
 use activity_log::config::DEFAULT_LIST_MAX_READS;
 use activity_log::domain::{Activity, ExportId, ExportJob, PartnerId};
-use activity_log::handlers::export_worker::{self, MAX_FAILURES, RunOutcome, WorkerError};
+use activity_log::handlers::export_worker::{
+    self, ExportPorts, MAX_FAILURES, RunOutcome, WorkerError,
+};
 use activity_log::handlers::{exports, query};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
@@ -226,17 +228,10 @@ async fn a_tenant_has_at_most_three_exports_under_way_and_the_same_request_is_on
 
     // When one of p1's has finished, there is room again.
     let finished = launcher.launched()[0].clone();
-    let outcome = export_worker::run(
-        &app.config,
-        &app.store,
-        &app.blobs,
-        &app.store,
-        &app.blobs,
-        &launcher,
-        app.signer().unwrap_or_else(|e| panic!("{e}")),
-        &finished,
-    )
-    .await;
+    let ports = app
+        .export_ports(&launcher)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = export_worker::run(&app.config, &ports, &finished).await;
     assert!(
         matches!(outcome, Ok(RunOutcome::Succeeded { .. })),
         "{outcome:?}"
@@ -426,17 +421,15 @@ async fn run_worker(
     objects: &impl ExportObjects,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError> {
-    export_worker::run(
-        &app.config,
-        source,
-        &app.blobs,
-        &app.store,
+    let ports = ExportPorts {
+        reader: source,
+        blobs: &app.blobs,
+        jobs: &app.store,
         objects,
-        &RecordingLauncher::default(),
-        app.signer().unwrap_or_else(|e| panic!("{e}")),
-        event,
-    )
-    .await
+        launcher: &RecordingLauncher::default(),
+        signer: app.signer().unwrap_or_else(|e| panic!("{e}")),
+    };
+    export_worker::run(&app.config, &ports, event).await
 }
 
 /// Lets a killed run's lease run out.

@@ -4,7 +4,7 @@
 
 use activity_log::app::App;
 use activity_log::domain::{Activity, ExportJob, ExportStatus, PartnerId};
-use activity_log::handlers::export_worker::{self, RunOutcome, WorkerError};
+use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ExportJobs, ExportObjects, StoreError};
@@ -78,17 +78,15 @@ impl Setup {
     }
 
     async fn run(&self, objects: &impl ExportObjects) -> Result<RunOutcome, WorkerError> {
-        export_worker::run(
-            &self.app.config,
-            &self.source,
-            &self.app.blobs,
-            &self.app.store,
+        let ports = ExportPorts {
+            reader: &self.source,
+            blobs: &self.app.blobs,
+            jobs: &self.app.store,
             objects,
-            &RecordingLauncher::default(),
-            self.app.signer().unwrap_or_else(|e| panic!("{e}")),
-            &self.event,
-        )
-        .await
+            launcher: &RecordingLauncher::default(),
+            signer: self.app.signer().unwrap_or_else(|e| panic!("{e}")),
+        };
+        export_worker::run(&self.app.config, &ports, &self.event).await
     }
 
     async fn downloaded_rows(&self) -> usize {

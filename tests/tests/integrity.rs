@@ -122,19 +122,11 @@ async fn exported(app: &App, partner: &str, customer: &str) -> (Vec<u8>, Vec<u8>
     .await;
     assert_eq!(created.status(), 202, "{}", body(&created));
     let id = body(&created)["id"].as_str().unwrap_or_default().to_owned();
-    let signer = app.signer().unwrap_or_else(|e| panic!("{e}"));
+    let ports = app
+        .export_ports(&launcher)
+        .unwrap_or_else(|e| panic!("{e}"));
     for event in launcher.launched() {
-        let outcome = export_worker::run(
-            &app.config,
-            &app.store,
-            &app.blobs,
-            &app.store,
-            &app.blobs,
-            &launcher,
-            signer,
-            &event,
-        )
-        .await;
+        let outcome = export_worker::run(&app.config, &ports, &event).await;
         assert!(outcome.is_ok(), "{outcome:?}");
     }
     let status = exports::handle(

@@ -224,18 +224,10 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .unwrap_or_else(|e| panic!("{e}"));
     let event = WorkerEvent::new(&partner, &job.id);
     let launcher = RecordingLauncher::default();
-    let run = || {
-        export_worker::run(
-            &app.config,
-            &app.store,
-            &app.blobs,
-            &app.store,
-            &app.blobs,
-            &launcher,
-            app.signer().unwrap_or_else(|e| panic!("{e}")),
-            &event,
-        )
-    };
+    let ports = app
+        .export_ports(&launcher)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = || export_worker::run(&app.config, &ports, &event);
 
     proxy.inject("Query", Fault::Throttle, PERSISTENT);
     let outcome = run().await;

@@ -22,7 +22,7 @@ use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportLocale, ExportSpec, Filters, PageKey, PartnerId,
 };
-use activity_log::handlers::export_worker::{self, RunOutcome};
+use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome};
 use activity_log::handlers::integrity::current_checkpoint;
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
@@ -241,18 +241,15 @@ impl Bench {
         let event = WorkerEvent::new(&self.partner, &job.id);
         // The benchmark's budget covers the whole export: nothing is handed over.
         let launcher = RecordingLauncher::default();
-        match export_worker::run(
-            &self.config,
-            source,
-            source,
-            &store,
-            &store,
-            &launcher,
-            &self.signer,
-            &event,
-        )
-        .await
-        {
+        let ports = ExportPorts {
+            reader: source,
+            blobs: source,
+            jobs: &store,
+            objects: &store,
+            launcher: &launcher,
+            signer: &self.signer,
+        };
+        match export_worker::run(&self.config, &ports, &event).await {
             Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok(Exported {
                 rows,
                 bytes,

@@ -18,14 +18,10 @@ async fn main() -> Result<(), Error> {
     let app = &App::start().await?;
     // Hands the rest of a long export to a new invocation of this function.
     let next = &app.worker_launcher()?;
-    // Signs each file's manifest.
-    let signer = app.signer()?;
+    // The table, the bucket and the key that signs each file's manifest.
+    let ports = &app.export_ports(next)?;
     lambda_runtime::run(service_fn(async |event: LambdaEvent<WorkerEvent>| {
-        let (config, reader, jobs, blobs) = (&app.config, &app.store, &app.store, &app.blobs);
-        let event = &event.payload;
-        Ok::<_, Error>(
-            export_worker::run(config, reader, blobs, jobs, blobs, next, signer, event).await?,
-        )
+        Ok::<_, Error>(export_worker::run(&app.config, ports, &event.payload).await?)
     }))
     .await
 }

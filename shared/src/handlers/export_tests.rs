@@ -5,7 +5,7 @@ use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-use super::export_worker::{self, MAX_FAILURES, RunOutcome, WorkerError};
+use super::export_worker::{self, ExportPorts, MAX_FAILURES, RunOutcome, WorkerError};
 use super::exports;
 use crate::config::Config;
 use crate::domain::{ExportId, PartnerId};
@@ -91,17 +91,15 @@ impl World {
         event: &WorkerEvent,
         objects: &impl crate::store::ExportObjects,
     ) -> Result<RunOutcome, WorkerError> {
-        export_worker::run(
-            &self.config,
-            &self.store,
-            &self.store,
-            &self.store,
+        let ports = ExportPorts {
+            reader: &self.store,
+            blobs: &self.store,
+            jobs: &self.store,
             objects,
-            &self.launcher,
-            &self.signer,
-            event,
-        )
-        .await
+            launcher: &self.launcher,
+            signer: &self.signer,
+        };
+        export_worker::run(&self.config, &ports, event).await
     }
 }
 
@@ -693,6 +691,11 @@ async fn runs_killed_until_the_cap_fail_the_job_and_leave_no_upload() {
     assert_eq!(job["status"], "failed");
     assert_eq!(w.store.open_uploads(), 0, "the upload was aborted");
     assert!(w.store.object(&format!("exports/p1/{id}.csv")).is_none());
+    assert_eq!(
+        w.store.small_objects(),
+        Vec::<String>::new(),
+        "neither the tail nor the manifest state of the saved part is left behind"
+    );
     // Its slot is free again.
     for action in ["a", "b", "c"] {
         assert_eq!(

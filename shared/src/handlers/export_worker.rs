@@ -20,6 +20,7 @@ use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
+    ResumePoint,
 };
 use crate::domain::{CustomerId, time};
 use crate::domain::{chain, integrity};
@@ -93,6 +94,23 @@ enum Encoder {
 }
 
 impl Encoder {
+    /// The job's format; each part's buffer holds a part and the row that crosses its end.
+    fn new(config: &Config, job: &ExportJob, part_size: usize) -> Result<Self, ExportError> {
+        let capacity = part_size + PART_SLACK;
+        Ok(match job.spec.format {
+            ExportFormat::Csv => Self::Csv(Box::new(
+                CsvEncoder::new(job.spec.time_zone, job.spec.locale)
+                    .map_err(ExportError::encoding)?
+                    .with_part_capacity(capacity),
+            )),
+            ExportFormat::JsonLines => Self::Lines {
+                buf: Vec::new(),
+                links: Links::new(config.subscriptions_url_template.as_str()),
+                capacity,
+            },
+        })
+    }
+
     fn row(&mut self, a: &Activity, details: Option<&str>) -> Result<(), ExportError> {
         match self {
             Self::Csv(e) => e.row(a, details).map_err(ExportError::encoding),
@@ -176,18 +194,33 @@ impl From<PartError> for ExportError {
     }
 }
 
-/// Runs an export: `reader` reads the log and the customers' chain heads, `signer` signs the
-/// manifest and the checkpoints in it.
-#[allow(clippy::too_many_arguments)]
+/// What an export run uses: `reader` reads the log and the customers' chain heads, `blobs`
+/// the details kept in the bucket, `jobs` the job, `objects` the file, its tail and its
+/// manifest, `launcher` starts the next invocation, `signer` signs the manifest and the
+/// checkpoints in it.
+pub struct ExportPorts<'a, R, B, J, O, L, S> {
+    pub reader: &'a R,
+    pub blobs: &'a B,
+    pub jobs: &'a J,
+    pub objects: &'a O,
+    pub launcher: &'a L,
+    pub signer: &'a S,
+}
+
+impl<R, B, J, O, L, S> Clone for ExportPorts<'_, R, B, J, O, L, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R, B, J, O, L, S> Copy for ExportPorts<'_, R, B, J, O, L, S> {}
+
+/// Runs an export: claims the job, writes its file (or as much as the time budget allows) and
+/// records how the run ended.
 #[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
 pub async fn run<R, B, J, O, L, S>(
     config: &Config,
-    reader: &R,
-    blobs: &B,
-    jobs: &J,
-    objects: &O,
-    launcher: &L,
-    signer: &S,
+    ports: &ExportPorts<'_, R, B, J, O, L, S>,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
@@ -199,10 +232,7 @@ where
     S: Signer,
 {
     let started = Instant::now();
-    let result = run_once(
-        config, reader, blobs, jobs, objects, launcher, signer, event,
-    )
-    .await;
+    let result = run_once(config, ports, event).await;
     let duration = (
         metrics::EXPORT_DURATION,
         started.elapsed().as_millis() as f64,
@@ -228,15 +258,9 @@ where
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_once<R, B, J, O, L, S>(
     config: &Config,
-    reader: &R,
-    blobs: &B,
-    jobs: &J,
-    objects: &O,
-    launcher: &L,
-    signer: &S,
+    ports: &ExportPorts<'_, R, B, J, O, L, S>,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
@@ -253,24 +277,20 @@ where
     let id = ExportId::parse(&event.export_id)
         .map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
     let now = Utc::now();
-    let Some(mut job) = jobs.claim_job(&partner, &id, now, now + LEASE).await? else {
+    let Some(mut job) = ports
+        .jobs
+        .claim_job(&partner, &id, now, now + LEASE)
+        .await?
+    else {
         tracing::info!("export already taken or finished; nothing to do");
         return Ok(RunOutcome::Skipped);
     };
     if job.failures >= MAX_FAILURES {
         // The last run was killed and that was one failure too many.
-        return fail(jobs, objects, job, ExportError::Interrupted).await;
+        return fail(ports, job, ExportError::Interrupted).await;
     }
-    let sealer = Sealer {
-        heads: reader,
-        signer,
-        keep: TimeDelta::days(i64::from(config.retention_days)),
-    };
-    let result = write_file(
-        config, reader, blobs, jobs, objects, &sealer, &mut job, deadline,
-    )
-    .await;
-    settle(jobs, objects, launcher, job, result).await
+    let result = write_file(config, ports, &mut job, deadline).await;
+    settle(ports, job, result).await
 }
 
 /// How far a run got.
@@ -278,151 +298,282 @@ where
 enum Progress {
     /// The file is complete.
     Done { bytes: u64, parts: i32 },
-    /// The time budget ran out; the job's checkpoint says where to go on.
+    /// The time budget ran out; the job's resume point says where to go on.
     Paused,
 }
 
-/// What [`produce`] left to do.
-enum Produced {
-    /// Every row is encoded; these bytes are the last part.
-    End(Vec<u8>),
-    /// Out of time after `after`; `tail` is what was encoded since the last part.
-    Paused {
-        tail: Vec<u8>,
-        after: Option<PageKey>,
-    },
-}
-
-/// Writes the job's file, or as much of it as the time budget allows, starting or going on
-/// with its multipart upload. Leaves the upload open on failure (the caller decides whether a
-/// later run goes on with it or it is aborted).
-#[allow(clippy::too_many_arguments)]
-async fn write_file<R, B, J, O, C, S>(
+/// Writes the job's file, or as much of it as the time budget allows: reads the matching
+/// activities after the resume point and pushes them into the run, which uploads a part and
+/// saves where it is whenever a part's worth is encoded, until the period ends (the file is
+/// finished) or `deadline` passes (the run pauses between rows or between pages). Leaves the
+/// upload open on failure (the caller decides whether a later run goes on or it is abandoned).
+async fn write_file<R, B, J, O, L, S>(
     config: &Config,
-    reader: &R,
-    blobs: &B,
-    jobs: &J,
-    objects: &O,
-    sealer: &Sealer<'_, C, S>,
+    ports: &ExportPorts<'_, R, B, J, O, L, S>,
     job: &mut ExportJob,
     deadline: Instant,
 ) -> Result<Progress, ExportError>
 where
-    R: ActivityReader,
+    R: ActivityReader + Checkpoints,
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
-    C: Checkpoints,
     S: Signer,
 {
-    let key = job.object_key();
-    let part_bytes = config.exports.part_bytes;
-    let mut state = match job.resume.as_ref().and_then(|c| c.manifest_state.clone()) {
-        Some(saved) => ManifestState::from_bytes(&objects.get_bytes(&saved).await?)
-            .map_err(StoreError::Corrupt)?,
-        None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
-            // Parts written before manifests were kept: their hash is not known.
-            return Err(StoreError::Corrupt("an export started without a manifest".into()).into());
-        }
-        None => ManifestState::default(),
-    };
-    let resumed_state = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
-    let (mut writer, carry, after) = match job.resume.clone() {
-        Some(c) => {
-            let parts = i32::try_from(c.etags.len())
-                .map_err(|_| StoreError::Corrupt("checkpoint with too many parts".into()))?;
-            let sink = objects.resume_upload(&key, &c.upload_id, c.etags);
-            // What the file holds already: parts, and a tail; the header is in the first of
-            // them (none yet if the last run saved its upload and stopped before a part).
-            let carry = match &c.tail_key {
-                Some(tail) => Some(objects.get_bytes(tail).await?),
-                None if c.uploaded_bytes > 0 => Some(Vec::new()),
-                None => None,
+    let (mut run, mut after) = ExportRun::resume(config, ports, job).await?;
+    let mut reported = run.job.row_count;
+    let concurrency = config.exports.details_concurrency;
+    loop {
+        let page = ports
+            .reader
+            .query_page(
+                &run.job.partner,
+                &run.job.spec.query,
+                after.as_ref(),
+                WHOLE_PAGES,
+            )
+            .await?;
+        // Details kept in the bucket are fetched a few at a time, ahead of the row encoded;
+        // a page without any is read straight through.
+        let fetch = page
+            .items
+            .iter()
+            .any(|a| matches!(a.details, Details::External { .. }));
+        let mut items = page.items.iter();
+        let mut fetching = FuturesOrdered::new();
+        loop {
+            let (a, details) = if fetch {
+                while fetching.len() < concurrency {
+                    match items.next() {
+                        Some(a) => fetching.push_back(with_details(ports.blobs, a)),
+                        None => break,
+                    }
+                }
+                match fetching.next().await {
+                    Some(row) => row?,
+                    None => break,
+                }
+            } else {
+                match items.next() {
+                    Some(a) => (a, kept_details(a)),
+                    None => break,
+                }
             };
-            job.row_count = c.rows;
-            job.bytes = c.uploaded_bytes;
-            let writer = PartWriter::resume(sink, part_bytes, parts, c.uploaded_bytes);
-            (writer, carry, c.after)
-        }
-        None => {
-            let sink = objects
-                .start_upload(
-                    &key,
-                    job.spec.format.content_type(),
-                    &job.content_disposition(),
-                )
-                .await?;
-            job.row_count = 0;
-            job.bytes = 0;
-            let writer = PartWriter::new(sink, part_bytes);
-            // Saved at once, so that a run killed before its first part leaves an upload the
-            // next run can go on with (or abort).
-            job.resume = Some(writer.resume_point(0, None));
-            jobs.update_job(job).await?;
-            (writer, None, None)
-        }
-    };
-    let resumed_tail = job.resume.as_ref().and_then(|c| c.tail_key.clone());
-    let produced = produce(
-        config,
-        reader,
-        blobs,
-        jobs,
-        objects,
-        job,
-        &mut writer,
-        &mut state,
-        carry,
-        after,
-        deadline,
-    )
-    .await?;
-    match produced {
-        Produced::End(last) => {
-            // The manifest is kept before the file appears: a run that fails here goes on from
-            // the last part, and a file handed out always has its manifest.
-            state.hash(&last);
-            let manifest = sealer.seal(job, &state).await?;
-            let text = serde_json::to_vec_pretty(&manifest).map_err(ExportError::encoding)?;
-            objects.put_bytes(&job.manifest_key(), text).await?;
-            let (bytes, parts) = writer.finish(last).await?;
-            forget_tail(objects, resumed_tail.as_deref()).await;
-            let last_state = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
-            forget_tail(objects, last_state.as_deref()).await;
-            Ok(Progress::Done { bytes, parts })
-        }
-        Produced::Paused { tail, after } => {
-            let mut checkpoint = writer.resume_point(job.row_count, after);
-            if !tail.is_empty() {
-                let tail_key = job.tail_key();
-                objects.put_bytes(&tail_key, tail).await?;
-                checkpoint.tail_key = Some(tail_key);
+            if run.push(a, details.as_deref()).await? {
+                reported = run.job.row_count;
             }
-            let state_key = save_state(objects, job, &state, checkpoint.etags.len()).await?;
-            let stale = resumed_tail.filter(|t| checkpoint.tail_key.as_ref() != Some(t));
-            let stale_state = resumed_state.filter(|s| *s != state_key);
-            checkpoint.manifest_state = Some(state_key);
-            job.resume = Some(checkpoint);
-            jobs.update_job(job).await?;
-            forget_tail(objects, stale.as_deref()).await;
-            forget_tail(objects, stale_state.as_deref()).await;
-            Ok(Progress::Paused)
+            if Instant::now() >= deadline {
+                run.pause(Some(PageKey::of(a))).await?;
+                return Ok(Progress::Paused);
+            }
+        }
+        drop(fetching);
+        if run.job.row_count - reported >= PROGRESS_EVERY_ROWS {
+            reported = run.job.row_count;
+            ports.jobs.update_job(run.job).await?;
+        }
+        match page.last_evaluated {
+            None => break,
+            Some(k) => {
+                after = Some(k);
+                // A sparse filter may read many pages between rows: stop between them too.
+                if Instant::now() >= deadline {
+                    run.pause(after).await?;
+                    return Ok(Progress::Paused);
+                }
+            }
         }
     }
+    let (bytes, parts) = run.finish().await?;
+    Ok(Progress::Done { bytes, parts })
 }
 
-/// Saves the manifest's state as of the file's first `parts` parts; its key.
-async fn save_state<O: ExportObjects>(
-    objects: &O,
-    job: &ExportJob,
-    state: &ManifestState,
-    parts: usize,
-) -> Result<String, StoreError> {
-    let key = job.manifest_state_key(parts);
-    objects.put_bytes(&key, state.to_bytes()).await?;
-    Ok(key)
+/// One run of an export's file: the encoder, the multipart upload's part writer, the
+/// manifest's state and the job whose resume point says how far the file is. Every object the
+/// resume point leaves behind (a tail, a manifest state) is deleted in one place
+/// ([`Self::save`]), when a newer point no longer needs it, and when the run ends
+/// ([`Self::finish`], [`abandon`]).
+struct ExportRun<'a, 'p, R, B, J, O: ExportObjects, L, S> {
+    ports: &'a ExportPorts<'p, R, B, J, O, L, S>,
+    job: &'a mut ExportJob,
+    encoder: Encoder,
+    writer: PartWriter<O::Upload>,
+    state: ManifestState,
+    /// What an earlier run encoded after its last part (its header included for a new file).
+    carry: Vec<u8>,
+    /// How long the checkpoints signed for the manifest are kept.
+    keep: TimeDelta,
 }
 
+impl<'a, 'p, R, B, J, O, L, S> ExportRun<'a, 'p, R, B, J, O, L, S>
+where
+    R: ActivityReader + Checkpoints,
+    J: ExportJobs,
+    O: ExportObjects,
+    S: Signer,
+{
+    /// Goes on with the job's upload from its resume point, or starts the file (its upload
+    /// saved at once, so that a run killed before its first part leaves an upload the next run
+    /// can go on with, or abandon). Returns the run and the last activity written.
+    async fn resume(
+        config: &Config,
+        ports: &'a ExportPorts<'p, R, B, J, O, L, S>,
+        job: &'a mut ExportJob,
+    ) -> Result<(Self, Option<PageKey>), ExportError> {
+        let objects = ports.objects;
+        let key = job.object_key();
+        let part_bytes = config.exports.part_bytes;
+        let state = match job
+            .resume
+            .as_ref()
+            .and_then(|c| c.manifest_state.as_deref())
+        {
+            Some(saved) => ManifestState::from_bytes(&objects.get_bytes(saved).await?)
+                .map_err(StoreError::Corrupt)?,
+            None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
+                // Parts written before manifests were kept: their hash is not known.
+                return Err(
+                    StoreError::Corrupt("an export started without a manifest".into()).into(),
+                );
+            }
+            None => ManifestState::default(),
+        };
+        let (writer, carry, after) = match job.resume.clone() {
+            Some(c) => {
+                let parts = i32::try_from(c.etags.len())
+                    .map_err(|_| StoreError::Corrupt("resume point with too many parts".into()))?;
+                let sink = objects.resume_upload(&key, &c.upload_id, c.etags);
+                // What the file holds already: parts, and a tail; the header is in the first
+                // of them (none yet if the last run saved its upload and stopped before a part).
+                let carry = match &c.tail_key {
+                    Some(tail) => Some(objects.get_bytes(tail).await?),
+                    None if c.uploaded_bytes > 0 => Some(Vec::new()),
+                    None => None,
+                };
+                job.row_count = c.rows;
+                job.bytes = c.uploaded_bytes;
+                let writer = PartWriter::resume(sink, part_bytes, parts, c.uploaded_bytes);
+                (writer, carry, c.after)
+            }
+            None => {
+                let sink = objects
+                    .start_upload(
+                        &key,
+                        job.spec.format.content_type(),
+                        &job.content_disposition(),
+                    )
+                    .await?;
+                job.row_count = 0;
+                job.bytes = 0;
+                let writer = PartWriter::new(sink, part_bytes);
+                job.resume = Some(writer.resume_point(0, None));
+                ports.jobs.update_job(job).await?;
+                (writer, None, None)
+            }
+        };
+        let mut encoder = Encoder::new(config, job, writer.part_size())?;
+        if carry.is_some() {
+            // The file's header is in its first part already.
+            encoder.take()?;
+        }
+        let run = Self {
+            ports,
+            job,
+            encoder,
+            writer,
+            state,
+            carry: carry.unwrap_or_default(),
+            keep: TimeDelta::days(i64::from(config.retention_days)),
+        };
+        Ok((run, after))
+    }
+
+    /// Encodes one more row; once a part's worth is encoded, uploads it and saves where the
+    /// file is (`true`: the job was saved).
+    async fn push(&mut self, a: &Activity, details: Option<&str>) -> Result<bool, ExportError> {
+        self.job.row_count += 1;
+        if self.job.row_count > MAX_EXPORT_ROWS {
+            return Err(ExportError::TooManyRows);
+        }
+        self.encoder.row(a, details)?;
+        self.state.row(a);
+        if self.carry.len() + self.encoder.buffered() < self.writer.part_size() {
+            return Ok(false);
+        }
+        self.flush_part(PageKey::of(a)).await?;
+        Ok(true)
+    }
+
+    /// Uploads what is encoded as the next part and saves the resume point after `after`.
+    async fn flush_part(&mut self, after: PageKey) -> Result<(), ExportError> {
+        let part = joined(std::mem::take(&mut self.carry), self.encoder.take()?);
+        self.state.hash(&part);
+        self.writer.upload(part).await?;
+        self.job.bytes = self.writer.bytes();
+        let point = self.writer.resume_point(self.job.row_count, Some(after));
+        self.save(point).await
+    }
+
+    /// Stops after `after` (the time budget is spent): what was encoded since the last part
+    /// kept as the tail, and the resume point saved for the next run.
+    async fn pause(mut self, after: Option<PageKey>) -> Result<(), ExportError> {
+        let tail = joined(std::mem::take(&mut self.carry), self.encoder.take()?);
+        let mut point = self.writer.resume_point(self.job.row_count, after);
+        if !tail.is_empty() {
+            let tail_key = self.job.tail_key();
+            self.ports.objects.put_bytes(&tail_key, tail).await?;
+            point.tail_key = Some(tail_key);
+        }
+        self.save(point).await
+    }
+
+    /// Saves `point` with the manifest's state as of its parts, and deletes what the previous
+    /// point held that this one does not.
+    async fn save(&mut self, mut point: ResumePoint) -> Result<(), ExportError> {
+        let objects = self.ports.objects;
+        let state_key = self.job.manifest_state_key(point.etags.len());
+        objects.put_bytes(&state_key, self.state.to_bytes()).await?;
+        point.manifest_state = Some(state_key);
+        let previous = self.job.resume.replace(point);
+        self.ports.jobs.update_job(self.job).await?;
+        if let Some(previous) = previous {
+            let kept = self.job.resume.as_ref();
+            for key in [previous.tail_key, previous.manifest_state]
+                .into_iter()
+                .flatten()
+            {
+                let still = kept.is_some_and(|p| {
+                    p.tail_key.as_ref() == Some(&key) || p.manifest_state.as_ref() == Some(&key)
+                });
+                if !still {
+                    forget(objects, &key).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the file: the signed manifest is kept before the file appears (a run that
+    /// fails here goes on from the last part, and a file handed out always has its manifest),
+    /// then the last part and the upload; the tail and state it no longer needs are deleted.
+    async fn finish(mut self) -> Result<(u64, i32), ExportError> {
+        let objects = self.ports.objects;
+        let last = joined(std::mem::take(&mut self.carry), self.encoder.take()?);
+        self.state.hash(&last);
+        let sealer = Sealer {
+            heads: self.ports.reader,
+            signer: self.ports.signer,
+        };
+        let manifest = sealer.seal(self.job, &self.state, self.keep).await?;
+        let text = serde_json::to_vec_pretty(&manifest).map_err(ExportError::encoding)?;
+        objects.put_bytes(&self.job.manifest_key(), text).await?;
+        let (bytes, parts) = self.writer.finish(last).await?;
+        if let Some(point) = &self.job.resume {
+            forget_all(objects, point).await;
+        }
+        Ok((bytes, parts))
+    }
+}
 /// The checkpoints as the worker sees them: it reads the heads and the checkpoints kept of them
 /// (by the integrity function), and signs a head none is kept of for its manifest without
 /// keeping it. IAM lets the export functions write export items only, never a customer's
@@ -458,18 +609,21 @@ impl<C: Checkpoints> Checkpoints for KeptOnlyByOthers<'_, C> {
     }
 }
 
-/// What signs an export's manifest: the customers' heads, the key, and how long checkpoints
-/// are kept.
+/// What signs an export's manifest: the customers' heads and the key.
 struct Sealer<'a, C, S> {
     heads: &'a C,
     signer: &'a S,
-    keep: TimeDelta,
 }
 
 impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
     /// The manifest of the file `state` describes, with each customer's current checkpoint
-    /// (at or after the last of its activities in the file), signed.
-    async fn seal(&self, job: &ExportJob, state: &ManifestState) -> Result<Manifest, StoreError> {
+    /// (at or after the last of its activities in the file; kept for `keep`), signed.
+    async fn seal(
+        &self,
+        job: &ExportJob,
+        state: &ManifestState,
+        keep: TimeDelta,
+    ) -> Result<Manifest, StoreError> {
         let now = Utc::now();
         let mut customers = Vec::with_capacity(state.customers.len());
         for (customer, held) in &state.customers {
@@ -481,7 +635,7 @@ impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
                 &job.partner,
                 &id,
                 now,
-                self.keep,
+                keep,
             )
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("customer {customer} has no chain head")))?;
@@ -518,24 +672,46 @@ impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
     }
 }
 
-/// Deletes a tail no checkpoint needs any more; the bucket's lifecycle removes it otherwise.
-async fn forget_tail<O: ExportObjects>(objects: &O, key: Option<&str>) {
-    if let Some(key) = key
-        && let Err(e) = objects.delete_object(key).await
+/// Abandons the job's file: its upload aborted, and the tail and the manifest state its resume
+/// point held deleted.
+async fn abandon<O: ExportObjects>(objects: &O, job: &mut ExportJob) {
+    if let Some(point) = job.resume.take() {
+        let mut upload =
+            objects.resume_upload(&job.object_key(), &point.upload_id, point.etags.clone());
+        if let Err(abort) = upload.abort().await {
+            // The bucket's lifecycle rule removes incomplete uploads.
+            tracing::warn!(error = %abort, "could not abort the multipart upload");
+        }
+        forget_all(objects, &point).await;
+    }
+}
+
+/// Deletes the tail and the manifest state a resume point holds.
+async fn forget_all<O: ExportObjects>(objects: &O, point: &ResumePoint) {
+    for key in [&point.tail_key, &point.manifest_state]
+        .into_iter()
+        .flatten()
     {
-        tracing::warn!(error = %e, key, "could not delete an export tail");
+        forget(objects, key).await;
+    }
+}
+
+/// Deletes an object no resume point needs any more; the bucket's lifecycle removes it
+/// otherwise.
+async fn forget<O: ExportObjects>(objects: &O, key: &str) {
+    if let Err(e) = objects.delete_object(key).await {
+        tracing::warn!(error = %e, key, "could not delete an export's saved state");
     }
 }
 
 /// Records how the run ended: succeeded, handed over, released for another run, or failed
 /// with a message for the user.
-async fn settle<J: ExportJobs, O: ExportObjects, L: ExportLauncher>(
-    jobs: &J,
-    objects: &O,
-    launcher: &L,
+async fn settle<R, B, J: ExportJobs, O: ExportObjects, L: ExportLauncher, S>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S>,
     mut job: ExportJob,
     result: Result<Progress, ExportError>,
 ) -> Result<RunOutcome, WorkerError> {
+    let ExportPorts { jobs, launcher, .. } = *ports;
     match result {
         Ok(Progress::Done { bytes, parts }) => {
             job.status = ExportStatus::Succeeded;
@@ -587,26 +763,19 @@ async fn settle<J: ExportJobs, O: ExportObjects, L: ExportLauncher>(
             release(jobs, job).await?;
             Err(WorkerError::Retry(e.to_string()))
         }
-        Err(e) => fail(jobs, objects, job, e).await,
+        Err(e) => fail(ports, job, e).await,
     }
 }
 
-/// Ends the job as failed: the upload aborted, the tail deleted, the slot given back.
-async fn fail<J: ExportJobs, O: ExportObjects>(
-    jobs: &J,
-    objects: &O,
+/// Ends the job as failed: the file abandoned, the slot given back.
+async fn fail<R, B, J: ExportJobs, O: ExportObjects, L, S>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S>,
     mut job: ExportJob,
     e: ExportError,
 ) -> Result<RunOutcome, WorkerError> {
+    let jobs = ports.jobs;
     tracing::error!(error = %e, "export failed");
-    if let Some(c) = job.resume.take() {
-        let mut upload = objects.resume_upload(&job.object_key(), &c.upload_id, c.etags);
-        if let Err(abort) = upload.abort().await {
-            // The bucket's lifecycle rule removes incomplete uploads.
-            tracing::warn!(error = %abort, "could not abort the multipart upload");
-        }
-        forget_tail(objects, c.tail_key.as_deref()).await;
-    }
+    abandon(ports.objects, &mut job).await;
     let message = e.user_message();
     job.status = ExportStatus::Failed;
     job.error = Some(message.clone());
@@ -634,131 +803,6 @@ async fn release<J: ExportJobs>(jobs: &J, job: ExportJob) -> Result<(), StoreErr
         ..job
     })
     .await
-}
-
-/// Encodes the matching activities after `after`, uploading a part whenever a part's worth is
-/// buffered and saving the job's checkpoint with it, until the period ends or `deadline`
-/// passes. `carry` is the tail an earlier run left (`None`: a new file, which starts with its
-/// header).
-#[allow(clippy::too_many_arguments)]
-async fn produce<R, B, J, O, S>(
-    config: &Config,
-    reader: &R,
-    blobs: &B,
-    jobs: &J,
-    objects: &O,
-    job: &mut ExportJob,
-    writer: &mut PartWriter<S>,
-    state: &mut ManifestState,
-    carry: Option<Vec<u8>>,
-    mut after: Option<PageKey>,
-    deadline: Instant,
-) -> Result<Produced, ExportError>
-where
-    R: ActivityReader,
-    B: DetailsBlobs,
-    J: ExportJobs,
-    O: ExportObjects,
-    S: PartSink,
-{
-    // A part is uploaded once it reaches the part size, so it ends within one row of it.
-    let capacity = writer.part_size() + PART_SLACK;
-    let mut encoder = match job.spec.format {
-        ExportFormat::Csv => Encoder::Csv(Box::new(
-            CsvEncoder::new(job.spec.time_zone, job.spec.locale)
-                .map_err(ExportError::encoding)?
-                .with_part_capacity(capacity),
-        )),
-        ExportFormat::JsonLines => Encoder::Lines {
-            buf: Vec::new(),
-            links: Links::new(config.subscriptions_url_template.as_str()),
-            capacity,
-        },
-    };
-    let resumed = carry.is_some();
-    let mut carry = carry.unwrap_or_default();
-    if resumed {
-        // The file's header is in its first part already.
-        encoder.take()?;
-    }
-    let mut old_tail = job.resume.as_ref().and_then(|c| c.tail_key.clone());
-    let mut reported = job.row_count;
-    let concurrency = config.exports.details_concurrency;
-    loop {
-        let page = reader
-            .query_page(&job.partner, &job.spec.query, after.as_ref(), WHOLE_PAGES)
-            .await?;
-        // Details kept in the bucket are fetched a few at a time, ahead of the row encoded;
-        // a page without any is read straight through.
-        let fetch = page
-            .items
-            .iter()
-            .any(|a| matches!(a.details, Details::External { .. }));
-        let mut items = page.items.iter();
-        let mut fetching = FuturesOrdered::new();
-        loop {
-            let (a, details) = if fetch {
-                while fetching.len() < concurrency {
-                    match items.next() {
-                        Some(a) => fetching.push_back(with_details(blobs, a)),
-                        None => break,
-                    }
-                }
-                match fetching.next().await {
-                    Some(row) => row?,
-                    None => break,
-                }
-            } else {
-                match items.next() {
-                    Some(a) => (a, kept_details(a)),
-                    None => break,
-                }
-            };
-            job.row_count += 1;
-            if job.row_count > MAX_EXPORT_ROWS {
-                return Err(ExportError::TooManyRows);
-            }
-            encoder.row(a, details.as_deref())?;
-            state.row(a);
-            if carry.len() + encoder.buffered() >= writer.part_size() {
-                let part = joined(std::mem::take(&mut carry), encoder.take()?);
-                state.hash(&part);
-                writer.upload(part).await?;
-                job.bytes = writer.bytes();
-                let mut checkpoint = writer.resume_point(job.row_count, Some(PageKey::of(a)));
-                let saved = save_state(objects, job, state, checkpoint.etags.len()).await?;
-                let stale = job.resume.as_ref().and_then(|c| c.manifest_state.clone());
-                checkpoint.manifest_state = Some(saved);
-                job.resume = Some(checkpoint);
-                jobs.update_job(job).await?;
-                forget_tail(objects, stale.as_deref()).await;
-                reported = job.row_count;
-                forget_tail(objects, old_tail.take().as_deref()).await;
-            }
-            if Instant::now() >= deadline {
-                let tail = joined(carry, encoder.take()?);
-                let after = Some(PageKey::of(a));
-                return Ok(Produced::Paused { tail, after });
-            }
-        }
-        drop(fetching);
-        if job.row_count - reported >= PROGRESS_EVERY_ROWS {
-            reported = job.row_count;
-            jobs.update_job(job).await?;
-        }
-        match page.last_evaluated {
-            None => break,
-            Some(k) => {
-                after = Some(k);
-                // A sparse filter may read many pages between rows: stop between them too.
-                if Instant::now() >= deadline {
-                    let tail = joined(carry, encoder.take()?);
-                    return Ok(Produced::Paused { tail, after });
-                }
-            }
-        }
-    }
-    Ok(Produced::End(joined(carry, encoder.take()?)))
 }
 
 /// An activity with its details' JSON, fetched from the bucket if kept there.

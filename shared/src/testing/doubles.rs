@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::domain::integrity::PublicKey;
 use crate::domain::{ExportId, PartnerId};
-use crate::handlers::export_worker;
+use crate::handlers::export_worker::{self, ExportPorts};
 use crate::launch::{ExportLauncher, LaunchError, WorkerEvent};
 use crate::store::{
     ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer,
@@ -97,10 +97,15 @@ impl InlineLauncher {
                     signer.clone(),
                 );
                 tokio::spawn(async move {
-                    let outcome = export_worker::run(
-                        &config, &*reader, &*blobs, &*jobs, &*objects, &next, &*signer, &event,
-                    )
-                    .await;
+                    let ports = ExportPorts {
+                        reader: &*reader,
+                        blobs: &*blobs,
+                        jobs: &*jobs,
+                        objects: &*objects,
+                        launcher: &next,
+                        signer: &*signer,
+                    };
+                    let outcome = export_worker::run(&config, &ports, &event).await;
                     eprintln!("worker: {outcome:?}");
                 });
             }
