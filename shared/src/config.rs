@@ -1,10 +1,14 @@
-//! Typed configuration, read once from the environment at start-up; fails fast with a clear message.
+//! Typed configuration: every environment variable the service reads is read here, once at
+//! start-up, one parser per section; it fails fast with a clear message naming the variable.
+//! Nothing changes a configuration once it is loaded.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::export::parts::MIN_PART_BYTES;
-use crate::http::cursor::CursorKeys;
 
 /// How callers are identified.
 #[derive(Clone, Debug)]
@@ -82,7 +86,7 @@ pub const LAMBDA_ONLY_VARIABLE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 
 /// Whether AWS Lambda itself runs this process (see [`LAMBDA_ONLY_VARIABLE`]).
 pub fn in_aws_lambda() -> bool {
-    std::env::var_os(LAMBDA_ONLY_VARIABLE).is_some()
+    Env::process().get(LAMBDA_ONLY_VARIABLE).is_some()
 }
 
 /// Keys whose development values scripts/local.env publishes.
@@ -99,6 +103,53 @@ pub fn local_default(name: &str) -> Option<&'static str> {
         .filter_map(|l| l.split_once('='))
         .find(|(k, _)| k.trim() == name)
         .map(|(_, v)| v.trim())
+}
+
+/// The keys of cursors: the current one signs, it and the previous ones check. After the
+/// secret is rotated, a cursor signed with the key before still works until it expires.
+#[derive(Clone)]
+pub struct CursorKeys {
+    /// (key id, key); the first is the current key.
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl CursorKeys {
+    pub fn new(current: Vec<u8>, previous: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let keys = std::iter::once(current)
+            .chain(previous)
+            .map(|k| (Self::key_id(&k), k))
+            .collect();
+        Self { keys }
+    }
+
+    /// A key's id: the first 8 bytes of its SHA-256, in hex. It names the key, and tells nothing
+    /// of it that the key's 256 bits of strength would notice.
+    pub fn key_id(key: &[u8]) -> String {
+        hex::encode(&Sha256::digest(key)[..8])
+    }
+
+    /// The id of the key that signs.
+    pub fn current_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    pub(crate) fn current(&self) -> &(String, Vec<u8>) {
+        &self.keys[0]
+    }
+
+    pub(crate) fn by_id(&self, id: &str) -> Option<&[u8]> {
+        self.keys
+            .iter()
+            .find(|(kid, _)| kid == id)
+            .map(|(_, k)| k.as_slice())
+    }
+}
+
+impl std::fmt::Debug for CursorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("CursorKeys").field("ids", &ids).finish()
+    }
 }
 
 #[derive(Clone)]
@@ -129,6 +180,54 @@ pub struct Config {
     /// The KMS key that signs checkpoints and export manifests (`SIGNING_KEY_ID`: id, ARN or
     /// alias); only the functions that sign need it.
     pub signing_key_id: Option<String>,
+    /// What the process runs in: Lambda's variables, metrics, the SDK's set-up.
+    pub runtime: Runtime,
+}
+
+/// What the process runs in.
+#[derive(Clone, Debug, Default)]
+pub struct Runtime {
+    /// The function's own name (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda).
+    pub function_name: Option<String>,
+    /// CloudWatch namespace of the function's metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: Option<String>,
+    pub sdk: SdkSettings,
+}
+
+/// How the AWS SDK is set up (README, Configuration; BENCHMARKS.md, init).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SdkSettings {
+    /// Credentials are in the environment (`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, as
+    /// Lambda puts the role's there): read them, not the whole default chain.
+    pub credentials_in_env: bool,
+    /// A CA bundle file to trust (`SSL_CERT_FILE`).
+    pub ca_bundle_file: Option<PathBuf>,
+    /// S3 is reached at an endpoint of its own (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`:
+    /// an emulator), addressed path-style.
+    pub s3_endpoint_overridden: bool,
+}
+
+/// How the functions log (`RUST_LOG`, `LOG_FORMAT`); read before the rest, so that a
+/// configuration error is logged as every other line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `RUST_LOG`: a level, or `target=level` directives.
+    pub filter: Option<String>,
+    /// One JSON object per line: in AWS Lambda, or with `LOG_FORMAT=json`.
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Self {
+        let env = Env::process();
+        Self {
+            filter: env.get("RUST_LOG"),
+            json: env.get(LAMBDA_ONLY_VARIABLE).is_some()
+                || env
+                    .get("LOG_FORMAT")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("json")),
+        }
+    }
 }
 
 /// A tenant's share of the API: at most `requests` per `window` (fixed windows).
@@ -210,12 +309,12 @@ impl ConfigError {
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 /// Longest retention of activities, in days (a century).
-const MAX_RETENTION_DAYS: u64 = 36_500;
+const MAX_RETENTION_DAYS: u32 = 36_500;
 /// Presigned links live at most 15 minutes, and by default that long.
 pub const MAX_LINK_TTL_SECS: u64 = 15 * 60;
 /// Days an export's job record and file are kept, by default and at most.
 pub const DEFAULT_EXPORT_RETENTION_DAYS: u32 = 7;
-const MAX_EXPORT_RETENTION_DAYS: u64 = 365;
+const MAX_EXPORT_RETENTION_DAYS: u32 = 365;
 /// S3's smallest part: the worker's memory is about one part, whatever the export's size
 /// (BENCHMARKS.md, export memory). 10,000 parts of 5 MiB hold far more than the row limit.
 pub const DEFAULT_PART_BYTES: usize = MIN_PART_BYTES;
@@ -229,7 +328,7 @@ const MIN_SECRET_BYTES: usize = 32;
 /// Two reads of at most 1 MB: a filtered page over a large tenant answers within about 2 MB of
 /// DynamoDB work (BENCHMARKS.md, bounded reads), and a sparse filter goes on by cursor.
 pub const DEFAULT_LIST_MAX_READS: usize = 2;
-const MAX_LIST_READS: u64 = 100;
+const MAX_LIST_READS: usize = 100;
 /// 50 requests per second per tenant: about 5 functions busy at once at 100 ms a request.
 pub const DEFAULT_RATE_LIMIT: u32 = 50;
 pub const DEFAULT_RATE_WINDOW_SECS: u64 = 1;
@@ -261,167 +360,247 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// The configuration `get` gives (a variable set to the empty string counts as unset).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required =
-            |name: &str| get(name).ok_or_else(|| ConfigError(format!("{name} is not set")));
-        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "{name} must be a whole number from {min} to {max}, got {v:?}"
-                        ))
-                    }),
-            }
-        };
+        let env = Env(&get);
+        let auth = AuthMode::from_env(&env)?;
+        let cursor_keys = cursor_keys(&env, &auth)?;
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            bucket_name: env.required("BUCKET_NAME")?,
+            retention_days: env.number(
+                "RETENTION_DAYS",
+                DEFAULT_RETENTION_DAYS,
+                1,
+                MAX_RETENTION_DAYS,
+            )?,
+            subscriptions_url_template: subscriptions_url_template(&env)?,
+            signing_key_id: env.get("SIGNING_KEY_ID"),
+            cursor_keys,
+            cursor_key_secret: env.get("CURSOR_SIGNING_KEY_SECRET"),
+            auth,
+            claims: ClaimNames::from_env(&env),
+            details_inline_max_bytes: env.number(
+                "DETAILS_INLINE_MAX_BYTES",
+                DEFAULT_DETAILS_INLINE_MAX_BYTES,
+                0,
+                MAX_DETAILS_INLINE_BYTES,
+            )?,
+            list_max_reads: env.number(
+                "LIST_MAX_READS",
+                DEFAULT_LIST_MAX_READS,
+                1,
+                MAX_LIST_READS,
+            )?,
+            rate_limit: RateLimit::from_env(&env)?,
+            exports: ExportSettings::from_env(&env)?,
+            runtime: Runtime::from_env(&env),
+        })
+    }
+}
 
-        let auth = match get("AUTH_MODE").as_deref() {
-            None | Some("apigateway") => AuthMode::ApiGateway,
+/// The environment as the parsers read it: a variable set to the empty string is unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'static> {
+    /// The process's own environment.
+    fn process() -> Self {
+        Env(&|name| std::env::var(name).ok())
+    }
+}
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name)
+            .ok_or_else(|| ConfigError(format!("{name} is not set")))
+    }
+
+    /// A whole number from `min` to `max`, `default` when unset.
+    fn number<T>(&self, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: Copy + fmt::Display + TryFrom<u64> + TryInto<u64>,
+    {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        let within = |n: &u64| match (min.try_into(), max.try_into()) {
+            (Ok(lo), Ok(hi)) => (lo..=hi).contains(n),
+            _ => false,
+        };
+        v.parse::<u64>()
+            .ok()
+            .filter(within)
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} must be a whole number from {min} to {max}, got {v:?}"
+                ))
+            })
+    }
+
+    fn seconds(
+        &self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_secs)
+    }
+}
+
+impl AuthMode {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        match env.get("AUTH_MODE").as_deref() {
+            None | Some("apigateway") => Ok(Self::ApiGateway),
             // Local mode trusts the development identity provider's published key: never where
             // Lambda itself runs the function (cargo lambda watch does not set this variable).
-            Some("local") if get(LAMBDA_ONLY_VARIABLE).is_some() => {
-                return Err(ConfigError(format!(
-                    "AUTH_MODE=local is refused in AWS Lambda ({LAMBDA_ONLY_VARIABLE} is set): \
-                     a deployed function takes identities from API Gateway's JWT authorizer"
-                )));
-            }
+            Some("local") if env.get(LAMBDA_ONLY_VARIABLE).is_some() => Err(ConfigError(format!(
+                "AUTH_MODE=local is refused in AWS Lambda ({LAMBDA_ONLY_VARIABLE} is set): \
+                 a deployed function takes identities from API Gateway's JWT authorizer"
+            ))),
             Some("local") => {
-                let path = required("LOCAL_OIDC_JWKS_FILE")?;
+                let path = env.required("LOCAL_OIDC_JWKS_FILE")?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| ConfigError(format!("LOCAL_OIDC_JWKS_FILE {path}: {e}")))?;
-                AuthMode::Local(LocalIssuer {
-                    issuer: required("LOCAL_OIDC_ISSUER")?,
-                    audience: required("LOCAL_OIDC_AUDIENCE")?,
+                Ok(Self::Local(LocalIssuer {
+                    issuer: env.required("LOCAL_OIDC_ISSUER")?,
+                    audience: env.required("LOCAL_OIDC_AUDIENCE")?,
                     keys: LocalIssuer::keys_from_jwks(&text).map_err(|e| {
                         ConfigError(format!("LOCAL_OIDC_JWKS_FILE {path}: {}", e.0))
                     })?,
-                })
+                }))
             }
-            Some(other) => {
+            Some(other) => Err(ConfigError(format!(
+                "AUTH_MODE must be local or apigateway, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// `CURSOR_SIGNING_KEY`, if set (else the function reads `CURSOR_SIGNING_KEY_SECRET` at start).
+/// The development keys are published (scripts/local.env): only local mode may use them.
+fn cursor_keys(env: &Env<'_>, auth: &AuthMode) -> Result<Option<CursorKeys>, ConfigError> {
+    if !matches!(auth, AuthMode::Local(_)) {
+        for name in DEVELOPMENT_KEYS {
+            if env
+                .get(name)
+                .is_some_and(|v| Some(v.as_str()) == local_default(name))
+            {
                 return Err(ConfigError(format!(
-                    "AUTH_MODE must be local or apigateway, got {other:?}"
+                    "{name} is the development key of scripts/local.env, refused outside \
+                     local mode (AUTH_MODE=local)"
                 )));
             }
-        };
-        // The development keys are published (scripts/local.env): only local mode may use them.
-        if !matches!(auth, AuthMode::Local(_)) {
-            for name in DEVELOPMENT_KEYS {
-                if get(name).is_some_and(|v| Some(v.as_str()) == local_default(name)) {
-                    return Err(ConfigError(format!(
-                        "{name} is the development key of scripts/local.env, refused outside \
-                         local mode (AUTH_MODE=local)"
-                    )));
-                }
-            }
         }
-        let template = required("SUBSCRIPTIONS_URL_TEMPLATE")?;
-        if !template.contains("{customerId}") {
-            return Err(ConfigError(
-                "SUBSCRIPTIONS_URL_TEMPLATE must contain {customerId}".into(),
-            ));
+    }
+    env.get("CURSOR_SIGNING_KEY")
+        .map(|v| secret_bytes("CURSOR_SIGNING_KEY", v).map(|key| CursorKeys::new(key, [])))
+        .transpose()
+}
+
+fn subscriptions_url_template(env: &Env<'_>) -> Result<String, ConfigError> {
+    let template = env.required("SUBSCRIPTIONS_URL_TEMPLATE")?;
+    if !template.contains("{customerId}") {
+        return Err(ConfigError(
+            "SUBSCRIPTIONS_URL_TEMPLATE must contain {customerId}".into(),
+        ));
+    }
+    Ok(template)
+}
+
+impl ClaimNames {
+    fn from_env(env: &Env<'_>) -> Self {
+        let default = Self::default();
+        Self {
+            partner: env.get("PARTNER_CLAIM").unwrap_or(default.partner),
+            roles: env.get("ROLES_CLAIM").unwrap_or(default.roles),
         }
+    }
+}
+
+impl RateLimit {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            table_name: required("TABLE_NAME")?,
-            bucket_name: required("BUCKET_NAME")?,
-            retention_days: u32::try_from(number(
-                "RETENTION_DAYS",
-                DEFAULT_RETENTION_DAYS.into(),
+            requests: env.number("TENANT_RATE_LIMIT", DEFAULT_RATE_LIMIT, 0, 1_000_000)?,
+            window: env.seconds(
+                "TENANT_RATE_WINDOW_SECONDS",
+                DEFAULT_RATE_WINDOW_SECS,
                 1,
-                MAX_RETENTION_DAYS,
-            )?)
-            .map_err(|_| ConfigError("RETENTION_DAYS out of range".into()))?,
-            subscriptions_url_template: template,
-            signing_key_id: get("SIGNING_KEY_ID"),
-            cursor_keys: get("CURSOR_SIGNING_KEY")
-                .map(|v| secret_bytes("CURSOR_SIGNING_KEY", v))
-                .transpose()?
-                .map(|key| CursorKeys::new(key, [])),
-            cursor_key_secret: get("CURSOR_SIGNING_KEY_SECRET"),
-            auth,
-            claims: ClaimNames {
-                partner: get("PARTNER_CLAIM").unwrap_or_else(|| ClaimNames::default().partner),
-                roles: get("ROLES_CLAIM").unwrap_or_else(|| ClaimNames::default().roles),
-            },
-            details_inline_max_bytes: usize::try_from(number(
-                "DETAILS_INLINE_MAX_BYTES",
-                DEFAULT_DETAILS_INLINE_MAX_BYTES as u64,
-                0,
-                MAX_DETAILS_INLINE_BYTES as u64,
-            )?)
-            .map_err(|_| ConfigError("DETAILS_INLINE_MAX_BYTES out of range".into()))?,
-            list_max_reads: usize::try_from(number(
-                "LIST_MAX_READS",
-                DEFAULT_LIST_MAX_READS as u64,
-                1,
-                MAX_LIST_READS,
-            )?)
-            .map_err(|_| ConfigError("LIST_MAX_READS out of range".into()))?,
-            rate_limit: RateLimit {
-                requests: u32::try_from(number(
-                    "TENANT_RATE_LIMIT",
-                    DEFAULT_RATE_LIMIT.into(),
-                    0,
-                    1_000_000,
-                )?)
-                .map_err(|_| ConfigError("TENANT_RATE_LIMIT out of range".into()))?,
-                window: Duration::from_secs(number(
-                    "TENANT_RATE_WINDOW_SECONDS",
-                    DEFAULT_RATE_WINDOW_SECS,
-                    1,
-                    MAX_RATE_WINDOW_SECS,
-                )?),
-            },
-            exports: ExportSettings {
-                worker_function: get("EXPORT_WORKER_FUNCTION"),
-                link_ttl: Duration::from_secs(number(
-                    "EXPORT_LINK_TTL_SECONDS",
-                    MAX_LINK_TTL_SECS,
-                    1,
-                    MAX_LINK_TTL_SECS,
-                )?),
-                retention_days: u32::try_from(number(
-                    "EXPORT_RETENTION_DAYS",
-                    DEFAULT_EXPORT_RETENTION_DAYS.into(),
-                    1,
-                    MAX_EXPORT_RETENTION_DAYS,
-                )?)
-                .map_err(|_| ConfigError("EXPORT_RETENTION_DAYS out of range".into()))?,
-                part_bytes: usize::try_from(number(
-                    "EXPORT_PART_BYTES",
-                    DEFAULT_PART_BYTES as u64,
-                    MIN_PART_BYTES as u64,
-                    MAX_PART_BYTES as u64,
-                )?)
-                .map_err(|_| ConfigError("EXPORT_PART_BYTES out of range".into()))?,
-                max_active: u32::try_from(number(
-                    "EXPORT_MAX_ACTIVE",
-                    DEFAULT_MAX_ACTIVE_EXPORTS.into(),
-                    1,
-                    1000,
-                )?)
-                .map_err(|_| ConfigError("EXPORT_MAX_ACTIVE out of range".into()))?,
-                time_budget: Duration::from_secs(number(
-                    "EXPORT_TIME_BUDGET_SECONDS",
-                    DEFAULT_EXPORT_TIME_BUDGET_SECS,
-                    1,
-                    MAX_EXPORT_TIME_BUDGET_SECS,
-                )?),
-                details_concurrency: usize::try_from(number(
-                    "EXPORT_DETAILS_CONCURRENCY",
-                    DEFAULT_DETAILS_CONCURRENCY as u64,
-                    1,
-                    256,
-                )?)
-                .map_err(|_| ConfigError("EXPORT_DETAILS_CONCURRENCY out of range".into()))?,
-            },
+                MAX_RATE_WINDOW_SECS,
+            )?,
         })
+    }
+}
+
+impl ExportSettings {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            worker_function: env.get("EXPORT_WORKER_FUNCTION"),
+            link_ttl: env.seconds(
+                "EXPORT_LINK_TTL_SECONDS",
+                MAX_LINK_TTL_SECS,
+                1,
+                MAX_LINK_TTL_SECS,
+            )?,
+            retention_days: env.number(
+                "EXPORT_RETENTION_DAYS",
+                DEFAULT_EXPORT_RETENTION_DAYS,
+                1,
+                MAX_EXPORT_RETENTION_DAYS,
+            )?,
+            part_bytes: env.number(
+                "EXPORT_PART_BYTES",
+                DEFAULT_PART_BYTES,
+                MIN_PART_BYTES,
+                MAX_PART_BYTES,
+            )?,
+            max_active: env.number("EXPORT_MAX_ACTIVE", DEFAULT_MAX_ACTIVE_EXPORTS, 1, 1000)?,
+            time_budget: env.seconds(
+                "EXPORT_TIME_BUDGET_SECONDS",
+                DEFAULT_EXPORT_TIME_BUDGET_SECS,
+                1,
+                MAX_EXPORT_TIME_BUDGET_SECS,
+            )?,
+            details_concurrency: env.number(
+                "EXPORT_DETAILS_CONCURRENCY",
+                DEFAULT_DETAILS_CONCURRENCY,
+                1,
+                256,
+            )?,
+        })
+    }
+}
+
+impl SdkSettings {
+    /// The SDK's settings of this process's environment (for tools that build clients as the
+    /// functions do without the rest of the configuration).
+    pub fn from_env() -> Self {
+        Runtime::from_env(&Env::process()).sdk
+    }
+}
+
+impl Runtime {
+    fn from_env(env: &Env<'_>) -> Self {
+        Self {
+            function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
+            metrics_namespace: env.get("METRICS_NAMESPACE"),
+            sdk: SdkSettings {
+                credentials_in_env: env.get("AWS_ACCESS_KEY_ID").is_some()
+                    && env.get("AWS_SECRET_ACCESS_KEY").is_some(),
+                ca_bundle_file: env.get("SSL_CERT_FILE").map(PathBuf::from),
+                s3_endpoint_overridden: env.get("AWS_ENDPOINT_URL_S3").is_some()
+                    || env.get("AWS_ENDPOINT_URL").is_some(),
+            },
+        }
     }
 }
 

@@ -20,5 +20,7 @@ pub mod handlers;
 pub mod launch;
 #[cfg(feature = "service")]
 pub mod logging;
+#[cfg(feature = "service")]
+pub mod sdk;
 #[cfg(all(feature = "service", any(test, feature = "testing")))]
 pub mod testing;

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::config::LogSettings;
+
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -96,6 +98,34 @@ impl Visit for EventFields {
         self.0
             .insert(field.name().into(), Value::from(format!("{value:?}")));
     }
+}
+
+/// Logs: in AWS Lambda (CloudWatch) and wherever `LOG_FORMAT=json`, one JSON object per line
+/// ([`JsonLines`]: function, request id, partner); readable text elsewhere.
+/// `RUST_LOG` is a level (`info`, the default) or a list of `target=level` directives;
+/// `tracing`'s `Targets` filter reads it, which, unlike the env-filter, needs no
+/// regular-expression engine in every package.
+pub fn init(settings: &LogSettings) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+
+    let filter = settings
+        .filter
+        .as_deref()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let registry = tracing_subscriber::registry();
+    let _ = if settings.json {
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLines);
+        registry.with(layer.with_filter(filter)).try_init()
+    } else {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .without_time();
+        registry.with(layer.with_filter(filter)).try_init()
+    };
 }
 
 #[cfg(test)]

@@ -97,13 +97,14 @@ pub fn function() -> &'static str {
     FUNCTION_NAME.get().copied().unwrap_or("unknown")
 }
 
+/// Sets the namespace of the function's metrics (`METRICS_NAMESPACE`, read with the
+/// configuration); unset, [`DEFAULT_NAMESPACE`].
+pub fn set_namespace(namespace: Option<String>) {
+    let _ = NAMESPACE.set(namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()));
+}
+
 fn namespace() -> &'static str {
-    NAMESPACE.get_or_init(|| {
-        std::env::var("METRICS_NAMESPACE")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
-    })
+    NAMESPACE.get_or_init(|| DEFAULT_NAMESPACE.to_owned())
 }
 
 /// Who a measurement is about, written beside it (never a dimension).

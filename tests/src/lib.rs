@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use activity_log::app::{App, s3_client};
-use activity_log::config::AuthMode;
+use activity_log::config::{AuthMode, SdkSettings};
 use activity_log::testing::fixtures::{config_for, local_default};
 use activity_log::testing::storage::{create_bucket, create_signing_key, create_table};
 use aws_config::{BehaviorVersion, Region};
@@ -195,7 +195,7 @@ pub async fn create_storage(sdk: &aws_config::SdkConfig, table: &str, bucket: &s
     create_table(&aws_sdk_dynamodb::Client::new(sdk), table)
         .await
         .unwrap_or_else(|e| panic!("create table {table}: {e}"));
-    create_bucket(&s3_client(sdk), bucket)
+    create_bucket(&s3_client(sdk, &SdkSettings::default()), bucket)
         .await
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
 }
@@ -224,7 +224,7 @@ pub async fn isolated_app() -> App {
     App::with_clients(
         config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&sdk),
-        s3_client(&sdk),
+        s3_client(&sdk, &SdkSettings::default()),
     )
     .with_signer(&sdk, key)
 }
@@ -243,7 +243,7 @@ pub async fn app_behind_proxy() -> (App, fault_proxy::FaultProxy) {
     let app = App::with_clients(
         config_for(&table, &bucket, AuthMode::ApiGateway),
         aws_sdk_dynamodb::Client::new(&via_proxy),
-        s3_client(&direct),
+        s3_client(&direct, &SdkSettings::default()),
     )
     .with_signer(&direct, key);
     (app, proxy)
@@ -362,9 +362,12 @@ pub async fn local_stack(
     create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
         .await
         .unwrap_or_else(|e| panic!("table: {e}"));
-    create_bucket(&s3_client(&sdk_config(s3_endpoint).await), &bucket)
-        .await
-        .unwrap_or_else(|e| panic!("bucket: {e}"));
+    create_bucket(
+        &s3_client(&sdk_config(s3_endpoint).await, &SdkSettings::default()),
+        &bucket,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bucket: {e}"));
     let key = signing_key(&sdk, &format!("alias/{table}")).await;
 
     let port = free_port();

@@ -169,7 +169,7 @@ fn config(body: &str) -> Value {
 async fn page_bucket() -> (String, aws_sdk_s3::Client, String) {
     let endpoint = emulator().await;
     let sdk = sdk_config(&endpoint).await;
-    let s3 = s3_client(&sdk);
+    let s3 = s3_client(&sdk, &activity_log::config::SdkSettings::default());
     let bucket = unique_name("activity-log-web");
     create_bucket(&s3, &bucket)
         .await

@@ -522,7 +522,7 @@ async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
 
 /// Downloads an object and counts its CSV data rows (the header excluded), all distinct.
 async fn count_rows(h: &Harness, key: &str) -> Fallible<(usize, usize)> {
-    let s3 = activity_log::app::s3_client(&h.sdk);
+    let s3 = activity_log::app::s3_client(&h.sdk, &activity_log::config::SdkSettings::default());
     let object = s3
         .get_object()
         .bucket(BUCKET)

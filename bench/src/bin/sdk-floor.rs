@@ -3,6 +3,7 @@
 //! `200 {}`. What a function costs above it is its own work (BENCHMARKS.md, request CPU).
 
 use activity_log::app::sdk_config;
+use activity_log::config::SdkSettings;
 use activity_log_bench::baseline::empty_ok;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Error, Request, service_fn};
@@ -10,7 +11,7 @@ use lambda_http::{Error, Request, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let table = std::env::var("TABLE_NAME")?;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&SdkSettings::from_env()).await);
     let (client, table) = (&client, table.as_str());
     lambda_http::run(service_fn(move |_: Request| async move {
         client

@@ -9,6 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::config::CursorKeys;
 use crate::domain::{ActivityId, CustomerId, DateRange, PageKey, PartnerId};
 
 /// Longest cursor text accepted before any decoding.
@@ -38,53 +39,6 @@ pub enum CursorError {
     Expired,
     #[error("the cursor was signed with a key no longer in use; ask for the first page again")]
     RetiredKey,
-}
-
-/// The keys of cursors: the current one signs, it and the previous ones check. After the
-/// secret is rotated, a cursor signed with the key before still works until it expires.
-#[derive(Clone)]
-pub struct CursorKeys {
-    /// (key id, key); the first is the current key.
-    keys: Vec<(String, Vec<u8>)>,
-}
-
-impl CursorKeys {
-    pub fn new(current: Vec<u8>, previous: impl IntoIterator<Item = Vec<u8>>) -> Self {
-        let keys = std::iter::once(current)
-            .chain(previous)
-            .map(|k| (Self::key_id(&k), k))
-            .collect();
-        Self { keys }
-    }
-
-    /// A key's id: the first 8 bytes of its SHA-256, in hex. It names the key, and tells nothing
-    /// of it that the key's 256 bits of strength would notice.
-    pub fn key_id(key: &[u8]) -> String {
-        hex::encode(&Sha256::digest(key)[..8])
-    }
-
-    /// The id of the key that signs.
-    pub fn current_id(&self) -> &str {
-        &self.keys[0].0
-    }
-
-    fn current(&self) -> &(String, Vec<u8>) {
-        &self.keys[0]
-    }
-
-    fn by_id(&self, id: &str) -> Option<&[u8]> {
-        self.keys
-            .iter()
-            .find(|(kid, _)| kid == id)
-            .map(|(_, k)| k.as_slice())
-    }
-}
-
-impl std::fmt::Debug for CursorKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("CursorKeys").field("ids", &ids).finish()
-    }
 }
 
 #[derive(Serialize, Deserialize)]

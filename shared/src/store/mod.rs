@@ -31,6 +31,8 @@ pub mod memory;
 pub mod s3;
 #[cfg(feature = "service")]
 pub(crate) mod sdk_error;
+#[cfg(feature = "service")]
+pub mod secrets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
