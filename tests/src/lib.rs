@@ -2,6 +2,7 @@
 //! locally signed tokens, and `cargo lambda watch` for end-to-end runs. Also used by the
 //! `devtool` binary behind `scripts/dev`.
 
+pub mod cloudformation;
 pub mod fault_proxy;
 pub mod load;
 
@@ -13,9 +14,15 @@ use std::time::{Duration, Instant};
 
 use activity_log::app::{App, s3_client};
 use activity_log::config::{AuthMode, SdkSettings};
-use activity_log::testing::fixtures::{config_for, local_default};
+use activity_log::domain::{Activity, PartnerId};
+use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome, WorkerError};
+use activity_log::launch::{ExportLauncher, WorkerEvent};
+use activity_log::store::memory::MemoryStore;
+use activity_log::store::{ActivityReader, Checkpoints, ExportObjects};
+use activity_log::testing::fixtures::{config_for, local_default, memory_log, synthetic_activity};
 use activity_log::testing::storage::{create_bucket, create_signing_key, create_table};
 use aws_config::{BehaviorVersion, Region};
+use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
 pub use activity_log::testing::fixtures::json_body;
@@ -482,4 +489,45 @@ pub async fn local_stack(
         bucket,
         log,
     }
+}
+
+/// The 100,000-row log of the large export tests: activities of 50 customers, half a second
+/// apart from three days ago, of `partner`, in a memory store that answers in 1 MB-sized pages
+/// (2,500 rows). The emulator's Query scans its whole table on every page (about 19 s a page
+/// at this size), which would make such a test take most of an hour; the DynamoDB page source
+/// is covered by the smaller tests.
+pub async fn hundred_thousand_rows(partner: &PartnerId) -> MemoryStore {
+    let base = Utc::now() - TimeDelta::days(3);
+    let rows: Vec<Activity> = (0..100_000)
+        .map(|n: u64| {
+            let customer = format!("c{}", n % 50);
+            synthetic_activity(n, &customer, base + TimeDelta::milliseconds(n as i64 * 500))
+        })
+        .collect();
+    memory_log(partner, 2500, &rows).await
+}
+
+/// One export worker run of `event` in `app` (its jobs, details and signer), reading the log
+/// from `reader`, writing the file to `objects` and handing over through `launcher`.
+pub async fn run_export_worker<R, O, L>(
+    app: &App,
+    reader: &R,
+    objects: &O,
+    launcher: &L,
+    event: &WorkerEvent,
+) -> Result<RunOutcome, WorkerError>
+where
+    R: ActivityReader + Checkpoints,
+    O: ExportObjects,
+    L: ExportLauncher,
+{
+    let ports = ExportPorts {
+        reader,
+        blobs: &app.blobs,
+        jobs: &app.store,
+        objects,
+        launcher,
+        signer: app.signer().unwrap_or_else(|e| panic!("{e}")),
+    };
+    export_worker::run(&app.config, &ports, event).await
 }

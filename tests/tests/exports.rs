@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_log::app::App;
-use activity_log::domain::Activity;
 use activity_log::domain::PartnerId;
 use activity_log::export::csv::restore;
 use activity_log::handlers::{exports, query, record};
@@ -16,8 +15,8 @@ use activity_log::store::s3::S3Blobs;
 use activity_log::store::{ActivityReader, Checkpoints};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
-use activity_log::testing::fixtures::{memory_log, minutes_ago as at, synthetic_activity};
-use activity_log_tests::isolated_app;
+use activity_log::testing::fixtures::minutes_ago as at;
+use activity_log_tests::{hundred_thousand_rows, isolated_app};
 use activity_log_tests::{json_body as body, newest_first_ids};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
@@ -408,21 +407,12 @@ async fn a_failed_export_leaves_no_file_and_says_why() {
 
 /// 100,000 rows through the whole export path — API, job records in DynamoDB, worker, multipart
 /// upload to S3, presigned download — with the rows read from the in-memory store in 1 MB-sized
-/// pages: the emulator's Query scans its whole table on every page (about 19 s a page at this
-/// size), which would make the test take most of an hour. The DynamoDB page source is covered
-/// by the tests above.
+/// pages ([`hundred_thousand_rows`]).
 #[tokio::test]
 async fn exports_100000_rows() {
     let app = Arc::new(isolated_app().await);
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    let base = Utc::now() - TimeDelta::days(3);
-    let rows: Vec<Activity> = (0..100_000)
-        .map(|n: u64| {
-            let customer = format!("c{}", n % 50);
-            synthetic_activity(n, &customer, base + TimeDelta::milliseconds(n as i64 * 500))
-        })
-        .collect();
-    let source = Arc::new(memory_log(&partner, 2500, &rows).await);
+    let source = Arc::new(hundred_thousand_rows(&partner).await);
     let started = std::time::Instant::now();
     let job = run_export_with(
         &app,

@@ -9,22 +9,21 @@ use std::time::{Duration, Instant};
 use activity_log::app::App;
 use activity_log::config::DEFAULT_LIST_MAX_READS;
 use activity_log::domain::{Activity, ExportId, ExportJob, PartnerId};
-use activity_log::handlers::export_worker::{
-    self, ExportPorts, MAX_FAILURES, RunOutcome, WorkerError,
-};
+use activity_log::handlers::export_worker::{self, MAX_FAILURES, RunOutcome, WorkerError};
 use activity_log::handlers::{exports, query};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
-use activity_log::store::{ExportJobs, ExportObjects, StoreError};
+use activity_log::store::{ExportJobs, StoreError};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::{FaultyObjects, InlineLauncher, RecordingLauncher};
-use activity_log::testing::fixtures::{insert_activities, memory_log, synthetic_activity};
+use activity_log::testing::fixtures::{insert_activities, synthetic_activity};
 use activity_log_tests::fault_proxy::FaultProxy;
 use activity_log_tests::{
     app_behind_proxy, ids, isolated_app, json_body as body, local_stack, signature_checking_s3,
     token,
 };
+use activity_log_tests::{hundred_thousand_rows, run_export_worker};
 use chrono::{TimeDelta, Utc};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -240,19 +239,6 @@ async fn a_tenant_has_at_most_three_exports_under_way_and_the_same_request_is_on
     assert_eq!(r.status(), 202, "{}", body(&r));
 }
 
-/// 100,000 synthetic rows (1 MB-sized storage pages, from memory: the emulator's Query would
-/// take most of an hour at this size; the DynamoDB page source is covered above).
-async fn big_source(partner: &PartnerId) -> MemoryStore {
-    let base = Utc::now() - TimeDelta::days(3);
-    let rows: Vec<Activity> = (0..100_000)
-        .map(|n: u64| {
-            let customer = format!("c{}", n % 50);
-            synthetic_activity(n, &customer, base + TimeDelta::milliseconds(n as i64 * 500))
-        })
-        .collect();
-    memory_log(partner, 2500, &rows).await
-}
-
 async fn object_bytes(app: &App, key: &str) -> Vec<u8> {
     let out = app
         .blobs
@@ -313,7 +299,7 @@ async fn export_through(app: &App, launcher: &InlineLauncher, request: &Value) -
 async fn a_100000_row_export_with_a_short_time_budget_hands_over_and_equals_one_run() {
     let app = isolated_app().await;
     let p1 = partner("p1");
-    let source = Arc::new(big_source(&p1).await);
+    let source = Arc::new(hundred_thousand_rows(&p1).await);
     let launcher_for = |app: &App| {
         InlineLauncher::new::<MemoryStore, S3Blobs, _, S3Blobs>(
             app.config.clone(),
@@ -415,23 +401,6 @@ async fn created_job(app: &App) -> (ExportJob, WorkerEvent) {
     (job, event)
 }
 
-async fn run_worker(
-    app: &App,
-    source: &MemoryStore,
-    objects: &impl ExportObjects,
-    event: &WorkerEvent,
-) -> Result<RunOutcome, WorkerError> {
-    let ports = ExportPorts {
-        reader: source,
-        blobs: &app.blobs,
-        jobs: &app.store,
-        objects,
-        launcher: &RecordingLauncher::default(),
-        signer: app.signer().unwrap_or_else(|e| panic!("{e}")),
-    };
-    export_worker::run(&app.config, &ports, event).await
-}
-
 /// Lets a killed run's lease run out.
 async fn expire_lease(app: &App, job: &ExportJob) {
     let mut now = job_of(app, &job.partner, job.id.as_str()).await;
@@ -445,11 +414,12 @@ async fn expire_lease(app: &App, job: &ExportJob) {
 #[tokio::test]
 async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
     let app = isolated_app().await;
-    let source = big_source(&partner("p1")).await;
+    let source = hundred_thousand_rows(&partner("p1")).await;
     let (job, event) = created_job(&app).await;
     let killed = FaultyObjects::hanging(&app.blobs, 3);
+    let launcher = RecordingLauncher::default();
     tokio::select! {
-        outcome = run_worker(&app, &source, &killed, &event) => panic!("should hang: {outcome:?}"),
+        outcome = run_export_worker(&app, &source, &killed, &launcher, &event) => panic!("should hang: {outcome:?}"),
         () = killed.hung() => {}
     }
     assert_eq!(killed.parts(), 2);
@@ -463,7 +433,7 @@ async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
     expire_lease(&app, &job).await;
 
     let resumed = FaultyObjects::counting(&app.blobs);
-    let outcome = run_worker(&app, &source, &resumed, &event).await;
+    let outcome = run_export_worker(&app, &source, &resumed, &launcher, &event).await;
     let Ok(RunOutcome::Succeeded { rows, parts, .. }) = outcome else {
         panic!("{outcome:?}");
     };
@@ -489,14 +459,15 @@ async fn a_worker_killed_mid_way_resumes_from_its_last_part() {
 #[tokio::test]
 async fn a_job_whose_failures_reach_the_cap_fails_with_no_object_and_no_open_upload() {
     let app = isolated_app().await;
-    let source = big_source(&partner("p1")).await;
+    let source = hundred_thousand_rows(&partner("p1")).await;
     let (job, event) = created_job(&app).await;
     let flaky = FaultyObjects::failing(app.blobs.clone(), MAX_FAILURES, || {
         StoreError::Unavailable("injected 503 on UploadPart".into())
     });
+    let launcher = RecordingLauncher::default();
     let mut outcomes = Vec::new();
     for _ in 0..MAX_FAILURES {
-        outcomes.push(run_worker(&app, &source, &flaky, &event).await);
+        outcomes.push(run_export_worker(&app, &source, &flaky, &launcher, &event).await);
     }
     assert!(
         matches!(

@@ -4,13 +4,14 @@
 
 use activity_log::app::App;
 use activity_log::domain::{Activity, ExportJob, ExportStatus, PartnerId};
-use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome, WorkerError};
+use activity_log::handlers::export_worker::{RunOutcome, WorkerError};
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ExportJobs, ExportObjects, StoreError};
 use activity_log::testing::doubles::{FaultyObjects, RecordingLauncher};
 use activity_log::testing::fixtures::{memory_log, synthetic_activity};
 use activity_log_tests::isolated_app;
+use activity_log_tests::run_export_worker;
 use chrono::{TimeDelta, Utc};
 
 const ROWS: i64 = 40_000;
@@ -78,15 +79,8 @@ impl Setup {
     }
 
     async fn run(&self, objects: &impl ExportObjects) -> Result<RunOutcome, WorkerError> {
-        let ports = ExportPorts {
-            reader: &self.source,
-            blobs: &self.app.blobs,
-            jobs: &self.app.store,
-            objects,
-            launcher: &RecordingLauncher::default(),
-            signer: self.app.signer().unwrap_or_else(|e| panic!("{e}")),
-        };
-        export_worker::run(&self.app.config, &ports, &self.event).await
+        let launcher = RecordingLauncher::default();
+        run_export_worker(&self.app, &self.source, objects, &launcher, &self.event).await
     }
 
     async fn downloaded_rows(&self) -> usize {
