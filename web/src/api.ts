@@ -1,66 +1,37 @@
-// The API, on the page's own origin (CloudFront in AWS, the local front on a laptop).
+// The API, on the page's own origin (CloudFront in AWS, the local front on a laptop). Its types
+// are the contract's: src/generated/openapi.ts is written from ../openapi.yaml by
+// openapi-typescript (`npm run api-types`, which `npm run build` and `npm test` run first; the
+// file is not committed).
+import type { components, operations } from './generated/openapi';
 
-export interface Activity {
-  id: string;
-  customerId: string;
-  customerName: string;
-  action: string;
-  partnerUser: string;
-  occurredAt: string;
-  recordedAt: string;
-  resourceType: string | null;
-  status: string;
-  details: unknown;
-  detailsSize: number;
-  detailsIncluded: boolean;
-  /** The token subject that recorded it (null for activities recorded before it was kept). */
-  recordedBy: string | null;
-  /** Its place in its customer's hash chain, from 1 (null: recorded before the chain). */
-  sequence: number | null;
-  /** SHA-256(bytes(previousHash) ‖ JCS(record)), 64 lower-case hex digits. */
-  hash: string | null;
-  /** The hash of the customer's previous activity; 64 zeros for sequence 1. */
-  previousHash: string | null;
-  links: { self: string; subscriptions: string };
-}
+type Schemas = components['schemas'];
+
+/** An activity as the API answers it (the list and `links.self`). The contract's `details` is an
+ * object or null; the page reads it as any JSON (`unknown`), as verify.ts hands it on. */
+export type Activity = Omit<Schemas['Activity'], 'details'> & { details: unknown };
 
 /** `GET /customers/{customerId}/checkpoint`: a customer's chain head, signed (ECDSA P-256 /
  * SHA-256 over JCS of the first five members; `signature` is standard base64 of DER). */
-export interface Checkpoint {
-  partnerId: string;
-  customerId: string;
-  sequence: number;
-  hash: string;
-  issuedAt: string;
-  keyId: string;
-  signature: string;
-}
+export type Checkpoint = Schemas['Checkpoint'];
 
 /** `GET /integrity/public-key`: the key checkpoints are signed with. */
-export interface PublicKey {
-  keyId: string;
-  pem: string;
-  jwk: JsonWebKey;
-}
+export type PublicKey = Schemas['PublicKey'];
+
+/** A page of `GET /activities`. */
+export type ActivityPage = components['responses']['ActivityPage']['content']['application/json'];
+
+/** `POST /exports`'s body. */
+export type ExportRequest = Schemas['ExportRequest'];
+
+/** An export job (`POST /exports`, `GET /exports/{exportId}`). */
+export type ExportJob = Schemas['ExportJob'];
+
+type ErrorBody = Schemas['Error'];
 
 export const PUBLIC_KEY_PATH = '/integrity/public-key';
 
 export function checkpointPath(customerId: string): string {
   return `/customers/${encodeURIComponent(customerId)}/checkpoint`;
-}
-
-export interface ActivityPage {
-  items: Activity[];
-  nextCursor: string | null;
-}
-
-export interface ExportJob {
-  id: string;
-  status: 'pending' | 'running' | 'succeeded' | 'failed';
-  rowCount: number;
-  error?: string;
-  downloadUrl?: string;
-  links: { self: string };
 }
 
 /** An answer other than 2xx, with the API's error code and message. */
@@ -111,7 +82,7 @@ export async function call<T>(path: string, token: string, init: RequestInit = {
     let code = `Http${r.status}`;
     let message = `${r.status} ${r.statusText}`;
     try {
-      const body = (await r.json()) as { error?: { code?: string; message?: string } };
+      const body = (await r.json()) as Partial<ErrorBody>;
       code = body.error?.code ?? code;
       message = body.error?.message ?? message;
     } catch {
@@ -127,14 +98,10 @@ export async function call<T>(path: string, token: string, init: RequestInit = {
   }
 }
 
-export interface Query {
-  from: string;
-  to: string;
-  customerId?: string;
-  action?: string;
-  partnerUser?: string;
-  status?: string;
-}
+type ListQuery = NonNullable<operations['listTenantActivities']['parameters']['query']>;
+
+/** A view's request: its period (always sent) and its filters. */
+export type Query = Required<Pick<ListQuery, 'from' | 'to'>> & Pick<ListQuery, 'customerId' | 'action' | 'partnerUser' | 'status'>;
 
 /** `GET /activities` with the query's parameters, `limit` and `cursor`. */
 export function activitiesPath(q: Query, limit: number, cursor?: string | null): string {

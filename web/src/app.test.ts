@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // The page in a simulated DOM (happy-dom) against a fake API: the Sequence column, the chain
 // members in the details panel, and Verify. The real browser tests (web/e2e) cover the rest.
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 
 import type { User, UserManager } from 'oidc-client-ts';
 import { h, render } from 'preact';
@@ -9,41 +9,15 @@ import { afterEach, describe, expect, test } from 'vitest';
 
 import type { Activity, Checkpoint } from './api';
 import { App } from './app';
-import { GENESIS_HASH, checkpointMessage, jcs, recordOf } from './chain';
+import { GENESIS_HASH, checkpointMessage } from './chain';
+import { chain as chainOf } from './test-fixtures';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const PUBLIC_KEY = { keyId: 'k1', pem: '', jwk: publicKey.export({ format: 'jwk' }) };
 
-/** Customer c1's chain, newest first, as the list shows it (the details of a2 left out). */
-function chain(n: number): Activity[] {
-  const rows: Activity[] = [];
-  let previous = GENESIS_HASH;
-  for (let i = 1; i <= n; i++) {
-    const a: Activity = {
-      id: `a${i}`,
-      customerId: 'c1',
-      customerName: 'Contoso',
-      action: 'placed an order',
-      partnerUser: 'ann@partner.example',
-      occurredAt: `2026-11-25T01:02:0${i}.000Z`,
-      recordedAt: `2026-11-25T01:02:0${i}.500Z`,
-      recordedBy: i === 1 ? null : 'writer-1',
-      resourceType: 'order',
-      status: 'succeeded',
-      details: { products: [{ sku: 'x', qty: i }] },
-      detailsSize: 40,
-      detailsIncluded: true,
-      sequence: i,
-      previousHash: previous,
-      hash: null,
-      links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
-    };
-    a.hash = createHash('sha256').update(Buffer.from(previous, 'hex')).update(jcs(recordOf('p1', a))).digest('hex');
-    previous = a.hash;
-    rows.push(a);
-  }
-  return rows.reverse();
-}
+/** Customer c1's chain, newest first, as the list shows it; the first recorded before the
+ * recorder was kept. */
+const chain = (n: number) => chainOf(n, (i) => (i === 1 ? null : 'writer-1'));
 
 function checkpointOf(head: Activity): Checkpoint {
   const c = { partnerId: 'p1', customerId: 'c1', sequence: head.sequence as number, hash: head.hash as string, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' };

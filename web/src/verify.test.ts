@@ -1,47 +1,16 @@
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 
 import { describe, expect, test } from 'vitest';
 
 import { ApiError, call, type Activity, type Checkpoint } from './api';
-import { GENESIS_HASH, checkpointMessage, jcs, recordOf } from './chain';
+import { checkpointMessage } from './chain';
 import { WORDS } from './i18n';
+import { chain } from './test-fixtures';
 import { failedKey, verifyMessage, verifyView, type Outcome } from './verify';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = publicKey.export({ format: 'jwk' }) as JsonWebKey;
 const PUBLIC_KEY = { keyId: 'k1', pem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), jwk };
-
-/** Customer c1's chain of `n` activities as the list shows them, newest first; the list left
- * out the details of the second. */
-function chain(n: number): Activity[] {
-  const rows: Activity[] = [];
-  let previous = GENESIS_HASH;
-  for (let i = 1; i <= n; i++) {
-    const a: Activity = {
-      id: `a${i}`,
-      customerId: 'c1',
-      customerName: 'Contoso',
-      action: 'placed an order',
-      partnerUser: 'ann@partner.example',
-      occurredAt: `2026-11-25T01:02:0${i}.000Z`,
-      recordedAt: `2026-11-25T01:02:0${i}.500Z`,
-      recordedBy: 'writer-1',
-      resourceType: 'order',
-      status: 'succeeded',
-      details: { products: [{ sku: 'x', qty: i }] },
-      detailsSize: 40,
-      detailsIncluded: true,
-      sequence: i,
-      previousHash: previous,
-      hash: null,
-      links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
-    };
-    a.hash = createHash('sha256').update(Buffer.from(previous, 'hex')).update(jcs(recordOf('p1', a))).digest('hex');
-    previous = a.hash;
-    rows.push(a);
-  }
-  return rows.reverse();
-}
 
 function checkpointOf(rows: Activity[], sequence = rows[0].sequence as number, hash = rows[0].hash as string): Checkpoint {
   const c = { partnerId: 'p1', customerId: 'c1', sequence, hash, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' };

@@ -1,0 +1,37 @@
+// Test data shared by the page's tests (app.test.ts, verify.test.ts): not part of the page.
+import { createHash } from 'node:crypto';
+
+import type { Activity } from './api';
+import { GENESIS_HASH, jcs, recordOf } from './chain';
+
+/** Customer c1's chain of `n` activities (partner p1), hashed as the service chains them, newest
+ * first as the list shows them. `recordedBy(i)`: who recorded the i-th (from 1). */
+export function chain(n: number, recordedBy: (i: number) => string | null = () => 'writer-1'): Activity[] {
+  const rows: Activity[] = [];
+  let previous = GENESIS_HASH;
+  for (let i = 1; i <= n; i++) {
+    const a: Activity = {
+      id: `a${i}`,
+      customerId: 'c1',
+      customerName: 'Contoso',
+      action: 'placed an order',
+      partnerUser: 'ann@partner.example',
+      occurredAt: `2026-11-25T01:02:0${i}.000Z`,
+      recordedAt: `2026-11-25T01:02:0${i}.500Z`,
+      recordedBy: recordedBy(i),
+      resourceType: 'order',
+      status: 'succeeded',
+      details: { products: [{ sku: 'x', qty: i }] },
+      detailsSize: 40,
+      detailsIncluded: true,
+      sequence: i,
+      previousHash: previous,
+      hash: null,
+      links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
+    };
+    a.hash = createHash('sha256').update(Buffer.from(previous, 'hex')).update(jcs(recordOf('p1', a))).digest('hex');
+    previous = a.hash;
+    rows.push(a);
+  }
+  return rows.reverse();
+}
