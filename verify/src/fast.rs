@@ -669,7 +669,7 @@ mod tests {
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T08:00:00Z")
             .unwrap()
             .to_utc();
-        let (rows, head) = crate::synthetic::chain(PARTNER, "c1", 8, t).unwrap();
+        let (rows, head) = activity_log::testing::signed::chain(PARTNER, "c1", 8, t).unwrap();
         let signed = |sequence: u64, hash: &str| SignedHead {
             sequence,
             hash: hash.to_owned(),

@@ -37,8 +37,6 @@ mod api;
 mod export;
 mod fast;
 
-pub mod synthetic;
-
 pub use activity_log::domain::integrity::Key;
 pub use api::{
     ApiOptions, ApiReport, DEFAULT_RETENTION_DAYS, verify_api, verify_api_at, verify_api_blocking,
@@ -226,15 +224,5 @@ fn read_error(path: &Path, e: &std::io::Error) -> Error {
     Error::Usage(format!("{}: {e}", path.display()))
 }
 
-/// Everything but RFC 3986's unreserved characters is escaped in a path segment, as the
-/// service escapes a customer id in its links.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `customer` as a path segment.
-fn segment(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
-}
+/// `customer` as a path segment, as the service escapes a customer id in its links.
+use activity_log::http::path_segment as segment;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use activity_log::domain::chain::Head;
 use activity_log::domain::integrity::Checkpoint;
-use activity_log_verify::synthetic::{self, Signer};
+use activity_log::testing::signed::{self as synthetic, Signer};
 use activity_log_verify::{ApiOptions, Error, verify_api_at};
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{PARTNER, Run, other_key, service_key, verify};

@@ -3,7 +3,7 @@
 mod common;
 
 use activity_log::domain::integrity::{Checkpoint, Manifest};
-use activity_log_verify::synthetic::{self, Signer};
+use activity_log::testing::signed::{self as synthetic, Signer};
 use activity_log_verify::{Error, Key, verify_export};
 use common::{PARTNER, Scratch, other_key, service_key, ts, verify};
 use serde_json::{Map, Value, json};

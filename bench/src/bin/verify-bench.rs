@@ -8,7 +8,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use activity_log_verify::{Key, synthetic, verify_export};
+use activity_log::testing::signed as synthetic;
+use activity_log_verify::{Key, verify_export};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 

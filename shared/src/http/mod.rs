@@ -31,3 +31,16 @@ pub fn request_id(req: &lambda_http::Request) -> Option<String> {
             .filter(|id| !id.is_empty())
     })
 }
+
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one segment of a URL's path (a customer id in the activities' links, the
+/// verifier's requests).
+pub fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}

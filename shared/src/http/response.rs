@@ -1,8 +1,8 @@
 //! Domain → response: the JSON shape of an activity and helpers for JSON responses.
 
+use super::path_segment as encode;
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -25,17 +25,6 @@ impl Links {
         self.subscriptions_template
             .replace("{customerId}", &encode(customer.as_str()))
     }
-}
-
-/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn encode(segment: &str) -> String {
-    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// An activity as every endpoint returns it.

@@ -5,6 +5,7 @@
 pub mod doubles;
 pub mod fixtures;
 pub mod request;
+pub mod signed;
 pub mod storage;
 
 pub use request::ApiRequest;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use activity_log_verify::synthetic::Signer;
+use activity_log::testing::signed::Signer;
 use chrono::{DateTime, Utc};
 
 pub const PARTNER: &str = "partner-1";

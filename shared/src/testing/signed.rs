@@ -1,12 +1,12 @@
-//! Signed fixtures for tests and benchmarks: a signing key, chains of activities hashed the way
+//! Signed fixtures for the verifier's tests: a signing key, chains of activities hashed the way
 //! the service hashes them ([`Activity::record`]) and shown the way the API and JSON Lines exports show
 //! them, signed checkpoints and signed export manifests. Nothing here is used by the checks.
 
-use activity_log::domain::chain::Head;
-use activity_log::domain::integrity::{
+use crate::domain::chain::Head;
+use crate::domain::integrity::{
     Checkpoint, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile, PublicKey,
 };
-use activity_log::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status, time};
+use crate::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,7 +16,7 @@ use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::segment;
+use crate::http::response::{ActivityView, Links};
 
 /// A P-256 key that signs as the service's KMS key does (DER, standard base64).
 #[derive(Debug, Clone)]
@@ -142,35 +142,15 @@ pub fn row(
         ),
         None => None,
     };
-    let details = match &a.details {
-        Details::Inline(d) => serde_json::from_str::<Value>(d).map_err(|e| e.to_string())?,
-        _ => Value::Null,
+    // Shown as the API shows it.
+    let shown = Activity {
+        chain: link,
+        ..a.clone()
     };
-    let row = json!({
-        "id": a.id.as_str(),
-        "customerId": a.customer_id.as_str(),
-        "customerName": a.customer_name,
-        "action": a.action,
-        "partnerUser": a.partner_user,
-        "occurredAt": time::format(a.occurred_at),
-        "recordedAt": time::format(a.recorded_at),
-        "resourceType": a.resource_type,
-        "status": a.status.as_str(),
-        "details": details,
-        "detailsSize": a.details.size(),
-        "detailsIncluded": true,
-        "recordedBy": a.recorded_by,
-        "sequence": link.as_ref().map(|l| l.sequence),
-        "hash": link.as_ref().map(|l| l.hash.as_str()),
-        "previousHash": link.as_ref().map(|l| l.previous_hash.as_str()),
-        "links": {
-            "self": format!("/customers/{}/activities/{}", segment(a.customer_id.as_str()), a.id),
-            "subscriptions": format!("https://portal.example/customers/{}/subscriptions", segment(a.customer_id.as_str())),
-        },
-    });
-    match row {
-        Value::Object(m) => Ok(m),
-        _ => Err("a row is an object".into()),
+    let links = Links::new("https://portal.example/customers/{customerId}/subscriptions");
+    match serde_json::to_value(ActivityView::new(&shown, None, &links)) {
+        Ok(Value::Object(m)) => Ok(m),
+        other => Err(format!("a row is an object: {other:?}")),
     }
 }
 
