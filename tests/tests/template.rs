@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use activity_log::config::ClaimNames;
+use activity_log::http::routes::ROUTES;
 use activity_log::store::keys;
 use activity_log_tests::cloudformation::{
     at, evaluate, iam_like, intrinsic, is_intrinsic, items, path_pattern_matches, resources_of,
@@ -37,28 +38,10 @@ fn template_routes(t: &str) -> BTreeSet<(String, String)> {
 
 /// (method, path) of every route of `[workspace.metadata.lambda.watch.router]`.
 fn router_routes(cargo: &str) -> BTreeSet<(String, String)> {
-    let section = cargo
-        .split("[workspace.metadata.lambda.watch.router]")
-        .nth(1)
-        .unwrap_or_default();
-    let mut routes = BTreeSet::new();
-    let mut path = String::new();
-    for line in section.lines().map(str::trim) {
-        if line.starts_with('[') && !line.starts_with("[{") {
-            break;
-        }
-        if line.starts_with('"')
-            && let Some((p, _)) = line.split_once(" = ")
-        {
-            path = p.trim_matches('"').to_owned();
-        }
-        for part in line.split("method = \"").skip(1) {
-            if let Some(m) = part.split('"').next() {
-                routes.insert((m.to_owned(), path.clone()));
-            }
-        }
-    }
-    routes
+    router_functions(cargo)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
 }
 
 /// `sam build` builds every function crate through the Makefile (one cargo lambda build of
@@ -1357,4 +1340,106 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
     );
     let resource = intrinsic(at(deny, "Resource"), "Sub").map(text);
     assert_eq!(resource, Some("${ActivityBucket.Arn}/details/*"));
+}
+
+/// (method, path, function) of every route of `[workspace.metadata.lambda.watch.router]`.
+fn router_functions(cargo: &str) -> BTreeSet<(String, String, String)> {
+    let section = cargo
+        .split("[workspace.metadata.lambda.watch.router]")
+        .nth(1)
+        .unwrap_or_default();
+    let mut routes = BTreeSet::new();
+    let mut path = String::new();
+    for line in section.lines().map(str::trim) {
+        if line.starts_with('[') && !line.starts_with("[{") {
+            break;
+        }
+        if line.starts_with('"')
+            && let Some((p, _)) = line.split_once(" = ")
+        {
+            path = p.trim_matches('"').to_owned();
+        }
+        for part in line.split("method = \"").skip(1) {
+            let method = part.split('"').next().unwrap_or_default();
+            let function = part
+                .split("function = \"")
+                .nth(1)
+                .and_then(|f| f.split('"').next())
+                .unwrap_or_default();
+            routes.insert((method.to_owned(), path.clone(), function.to_owned()));
+        }
+    }
+    routes
+}
+
+/// The route table (`shared/src/http/routes.rs`) is the API: `openapi.yaml`'s operations,
+/// `template.yaml`'s HttpApi events, the local router with the function of each route, and the
+/// routes the build's bootstrap check calls (`scripts/check_bootstraps.py`).
+#[test]
+fn the_route_table_is_the_contract_the_template_the_router_and_the_build_check() {
+    let table: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        template_routes(&read_workspace_file("template.yaml")),
+        table
+    );
+
+    let contract: Value = serde_norway::from_str(&read_workspace_file("openapi.yaml"))
+        .unwrap_or_else(|e| panic!("openapi.yaml: {e}"));
+    let mut operations = BTreeSet::new();
+    for (path, item) in contract["paths"].as_mapping().into_iter().flatten() {
+        for (method, _) in item.as_mapping().into_iter().flatten() {
+            let method = method.as_str().unwrap_or_default();
+            if ["get", "post", "put", "patch", "delete"].contains(&method) {
+                operations.insert((
+                    method.to_uppercase(),
+                    path.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    assert_eq!(operations, table);
+
+    let with_functions: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                r.path.to_owned(),
+                r.function.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        router_functions(&read_workspace_file("Cargo.toml")),
+        with_functions
+    );
+
+    let check = read_workspace_file("scripts/check_bootstraps.py");
+    let called = check
+        .split("HTTP_ROUTES = {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_default();
+    let mut checked = 0;
+    for line in called.lines().map(str::trim).filter(|l| l.starts_with('"')) {
+        let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        let [function, method, path] = quoted[..] else {
+            panic!("scripts/check_bootstraps.py: {line}");
+        };
+        assert!(
+            ROUTES
+                .iter()
+                .any(|r| (r.function, r.method, r.path) == (function, method, path)),
+            "scripts/check_bootstraps.py calls {method} {path} of {function}, not a route"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        function_crates().len() - 1,
+        "every HTTP function (all but the worker)"
+    );
 }

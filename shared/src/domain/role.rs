@@ -38,6 +38,43 @@ pub enum Permission {
     Record,
 }
 
+impl Role {
+    /// Every role, in declaration order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        super::names::fields_of::<Self>()
+            .iter()
+            .filter_map(|name| Self::parse(name))
+    }
+}
+
+impl Permission {
+    /// The roles that have it.
+    pub fn roles(self) -> Vec<Role> {
+        Role::all()
+            .filter(|r| match self {
+                Self::Read => r.may_read(),
+                Self::Record => r.may_record(),
+            })
+            .collect()
+    }
+
+    /// Why a caller without it is refused: what it is and the roles that have it.
+    pub fn refusal(self) -> String {
+        let roles: Vec<&str> = self.roles().into_iter().map(Role::as_str).collect();
+        match (self, roles.as_slice()) {
+            (Self::Read, _) => format!(
+                "viewing the activity log needs one of the roles {}",
+                roles.join(", ")
+            ),
+            (Self::Record, [one]) => format!("recording activities needs the {one} role"),
+            (Self::Record, _) => format!(
+                "recording activities needs one of the roles {}",
+                roles.join(", ")
+            ),
+        }
+    }
+}
+
 /// A verified caller: tenant, subject and roles, from the authorizer or a locally verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -86,6 +123,20 @@ mod tests {
         assert!(who(&[Role::ActivityWriter]).allows(Permission::Record));
         assert!(!who(&[Role::ActivityWriter]).allows(Permission::Read));
         assert!(!who(&[]).allows(Permission::Read));
+    }
+
+    #[test]
+    fn a_refusal_names_the_roles_that_have_the_permission() {
+        assert_eq!(
+            Permission::Read.refusal(),
+            "viewing the activity log needs one of the roles GlobalAdmin, BillingAdmin, \
+             UserManagementAdmin, AdminAgent, SalesAgent, HelpdeskAgent"
+        );
+        assert_eq!(
+            Permission::Record.refusal(),
+            "recording activities needs the ActivityWriter role"
+        );
+        assert_eq!(Role::all().count(), 7);
     }
 
     #[test]

@@ -11,11 +11,11 @@ use tracing::instrument;
 use crate::config::Config;
 use crate::domain::{
     ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportLocale,
-    ExportSpec, ExportStatus, Identity, Permission, Status, time,
+    ExportSpec, ExportStatus, Identity, Status, time,
 };
 use crate::http::params::{ExportRequest, ExportRoute, export_route};
 use crate::http::response::json;
-use crate::http::{ApiError, identity, request_id};
+use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
 use crate::launch::ExportLauncher;
 use crate::store::{Admission, ExportJobs, ExportObjects};
 
@@ -47,7 +47,7 @@ where
 {
     let rid = request_id(&req);
     let result = async {
-        let who = identity::authorize(&req, config, Permission::Read)?;
+        let who = identity::authorize(&req, config, routes::CREATE_EXPORT.permission)?;
         match export_route(&req)? {
             ExportRoute::Create => create(config, jobs, launcher, &who, &req).await,
             ExportRoute::Status(id) => status(config, jobs, objects, launcher, &who, &id).await,
@@ -64,7 +64,7 @@ pub fn parse_spec(body: &[u8], now: DateTime<Utc>) -> Result<ExportSpec, ApiErro
     let customer = selection.customer()?;
     let (from, to) = selection.bounds()?;
     let range = DateRange::resolve(from, to, now)
-        .map_err(|e| ApiError::bad_request("InvalidDateRange", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDateRange, e.to_string()))?;
     let format = request.format()?;
     let time_zone = request.time_zone()?;
     let locale = request.locale()?;
@@ -125,7 +125,7 @@ async fn create<J: ExportJobs, L: ExportLauncher + Clone + 'static>(
         }
         Admission::Full => {
             return Err(ApiError::Limited {
-                code: "TooManyExports",
+                code: ErrorCode::TooManyExports,
                 message: format!(
                     "{} exports are pending or running, the most one partner may have at once; \
                      retry when one has finished",

@@ -11,10 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Config;
 use crate::domain::integrity::{Checkpoint, checkpoint_message};
-use crate::domain::{CustomerId, PartnerId, Permission, time};
+use crate::domain::{CustomerId, PartnerId, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
 use crate::http::response::json;
-use crate::http::{ApiError, identity, request_id};
+use crate::http::{ApiError, identity, request_id, routes};
 use crate::store::{Checkpoints, Signer, StoreError};
 
 #[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
@@ -26,7 +26,7 @@ pub async fn handle<C: Checkpoints, S: Signer>(
 ) -> Response<Body> {
     let rid = request_id(&req);
     let result = async {
-        let who = identity::authorize(&req, config, Permission::Read)?;
+        let who = identity::authorize(&req, config, routes::PUBLIC_KEY.permission)?;
         match integrity_route(&req)? {
             IntegrityRoute::PublicKey => Ok(json(StatusCode::OK, &signer.public_key().await?)),
             IntegrityRoute::Checkpoint(customer) => {

@@ -10,12 +10,11 @@ use tracing::instrument;
 use crate::config::Config;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, Identity, PageKey,
-    Permission,
 };
 use crate::http::cursor::{self, CursorError, CursorKeys, CursorState};
 use crate::http::params::{ListParams, ReadRoute, read_route};
 use crate::http::response::{ActivityView, Links, json};
-use crate::http::{ApiError, identity, request_id};
+use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
 use crate::metrics;
 use crate::store::{ActivityReader, DetailsBlobs};
 
@@ -31,7 +30,7 @@ pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
 ) -> Response<Body> {
     let rid = request_id(&req);
     let result = async {
-        let who = identity::authorize(&req, config, Permission::Read)?;
+        let who = identity::authorize(&req, config, routes::TENANT_LOG.permission)?;
         match read_route(&req)? {
             ReadRoute::Detail(customer, id) => {
                 detail(config, reader, blobs, &who, &customer, &id).await
@@ -114,7 +113,7 @@ async fn list<R: ActivityReader>(
         None => {
             let (from, to) = selection.bounds()?;
             let range = DateRange::resolve(from, to, Utc::now())
-                .map_err(|e| ApiError::bad_request("InvalidDateRange", e.to_string()))?;
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDateRange, e.to_string()))?;
             (range, None)
         }
     };
@@ -177,7 +176,7 @@ fn decode_cursor(
     )
     .map_err(|e| {
         ApiError::bad_request(
-            "InvalidCursor",
+            ErrorCode::InvalidCursor,
             match e {
                 CursorError::WrongQuery => "the cursor belongs to a different query; repeat the \
                                             parameters of the first page"

@@ -11,10 +11,10 @@ use tracing::instrument;
 use crate::config::Config;
 use crate::domain::activity::{BatchError, MAX_BATCH, parse_batch};
 use crate::domain::{
-    Activity, ActivityId, CustomerId, Details, NewActivity, PartnerId, Permission, WriteRules,
+    Activity, ActivityId, CustomerId, Details, NewActivity, PartnerId, WriteRules,
 };
 use crate::http::response::{ActivityView, Links, json};
-use crate::http::{ApiError, identity, request_id};
+use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
 use crate::metrics;
 use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained, keys};
 
@@ -41,7 +41,7 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
     blobs: &B,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identity::authorize(req, config, Permission::Record)?;
+    let who = identity::authorize(req, config, routes::RECORD.permission)?;
     let rules = WriteRules {
         now: Utc::now(),
         retention_days: config.retention_days,
@@ -100,9 +100,9 @@ fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiErr
         )));
     }
     let batch = parse_batch(body, rules).map_err(|e| match e {
-        BatchError::Malformed(m) => ApiError::bad_request("InvalidBody", m),
+        BatchError::Malformed(m) => ApiError::bad_request(ErrorCode::InvalidBody, m),
         BatchError::Invalid(fields) => ApiError::BadRequest {
-            code: "ValidationFailed",
+            code: ErrorCode::ValidationFailed,
             message: match fields.as_slice() {
                 [one] => format!("{} {}", one.field, one.message),
                 many => format!(
@@ -115,7 +115,7 @@ fn parse_body(body: &[u8], rules: WriteRules) -> Result<Vec<NewActivity>, ApiErr
             fields,
         },
         BatchError::TooLarge(f) => ApiError::TooLarge(format!("{} {}", f.field, f.message)),
-        BatchError::TooManyWrites(m) => ApiError::bad_request("BatchTooLarge", m),
+        BatchError::TooManyWrites(m) => ApiError::bad_request(ErrorCode::BatchTooLarge, m),
     })?;
     debug_assert!(batch.len() <= MAX_BATCH);
     Ok(batch)

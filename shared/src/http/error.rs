@@ -8,11 +8,37 @@ use crate::domain::FieldError;
 use crate::launch::LaunchError;
 use crate::store::StoreError;
 
+/// Every code an error body can carry (`openapi.yaml`'s `ErrorCode`; a contract test holds the
+/// two equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ErrorCode {
+    InvalidBody,
+    ValidationFailed,
+    BatchTooLarge,
+    InvalidDateRange,
+    InvalidLimit,
+    InvalidCursor,
+    InvalidParameter,
+    UnknownParameter,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    Throttled,
+    RateLimited,
+    TooManyExports,
+    ServiceUnavailable,
+    InternalError,
+}
+
+crate::domain::names::serde_names!(ErrorCode);
+
 #[derive(Debug)]
 pub enum ApiError {
     /// Malformed or invalid input (400). `code` names the kind, e.g. `InvalidDateRange`.
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         fields: Vec<FieldError>,
     },
@@ -31,7 +57,7 @@ pub enum ApiError {
     /// Over a per-tenant limit (429): `code` names it (`TooManyExports`, `RateLimited`);
     /// `retry_after` is in seconds.
     Limited {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retry_after: u64,
     },
@@ -42,7 +68,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -64,17 +90,17 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. } | Self::Limited { code, .. } => code,
-            Self::Unauthenticated(_) => "Unauthenticated",
-            Self::Forbidden(_) => "Forbidden",
-            Self::NotFound(_) => "NotFound",
-            Self::Conflict(_) => "IdempotencyConflict",
-            Self::TooLarge(_) => "PayloadTooLarge",
-            Self::Throttled => "Throttled",
-            Self::Unavailable => "ServiceUnavailable",
-            Self::Internal => "InternalError",
+            Self::BadRequest { code, .. } | Self::Limited { code, .. } => *code,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::IdempotencyConflict,
+            Self::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::Throttled => ErrorCode::Throttled,
+            Self::Unavailable => ErrorCode::ServiceUnavailable,
+            Self::Internal => ErrorCode::InternalError,
         }
     }
 
@@ -96,7 +122,7 @@ impl ApiError {
     /// `{"error": {"code", "message", "fields"?, "requestId"?}}` with the mapped status.
     pub fn into_response(self, request_id: Option<&str>) -> Response<Body> {
         crate::metrics::emit(
-            self.code(),
+            self.code().as_str(),
             &[(crate::metrics::REQUESTS_REFUSED, 1.0)],
             crate::metrics::About {
                 partner: None,
@@ -171,7 +197,7 @@ mod tests {
 
     #[test]
     fn errors_have_the_json_shape_and_mapped_status() {
-        let r = ApiError::bad_request("InvalidLimit", "limit must be 1-1000")
+        let r = ApiError::bad_request(ErrorCode::InvalidLimit, "limit must be 1-1000")
             .into_response(Some("r-1"));
         assert_eq!(r.status(), 400);
         let b = body(&r);

@@ -17,14 +17,7 @@ pub fn authorize(req: &Request, config: &Config, needs: Permission) -> Result<Id
     // The handler's span names the partner, so every line it logs from here on does.
     tracing::Span::current().record("partner", who.partner.as_str());
     if !who.allows(needs) {
-        return Err(ApiError::Forbidden(match needs {
-            Permission::Read => {
-                "viewing the activity log needs one of the roles GlobalAdmin, BillingAdmin, \
-                                 UserManagementAdmin, AdminAgent, SalesAgent, HelpdeskAgent"
-                    .into()
-            }
-            Permission::Record => "recording activities needs the ActivityWriter role".into(),
-        }));
+        return Err(ApiError::Forbidden(needs.refusal()));
     }
     Ok(who)
 }

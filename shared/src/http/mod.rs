@@ -11,9 +11,10 @@ pub mod params;
 pub mod rate;
 #[cfg(feature = "service")]
 pub mod response;
+pub mod routes;
 
 #[cfg(feature = "service")]
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 /// The request id to quote in errors and logs: API Gateway's (`requestId` of its access log and
 /// its `apigw-requestid` response header), or else the Lambda invocation's.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::domain::activity::{MAX_LABEL_CHARS, MAX_RESOURCE_TYPE_CHARS};
 use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -127,7 +127,7 @@ pub fn integrity_route(req: &Request) -> Result<IntegrityRoute, ApiError> {
 /// A customer id given by the caller (path, query string or body).
 pub fn parse_customer(text: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(text)
-        .map_err(|e| ApiError::bad_request("InvalidParameter", format!("customerId {e}")))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidParameter, format!("customerId {e}")))
 }
 
 /// What selects activities, as the caller wrote it.
@@ -220,13 +220,13 @@ impl ListParams {
             let known = list_params().contains(&name) && (allow_customer || name != "customerId");
             if !known {
                 return Err(ApiError::bad_request(
-                    "UnknownParameter",
+                    ErrorCode::UnknownParameter,
                     format!("unknown query parameter {name:?}"),
                 ));
             }
             if q.all(name).is_some_and(|v| v.len() > 1) {
                 return Err(ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("query parameter {name} is given more than once"),
                 ));
             }
@@ -245,7 +245,7 @@ impl ListParams {
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
                     ApiError::bad_request(
-                        "InvalidLimit",
+                        ErrorCode::InvalidLimit,
                         format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
                     )
                 }),
@@ -264,7 +264,7 @@ impl ExportRequest {
     /// Parses the body: a JSON object (an empty body is `{}`) of known fields, each a string or
     /// null.
     pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
-        let invalid = |m: String| ApiError::bad_request("InvalidBody", m);
+        let invalid = |m: String| ApiError::bad_request(ErrorCode::InvalidBody, m);
         let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Map::new())
         } else {
@@ -296,7 +296,7 @@ impl ExportRequest {
         match &self.options.format {
             None => Ok(ExportFormat::Csv),
             Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-                ApiError::bad_request("InvalidParameter", "format must be csv or jsonl")
+                ApiError::bad_request(ErrorCode::InvalidParameter, "format must be csv or jsonl")
             }),
         }
     }
@@ -306,7 +306,7 @@ impl ExportRequest {
             None => Ok(ExportLocale::default()),
             Some(l) => ExportLocale::parse(l).ok_or_else(|| {
                 ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("locale must be one of {}", choices_of::<ExportLocale>()),
                 )
             }),
@@ -318,7 +318,7 @@ impl ExportRequest {
             None => Ok(chrono_tz::Tz::UTC),
             Some(z) => time::time_zone(z).ok_or_else(|| {
                 ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     "timeZone must be an IANA time zone name such as Asia/Taipei (the list is in \
                      openapi.yaml)",
                 )
@@ -335,10 +335,9 @@ impl Selection {
 
     pub fn bounds(&self) -> Result<(Option<Bound>, Option<Bound>), ApiError> {
         let parse = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(Bound::parse)
-                .transpose()
-                .map_err(|e| ApiError::bad_request("InvalidDateRange", format!("{name} {e}")))
+            v.as_deref().map(Bound::parse).transpose().map_err(|e| {
+                ApiError::bad_request(ErrorCode::InvalidDateRange, format!("{name} {e}"))
+            })
         };
         Ok((parse("from", &self.from)?, parse("to", &self.to)?))
     }
@@ -350,7 +349,7 @@ impl Selection {
          -> Result<Option<String>, ApiError> {
             match v {
                 Some(s) if s.is_empty() || s.chars().count() > max => Err(ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("{name} must be between 1 and {max} characters long"),
                 )),
                 other => Ok(other.clone()),
@@ -366,7 +365,7 @@ impl Selection {
                 .map(|s| {
                     Status::parse(s).ok_or_else(|| {
                         ApiError::bad_request(
-                            "InvalidParameter",
+                            ErrorCode::InvalidParameter,
                             format!("status must be one of {}", choices_of::<Status>()),
                         )
                     })

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::identity;
 use crate::config::{Config, RateLimit};
 use crate::domain::PartnerId;
@@ -63,7 +63,7 @@ pub async fn admit<C: RequestCounter>(
                 .unwrap_or(1)
                 .max(1);
             Err(ApiError::Limited {
-                code: "RateLimited",
+                code: ErrorCode::RateLimited,
                 message: format!(
                     "more than {} requests in {} s from this partner; retry after {retry_after} s",
                     limit.requests,
@@ -113,7 +113,7 @@ mod tests {
         else {
             panic!("{refused:?}");
         };
-        assert_eq!((code, retry_after), ("RateLimited", 3));
+        assert_eq!((code, retry_after), (ErrorCode::RateLimited, 3));
         assert!(
             admit(&store, &p2, limit, at("2026-11-28T10:00:07Z"))
                 .await

@@ -1,0 +1,156 @@
+//! The route table: every route of the HTTP API, the function that answers it and the
+//! permission it needs. `openapi.yaml`, `template.yaml`, the local router (`Cargo.toml`) and
+//! the build's bootstrap check (`scripts/check_bootstraps.py`) are held to it by
+//! `tests/tests/template.rs`; handlers take a route's permission from here.
+
+use crate::domain::Permission;
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// As API Gateway writes it: `{name}` for a path parameter.
+    pub path: &'static str,
+    /// The function crate that answers it.
+    pub function: &'static str,
+    pub permission: Permission,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+    permission: Permission,
+) -> Route {
+    Route {
+        method,
+        path,
+        function,
+        permission,
+    }
+}
+
+/// `POST /activities`.
+pub const RECORD: Route = route("POST", "/activities", "record-activity", Permission::Record);
+/// `GET /activities`.
+pub const TENANT_LOG: Route = route("GET", "/activities", "query-activity", Permission::Read);
+/// `GET /customers/{customerId}/activities`.
+pub const CUSTOMER_LOG: Route = route(
+    "GET",
+    "/customers/{customerId}/activities",
+    "query-activity",
+    Permission::Read,
+);
+/// `GET /customers/{customerId}/activities/{activityId}`.
+pub const DETAIL: Route = route(
+    "GET",
+    "/customers/{customerId}/activities/{activityId}",
+    "query-activity",
+    Permission::Read,
+);
+/// `GET /customers/{customerId}/checkpoint`.
+pub const CHECKPOINT: Route = route(
+    "GET",
+    "/customers/{customerId}/checkpoint",
+    "integrity",
+    Permission::Read,
+);
+/// `GET /integrity/public-key`.
+pub const PUBLIC_KEY: Route = route(
+    "GET",
+    "/integrity/public-key",
+    "integrity",
+    Permission::Read,
+);
+/// `POST /exports`.
+pub const CREATE_EXPORT: Route = route("POST", "/exports", "export-activity", Permission::Read);
+/// `GET /exports/{exportId}`.
+pub const EXPORT_STATUS: Route = route(
+    "GET",
+    "/exports/{exportId}",
+    "export-activity",
+    Permission::Read,
+);
+
+/// Every route of the API.
+pub const ROUTES: [Route; 8] = [
+    RECORD,
+    TENANT_LOG,
+    CUSTOMER_LOG,
+    DETAIL,
+    CHECKPOINT,
+    PUBLIC_KEY,
+    CREATE_EXPORT,
+    EXPORT_STATUS,
+];
+
+/// The permission every route of `function` needs (`None`: no route, or routes that differ).
+pub fn permission_of(function: &str) -> Option<Permission> {
+    let mut of = ROUTES
+        .iter()
+        .filter(|r| r.function == function)
+        .map(|r| r.permission);
+    let first = of.next()?;
+    of.all(|p| p == first).then_some(first)
+}
+
+/// The route a request's method and path segments (decoded) take; the path may carry a prefix
+/// (a stage name) before the route's own segments.
+pub fn route_of(method: &str, segments: &[String]) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| {
+        let pattern: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+        r.method.eq_ignore_ascii_case(method)
+            && segments.len() >= pattern.len()
+            && segments[segments.len() - pattern.len()..]
+                .iter()
+                .zip(&pattern)
+                .all(|(s, p)| p.starts_with('{') || s == p)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn requests_find_their_route_and_its_permission() {
+        let found = |m: &str, p: &str| route_of(m, &segments(p)).map(|r| (r.path, r.permission));
+        assert_eq!(
+            found("POST", "/activities"),
+            Some(("/activities", Permission::Record))
+        );
+        assert_eq!(
+            found("GET", "/activities"),
+            Some(("/activities", Permission::Read))
+        );
+        assert_eq!(
+            found("GET", "/customers/c%201/activities/a1"),
+            Some((
+                "/customers/{customerId}/activities/{activityId}",
+                Permission::Read
+            ))
+        );
+        assert_eq!(
+            found("get", "/prod/exports/e1"),
+            Some(("/exports/{exportId}", Permission::Read))
+        );
+        assert_eq!(found("DELETE", "/activities"), None);
+        for function in [
+            "record-activity",
+            "query-activity",
+            "integrity",
+            "export-activity",
+        ] {
+            assert!(permission_of(function).is_some(), "{function}");
+        }
+        assert_eq!(permission_of("record-activity"), Some(Permission::Record));
+        assert_eq!(found("GET", "/customers/c1"), None);
+    }
+}
