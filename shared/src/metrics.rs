@@ -41,37 +41,35 @@ pub struct Metric {
     pub unit: Unit,
 }
 
+impl Metric {
+    const fn count(name: &'static str) -> Self {
+        Self {
+            name,
+            unit: Unit::Count,
+        }
+    }
+
+    const fn milliseconds(name: &'static str) -> Self {
+        Self {
+            name,
+            unit: Unit::Milliseconds,
+        }
+    }
+}
+
 /// Activities a record request stored (outcome `recorded`).
-pub const ACTIVITIES_RECORDED: Metric = Metric {
-    name: "ActivitiesRecorded",
-    unit: Unit::Count,
-};
+pub const ACTIVITIES_RECORDED: Metric = Metric::count("ActivitiesRecorded");
 /// Requests answered with an error (outcome: its code, e.g. `ValidationFailed`).
-pub const REQUESTS_REFUSED: Metric = Metric {
-    name: "RequestsRefused",
-    unit: Unit::Count,
-};
+pub const REQUESTS_REFUSED: Metric = Metric::count("RequestsRefused");
 /// Activities a read returned (outcome `list` or `detail`).
-pub const QUERY_ITEMS_RETURNED: Metric = Metric {
-    name: "QueryItemsReturned",
-    unit: Unit::Count,
-};
+pub const QUERY_ITEMS_RETURNED: Metric = Metric::count("QueryItemsReturned");
 /// Rows of a finished export file (outcome `succeeded`).
-pub const EXPORT_ROWS: Metric = Metric {
-    name: "ExportRows",
-    unit: Unit::Count,
-};
+pub const EXPORT_ROWS: Metric = Metric::count("ExportRows");
 /// One export worker invocation, start to answer (outcome `succeeded`, `continued` (handed
 /// over to the next invocation), `failed`, `skipped` or `error` (to be retried by Lambda)).
-pub const EXPORT_DURATION: Metric = Metric {
-    name: "ExportDuration",
-    unit: Unit::Milliseconds,
-};
+pub const EXPORT_DURATION: Metric = Metric::milliseconds("ExportDuration");
 /// Exports that ended failed, as their users see them (outcome `failed`).
-pub const EXPORTS_FAILED: Metric = Metric {
-    name: "ExportsFailed",
-    unit: Unit::Count,
-};
+pub const EXPORTS_FAILED: Metric = Metric::count("ExportsFailed");
 
 /// Every metric the functions publish.
 pub const METRICS: [Metric; 6] = [

@@ -41,6 +41,13 @@ async fn post(app: &App, payload: &Value) -> Response<Body> {
     fixtures::record(&app.config, &app.store, &app.blobs, "p1", payload).await
 }
 
+/// Records `payload`, which must succeed (201); the answer's body.
+async fn recorded(app: &App, payload: &Value) -> Value {
+    let r = post(app, payload).await;
+    assert_eq!(r.status(), 201, "{}", body(&r));
+    body(&r)
+}
+
 async fn list(app: &App) -> Response<Body> {
     let req = ApiRequest::get("/activities")
         .query("limit", "1000")
@@ -84,8 +91,7 @@ async fn throttling_the_sdk_retries_away_is_invisible_to_the_caller() {
     let (app, proxy) = app_behind_proxy().await;
     proxy.inject("TransactWriteItems", Fault::Throttle, 1);
     proxy.inject("TransactWriteItems", Fault::InternalError, 1);
-    let r = post(&app, &batch(5)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
+    recorded(&app, &batch(5)).await;
     assert_eq!(proxy.injected("TransactWriteItems"), 2);
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(5));
 }
@@ -100,8 +106,7 @@ async fn persistent_throttling_is_a_429_that_wrote_nothing_and_the_retry_writes_
         assert!(stored_ids(&app, &proxy).await.is_empty(), "{fault:?}");
     }
     assert!(proxy.injected("TransactWriteItems") >= 2 * 3);
-    let r = post(&app, &batch(25)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
+    recorded(&app, &batch(25)).await;
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(25));
 }
 
@@ -118,8 +123,7 @@ async fn persistent_server_errors_are_a_503_that_wrote_nothing() {
         assert_retryable(&r, 503, "ServiceUnavailable");
         assert!(stored_ids(&app, &proxy).await.is_empty(), "{fault:?}");
     }
-    let r = post(&app, &batch(10)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
+    recorded(&app, &batch(10)).await;
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(10));
 }
 
@@ -135,9 +139,8 @@ async fn a_write_whose_answer_was_lost_is_retried_without_duplicates() {
     // The first attempt was applied; the SDK's retries found the items there (condition check).
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(20));
 
-    let r = post(&app, &batch(20)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
-    assert_eq!(body(&r)["items"].as_array().map(Vec::len), Some(20));
+    let r = recorded(&app, &batch(20)).await;
+    assert_eq!(r["items"].as_array().map(Vec::len), Some(20));
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(20));
 }
 
@@ -146,16 +149,14 @@ async fn a_write_whose_answer_was_lost_is_retried_without_duplicates() {
 #[tokio::test]
 async fn unprocessed_keys_are_fetched_again() {
     let (app, proxy) = app_behind_proxy().await;
-    let r = post(&app, &batch(30)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
-    let first = body(&r);
+    let r = recorded(&app, &batch(30)).await;
+    let first = r;
 
     proxy.inject("BatchGetItem", Fault::UnprocessedKeys, 3);
-    let r = post(&app, &batch(30)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
+    let r = recorded(&app, &batch(30)).await;
     assert_eq!(proxy.injected("BatchGetItem"), 3);
     assert!(proxy.forwarded("BatchGetItem") >= 4);
-    let again = body(&r);
+    let again = r;
     assert_eq!(ids(&again), ids(&first));
     assert_eq!(again["items"], first["items"]);
     assert_eq!(stored_ids(&app, &proxy).await, expected_ids(30));
@@ -164,8 +165,7 @@ async fn unprocessed_keys_are_fetched_again() {
 #[tokio::test]
 async fn reads_under_faults_are_retryable_errors_never_partial_pages() {
     let (app, proxy) = app_behind_proxy().await;
-    let r = post(&app, &batch(12)).await;
-    assert_eq!(r.status(), 201, "{}", body(&r));
+    recorded(&app, &batch(12)).await;
 
     // A fault the SDK retries away: the full page.
     proxy.inject("Query", Fault::Throttle, 1);
@@ -210,8 +210,7 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
                        "occurredAt": activity_log::domain::time::format(Utc::now() - TimeDelta::seconds(n))})
             })
             .collect();
-        let r = post(&app, &Value::Array(items)).await;
-        assert_eq!(r.status(), 201, "{}", body(&r));
+        recorded(&app, &Value::Array(items)).await;
     }
     let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
     let now = Utc::now();
@@ -248,33 +247,20 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
         .send()
         .await;
     assert!(head.is_err(), "an object is visible after the failed run");
-    let uploads = s3
-        .list_multipart_uploads()
-        .bucket(app.blobs.bucket())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     // The upload stays open for the retry to go on with, and the job says which one.
-    let open: Vec<&str> = uploads
-        .uploads()
-        .iter()
-        .filter_map(|u| u.upload_id())
-        .collect();
+    let open = open_uploads(s3, &app).await;
     let saved = after.resume.as_ref().map(|c| c.upload_id.as_str());
-    assert_eq!(open.first().copied(), saved, "{open:?}");
+    assert_eq!(open.first().map(String::as_str), saved, "{open:?}");
     assert_eq!(open.len(), 1);
 
     match run().await {
         Ok(RunOutcome::Succeeded { rows, .. }) => assert_eq!(rows, 100),
         other => panic!("the retry did not succeed: {other:?}"),
     }
-    let uploads = s3
-        .list_multipart_uploads()
-        .bucket(app.blobs.bucket())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(uploads.uploads().is_empty(), "an upload was left open");
+    assert!(
+        open_uploads(s3, &app).await.is_empty(),
+        "an upload was left open"
+    );
     let object = s3
         .get_object()
         .bucket(app.blobs.bucket())
@@ -295,4 +281,17 @@ async fn an_export_interrupted_by_throttling_is_released_and_completes_on_retry(
     );
     let rows = reader.records().filter(|r| r.is_ok()).count();
     assert_eq!(rows, 100);
+}
+
+/// The ids of the multipart uploads open in the app's bucket.
+async fn open_uploads(s3: &aws_sdk_s3::Client, app: &App) -> Vec<String> {
+    s3.list_multipart_uploads()
+        .bucket(app.blobs.bucket())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id().map(str::to_owned))
+        .collect()
 }

@@ -461,7 +461,7 @@ async fn a_job_whose_failures_reach_the_cap_fails_with_no_object_and_no_open_upl
     let app = isolated_app().await;
     let source = hundred_thousand_rows(&partner("p1")).await;
     let (job, event) = created_job(&app).await;
-    let flaky = FaultyObjects::failing(app.blobs.clone(), MAX_FAILURES, || {
+    let flaky = FaultyObjects::failing(&app.blobs, MAX_FAILURES, || {
         StoreError::Unavailable("injected 503 on UploadPart".into())
     });
     let launcher = RecordingLauncher::default();

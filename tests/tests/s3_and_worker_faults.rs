@@ -113,7 +113,7 @@ impl Setup {
 #[tokio::test]
 async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
     let s = setup().await;
-    let flaky = FaultyObjects::flaky(s.app.blobs.clone(), || {
+    let flaky = FaultyObjects::flaky(&s.app.blobs, || {
         StoreError::Unavailable("injected 503 on UploadPart".into())
     });
     let first = s.run(&flaky).await;
@@ -155,7 +155,7 @@ async fn a_transient_s3_failure_mid_upload_is_retried_to_a_complete_file() {
 #[tokio::test]
 async fn a_permanent_s3_failure_fails_the_job_and_leaves_nothing() {
     let s = setup().await;
-    let broken = FaultyObjects::flaky(s.app.blobs.clone(), || {
+    let broken = FaultyObjects::flaky(&s.app.blobs, || {
         StoreError::Other("injected AccessDenied on UploadPart".into())
     });
     let outcome = s.run(&broken).await;

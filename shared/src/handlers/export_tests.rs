@@ -614,7 +614,7 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
 
 /// Runs the worker on `objects` until an upload hangs, then drops the run: killed without
 /// warning.
-async fn kill_run(w: &World, event: &WorkerEvent, objects: &FaultyObjects<&MemoryStore>) {
+async fn kill_run(w: &World, event: &WorkerEvent, objects: &FaultyObjects<'_, MemoryStore>) {
     tokio::select! {
         outcome = w.run(event, objects) => panic!("the run should hang: {outcome:?}"),
         () = objects.hung() => {}

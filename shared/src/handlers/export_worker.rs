@@ -232,7 +232,35 @@ where
     S: Signer,
 {
     let started = Instant::now();
-    let result = run_once(config, ports, event).await;
+    let result = async {
+        let deadline = Instant::now() + config.exports.time_budget;
+        let partner = PartnerId::parse(&event.partner_id)
+            .map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
+        let id = ExportId::parse(&event.export_id)
+            .map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
+        let now = Utc::now();
+        let Some(mut job) = ports
+            .jobs
+            .claim_job(&partner, &id, now, now + LEASE)
+            .await?
+        else {
+            tracing::info!("export already taken or finished; nothing to do");
+            return Ok(RunOutcome::Skipped);
+        };
+        if job.failures >= MAX_FAILURES {
+            // The last run was killed and that was one failure too many.
+            return fail(ports, job, ExportError::Interrupted).await;
+        }
+        let result = write_file(config, ports, &mut job, deadline).await;
+        settle(ports, job, result).await
+    }
+    .await;
+    emit_outcome(&result, started, &event.partner_id);
+    result
+}
+
+/// The run's metrics: its duration by outcome, and the rows of a finished file or the failure.
+fn emit_outcome(result: &Result<RunOutcome, WorkerError>, started: Instant, partner: &str) {
     let duration = (
         metrics::EXPORT_DURATION,
         started.elapsed().as_millis() as f64,
@@ -251,46 +279,10 @@ where
         outcome,
         &values,
         metrics::About {
-            partner: Some(&event.partner_id),
+            partner: Some(partner),
             request_id: None,
         },
     );
-    result
-}
-
-async fn run_once<R, B, J, O, L, S>(
-    config: &Config,
-    ports: &ExportPorts<'_, R, B, J, O, L, S>,
-    event: &WorkerEvent,
-) -> Result<RunOutcome, WorkerError>
-where
-    R: ActivityReader + Checkpoints,
-    B: DetailsBlobs,
-    J: ExportJobs,
-    O: ExportObjects,
-    L: ExportLauncher,
-    S: Signer,
-{
-    let deadline = Instant::now() + config.exports.time_budget;
-    let partner = PartnerId::parse(&event.partner_id)
-        .map_err(|e| WorkerError::BadEvent(format!("partnerId {e}")))?;
-    let id = ExportId::parse(&event.export_id)
-        .map_err(|e| WorkerError::BadEvent(format!("exportId {e}")))?;
-    let now = Utc::now();
-    let Some(mut job) = ports
-        .jobs
-        .claim_job(&partner, &id, now, now + LEASE)
-        .await?
-    else {
-        tracing::info!("export already taken or finished; nothing to do");
-        return Ok(RunOutcome::Skipped);
-    };
-    if job.failures >= MAX_FAILURES {
-        // The last run was killed and that was one failure too many.
-        return fail(ports, job, ExportError::Interrupted).await;
-    }
-    let result = write_file(config, ports, &mut job, deadline).await;
-    settle(ports, job, result).await
 }
 
 /// How far a run got.

@@ -16,61 +16,44 @@ pub struct Route {
     pub permission: Permission,
 }
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    function: &'static str,
-    permission: Permission,
-) -> Route {
+/// The functions that answer the API.
+const RECORDER: &str = "record-activity";
+const READER: &str = "query-activity";
+const SIGNER: &str = "integrity";
+const EXPORTER: &str = "export-activity";
+
+/// A route that records.
+const fn post_record(path: &'static str, function: &'static str) -> Route {
+    Route {
+        method: "POST",
+        path,
+        function,
+        permission: Permission::Record,
+    }
+}
+
+/// A route that reads the log (an export is a read).
+const fn read(method: &'static str, path: &'static str, function: &'static str) -> Route {
     Route {
         method,
         path,
         function,
-        permission,
+        permission: Permission::Read,
     }
 }
 
-/// `POST /activities`.
-pub const RECORD: Route = route("POST", "/activities", "record-activity", Permission::Record);
-/// `GET /activities`.
-pub const TENANT_LOG: Route = route("GET", "/activities", "query-activity", Permission::Read);
-/// `GET /customers/{customerId}/activities`.
-pub const CUSTOMER_LOG: Route = route(
-    "GET",
-    "/customers/{customerId}/activities",
-    "query-activity",
-    Permission::Read,
-);
-/// `GET /customers/{customerId}/activities/{activityId}`.
-pub const DETAIL: Route = route(
+pub const RECORD: Route = post_record("/activities", RECORDER);
+pub const TENANT_LOG: Route = read("GET", "/activities", READER);
+pub const CUSTOMER_LOG: Route = read("GET", "/customers/{customerId}/activities", READER);
+pub const DETAIL: Route = read(
     "GET",
     "/customers/{customerId}/activities/{activityId}",
-    "query-activity",
-    Permission::Read,
+    READER,
 );
-/// `GET /customers/{customerId}/checkpoint`.
-pub const CHECKPOINT: Route = route(
-    "GET",
-    "/customers/{customerId}/checkpoint",
-    "integrity",
-    Permission::Read,
-);
-/// `GET /integrity/public-key`.
-pub const PUBLIC_KEY: Route = route(
-    "GET",
-    "/integrity/public-key",
-    "integrity",
-    Permission::Read,
-);
-/// `POST /exports`.
-pub const CREATE_EXPORT: Route = route("POST", "/exports", "export-activity", Permission::Read);
-/// `GET /exports/{exportId}`.
-pub const EXPORT_STATUS: Route = route(
-    "GET",
-    "/exports/{exportId}",
-    "export-activity",
-    Permission::Read,
-);
+pub const CHECKPOINT: Route = read("GET", "/customers/{customerId}/checkpoint", SIGNER);
+pub const PUBLIC_KEY: Route = read("GET", "/integrity/public-key", SIGNER);
+pub const CREATE_EXPORT: Route = read("POST", "/exports", EXPORTER);
+pub const EXPORT_STATUS: Route = read("GET", "/exports/{exportId}", EXPORTER);
 
 /// Every route of the API.
 pub const ROUTES: [Route; 8] = [

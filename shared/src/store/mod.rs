@@ -271,50 +271,6 @@ pub trait ExportObjects: Send + Sync {
     fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Export files through a reference (a wrapper borrowing the store).
-impl<O: ExportObjects> ExportObjects for &O {
-    type Upload = O::Upload;
-
-    fn start_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-        content_disposition: &str,
-    ) -> impl Future<Output = Result<Self::Upload, StoreError>> + Send {
-        (**self).start_upload(key, content_type, content_disposition)
-    }
-
-    fn resume_upload(&self, key: &str, upload_id: &str, etags: Vec<String>) -> Self::Upload {
-        (**self).resume_upload(key, upload_id, etags)
-    }
-
-    fn presign_get(
-        &self,
-        key: &str,
-        content_type: &str,
-        content_disposition: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send {
-        (**self).presign_get(key, content_type, content_disposition, ttl)
-    }
-
-    fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).put_bytes(key, bytes)
-    }
-
-    fn get_bytes(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send {
-        (**self).get_bytes(key)
-    }
-
-    fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).delete_object(key)
-    }
-}
-
 /// What became of a request for a new export.
 #[derive(Debug)]
 pub enum Admission {

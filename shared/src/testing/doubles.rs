@@ -129,8 +129,8 @@ impl ExportLauncher for InlineLauncher {
 /// or resumed) each fail at their second part with the error `error` makes, or every upload
 /// hangs at part `hang_at` (a run killed there, once the caller drops it). Counts the parts
 /// uploaded through it.
-pub struct FaultyObjects<O> {
-    pub inner: O,
+pub struct FaultyObjects<'a, O> {
+    pub inner: &'a O,
     failures: AtomicU32,
     error: fn() -> StoreError,
     hang_at: Option<i32>,
@@ -138,9 +138,9 @@ pub struct FaultyObjects<O> {
     reached: Arc<tokio::sync::Notify>,
 }
 
-impl<O> FaultyObjects<O> {
+impl<'a, O> FaultyObjects<'a, O> {
     /// Passes everything through, counting parts.
-    pub fn counting(inner: O) -> Self {
+    pub fn counting(inner: &'a O) -> Self {
         Self {
             inner,
             failures: AtomicU32::new(0),
@@ -152,12 +152,12 @@ impl<O> FaultyObjects<O> {
     }
 
     /// Fails the next upload once.
-    pub fn flaky(inner: O, error: fn() -> StoreError) -> Self {
+    pub fn flaky(inner: &'a O, error: fn() -> StoreError) -> Self {
         Self::failing(inner, 1, error)
     }
 
     /// Fails the next `failures` uploads.
-    pub fn failing(inner: O, failures: u32, error: fn() -> StoreError) -> Self {
+    pub fn failing(inner: &'a O, failures: u32, error: fn() -> StoreError) -> Self {
         Self {
             failures: AtomicU32::new(failures),
             error,
@@ -166,7 +166,7 @@ impl<O> FaultyObjects<O> {
     }
 
     /// Hangs every upload at part `part`.
-    pub fn hanging(inner: O, part: i32) -> Self {
+    pub fn hanging(inner: &'a O, part: i32) -> Self {
         Self {
             hang_at: Some(part),
             ..Self::counting(inner)
@@ -242,7 +242,7 @@ impl<U: PartSink> PartSink for FaultyUpload<U> {
     }
 }
 
-impl<O: ExportObjects> ExportObjects for FaultyObjects<O> {
+impl<O: ExportObjects> ExportObjects for FaultyObjects<'_, O> {
     type Upload = FaultyUpload<O::Upload>;
 
     async fn start_upload(

@@ -275,3 +275,37 @@ pub async fn record<W: ActivityWriter, B: DetailsBlobs>(
 pub fn json_body(r: &Response<Body>) -> Value {
     serde_json::from_slice(r.body().as_ref()).unwrap_or(Value::Null)
 }
+
+/// No cell that a spreadsheet splitting lines on `,`, `;` or TAB makes of `text` starts with a
+/// formula character: read quote-aware as the `csv` crate does, or split plainly (with and
+/// without one opening quote).
+pub fn assert_no_formula_cell(text: &str) {
+    const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+    for sep in [b',', b';', b'\t'] {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for record in reader.records() {
+            let record = record.unwrap_or_else(|e| panic!("{e}"));
+            for cell in &record {
+                assert!(
+                    !cell.starts_with(FORMULA),
+                    "{cell:?} read with {:?}",
+                    sep as char
+                );
+            }
+        }
+        for line in text.split("\r\n") {
+            for piece in line.split(sep as char) {
+                let unquoted = piece.strip_prefix('"').unwrap_or(piece);
+                assert!(
+                    !piece.starts_with(FORMULA) && !unquoted.starts_with(FORMULA),
+                    "{piece:?} split on {:?}",
+                    sep as char
+                );
+            }
+        }
+    }
+}
