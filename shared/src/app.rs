@@ -4,6 +4,9 @@ use std::future::Future;
 
 use lambda_http::{Body, Request, Response, service_fn};
 
+use crate::domain::Identity;
+use crate::http::{ApiError, edge, routes};
+
 use crate::config::{Config, ConfigError, LogSettings};
 use crate::handlers::export_worker::ExportPorts;
 use crate::launch::lambda::LambdaLauncher;
@@ -189,32 +192,26 @@ pub fn map_large_buffers_apart() {
     }
 }
 
-/// Answers API Gateway HTTP events with `handler` until the runtime stops, each tenant within
-/// its rate limit ([`rate`](crate::http::rate)).
-pub async fn serve_api<F, Fut>(app: &App, handler: F) -> Result<(), lambda_http::Error>
+/// Answers the API Gateway HTTP events of `function`'s routes with `handler` until the runtime
+/// stops, every request through the whole edge ([`crate::http::edge`]): verified, within its
+/// tenant's rate limit ([`rate`](crate::http::rate)), with the permission the route table gives
+/// the function's routes.
+pub async fn serve_api<F, Fut>(
+    app: &App,
+    function: &str,
+    handler: F,
+) -> Result<(), lambda_http::Error>
 where
-    F: Fn(Request) -> Fut + Sync,
-    Fut: Future<Output = Response<Body>> + Send,
+    F: Fn(Identity, Request) -> Fut + Sync,
+    Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
 {
-    use tracing::Instrument as _;
+    let permission = routes::permission_of(function).ok_or_else(|| {
+        ConfigError::new(format!(
+            "{function} answers no route of the API (http/routes.rs)"
+        ))
+    })?;
     let handler = &handler;
-    serve_http(|req| async move {
-        let rid = crate::http::request_id(&req);
-        // Its log lines name the request and the partner, as the handler's do.
-        let span = tracing::info_span!(
-            "rate_limit",
-            request_id = rid.as_deref().unwrap_or_default(),
-            partner = tracing::field::Empty
-        );
-        let admitted = crate::http::rate::check(&app.config, &app.store, &req)
-            .instrument(span)
-            .await;
-        match admitted {
-            Ok(()) => handler(req).await,
-            Err(e) => e.into_response(rid.as_deref()),
-        }
-    })
-    .await
+    serve_http(|req| edge::respond_counted(&app.config, permission, &app.store, req, handler)).await
 }
 
 /// Answers API Gateway HTTP events with `handler` until the runtime stops.

@@ -11,8 +11,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     let launcher = &app.export_launcher()?;
-    serve_api(app, |req| {
-        exports::handle(&app.config, &app.store, &app.blobs, launcher, req)
+    serve_api(app, env!("CARGO_PKG_NAME"), |who, req| {
+        exports::serve(&app.config, &app.store, &app.blobs, launcher, who, req)
     })
     .await
 }

@@ -11,8 +11,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     let signer = app.signer()?;
-    serve_api(app, |req| {
-        integrity::handle(&app.config, &app.store, signer, req)
+    serve_api(app, env!("CARGO_PKG_NAME"), |who, req| {
+        integrity::serve(&app.config, &app.store, signer, who, req)
     })
     .await
 }

@@ -11,8 +11,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Names this function in its metrics (activity_log::metrics).
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?.with_cursor_key().await?;
-    serve_api(app, |req| {
-        query::handle(&app.config, &app.store, &app.blobs, req)
+    serve_api(app, env!("CARGO_PKG_NAME"), |who, req| {
+        query::serve(&app.config, &app.store, &app.blobs, who, req)
     })
     .await
 }

@@ -10,8 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Names this function in its metrics (activity_log::metrics).
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
-    serve_api(app, |req| {
-        record::handle(&app.config, &app.store, &app.blobs, req)
+    serve_api(app, env!("CARGO_PKG_NAME"), |who, req| {
+        record::serve(&app.config, &app.store, &app.blobs, who, req)
     })
     .await
 }

@@ -6,7 +6,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::{
@@ -15,7 +14,7 @@ use crate::domain::{
 };
 use crate::http::params::{ExportRequest, ExportRoute, export_route};
 use crate::http::response::json;
-use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
+use crate::http::{ApiError, ErrorCode, edge, routes};
 use crate::launch::ExportLauncher;
 use crate::store::{Admission, ExportJobs, ExportObjects};
 
@@ -32,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// to minutes.
 pub const FULL_RETRY_AFTER_SECS: u64 = 30;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
+/// The export routes through the edge, uncounted (in-process callers: the tests).
 pub async fn handle<J, O, L>(
     config: &Config,
     jobs: &J,
@@ -45,16 +44,30 @@ where
     O: ExportObjects,
     L: ExportLauncher + Clone + 'static,
 {
-    let rid = request_id(&req);
-    let result = async {
-        let who = identity::authorize(&req, config, routes::CREATE_EXPORT.permission)?;
-        match export_route(&req)? {
-            ExportRoute::Create => create(config, jobs, launcher, &who, &req).await,
-            ExportRoute::Status(id) => status(config, jobs, objects, launcher, &who, &id).await,
-        }
+    edge::respond(config, routes::CREATE_EXPORT.permission, req, |who, req| {
+        serve(config, jobs, objects, launcher, who, req)
+    })
+    .await
+}
+
+/// Answers a verified reader (`app::serve_api` puts it behind the whole edge).
+pub async fn serve<J, O, L>(
+    config: &Config,
+    jobs: &J,
+    objects: &O,
+    launcher: &L,
+    who: Identity,
+    req: Request,
+) -> Result<Response<Body>, ApiError>
+where
+    J: ExportJobs,
+    O: ExportObjects,
+    L: ExportLauncher + Clone + 'static,
+{
+    match export_route(&req)? {
+        ExportRoute::Create => create(config, jobs, launcher, &who, &req).await,
+        ExportRoute::Status(id) => status(config, jobs, objects, launcher, &who, &id).await,
     }
-    .await;
-    result.unwrap_or_else(|e| e.into_response(rid.as_deref()))
 }
 
 /// The export a request asks for, with the same defaults and rules as the query endpoints.

@@ -4,46 +4,53 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use tracing::instrument;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Config;
 use crate::domain::integrity::{Checkpoint, checkpoint_message};
-use crate::domain::{CustomerId, PartnerId, time};
+use crate::domain::{CustomerId, Identity, PartnerId, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
 use crate::http::response::json;
-use crate::http::{ApiError, identity, request_id, routes};
+use crate::http::{ApiError, edge, routes};
 use crate::store::{Checkpoints, Signer, StoreError};
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
+/// The integrity routes through the edge, uncounted (in-process callers: the tests).
 pub async fn handle<C: Checkpoints, S: Signer>(
     config: &Config,
     store: &C,
     signer: &S,
     req: Request,
 ) -> Response<Body> {
-    let rid = request_id(&req);
-    let result = async {
-        let who = identity::authorize(&req, config, routes::PUBLIC_KEY.permission)?;
-        match integrity_route(&req)? {
-            IntegrityRoute::PublicKey => Ok(json(StatusCode::OK, &signer.public_key().await?)),
-            IntegrityRoute::Checkpoint(customer) => {
-                let keep = TimeDelta::days(i64::from(config.retention_days));
-                match current_checkpoint(store, signer, &who.partner, &customer, Utc::now(), keep)
-                    .await?
-                {
-                    Some(cp) => Ok(json(StatusCode::OK, &cp)),
-                    None => Err(ApiError::NotFound(format!(
-                        "no activity of customer {customer} is chained yet"
-                    ))),
-                }
+    edge::respond(config, routes::PUBLIC_KEY.permission, req, |who, req| {
+        serve(config, store, signer, who, req)
+    })
+    .await
+}
+
+/// Answers a verified reader (`app::serve_api` puts it behind the whole edge).
+pub async fn serve<C: Checkpoints, S: Signer>(
+    config: &Config,
+    store: &C,
+    signer: &S,
+    who: Identity,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    match integrity_route(&req)? {
+        IntegrityRoute::PublicKey => Ok(json(StatusCode::OK, &signer.public_key().await?)),
+        IntegrityRoute::Checkpoint(customer) => {
+            let keep = TimeDelta::days(i64::from(config.retention_days));
+            match current_checkpoint(store, signer, &who.partner, &customer, Utc::now(), keep)
+                .await?
+            {
+                Some(cp) => Ok(json(StatusCode::OK, &cp)),
+                None => Err(ApiError::NotFound(format!(
+                    "no activity of customer {customer} is chained yet"
+                ))),
             }
         }
     }
-    .await;
-    result.unwrap_or_else(|e| e.into_response(rid.as_deref()))
 }
 
 /// The signed checkpoint of the customer's current head (`None`: nothing chained yet). A head

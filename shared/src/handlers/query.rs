@@ -5,7 +5,6 @@ use chrono::Utc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::value::RawValue;
-use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::{
@@ -14,40 +13,48 @@ use crate::domain::{
 use crate::http::cursor::{self, CursorError, CursorKeys, CursorState};
 use crate::http::params::{ListParams, ReadRoute, read_route};
 use crate::http::response::{ActivityView, Links, json};
-use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
+use crate::http::{ApiError, ErrorCode, edge, routes};
 use crate::metrics;
 use crate::store::{ActivityReader, DetailsBlobs};
 
 /// Response bytes a page may fill before it is cut short (Lambda responses are limited to 6 MB).
 pub const PAGE_BYTE_BUDGET: usize = 4 * 1024 * 1024;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
+/// The read routes through the edge, uncounted (in-process callers: the tests).
 pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
     config: &Config,
     reader: &R,
     blobs: &B,
     req: Request,
 ) -> Response<Body> {
-    let rid = request_id(&req);
-    let result = async {
-        let who = identity::authorize(&req, config, routes::TENANT_LOG.permission)?;
-        match read_route(&req)? {
-            ReadRoute::Detail(customer, id) => {
-                detail(config, reader, blobs, &who, &customer, &id).await
-            }
-            ReadRoute::CustomerLog(customer) => {
-                let params = ListParams::from_request(&req, false)?;
-                list(config, reader, &who, Some(customer), &params).await
-            }
-            ReadRoute::TenantLog => {
-                let params = ListParams::from_request(&req, true)?;
-                let customer = params.selection.customer()?;
-                list(config, reader, &who, customer, &params).await
-            }
+    edge::respond(config, routes::TENANT_LOG.permission, req, |who, req| {
+        serve(config, reader, blobs, who, req)
+    })
+    .await
+}
+
+/// Answers a verified reader (`app::serve_api` puts it behind the whole edge).
+pub async fn serve<R: ActivityReader, B: DetailsBlobs>(
+    config: &Config,
+    reader: &R,
+    blobs: &B,
+    who: Identity,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    match read_route(&req)? {
+        ReadRoute::Detail(customer, id) => {
+            detail(config, reader, blobs, &who, &customer, &id).await
+        }
+        ReadRoute::CustomerLog(customer) => {
+            let params = ListParams::from_request(&req, false)?;
+            list(config, reader, &who, Some(customer), &params).await
+        }
+        ReadRoute::TenantLog => {
+            let params = ListParams::from_request(&req, true)?;
+            let customer = params.selection.customer()?;
+            list(config, reader, &who, customer, &params).await
         }
     }
-    .await;
-    result.unwrap_or_else(|e| e.into_response(rid.as_deref()))
 }
 
 async fn detail<R: ActivityReader, B: DetailsBlobs>(

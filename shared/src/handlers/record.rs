@@ -6,42 +6,41 @@ use chrono::Utc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::value::RawValue;
-use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::activity::{BatchError, MAX_BATCH, parse_batch};
 use crate::domain::{
-    Activity, ActivityId, CustomerId, Details, NewActivity, PartnerId, WriteRules,
+    Activity, ActivityId, CustomerId, Details, Identity, NewActivity, PartnerId, WriteRules,
 };
 use crate::http::response::{ActivityView, Links, json};
-use crate::http::{ApiError, ErrorCode, identity, request_id, routes};
+use crate::http::{ApiError, ErrorCode, edge, request_id, routes};
 use crate::metrics;
 use crate::store::{ActivityWriter, DetailsBlobs, InsertOutcome, Unchained, keys};
 
 /// Largest request body accepted (Lambda's synchronous payload limit).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-#[instrument(skip_all, fields(request_id = request_id(&req).unwrap_or_default(), partner = tracing::field::Empty))]
+/// `POST /activities` through the edge, uncounted (in-process callers: the tests).
 pub async fn handle<W: ActivityWriter, B: DetailsBlobs>(
     config: &Config,
     writer: &W,
     blobs: &B,
     req: Request,
 ) -> Response<Body> {
-    let rid = request_id(&req);
-    match record(config, writer, blobs, &req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(rid.as_deref()),
-    }
+    edge::respond(config, routes::RECORD.permission, req, |who, req| {
+        serve(config, writer, blobs, who, req)
+    })
+    .await
 }
 
-async fn record<W: ActivityWriter, B: DetailsBlobs>(
+/// Answers a verified writer (`app::serve_api` puts it behind the whole edge).
+pub async fn serve<W: ActivityWriter, B: DetailsBlobs>(
     config: &Config,
     writer: &W,
     blobs: &B,
-    req: &Request,
+    who: Identity,
+    req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let who = identity::authorize(req, config, routes::RECORD.permission)?;
     let rules = WriteRules {
         now: Utc::now(),
         retention_days: config.retention_days,
@@ -79,7 +78,7 @@ async fn record<W: ActivityWriter, B: DetailsBlobs>(
         &[(metrics::ACTIVITIES_RECORDED, views.len() as f64)],
         metrics::About {
             partner: Some(who.partner.as_str()),
-            request_id: request_id(req).as_deref(),
+            request_id: request_id(&req).as_deref(),
         },
     );
     Ok(json(StatusCode::CREATED, &Recorded { items: &views }))

@@ -11,15 +11,13 @@ use super::error::ApiError;
 use crate::config::{AuthMode, ClaimNames, Config, LocalIssuer};
 use crate::domain::{Identity, PartnerId, Permission, Role};
 
-/// Verifies the caller and checks it may do `needs`.
-pub fn authorize(req: &Request, config: &Config, needs: Permission) -> Result<Identity, ApiError> {
-    let who = identify(req, config)?;
-    // The handler's span names the partner, so every line it logs from here on does.
-    tracing::Span::current().record("partner", who.partner.as_str());
-    if !who.allows(needs) {
-        return Err(ApiError::Forbidden(needs.refusal()));
+/// Refuses a verified caller without `needs` (403, naming the roles that have it).
+pub fn require(who: &Identity, needs: Permission) -> Result<(), ApiError> {
+    if who.allows(needs) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(needs.refusal()))
     }
-    Ok(who)
 }
 
 pub fn identify(req: &Request, config: &Config) -> Result<Identity, ApiError> {

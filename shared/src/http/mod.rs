@@ -2,6 +2,8 @@
 
 pub mod cursor;
 #[cfg(feature = "service")]
+pub mod edge;
+#[cfg(feature = "service")]
 pub mod error;
 #[cfg(feature = "service")]
 pub mod identity;

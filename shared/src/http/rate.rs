@@ -6,10 +6,8 @@
 //! to them). This limit runs in the functions, before any other work, on the verified tenant.
 
 use chrono::{DateTime, Utc};
-use lambda_http::Request;
 
 use super::error::{ApiError, ErrorCode};
-use super::identity;
 use crate::config::{Config, RateLimit};
 use crate::domain::PartnerId;
 use crate::store::RequestCounter;
@@ -17,27 +15,23 @@ use crate::store::RequestCounter;
 /// A window's counter outlives its window by this long (DynamoDB's TTL removes it later).
 const COUNTER_KEEP_SECS: i64 = 3600;
 
-/// Counts the request against its tenant's window; `RateLimited` (429, `Retry-After`: the
-/// seconds to the next window) past the limit. Requests without a verified identity are left
-/// to the handler (401). If the counter cannot be reached the request goes through: the limit
-/// protects the service, an outage of it must not stop it.
-pub async fn check<C: RequestCounter>(
+/// Counts a request of `partner` (a verified tenant) against its window; `RateLimited` (429,
+/// `Retry-After`: the seconds to the next window) past the limit. If the counter cannot be
+/// reached the request goes through: the limit protects the service, an outage of it must not
+/// stop it.
+pub async fn admit_now<C: RequestCounter>(
     config: &Config,
     counter: &C,
-    req: &Request,
+    partner: &PartnerId,
 ) -> Result<(), ApiError> {
     let limit = config.rate_limit;
     if limit.requests == 0 {
         return Ok(());
     }
-    let Ok(who) = identity::identify(req, config) else {
-        return Ok(());
-    };
-    tracing::Span::current().record("partner", who.partner.as_str());
-    admit(counter, &who.partner, limit, Utc::now()).await
+    admit(counter, partner, limit, Utc::now()).await
 }
 
-/// The counting of [`check`] for `partner` at `now`.
+/// The counting of [`admit_now`] for `partner` at `now`.
 pub async fn admit<C: RequestCounter>(
     counter: &C,
     partner: &PartnerId,
