@@ -284,89 +284,116 @@ pub fn verify_linked<R: Linked>(
         .collect();
     let mut expired = 0;
     for (i, row) in rows.iter().enumerate() {
-        let seq = row.sequence();
-        let named = |r: &R| (r.id().to_owned(), r.sequence());
-        match i.checked_sub(1).map(|p| &rows[p]) {
-            Some(prev) => {
-                if prev.sequence() == seq {
-                    return Err(Finding::Duplicate {
-                        id: row.id().to_owned(),
-                        sequence: seq,
-                        other_id: prev.id().to_owned(),
-                    });
-                }
-                if let Some(&j) = by_hash.get(row.previous())
-                    && rows[j].sequence() >= seq
-                {
-                    let (follows_id, follows_sequence) = named(&rows[j]);
-                    return Err(Finding::OutOfOrder {
-                        id: row.id().to_owned(),
-                        sequence: seq,
-                        follows_id,
-                        follows_sequence,
-                    });
-                }
-                if prev.sequence() + 1 < seq {
-                    if let Some(expiry) = contiguous {
-                        let all_expired = row
-                            .recorded_at()
-                            .is_some_and(|t| t + expiry.retention <= expiry.now);
-                        if !all_expired {
-                            return Err(Finding::Missing {
-                                id: row.id().to_owned(),
-                                sequence: seq,
-                                after: prev.sequence(),
-                            });
-                        }
-                        expired += seq - prev.sequence() - 1;
-                    }
-                } else if row.previous() != prev.hash() {
-                    let (id, sequence) = named(prev);
-                    return Err(Finding::Rehashed {
-                        id,
-                        sequence,
-                        next_id: row.id().to_owned(),
-                    });
-                }
-            }
-            None if seq == 1 && !row.follows_genesis() => {
-                let (id, sequence) = named(row);
-                return Err(Finding::Altered { id, sequence });
-            }
-            None => {}
-        }
+        let prev = i.checked_sub(1).map(|p| &rows[p]);
+        expired += link(prev, row, |h| by_hash.get(h).map(|&j| &rows[j]), contiguous)?;
         if !row.intact() {
-            let (id, sequence) = named(row);
-            return Err(Finding::Altered { id, sequence });
-        }
-    }
-    let (first, last) = match (rows.first(), rows.last()) {
-        (Some(f), Some(l)) => (f.sequence(), l.sequence()),
-        _ => (0, 0),
-    };
-    let mut reaches_checkpoint = false;
-    if let Some(cp) = checkpoint {
-        if let Some(row) = rows.last().filter(|r| r.sequence() == cp.sequence) {
-            if !row.has_hash(&cp.hash) {
-                return Err(Finding::NotSigned {
-                    id: row.id().to_owned(),
-                    sequence: row.sequence(),
-                });
-            }
-            reaches_checkpoint = true;
-        } else if contiguous.is_some() && last < cp.sequence {
-            return Err(Finding::MissingBeforeCheckpoint {
-                last,
-                checkpoint: cp.sequence,
+            return Err(Finding::Altered {
+                id: row.id().to_owned(),
+                sequence: row.sequence(),
             });
         }
     }
+    let reaches_checkpoint = match checkpoint {
+        Some(cp) => reaches(rows, cp, contiguous.is_some())?,
+        None => false,
+    };
     Ok(ChainSummary {
         rows: rows.len(),
-        first,
-        last,
+        first: rows.first().map_or(0, Linked::sequence),
+        last: rows.last().map_or(0, Linked::sequence),
         expired,
         reaches_checkpoint,
         past_checkpoint,
     })
+}
+
+/// The link of `row` to `prev`, the row before it in sequence order (`None`: it is the first),
+/// given the row whose hash is a given one (`by_hash`): a duplicate sequence, a link to a later
+/// row, a gap (a finding in a contiguous chain unless expiry excuses it: then the sequences it
+/// excuses) or a broken link; sequence 1 chained to the genesis hash.
+fn link<'a, R: Linked + 'a>(
+    prev: Option<&R>,
+    row: &R,
+    by_hash: impl Fn(&R::Hash) -> Option<&'a R>,
+    contiguous: Option<Expiry>,
+) -> Result<u64, Finding> {
+    let seq = row.sequence();
+    let Some(prev) = prev else {
+        if seq == 1 && !row.follows_genesis() {
+            return Err(Finding::Altered {
+                id: row.id().to_owned(),
+                sequence: seq,
+            });
+        }
+        return Ok(0);
+    };
+    if prev.sequence() == seq {
+        return Err(Finding::Duplicate {
+            id: row.id().to_owned(),
+            sequence: seq,
+            other_id: prev.id().to_owned(),
+        });
+    }
+    if let Some(follows) = by_hash(row.previous()).filter(|f| f.sequence() >= seq) {
+        return Err(Finding::OutOfOrder {
+            id: row.id().to_owned(),
+            sequence: seq,
+            follows_id: follows.id().to_owned(),
+            follows_sequence: follows.sequence(),
+        });
+    }
+    if prev.sequence() + 1 == seq {
+        if row.previous() != prev.hash() {
+            return Err(Finding::Rehashed {
+                id: prev.id().to_owned(),
+                sequence: prev.sequence(),
+                next_id: row.id().to_owned(),
+            });
+        }
+        return Ok(0);
+    }
+    let Some(expiry) = contiguous else {
+        // Sequences left out (an export's period and filters) leave nothing to link.
+        return Ok(0);
+    };
+    if row
+        .recorded_at()
+        .is_some_and(|t| t + expiry.retention <= expiry.now)
+    {
+        Ok(seq - prev.sequence() - 1)
+    } else {
+        Err(Finding::Missing {
+            id: row.id().to_owned(),
+            sequence: seq,
+            after: prev.sequence(),
+        })
+    }
+}
+
+/// Whether the rows (sorted, none after the signed head) reach the signed head: its row must
+/// have the signed hash; a contiguous chain must reach it.
+fn reaches<R: Linked>(rows: &[R], cp: &SignedHead, contiguous: bool) -> Result<bool, Finding> {
+    match rows.last() {
+        Some(row) if row.sequence() == cp.sequence => {
+            if row.has_hash(&cp.hash) {
+                Ok(true)
+            } else {
+                Err(Finding::NotSigned {
+                    id: row.id().to_owned(),
+                    sequence: row.sequence(),
+                })
+            }
+        }
+        last => {
+            let last = last.map_or(0, Linked::sequence);
+            if contiguous && last < cp.sequence {
+                Err(Finding::MissingBeforeCheckpoint {
+                    last,
+                    checkpoint: cp.sequence,
+                })
+            } else {
+                Ok(false)
+            }
+        }
+    }
 }
