@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, SignedHead, verify};
+use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, verify};
 use activity_log::domain::integrity::{Checkpoint, PublicKey};
 use activity_log::domain::time;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -299,10 +299,7 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
             checkpoint.customer_id
         )));
     }
-    let message = checkpoint
-        .message()
-        .map_err(|e| fail(format!("the checkpoint cannot be read: {e}")))?;
-    if !key.verifies(&message, &checkpoint.signature) {
+    if !checkpoint.verify(&key) {
         return Err(fail(
             "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
                 .into(),
@@ -382,10 +379,7 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
     }
 
     // 4. The chain up to the checkpoint.
-    let head = SignedHead {
-        sequence: checkpoint.sequence,
-        hash: checkpoint.hash.clone(),
-    };
+    let head = checkpoint.head();
     let summary = verify(&mut rows, Some(&head), Some(Expiry { now, retention }))
         .map_err(|f| fail(f.to_string()))?;
     Ok(ApiReport {

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::Path;
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, SignedHead, verify};
+use activity_log::domain::chain::{ChainRow, ChainSummary, verify};
 use activity_log::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -301,19 +301,13 @@ fn verify_customer(
             cp.sequence
         )));
     }
-    let message = cp
-        .message()
-        .map_err(|e| fail(format!("the checkpoint cannot be read: {e}")))?;
-    if !key.verifies(&message, &cp.signature) {
+    if !cp.verify(key) {
         return Err(fail(
             "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
                 .into(),
         ));
     }
-    let head = SignedHead {
-        sequence: cp.sequence,
-        hash: cp.hash.clone(),
-    };
+    let head = cp.head();
     let summary = match fast::chain_holds(chain, &head) {
         Some(summary) => summary,
         // Something does not hold: the domain's check names it.
