@@ -158,16 +158,15 @@ fn chain(n: u64) -> Vec<ChainRow> {
         .collect()
 }
 
+/// The row of `a` at `link` as the API shows it: its record's members (whatever they are) and
+/// its place.
 fn row_of(a: &Activity, link: &Link) -> ChainRow {
-    let mut v = json!({
-        "id": a.id.as_str(), "customerId": a.customer_id.as_str(), "customerName": a.customer_name,
-        "action": a.action, "partnerUser": a.partner_user, "occurredAt": time::format(a.occurred_at),
-        "recordedAt": time::format(a.recorded_at), "recordedBy": a.recorded_by, "status": a.status.as_str(),
-        "resourceType": a.resource_type, "detailsIncluded": true,
-        "details": match &a.details { Details::Inline(d) => serde_json::from_str::<Value>(d).unwrap(), _ => Value::Null },
-        "sequence": link.sequence, "hash": link.hash, "previousHash": link.previous_hash,
-    });
-    ChainRow::from_row("p1", v.as_object_mut().unwrap()).unwrap()
+    let mut v = serde_json::to_value(a.record(&partner(), None).unwrap()).unwrap();
+    v["detailsIncluded"] = json!(true);
+    v["sequence"] = json!(link.sequence);
+    v["hash"] = json!(link.hash);
+    v["previousHash"] = json!(link.previous_hash);
+    ChainRow::from_row("p1", v.as_object().unwrap()).unwrap()
 }
 
 fn set(row: &mut ChainRow, name: &str, value: Value) {
