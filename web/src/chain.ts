@@ -235,68 +235,86 @@ export interface VerifyOptions {
   toCheckpoint?: boolean;
 }
 
+/** A row at its place in the chain, ready to be named in a finding. */
+const at = (r: ChainRow) => ({ ok: false as const, id: r.id, customerId: r.customerId, sequence: r.sequence as number });
+
+/** Sequences a gap before a row leaves out: excused by expiry, or not among the rows of a
+ * view that is not the whole chain. */
+type Gap = { expired: number; notInRows: number };
+
+const NO_GAP: Gap = { expired: 0, notInRows: 0 };
+
+/** The link of `row` to `prev`, the row before it in sequence order (`undefined`: it is the
+ * first), given the row whose hash is a given one (`byHash`): a duplicate sequence, a link to a
+ * later row, a gap (a finding in a contiguous chain unless expiry excuses it) or a broken link;
+ * sequence 1 chained to 64 zeros. The service's `link` (chain/verify.rs). */
+function link(prev: ChainRow | undefined, row: ChainRow, byHash: (hash: string | null) => ChainRow | undefined, options: VerifyOptions): Finding | Gap {
+  const seq = row.sequence as number;
+  if (!Number.isSafeInteger(seq) || seq < 1) return { ...at(row), kind: 'altered' };
+  if (prev === undefined) {
+    return seq === 1 && row.previousHash !== GENESIS_HASH ? { ...at(row), kind: 'altered' } : NO_GAP;
+  }
+  const prevSeq = prev.sequence as number;
+  if (prevSeq === seq) return { ...at(row), kind: 'duplicate', otherId: prev.id };
+  const follows = byHash(row.previousHash);
+  if (follows !== undefined && (follows.sequence as number) >= seq) {
+    return { ...at(row), kind: 'outOfOrder', followsId: follows.id, followsSequence: follows.sequence as number };
+  }
+  if (prevSeq + 1 === seq) {
+    return row.previousHash === prev.hash ? NO_GAP : { ...at(prev), kind: 'rehashed', nextId: row.id };
+  }
+  const left = seq - prevSeq - 1;
+  if (!options.contiguous) return { expired: 0, notInRows: left };
+  const expiry = options.expiry ?? null;
+  const expired = expiry !== null && Date.parse(row.recordedAt) + expiry.retentionDays * 86_400_000 <= Date.parse(expiry.now);
+  return expired ? { expired: left, notInRows: 0 } : { ...at(row), kind: 'missing', after: prevSeq };
+}
+
+/** Whether the rows (sorted, none after the signed head) reach the signed head: its row must
+ * have the signed hash; with `toCheckpoint` the rows must reach it. The service's `reaches`. */
+function reaches(rows: readonly ChainRow[], checkpoint: Checkpoint, toCheckpoint: boolean): Finding | boolean {
+  const last = rows.at(-1);
+  if (last !== undefined && last.sequence === checkpoint.sequence) {
+    return last.hash === checkpoint.hash || { ...at(last), kind: 'notSigned' };
+  }
+  const lastSeq = last === undefined ? 0 : (last.sequence as number);
+  if (toCheckpoint && lastSeq < checkpoint.sequence) {
+    return { ok: false, kind: 'missingBeforeCheckpoint', customerId: checkpoint.customerId, last: lastSeq, checkpoint: checkpoint.sequence };
+  }
+  return false;
+}
+
 /** Checks the rows of the checkpoint's customer that have a sequence, in any order, as the
  * service's `verify_linked` does: rows after the signed head set aside and counted; then per
- * row a duplicate sequence, a link to a later row, a gap (a finding when `contiguous`, unless
- * expiry excuses it) or a broken link to the previous row, sequence 1 chained to 64 zeros, its
- * hash recomputed; then the signed head. The checkpoint's signature is checked by the caller
- * (`verifyCheckpoint`). */
+ * row its link to the previous one (`link`) and its hash recomputed; then the signed head
+ * (`reaches`). The checkpoint's signature is checked by the caller (`verifyCheckpoint`). */
 export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoint, options: VerifyOptions): Promise<ChainResult> {
-  const { contiguous, expiry = null, toCheckpoint = false } = options;
   const mine = rows.filter((r) => r.customerId === checkpoint.customerId);
   const sequenced = mine.filter((r) => r.sequence !== null).sort((a, b) => (a.sequence as number) - (b.sequence as number));
   const chained = sequenced.filter((r) => (r.sequence as number) <= checkpoint.sequence);
-  const pastCheckpoint = sequenced.length - chained.length;
   const partial = chained.find((r) => r.detailsIncluded === false);
   if (partial) throw new Error(`activity ${partial.id}: its details are needed (fetch links.self)`);
   const hashes = await Promise.all(chained.map((r) => hashRow(r, checkpoint.partnerId).catch(() => null)));
-  const byHash = new Map(chained.map((r, i) => [r.hash, i]));
-  const at = (r: ChainRow) => ({ ok: false as const, id: r.id, customerId: r.customerId, sequence: r.sequence as number });
-  const expiredBefore = (r: ChainRow) =>
-    expiry !== null && Date.parse(r.recordedAt) + expiry.retentionDays * 86_400_000 <= Date.parse(expiry.now);
-  let notInRows = 0;
-  let expired = 0;
-  for (let i = 0; i < chained.length; i++) {
-    const row = chained[i];
-    const seq = row.sequence as number;
-    if (!Number.isSafeInteger(seq) || seq < 1) return { ...at(row), kind: 'altered' };
-    if (i > 0) {
-      const prev = chained[i - 1];
-      const prevSeq = prev.sequence as number;
-      if (prevSeq === seq) return { ...at(row), kind: 'duplicate', otherId: prev.id };
-      const j = byHash.get(row.previousHash);
-      if (j !== undefined && (chained[j].sequence as number) >= seq) {
-        return { ...at(row), kind: 'outOfOrder', followsId: chained[j].id, followsSequence: chained[j].sequence as number };
-      }
-      if (prevSeq + 1 < seq) {
-        if (contiguous && !expiredBefore(row)) return { ...at(row), kind: 'missing', after: prevSeq };
-        if (contiguous) expired += seq - prevSeq - 1;
-        else notInRows += seq - prevSeq - 1;
-      } else if (row.previousHash !== prev.hash) {
-        return { ...at(prev), kind: 'rehashed', nextId: row.id };
-      }
-    } else if (seq === 1 && row.previousHash !== GENESIS_HASH) {
-      return { ...at(row), kind: 'altered' };
-    }
+  const byHash = new Map(chained.map((r) => [r.hash, r]));
+  const gaps = { ...NO_GAP };
+  for (const [i, row] of chained.entries()) {
+    const linked = link(chained[i - 1], row, (h) => byHash.get(h), options);
+    if ('kind' in linked) return linked;
+    gaps.expired += linked.expired;
+    gaps.notInRows += linked.notInRows;
     if (hashes[i] === null || hashes[i] !== row.hash) return { ...at(row), kind: 'altered' };
   }
-  const first = chained.length ? (chained[0].sequence as number) : 0;
-  const last = chained.length ? (chained[chained.length - 1].sequence as number) : 0;
-  const head = chained.length && last === checkpoint.sequence ? chained[chained.length - 1] : undefined;
-  if (head && head.hash !== checkpoint.hash) return { ...at(head), kind: 'notSigned' };
-  if (!head && toCheckpoint && last < checkpoint.sequence) {
-    return { ok: false, kind: 'missingBeforeCheckpoint', customerId: checkpoint.customerId, last, checkpoint: checkpoint.sequence };
-  }
+  const reached = reaches(chained, checkpoint, options.toCheckpoint ?? false);
+  if (typeof reached !== 'boolean') return reached;
   return {
     ok: true,
     count: chained.length,
     unsequenced: mine.length - sequenced.length,
-    first,
-    last,
+    first: chained.length ? (chained[0].sequence as number) : 0,
+    last: chained.length ? (chained[chained.length - 1].sequence as number) : 0,
     checkpoint: checkpoint.sequence,
-    reachesCheckpoint: head !== undefined,
-    notInRows,
-    expired,
-    pastCheckpoint,
+    reachesCheckpoint: reached,
+    ...gaps,
+    pastCheckpoint: sequenced.length - chained.length,
   };
 }
