@@ -268,128 +268,183 @@ pub fn verify_api_blocking(opts: &ApiOptions) -> Result<ApiReport, Error> {
 /// no gap but of expired activities, and the signed head. `now` is the expiry's clock.
 pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiReport, Error> {
     let customer = opts.customer.as_str();
-    let fail = |m: String| Error::Failed(format!("{customer}: {m}"));
-    let days = |n: i64| {
-        TimeDelta::try_days(n).ok_or_else(|| {
-            Error::Usage(format!(
-                "--retention-days {}: too large",
-                opts.retention_days
-            ))
-        })
-    };
-    let retention = days(i64::from(opts.retention_days))?;
+    let retention = days_of(opts.retention_days, i64::from(opts.retention_days))?;
     let api = Api::new(opts)?;
-
-    // 1. The key.
-    let public: PublicKey = api.get(api.url("/integrity/public-key")?).await?;
-    let key = Key::from_pem(&public.pem).map_err(|e| {
-        Error::Failed(format!(
-            "GET /integrity/public-key: the key cannot be read: {e}"
-        ))
-    })?;
-
-    // 2. A signed checkpoint.
-    let segment = segment(customer);
-    let checkpoint: Checkpoint = api
-        .get(api.url(&format!("/customers/{segment}/checkpoint"))?)
-        .await?;
-    if checkpoint.customer_id != customer {
-        return Err(fail(format!(
-            "the checkpoint is for customer {}",
-            checkpoint.customer_id
-        )));
-    }
-    if !checkpoint.verify(&key) {
-        return Err(fail(
-            "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
-                .into(),
-        ));
-    }
-
-    // 3. Every retained activity. The period is by occurredAt, which may be up to the retention
-    // before recordedAt: a retained activity occurred at most twice the retention ago.
-    let from = now
-        .checked_sub_signed(days(2 * i64::from(opts.retention_days) + 1)?)
-        .unwrap_or_else(time::earliest)
-        .max(time::earliest());
-    let to = (now + TimeDelta::minutes(10)).min(time::latest());
-    let (from, to) = (time::format(from), time::format(to));
-    let list = format!("/customers/{segment}/activities");
-    let mut rows = Vec::new();
-    let (mut unchained, mut after_checkpoint, mut details_fetched, mut pages) = (0, 0, 0, 0);
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = api.url(&list)?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("from", &from)
-                .append_pair("to", &to)
-                .append_pair("limit", PAGE_LIMIT);
-            if let Some(c) = &cursor {
-                query.append_pair("cursor", c);
-            }
-        }
-        let page: Page = api.get(url).await?;
-        pages += 1;
-        for mut item in page.items {
-            match item.get("sequence") {
-                Some(Value::Null) => {
-                    unchained += 1;
-                    continue;
-                }
-                Some(s) if s.as_u64().is_some_and(|s| s > checkpoint.sequence) => {
-                    after_checkpoint += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            let id = item
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("(without an id)")
-                .to_owned();
-            if item.get("detailsIncluded") == Some(&Value::Bool(false)) {
-                let path = item
-                    .get("links")
-                    .and_then(|l| l.get("self"))
-                    .and_then(Value::as_str)
-                    .filter(|p| p.starts_with('/'))
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "activity {id}: its details are left out and it has no links.self"
-                        ))
-                    })?;
-                item = api.get(api.url(path)?).await?;
-                details_fetched += 1;
-            }
-            let row = ChainRow::from_row(&checkpoint.partner_id, &item)
-                .map_err(|e| fail(format!("activity {id}: {e}")))?;
-            rows.push(row);
-        }
-        match page.next_cursor {
-            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                return Err(fail(format!(
-                    "the API answered the cursor {next} with itself"
-                )));
-            }
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-
-    // 4. The chain up to the checkpoint.
-    let head = checkpoint.head();
-    let summary = verify(&mut rows, Some(&head), Some(Expiry { now, retention }))
-        .map_err(|f| fail(f.to_string()))?;
+    let (public, key) = api.public_key().await?;
+    let checkpoint = api.checkpoint(customer, &key).await?;
+    let period = retained_period(now, opts.retention_days)?;
+    let mut read = api.retained_rows(customer, &period, &checkpoint).await?;
+    let summary = verify(
+        &mut read.rows,
+        Some(&checkpoint.head()),
+        Some(Expiry { now, retention }),
+    )
+    .map_err(|f| failed(customer, f.to_string()))?;
     Ok(ApiReport {
         customer_id: customer.to_owned(),
         summary,
         checkpoint,
         key_id: public.key_id,
-        unchained,
-        after_checkpoint,
-        details_fetched,
-        pages,
+        unchained: read.unchained,
+        after_checkpoint: read.after_checkpoint,
+        details_fetched: read.details_fetched,
+        pages: read.pages,
     })
+}
+
+/// A failure about the customer's chain.
+fn failed(customer: &str, message: String) -> Error {
+    Error::Failed(format!("{customer}: {message}"))
+}
+
+/// `n` days, computed from a retention of `days` days (which is too large if they overflow).
+fn days_of(days: u32, n: i64) -> Result<TimeDelta, Error> {
+    TimeDelta::try_days(n)
+        .ok_or_else(|| Error::Usage(format!("--retention-days {days}: too large")))
+}
+
+/// The `from` and `to` of a listing that holds every retained activity. The period is by
+/// occurredAt, which may be up to the retention before recordedAt: a retained activity occurred
+/// at most twice the retention ago.
+fn retained_period(now: DateTime<Utc>, days: u32) -> Result<(String, String), Error> {
+    let from = now
+        .checked_sub_signed(days_of(days, 2 * i64::from(days) + 1)?)
+        .unwrap_or_else(time::earliest)
+        .max(time::earliest());
+    let to = (now + TimeDelta::minutes(10)).min(time::latest());
+    Ok((time::format(from), time::format(to)))
+}
+
+/// The rows of a customer's chain up to a checkpoint, as the API lists them, and what was
+/// skipped or read on the way.
+struct Read {
+    rows: Vec<ChainRow>,
+    unchained: u64,
+    after_checkpoint: u64,
+    details_fetched: u64,
+    pages: u64,
+}
+
+impl Api {
+    /// The key the service names, read.
+    async fn public_key(&self) -> Result<(PublicKey, Key), Error> {
+        let public: PublicKey = self.get(self.url("/integrity/public-key")?).await?;
+        let key = Key::from_pem(&public.pem).map_err(|e| {
+            Error::Failed(format!(
+                "GET /integrity/public-key: the key cannot be read: {e}"
+            ))
+        })?;
+        Ok((public, key))
+    }
+
+    /// A checkpoint of `customer`, signed by `key`.
+    async fn checkpoint(&self, customer: &str, key: &Key) -> Result<Checkpoint, Error> {
+        let path = format!("/customers/{}/checkpoint", segment(customer));
+        let checkpoint: Checkpoint = self.get(self.url(&path)?).await?;
+        if checkpoint.customer_id != customer {
+            return Err(failed(
+                customer,
+                format!("the checkpoint is for customer {}", checkpoint.customer_id),
+            ));
+        }
+        if !checkpoint.verify(key) {
+            return Err(failed(
+                customer,
+                "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
+                    .into(),
+            ));
+        }
+        Ok(checkpoint)
+    }
+
+    /// Every page of the customer's activities in `period`: rows without a sequence or after
+    /// the checkpoint counted and set aside, the others read as chain rows (with their details).
+    async fn retained_rows(
+        &self,
+        customer: &str,
+        (from, to): &(String, String),
+        checkpoint: &Checkpoint,
+    ) -> Result<Read, Error> {
+        let list = format!("/customers/{}/activities", segment(customer));
+        let mut read = Read {
+            rows: Vec::new(),
+            unchained: 0,
+            after_checkpoint: 0,
+            details_fetched: 0,
+            pages: 0,
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = self.url(&list)?;
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("from", from)
+                    .append_pair("to", to)
+                    .append_pair("limit", PAGE_LIMIT);
+                if let Some(c) = &cursor {
+                    query.append_pair("cursor", c);
+                }
+            }
+            let page: Page = self.get(url).await?;
+            read.pages += 1;
+            for item in page.items {
+                match item.get("sequence") {
+                    Some(Value::Null) => read.unchained += 1,
+                    Some(s) if s.as_u64().is_some_and(|s| s > checkpoint.sequence) => {
+                        read.after_checkpoint += 1;
+                    }
+                    _ => {
+                        let row = self
+                            .chain_row(customer, item, checkpoint, &mut read)
+                            .await?;
+                        read.rows.push(row);
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                    return Err(failed(
+                        customer,
+                        format!("the API answered the cursor {next} with itself"),
+                    ));
+                }
+                Some(next) => cursor = Some(next),
+                None => return Ok(read),
+            }
+        }
+    }
+
+    /// A listed activity as a chain row, its details read through `links.self` when the page
+    /// left them out.
+    async fn chain_row(
+        &self,
+        customer: &str,
+        mut item: Map<String, Value>,
+        checkpoint: &Checkpoint,
+        read: &mut Read,
+    ) -> Result<ChainRow, Error> {
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("(without an id)")
+            .to_owned();
+        if item.get("detailsIncluded") == Some(&Value::Bool(false)) {
+            let path = item
+                .get("links")
+                .and_then(|l| l.get("self"))
+                .and_then(Value::as_str)
+                .filter(|p| p.starts_with('/'))
+                .ok_or_else(|| {
+                    failed(
+                        customer,
+                        format!("activity {id}: its details are left out and it has no links.self"),
+                    )
+                })?;
+            item = self.get(self.url(path)?).await?;
+            read.details_fetched += 1;
+        }
+        ChainRow::from_row(&checkpoint.partner_id, &item)
+            .map_err(|e| failed(customer, format!("activity {id}: {e}")))
+    }
 }

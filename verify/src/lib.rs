@@ -22,8 +22,8 @@
 //! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--retention-days N]
 //! ```
 //!
-//! (the token may come from `ACTIVITY_LOG_TOKEN` instead; [`verify_api`]). Plain HTTP only:
-//! this build has no TLS.
+//! (the token may come from `ACTIVITY_LOG_TOKEN` instead; [`verify_api`]). `https` URLs are
+//! checked against the system's trusted certificates; plain `http` is for a local stack.
 //!
 //! Exit codes: 0 every check passed; 1 a check failed (tampering, a wrong key, an answer of the
 //! API that is an error) — the reason on stdout as `FAILED: …`; 2 usage (arguments, a file or
