@@ -364,34 +364,71 @@ pub async fn local_stack(
     concurrency: usize,
 ) -> LocalStack {
     let endpoint = emulator().await;
-    let sdk = sdk_config(&endpoint).await;
     let (table, bucket) = (unique_name("stack"), unique_name("stack"));
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+    let key = stack_storage(&endpoint, s3_endpoint, &table, &bucket).await;
+    let port = free_port();
+    let mut env = watch_env(&endpoint, s3_endpoint, port, &table, &bucket, key);
+    env.extend(extra_env.iter().cloned());
+    let log = start_watch(&env, port, concurrency);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_functions(&base).await;
+    eprintln!(
+        "stack up at {base}; cargo lambda watch log: {}",
+        log.display()
+    );
+    LocalStack {
+        base,
+        table,
+        bucket,
+        log,
+    }
+}
+
+/// A fresh table in the emulator at `endpoint`, a fresh bucket at `s3_endpoint`, and a signing
+/// key (its id).
+async fn stack_storage(endpoint: &str, s3_endpoint: &str, table: &str, bucket: &str) -> String {
+    let sdk = sdk_config(endpoint).await;
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), table)
         .await
         .unwrap_or_else(|e| panic!("table: {e}"));
     create_bucket(
         &s3_client(&sdk_config(s3_endpoint).await, &SdkSettings::default()),
-        &bucket,
+        bucket,
     )
     .await
     .unwrap_or_else(|e| panic!("bucket: {e}"));
-    let key = signing_key(&sdk, &format!("alias/{table}")).await;
+    signing_key(&sdk, &format!("alias/{table}")).await
+}
 
-    let port = free_port();
+/// The functions' environment: the local defaults, the storage, the emulator's Lambda endpoint
+/// at the watcher's own `port` (the export function starts the worker through it), local token
+/// verification, and `cargo lambda` found through PATH (the project venv first).
+fn watch_env(
+    endpoint: &str,
+    s3_endpoint: &str,
+    port: u16,
+    table: &str,
+    bucket: &str,
+    key: String,
+) -> Vec<(&'static str, String)> {
     let local = |name: &'static str| (name, local_default(name).to_owned());
-    let mut env = vec![
+    let venv = tool("cargo-lambda")
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    vec![
         local("AWS_REGION"),
         local("AWS_ACCESS_KEY_ID"),
         local("AWS_SECRET_ACCESS_KEY"),
-        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("AWS_ENDPOINT_URL_S3", s3_endpoint.to_owned()),
         (
             "AWS_ENDPOINT_URL_LAMBDA",
             format!("http://127.0.0.1:{port}"),
         ),
         local("EXPORT_WORKER_FUNCTION"),
-        ("TABLE_NAME", table.clone()),
-        ("BUCKET_NAME", bucket.clone()),
+        ("TABLE_NAME", table.to_owned()),
+        ("BUCKET_NAME", bucket.to_owned()),
         ("SIGNING_KEY_ID", key),
         ("AUTH_MODE", "local".to_owned()),
         (
@@ -408,18 +445,16 @@ pub async fn local_stack(
         ),
         local("CURSOR_SIGNING_KEY"),
         local("SUBSCRIPTIONS_URL_TEMPLATE"),
-    ];
-    env.extend(extra_env.iter().cloned());
-    // `cargo lambda` is found through PATH; put the project venv first.
-    let path = format!(
-        "{}:{}",
-        tool("cargo-lambda")
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    env.push(("PATH", path));
+        (
+            "PATH",
+            format!("{venv}:{}", std::env::var("PATH").unwrap_or_default()),
+        ),
+    ]
+}
+
+/// `cargo lambda watch` on `port` with `env`, running until this test binary exits (the
+/// watcher stops it); its log's path.
+fn start_watch(env: &[(&str, String)], port: u16, concurrency: usize) -> PathBuf {
     let log = std::env::temp_dir().join(format!("activity-log-watch-{port}.log"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let child = spawn_tied(
@@ -435,31 +470,29 @@ pub async fn local_stack(
             "-P",
             &port.to_string(),
         ],
-        &env,
+        env,
         &log,
     );
-    // Runs until this test binary exits (the watcher stops it).
     std::mem::forget(child);
+    log
+}
 
-    let base = format!("http://127.0.0.1:{port}");
+/// Waits until the query function answers a listing and the record function refuses an empty
+/// batch: both started and serving.
+async fn wait_for_functions(base: &str) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()
         .unwrap_or_else(|e| panic!("http client: {e}"));
     let reader = token("warmup", &["GlobalAdmin"], "t", 3600);
     let writer = token("warmup", &["ActivityWriter"], "t", 3600);
+    let url = format!("{base}/activities");
     wait_until(
         "query-activity under cargo lambda watch",
         Duration::from_secs(900),
         || {
-            let (http, url, reader) = (http.clone(), format!("{base}/activities"), reader.clone());
-            async move {
-                http.get(url)
-                    .bearer_auth(reader)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            }
+            let request = http.get(&url).bearer_auth(&reader);
+            async move { request.send().await.is_ok_and(|r| r.status() == 200) }
         },
     )
     .await;
@@ -467,28 +500,11 @@ pub async fn local_stack(
         "record-activity under cargo lambda watch",
         Duration::from_secs(900),
         || {
-            let (http, url, writer) = (http.clone(), format!("{base}/activities"), writer.clone());
-            async move {
-                http.post(url)
-                    .bearer_auth(writer)
-                    .json(&json!([]))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 400)
-            }
+            let request = http.post(&url).bearer_auth(&writer).json(&json!([]));
+            async move { request.send().await.is_ok_and(|r| r.status() == 400) }
         },
     )
     .await;
-    eprintln!(
-        "stack up at {base}; cargo lambda watch log: {}",
-        log.display()
-    );
-    LocalStack {
-        base,
-        table,
-        bucket,
-        log,
-    }
 }
 
 /// The 100,000-row log of the large export tests: activities of 50 customers, half a second
