@@ -129,6 +129,53 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::chain::{MEMBERS, Presence, Record};
+    use crate::domain::{PartnerId, time};
+    use crate::testing::fixtures::synthetic_activity;
+
+    /// What every endpoint shows of an activity rebuilds the record its hash was computed over
+    /// (what a verifier recomputes is what the writer hashed), with every optional member set
+    /// and with none. The members and their JCS are pinned once, by the golden vectors.
+    #[test]
+    fn an_activity_as_shown_rebuilds_the_record_it_was_hashed_over() {
+        let partner = PartnerId::parse("p1").unwrap();
+        let links = Links::new("https://portal.example/customers/{customerId}");
+        let mut full = synthetic_activity(
+            3,
+            "客戶 #1",
+            time::parse_timestamp("2026-11-25T01:02:03.004Z").unwrap(),
+        );
+        full.recorded_by = Some("writer-1".into());
+        full.details = Details::Inline(r#"{"z":1,"a":{"名稱":"台積電","n":1.50}}"#.into());
+        let mut bare = full.clone();
+        bare.recorded_by = None;
+        bare.resource_type = None;
+        bare.details = Details::None;
+        for (name, a, absent) in [
+            ("every member", &full, false),
+            ("no optional member", &bare, true),
+        ] {
+            let hashed = a.record(&partner, None).unwrap().canonical(7).unwrap();
+            let shown = serde_json::to_value(ActivityView::new(a, None, &links)).unwrap();
+            let rebuilt = Record::from_row("p1", shown.as_object().unwrap()).unwrap();
+            assert_eq!(
+                String::from_utf8(rebuilt.canonical(7).unwrap()).unwrap(),
+                String::from_utf8(hashed.clone()).unwrap(),
+                "{name}"
+            );
+            // Each member as its presence says: written out, null, or left out.
+            let text: serde_json::Value = serde_json::from_slice(&hashed).unwrap();
+            for (member, presence) in MEMBERS {
+                let value = text.get(member);
+                let expected = match (presence, absent) {
+                    (Presence::OmittedWhenNull, true) => value.is_none(),
+                    (Presence::NullWhenAbsent, true) => value == Some(&serde_json::Value::Null),
+                    _ => value.is_some_and(|v| !v.is_null()),
+                };
+                assert!(expected, "{name}: {member} is {value:?}");
+            }
+        }
+    }
 
     #[test]
     fn subscriptions_link_encodes_the_customer() {
