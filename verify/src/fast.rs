@@ -532,10 +532,19 @@ mod tests {
         row.insert("action".into(), json!("é"));
         let record = Record::from_row(PARTNER, &row).unwrap();
         let link = Head::genesis().append(&record).unwrap();
-        let line = format!(
-            r#"{{"id":"a-1","customerId":"\u5ba2\u6236 #1","customerName":"Contoso, Ltd.","action":"\u00e9","partnerUser":"chen.wei@partner.example","occurredAt":"2026-11-25T01:02:03.004Z","recordedAt":"2026-11-25T01:02:04.000Z","recordedBy":"writer-1","status":"succeeded","resourceType":"order","details":{{"seats":3,"order\u0049d":"ORD-1"}},"sequence":1,"hash":"{}","previousHash":"{}"}}"#,
-            link.hash, link.previous_hash
-        );
+        row.insert("sequence".into(), json!(link.sequence));
+        row.insert("hash".into(), json!(link.hash));
+        row.insert("previousHash".into(), json!(link.previous_hash));
+        // The row as serde_json writes it, then with characters written as escapes.
+        let mut line = serde_json::to_string(&row).unwrap();
+        for (plain, escaped) in [
+            ("客戶", r"\u5ba2\u6236"),
+            (r#""action":"é""#, r#""action":"\u00e9""#),
+            ("orderId", r"order\u0049d"),
+        ] {
+            assert!(line.contains(plain), "{plain} in {line}");
+            line = line.replace(plain, escaped);
+        }
         match read(
             line.as_bytes(),
             &json_string(PARTNER).unwrap(),
