@@ -83,7 +83,8 @@ describe('useView', () => {
     const v = renderHook(() => useView('en'), {});
     expect(v.current.query.customerId).toBeUndefined();
     v.current.setView({ ...v.current.view, customer: 'c1', zone: 'UTC', lang: 'zh-TW' });
-    await until(() => v.current.view.customer === 'c1');
+    // The state first, the document's language after React has run the view's effect.
+    await until(() => v.current.view.customer === 'c1' && document.documentElement.lang === 'zh-TW');
     expect(window.location.search).toBe('?customer=c1&tz=UTC&lang=zh-TW');
     expect(window.localStorage.getItem('activity-log.lang')).toBe('zh-TW');
     expect([v.current.zone, v.current.query.customerId, v.current.t.title, document.documentElement.lang]).toEqual(['UTC', 'c1', '活動記錄', 'zh-TW']);
