@@ -6,7 +6,8 @@ the service writes), independent of the Rust and TypeScript ones that read the f
   - `members`: the record's members in JCS order and how each is written;
   - `records`: rows as the API shows them -> the record's JCS -> its hash;
   - `chains`: a customer's rows, a signed head and what a verifier must say of them (the
-    summary, or the first finding). The expected outcomes are written here by hand.
+    summary, or the first finding). The expected outcomes are written here by hand;
+  - `held`: the same with checkpoints signed earlier that the signed chain must extend.
 Run it after a change to the record (`python3 scripts/chain_vectors.py`); the tests of the
 domain, of the verifier's fast path and of the page read the file.
 """
@@ -210,6 +211,71 @@ def chains():
     return cases
 
 
+def held():
+    """Checks against checkpoints a verifier already holds (signed earlier): the rows and the
+    signed head pass the chain's own check; what the held ones say of them is `expect`."""
+    base = chain([activity(n) for n in range(1, 7)])
+    signed_at = "2026-11-27T00:00:00.000Z"
+    early = "2026-11-25T02:00:00.000Z"
+    api = {"now": "2026-11-28T00:00:00.000Z", "retentionDays": 365}
+    cases = []
+
+    def case(name, rows, signed, held_heads, expect, expiry=api, contiguous=True):
+        cases.append({
+            "name": name,
+            "rows": rows,
+            "checkpoint": {"sequence": signed["sequence"], "hash": signed["hash"],
+                           "issuedAt": signed.get("issuedAt", signed_at)},
+            "held": held_heads,
+            "contiguous": contiguous,
+            "expiry": expiry if contiguous else None,
+            "expect": expect,
+        })
+
+    def head(rows, seq, issued=signed_at):
+        return {"sequence": seq, "hash": rows[seq - 1]["hash"], "issuedAt": issued}
+
+    def ok(extended=0, expired=0, not_covered=0):
+        return {"ok": {"extended": extended, "expired": expired, "notCovered": not_covered}}
+
+    case("the chain extends a held checkpoint", copy.deepcopy(base), head(base, 6),
+         [head(base, 3, early), head(base, 6, early)], ok(extended=2))
+
+    case("the tail truncated and the head rolled back", copy.deepcopy(base[:4]), head(base, 4),
+         [head(base, 6, "2026-11-26T00:00:00.000Z")],
+         {"finding": {"kind": "rolledBack", "sequence": 4, "issuedAt": signed_at,
+                      "heldSequence": 6, "heldIssuedAt": "2026-11-26T00:00:00.000Z"}})
+
+    case("an older signed head (an earlier export's) before a newer held one",
+         copy.deepcopy(base[:4]), head(base, 4, early), [head(base, 6, "2026-11-26T00:00:00.000Z")],
+         ok(not_covered=1))
+
+    rewritten = copy.deepcopy(base[:2]) + [dict(r) for r in base[2:]]
+    previous = rewritten[1]["hash"]
+    for r in rewritten[2:]:
+        r["action"] = "Rewritten " + r["action"]
+        r["previousHash"] = previous
+        r["hash"] = hash_of(r, previous)
+        previous = r["hash"]
+    case("rewritten from the middle on, every hash recomputed", rewritten, head(rewritten, 6),
+         [head(base, 4, early)],
+         {"finding": {"kind": "heldRewritten", "id": ids(base, 4)[0], "sequence": 4,
+                      "heldIssuedAt": early}})
+
+    case("the oldest activities deleted before they expired", copy.deepcopy(base[3:]), head(base, 6),
+         [head(base, 2, early)],
+         {"finding": {"kind": "heldMissing", "sequence": 2, "heldIssuedAt": early}})
+    case("the oldest activities gone long after: expired", copy.deepcopy(base[3:]), head(base, 6),
+         [head(base, 2, early)], ok(expired=1),
+         expiry={"now": "2027-12-31T00:00:00.000Z", "retentionDays": 365})
+
+    rows = copy.deepcopy(base)
+    del rows[2]
+    case("an export that leaves the held activity out (not contiguous)", rows, head(base, 6),
+         [head(base, 3, early)], ok(not_covered=1), contiguous=False)
+    return cases
+
+
 def main():
     doc = {
         "about": "The hash chain's rules as data (scripts/chain_vectors.py writes this file; "
@@ -217,12 +283,14 @@ def main():
                  "UTF-8(JCS(record))); the record is `members` of a row; partnerId is the "
                  "tenant's. A chain case's rows are checked against its signed head; `expiry` "
                  "(when contiguous) excuses gaps of activities recorded more than retentionDays "
-                 "before now.",
+                 "before now. A held case's rows are also checked against checkpoints signed "
+                 "earlier (`held`): the signed chain must extend each of them.",
         "genesisHash": GENESIS,
         "partnerId": PARTNER,
         "members": [{"name": n, "presence": p} for n, p in MEMBERS],
         "records": records(),
         "chains": chains(),
+        "held": held(),
     }
     OUT.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")

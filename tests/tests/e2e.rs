@@ -495,12 +495,7 @@ async fn verify_through_the_api(
     reader: &str,
     customer: &str,
 ) -> Result<Vec<String>, String> {
-    let options = activity_log_verify::ApiOptions {
-        url: api.base.clone(),
-        token: reader.to_owned(),
-        customer: customer.to_owned(),
-        retention_days: activity_log_verify::DEFAULT_RETENTION_DAYS,
-    };
+    let options = activity_log_verify::ApiOptions::new(&api.base, reader, customer);
     activity_log_verify::verify_api(&options)
         .await
         .map(|report| report.lines())

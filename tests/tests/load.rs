@@ -67,12 +67,8 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
             sequences.iter().copied().eq(1..=n),
             "{customer}: not exactly 1..{n}"
         );
-        let options = activity_log_verify::ApiOptions {
-            url: stack.base.clone(),
-            token: plan.reader_token.clone(),
-            customer: customer.clone(),
-            retention_days: activity_log_verify::DEFAULT_RETENTION_DAYS,
-        };
+        let options =
+            activity_log_verify::ApiOptions::new(&stack.base, &plan.reader_token, customer);
         let lines = activity_log_verify::verify_api(&options)
             .await
             .map(|r| r.lines())

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, verify};
-use activity_log::domain::integrity::{Checkpoint, PublicKey};
+use activity_log::domain::integrity::{Checkpoint, HeldSummary, PublicKey, check_held};
 use activity_log::domain::time;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Client, Response, StatusCode, Url, header};
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{Error, Key, activities, segment};
+use crate::{Error, Key, activities, held, read_error, segment};
 
 /// How long activities are kept unless told otherwise (the service's `RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
@@ -35,6 +37,38 @@ pub struct ApiOptions {
     pub customer: String,
     /// The service's retention: gaps of activities recorded longer ago than this are expiry.
     pub retention_days: u32,
+    /// The service's public key (PEM) the auditor holds; `None`: the one the API names.
+    pub public_key: Option<PathBuf>,
+    /// Checkpoints signed earlier that the chain must extend (`--checkpoint`).
+    pub held: Vec<PathBuf>,
+    /// Where to write the checkpoint verified now, for the next check to hold.
+    pub save_checkpoint: Option<PathBuf>,
+}
+
+impl ApiOptions {
+    /// A check of `customer` through the API at `url`, with the API's key, the default
+    /// retention and no held checkpoints.
+    pub fn new(url: &str, token: &str, customer: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            customer: customer.to_owned(),
+            retention_days: DEFAULT_RETENTION_DAYS,
+            public_key: None,
+            held: Vec::new(),
+            save_checkpoint: None,
+        }
+    }
+}
+
+/// Where the key that checked the signatures came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file the auditor holds (`--public-key`).
+    Pinned(PathBuf),
+    /// The API under test (`GET /integrity/public-key`): it proves the service signed, not
+    /// that the key is the one deployed.
+    Api,
 }
 
 /// What was verified of a customer's chain.
@@ -44,8 +78,12 @@ pub struct ApiReport {
     /// The rows up to the checkpoint.
     pub summary: ChainSummary,
     pub checkpoint: Checkpoint,
-    /// The key the service names (`GET /integrity/public-key`).
+    /// The key the checkpoint names.
     pub key_id: String,
+    pub key_source: KeySource,
+    /// Held checkpoints given, and what they vouched for.
+    pub held: usize,
+    pub held_summary: HeldSummary,
     /// Activities without a sequence (recorded before the chain): skipped.
     pub unchained: u64,
     /// Activities recorded after the checkpoint was signed: not checked.
@@ -115,6 +153,13 @@ impl ApiReport {
                 activities(self.unchained)
             ));
         }
+        lines.extend(held::line(self.held, &self.held_summary));
+        lines.push(match &self.key_source {
+            KeySource::Pinned(path) => format!("key: pinned ({})", path.display()),
+            KeySource::Api => "key: as the API under test names it (GET /integrity/public-key); \
+                give --public-key to check against the deployed key you hold"
+                .to_owned(),
+        });
         lines.push(format!(
             "OK: {} of customer {} verified against key {}",
             activities(s.rows as u64),
@@ -270,26 +315,46 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
     let customer = opts.customer.as_str();
     let retention = days_of(opts.retention_days, i64::from(opts.retention_days))?;
     let api = Api::new(opts)?;
-    let (public, key) = api.public_key().await?;
+    let held_files = held::read(&opts.held)?;
+    let (key, key_source) = match &opts.public_key {
+        Some(path) => (pinned_key(path)?, KeySource::Pinned(path.clone())),
+        None => (api.public_key().await?.1, KeySource::Api),
+    };
     let checkpoint = api.checkpoint(customer, &key).await?;
+    let heads = held::heads(&held_files, &checkpoint.partner_id, customer, &key, true)?;
     let period = retained_period(now, opts.retention_days)?;
     let mut read = api.retained_rows(customer, &period, &checkpoint).await?;
-    let summary = verify(
-        &mut read.rows,
-        Some(&checkpoint.head()),
-        Some(Expiry { now, retention }),
-    )
-    .map_err(|f| failed(customer, f.to_string()))?;
+    let expiry = Some(Expiry { now, retention });
+    let head = checkpoint.head();
+    let summary =
+        verify(&mut read.rows, Some(&head), expiry).map_err(|f| failed(customer, f.to_string()))?;
+    let issued = checkpoint
+        .issued()
+        .map_err(|e| failed(customer, format!("the checkpoint: {e}")))?;
+    let held_summary = check_held(&read.rows, &head, issued, &heads, expiry)
+        .map_err(|f| failed(customer, f.to_string()))?;
+    if let Some(path) = &opts.save_checkpoint {
+        held::save(path, &checkpoint)?;
+    }
     Ok(ApiReport {
         customer_id: customer.to_owned(),
         summary,
+        key_id: checkpoint.key_id.clone(),
         checkpoint,
-        key_id: public.key_id,
+        key_source,
+        held: heads.len(),
+        held_summary,
         unchained: read.unchained,
         after_checkpoint: read.after_checkpoint,
         details_fetched: read.details_fetched,
         pages: read.pages,
     })
+}
+
+/// The key in a PEM file the auditor holds.
+fn pinned_key(path: &std::path::Path) -> Result<Key, Error> {
+    let pem = std::fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
+    Key::from_pem(&pem).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
 /// A failure about the customer's chain.

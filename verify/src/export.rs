@@ -3,14 +3,17 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use activity_log::domain::chain::{ChainRow, ChainSummary, verify};
-use activity_log::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer};
+use activity_log::domain::integrity::{
+    HeldSummary, MANIFEST_VERSION, Manifest, ManifestCustomer, check_held,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::fast::{self, Compact};
+use crate::held::{self, HeldFile};
 use crate::{Error, Key, activities, read_error};
 
 /// What was verified of one customer of an export.
@@ -22,12 +25,22 @@ pub struct CustomerReport {
     /// The signed checkpoint the manifest carries for the customer.
     pub checkpoint_sequence: u64,
     pub checkpoint_issued_at: String,
+    /// Held checkpoints of the customer given, and what they vouched for.
+    pub held: usize,
+    pub held_summary: HeldSummary,
 }
 
 impl CustomerReport {
     /// `c1: 120 activities, sequences 1–120, hashes and links checked, signed checkpoint at 120
     /// (issued 2026-11-28T10:00:00.000Z) matches`.
     pub fn line(&self) -> String {
+        match held::line(self.held, &self.held_summary) {
+            Some(held) => format!("{}; {held}", self.chain_line()),
+            None => self.chain_line(),
+        }
+    }
+
+    fn chain_line(&self) -> String {
         let s = &self.summary;
         let checkpoint = format!(
             "signed checkpoint at {} (issued {})",
@@ -66,12 +79,23 @@ pub struct ExportReport {
     pub key_id: String,
     /// In the manifest's order.
     pub customers: Vec<CustomerReport>,
+    /// Held checkpoints of customers the export does not list: not checked.
+    pub held_elsewhere: usize,
 }
 
 impl ExportReport {
     /// One line per customer, a line for rows without a sequence if any, and the `OK:` line.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.customers.iter().map(CustomerReport::line).collect();
+        if self.held_elsewhere > 0 {
+            lines.push(format!(
+                "{} held of customers this export does not list: not checked",
+                match self.held_elsewhere {
+                    1 => "1 checkpoint".to_owned(),
+                    n => format!("{n} checkpoints"),
+                }
+            ));
+        }
         if self.unchained_rows > 0 {
             lines.push(format!(
                 "{} without a sequence (recorded before the chain): counted, not chained",
@@ -131,24 +155,27 @@ pub fn read_hashed(path: &Path) -> io::Result<HashedFile> {
 }
 
 /// Checks the files of an export: `export` (JSON Lines), its `manifest` and the service's
-/// `public_key` (PEM). An unreadable file or key is [`Error::Usage`].
+/// `public_key` (PEM), and the checkpoints held from earlier checks (`held`: files). An
+/// unreadable file or key is [`Error::Usage`].
 pub fn verify_export_files(
     export: &Path,
     manifest: &Path,
     public_key: &Path,
+    held: &[PathBuf],
 ) -> Result<ExportReport, Error> {
     let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
     let key =
         Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
     let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
     let export = read_hashed(export).map_err(|e| read_error(export, &e))?;
-    verify_hashed_export(&export, &manifest, &key)
+    let held = held::read(held)?;
+    verify_export_digest(&export.bytes, &export.sha256, &manifest, &key, &held)
 }
 
 /// Checks an export held in memory (its SHA-256 computed here).
 pub fn verify_export(export: &[u8], manifest: &[u8], key: &Key) -> Result<ExportReport, Error> {
     let sha256 = hex::encode(Sha256::digest(export));
-    verify_export_digest(export, &sha256, manifest, key)
+    verify_export_digest(export, &sha256, manifest, key, &[])
 }
 
 /// Checks an export read with [`read_hashed`].
@@ -157,7 +184,7 @@ pub fn verify_hashed_export(
     manifest: &[u8],
     key: &Key,
 ) -> Result<ExportReport, Error> {
-    verify_export_digest(&export.bytes, &export.sha256, manifest, key)
+    verify_export_digest(&export.bytes, &export.sha256, manifest, key, &[])
 }
 
 /// The checks, in order, stopping at the first failure: the manifest's signature; the file's
@@ -168,6 +195,7 @@ fn verify_export_digest(
     sha256: &str,
     manifest: &[u8],
     key: &Key,
+    held: &[HeldFile],
 ) -> Result<ExportReport, Error> {
     let fail = |m: String| Error::Failed(m);
 
@@ -246,14 +274,45 @@ fn verify_export_digest(
     let mut customers = Vec::with_capacity(manifest.customers.len());
     for c in &manifest.customers {
         let mut chain = groups.take(&c.customer_id);
-        customers.push(verify_customer(export, &manifest, c, &mut chain, key)?);
+        let heads = held::heads(held, &manifest.partner_id, &c.customer_id, key, false)?;
+        let mut report = verify_customer(export, &manifest, c, &mut chain, key)?;
+        // The customer's rows in sequence order (the chain's check sorted them, or failed).
+        chain.sort_unstable_by_key(|r| r.sequence);
+        let issued = c
+            .checkpoint
+            .issued()
+            .map_err(|e| fail(format!("{}: the checkpoint: {e}", c.customer_id)))?;
+        report.held = heads.len();
+        let head = c.checkpoint.head();
+        report.held_summary = match check_held(&chain, &head, issued, &heads, None) {
+            Ok(summary) => summary,
+            // The compact rows do not keep ids: the domain's rows name the activity.
+            Err(_) => {
+                let rows = slow_rows(export, &manifest, &chain)?;
+                let finding = check_held(&rows, &head, issued, &heads, None).err();
+                return Err(fail(format!(
+                    "{}: {}",
+                    c.customer_id,
+                    finding.map_or_else(
+                        || "a held checkpoint does not hold".into(),
+                        |f| f.to_string()
+                    )
+                )));
+            }
+        };
+        customers.push(report);
     }
+    let held_elsewhere = held
+        .iter()
+        .filter(|h| !listed.contains_key(h.checkpoint.customer_id.as_str()))
+        .count();
     Ok(ExportReport {
         export_id: manifest.export_id.clone(),
         rows: row_count,
         unchained_rows: unchained,
         key_id: manifest.key_id.clone(),
         customers,
+        held_elsewhere,
     })
 }
 
@@ -312,14 +371,7 @@ fn verify_customer(
         Some(summary) => summary,
         // Something does not hold: the domain's check names it.
         None => {
-            let mut rows = Vec::with_capacity(chain.len());
-            for r in chain.iter() {
-                let n = memchr::memchr_iter(b'\n', &export[..r.start]).count() + 1;
-                if let Some((_, row)) = slow_row(n, &export[r.start..r.end], &manifest.partner_id)?
-                {
-                    rows.push(row);
-                }
-            }
+            let mut rows = slow_rows(export, manifest, chain)?;
             verify(&mut rows, Some(&head), None).map_err(|f| fail(f.to_string()))?
         }
     };
@@ -328,7 +380,25 @@ fn verify_customer(
         summary,
         checkpoint_sequence: cp.sequence,
         checkpoint_issued_at: cp.issued_at.clone(),
+        held: 0,
+        held_summary: HeldSummary::default(),
     })
+}
+
+/// The compact rows of a customer read again as the domain's rows (which name their ids).
+fn slow_rows(
+    export: &[u8],
+    manifest: &Manifest,
+    chain: &[Compact],
+) -> Result<Vec<ChainRow>, Error> {
+    let mut rows = Vec::with_capacity(chain.len());
+    for r in chain {
+        let n = memchr::memchr_iter(b'\n', &export[..r.start]).count() + 1;
+        if let Some((_, row)) = slow_row(n, &export[r.start..r.end], &manifest.partner_id)? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
 
 /// The lines of a file, numbered from 1, with where each starts (a final newline ends the

@@ -19,8 +19,13 @@
 //! Through the API, a customer's whole retained chain against a checkpoint signed on request:
 //!
 //! ```text
-//! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--retention-days N]
+//! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
+//!     [--checkpoint HELD.json ...] [--save-checkpoint FILE] [--retention-days N]
 //! ```
+//!
+//! A checkpoint saved from an earlier check (`--checkpoint`, in either mode) must be extended
+//! by the chain checked now: a head the service rolled back, or an activity it signed then
+//! rewrote or deleted before it expired, fails the check ([`ApiOptions::held`]).
 //!
 //! (the token may come from `ACTIVITY_LOG_TOKEN` instead; [`verify_api`]). `https` URLs are
 //! checked against the system's trusted certificates; plain `http` is for a local stack.
@@ -36,10 +41,12 @@ use std::path::{Path, PathBuf};
 mod api;
 mod export;
 mod fast;
+mod held;
 
 pub use activity_log::domain::integrity::Key;
 pub use api::{
-    ApiOptions, ApiReport, DEFAULT_RETENTION_DAYS, verify_api, verify_api_at, verify_api_blocking,
+    ApiOptions, ApiReport, DEFAULT_RETENTION_DAYS, KeySource, verify_api, verify_api_at,
+    verify_api_blocking,
 };
 pub use export::{
     CustomerReport, ExportReport, HashedFile, read_hashed, verify_export, verify_export_files,
@@ -79,10 +86,15 @@ impl std::error::Error for Error {}
 
 pub const USAGE: &str = "\
 usage: activity-log-verify EXPORT.jsonl --manifest MANIFEST.json --public-key KEY.pem
-       activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--retention-days N]
+                           [--checkpoint HELD.json ...]
+       activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
+                           [--checkpoint HELD.json ...] [--save-checkpoint FILE]
+                           [--retention-days N]
 
 The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --retention-days is the
-service's retention (default 365).
+service's retention (default 365). --public-key pins the key you hold (with --api, the key
+the API names is used otherwise). --checkpoint (repeatable) names a checkpoint saved earlier:
+the chain must extend it. --save-checkpoint writes the checkpoint verified now.
 Exit codes: 0 verified, 1 a check failed (tampering), 2 usage.";
 
 /// What the command line asks for.
@@ -92,6 +104,7 @@ pub enum Command {
         export: PathBuf,
         manifest: PathBuf,
         public_key: PathBuf,
+        held: Vec<PathBuf>,
     },
     Api(ApiOptions),
     Help,
@@ -107,6 +120,7 @@ where
     let mut args = args.into_iter().map(Into::into);
     let mut positional: Vec<OsString> = Vec::new();
     let mut named: Vec<(String, OsString)> = Vec::new();
+    let mut held: Vec<PathBuf> = Vec::new();
     while let Some(arg) = args.next() {
         let Some(text) = arg.to_str().filter(|t| t.starts_with("--") || *t == "-h") else {
             positional.push(arg);
@@ -124,9 +138,19 @@ where
                 (text.to_owned(), value)
             }
         };
+        if name == "--checkpoint" {
+            held.push(value.into());
+            continue;
+        }
         if !matches!(
             name.as_str(),
-            "--manifest" | "--public-key" | "--api" | "--token" | "--customer" | "--retention-days"
+            "--manifest"
+                | "--public-key"
+                | "--api"
+                | "--token"
+                | "--customer"
+                | "--retention-days"
+                | "--save-checkpoint"
         ) {
             return Err(usage(format!("unknown option {name}")));
         }
@@ -177,6 +201,9 @@ where
             token,
             customer,
             retention_days,
+            public_key: take("--public-key").map(PathBuf::from),
+            held,
+            save_checkpoint: take("--save-checkpoint").map(PathBuf::from),
         })
     } else {
         let mut files = positional.into_iter();
@@ -190,6 +217,7 @@ where
             export: export.into(),
             manifest: manifest.into(),
             public_key: public_key.into(),
+            held,
         }
     };
     if let Some((name, _)) = named.first() {
@@ -206,7 +234,8 @@ pub fn run(command: &Command) -> Result<Vec<String>, Error> {
             export,
             manifest,
             public_key,
-        } => verify_export_files(export, manifest, public_key).map(|r| r.lines()),
+            held,
+        } => verify_export_files(export, manifest, public_key, held).map(|r| r.lines()),
         Command::Api(opts) => verify_api_blocking(opts).map(|r| r.lines()),
     }
 }

@@ -11,7 +11,7 @@ use activity_log::domain::integrity::Checkpoint;
 use activity_log::testing::signed::{self as synthetic, Signer};
 use activity_log_verify::{ApiOptions, Error, verify_api_at};
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{PARTNER, Run, other_key, service_key, verify};
+use common::{PARTNER, Run, Scratch, other_key, service_key, verify};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
@@ -248,6 +248,7 @@ fn check(served: Served, extra: &[&str]) -> (Run, Shared) {
 }
 
 const KEY_ID: &str = "arn:aws:kms:ap-northeast-1:111122223333:key/service";
+const API_KEY_LINE: &str = "key: as the API under test names it (GET /integrity/public-key); give --public-key to check against the deployed key you hold";
 
 #[test]
 fn an_intact_chain_passes() {
@@ -263,6 +264,7 @@ fn an_intact_chain_passes() {
             "客戶 #2: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches".to_owned(),
             "1 activity recorded after the checkpoint: not checked".to_owned(),
             "1 activity without a sequence (recorded before the chain): not chained".to_owned(),
+            API_KEY_LINE.to_owned(),
             format!("OK: 5 activities of customer 客戶 #2 verified against key {KEY_ID}"),
         ]
     );
@@ -414,12 +416,7 @@ fn the_library_checks_at_a_given_time() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = Arc::new(Mutex::new(served(without(&rows, &[2]), &checkpoint)));
     let url = serve(&rt, state);
-    let opts = ApiOptions {
-        url,
-        token: TOKEN.into(),
-        customer: CUSTOMER.into(),
-        retention_days: 365,
-    };
+    let opts = ApiOptions::new(&url, TOKEN, CUSTOMER);
     let later = Utc::now() + TimeDelta::days(366);
     let report = rt.block_on(verify_api_at(&opts, later)).unwrap();
     assert_eq!(
@@ -432,4 +429,191 @@ fn the_library_checks_at_a_given_time() {
     );
     let now = rt.block_on(verify_api_at(&opts, Utc::now())).unwrap_err();
     assert!(matches!(now, Error::Failed(ref m) if m.contains("sequence 2 is missing")));
+}
+
+/// The checkpoint `signer` signed of the fixture's head at `sequence`, issued at `issued_at`,
+/// saved in `dir` as an auditor keeps it.
+fn held(dir: &Scratch, signer: &Signer, rows: &[Row], sequence: u64, issued_at: &str) -> String {
+    let row = rows.iter().find(|r| r["sequence"] == sequence).unwrap();
+    let head = Head {
+        sequence,
+        hash: row["hash"].as_str().unwrap().to_owned(),
+    };
+    let cp = signer
+        .checkpoint(PARTNER, CUSTOMER, &head, issued_at)
+        .unwrap();
+    let path = dir.write(
+        &format!("held-{sequence}.json"),
+        serde_json::to_vec(&cp).unwrap(),
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_held_checkpoint_the_chain_extends_passes_and_is_counted() {
+    let dir = Scratch::new("held-ok");
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let at_3 = held(&dir, &service_key(), &rows, 3, "2026-11-28T09:00:00.000Z");
+    let at_5 = held(&dir, &service_key(), &rows, 5, "2026-11-28T09:30:00.000Z");
+    let (run, _) = check(
+        served(rows, &checkpoint),
+        &["--checkpoint", &at_3, "--checkpoint", &at_5],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.lines()
+            .contains(&"held: 2 checkpoints the signed chain extends"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_tail_truncated_with_its_head_rolled_back_fails_against_a_held_checkpoint() {
+    // The operator deleted 4 and 5 and set the head back to 3; the service signs 3 afresh.
+    let dir = Scratch::new("held-rollback");
+    let (rows, _) = fixture(&service_key(), recent());
+    let at_5 = held(&dir, &service_key(), &rows, 5, "2026-11-27T10:00:00.000Z");
+    let truncated = without(&rows, &[4, 5, 6]);
+    let head = Head {
+        sequence: 3,
+        hash: rows.iter().find(|r| r["sequence"] == 3).unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let signed_now = service_key()
+        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
+        .unwrap();
+    // Without the held checkpoint the truncated chain passes: that is what holding one adds.
+    let (run, _) = check(served(truncated.clone(), &signed_now), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run, _) = check(served(truncated, &signed_now), &["--checkpoint", &at_5]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: history changed since 2026-11-27T10:00:00.000Z: the checkpoint signed at 2026-11-28T10:00:00.000Z is at sequence 3, behind the held checkpoint's sequence 5\n"
+    );
+}
+
+#[test]
+fn the_oldest_activities_deleted_fail_against_a_held_checkpoint() {
+    let dir = Scratch::new("held-oldest");
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let at_2 = held(&dir, &service_key(), &rows, 2, "2026-11-28T09:00:00.000Z");
+    let (run, _) = check(
+        served(without(&rows, &[1, 2]), &checkpoint),
+        &["--checkpoint", &at_2],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: history changed since 2026-11-28T09:00:00.000Z: sequence 2, which the held checkpoint signed, is missing\n"
+    );
+}
+
+#[test]
+fn a_held_checkpoint_of_another_key_or_customer_is_refused() {
+    let dir = Scratch::new("held-foreign");
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let forged = held(&dir, &other_key(), &rows, 3, "2026-11-28T09:00:00.000Z");
+    let (run, _) = check(
+        served(rows.clone(), &checkpoint),
+        &["--checkpoint", &forged],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("FAILED: 客戶 #2: the held checkpoint ")
+            && run
+                .stdout
+                .ends_with("is not signed by this key: it was altered, or another key signed it\n"),
+        "{run:?}"
+    );
+    let mut other: Value = serde_json::from_slice(
+        &std::fs::read(held(
+            &dir,
+            &service_key(),
+            &rows,
+            3,
+            "2026-11-28T09:00:00.000Z",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    other["customerId"] = json!("someone-else");
+    let other = dir.write("other.json", serde_json::to_vec(&other).unwrap());
+    let (run, _) = check(
+        served(rows, &checkpoint),
+        &["--checkpoint", other.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("a checkpoint of partner partner-1, customer someone-else"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_pinned_key_is_used_instead_of_the_api_s_and_the_report_says_which() {
+    let dir = Scratch::new("pinned");
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let pem = dir.write("service.pem", service_key().public_key().unwrap().pem);
+    let (run, state) = check(
+        served(rows.clone(), &checkpoint),
+        &["--public-key", pem.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.lines()
+            .contains(&format!("key: pinned ({})", pem.display()).as_str()),
+        "{run:?}"
+    );
+    let requests = state.lock().unwrap().requests.clone();
+    assert!(
+        !requests.iter().any(|r| r == "/integrity/public-key"),
+        "{requests:#?}"
+    );
+    // The API hands out another key and checkpoints signed by it: the pinned key refuses them.
+    let (rows, forged) = fixture(&other_key(), recent());
+    let mut s = served(rows, &forged);
+    s.public_key = serde_json::to_value(other_key().public_key().unwrap()).unwrap();
+    let (run, _) = check(s, &["--public-key", pem.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: checkpoint signature invalid: the checkpoint was altered or not signed by this key\n"
+    );
+}
+
+#[test]
+fn a_saved_checkpoint_is_held_by_the_next_check() {
+    let dir = Scratch::new("saved");
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let saved = dir.0.join("saved.json");
+    let (run, _) = check(
+        served(rows.clone(), &checkpoint),
+        &["--save-checkpoint", saved.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let kept: Checkpoint = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(kept, checkpoint);
+    // The next check holds it. Since, the whole chain was rewritten and signed afresh: alone it
+    // passes, held against the saved checkpoint it does not.
+    let (rewritten, resigned) = fixture(&service_key(), recent() - TimeDelta::hours(1));
+    assert_ne!(rewritten, rows);
+    let (run, _) = check(served(rewritten.clone(), &resigned), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run, _) = check(
+        served(rewritten, &resigned),
+        &["--checkpoint", saved.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "FAILED: 客戶 #2: history changed since {}: activity act-000005 (sequence 5) is not the one the held checkpoint signed\n",
+            checkpoint.issued_at
+        )
+    );
 }

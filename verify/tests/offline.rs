@@ -419,3 +419,65 @@ fn a_csv_export_is_checked_as_far_as_its_digest() {
         "{run:?}"
     );
 }
+
+/// A checkpoint of `customer` at the row of `rows` at `sequence`, saved in `dir`.
+fn held_at(dir: &Scratch, rows: &[Row], customer: &str, sequence: u64, issued: &str) -> String {
+    let row = rows
+        .iter()
+        .find(|r| r["customerId"] == customer && r["sequence"] == sequence)
+        .unwrap();
+    let head = activity_log::domain::chain::Head {
+        sequence,
+        hash: row["hash"].as_str().unwrap().to_owned(),
+    };
+    let cp = service_key()
+        .checkpoint(PARTNER, customer, &head, issued)
+        .unwrap();
+    let path = dir.write(
+        &format!("held-{sequence}.json"),
+        serde_json::to_vec(&cp).unwrap(),
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn an_export_is_checked_against_held_checkpoints_of_its_customers() {
+    use std::ffi::OsStr;
+    let (rows, checkpoints) = fixture();
+    let files = export_files("held", &rows, &checkpoints);
+    let dir = Scratch::new("held-files");
+    let c1_at_2 = held_at(&dir, &rows, C1, 2, "2026-11-26T00:00:00.000Z");
+    let mut args = files.args();
+    args.extend([OsStr::new("--checkpoint"), OsStr::new(&c1_at_2)]);
+    let run = verify(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines()[0],
+        "c1: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches; held: 1 checkpoint the signed chain extends"
+    );
+
+    // The same customer's chain rewritten and re-signed, exported: the held checkpoint refuses it.
+    let (rewritten, head) = synthetic::chain(PARTNER, C1, 5, ts("2026-11-25T09:00:00Z")).unwrap();
+    let resigned = vec![
+        service_key()
+            .checkpoint(PARTNER, C1, &head, ISSUED)
+            .unwrap(),
+    ];
+    let files = export_files("held-rewritten", &rewritten, &resigned);
+    let mut args = files.args();
+    args.extend([OsStr::new("--checkpoint"), OsStr::new(&c1_at_2)]);
+    let run = verify(&args);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: c1: history changed since 2026-11-26T00:00:00.000Z: activity act-000002 (sequence 2) is not the one the held checkpoint signed\n"
+    );
+
+    // A held checkpoint later than the manifest's, at a higher sequence: an older export, fine.
+    let later = held_at(&dir, &rows, C2, 3, "2026-11-29T00:00:00.000Z");
+    let files = export_files("held-older", &rows, &checkpoints);
+    let mut args = files.args();
+    args.extend([OsStr::new("--checkpoint"), OsStr::new(&later)]);
+    let run = verify(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+}

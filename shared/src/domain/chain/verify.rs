@@ -139,6 +139,25 @@ pub enum Finding {
     NotSigned { id: String, sequence: u64 },
     /// Sequences after the last activity up to a signed checkpoint are missing.
     MissingBeforeCheckpoint { last: u64, checkpoint: u64 },
+    /// A signed checkpoint is at a lower sequence than a held one issued before it: activities
+    /// the service had signed for were taken away.
+    RolledBack {
+        sequence: u64,
+        issued_at: String,
+        held_sequence: u64,
+        held_issued_at: String,
+    },
+    /// The activity at a held checkpoint's sequence is not the one it signed.
+    HeldRewritten {
+        id: String,
+        sequence: u64,
+        held_issued_at: String,
+    },
+    /// The activity at a held checkpoint's sequence is gone, and not old enough to have expired.
+    HeldMissing {
+        sequence: u64,
+        held_issued_at: String,
+    },
 }
 
 impl Finding {
@@ -150,8 +169,11 @@ impl Finding {
             | Self::Missing { id, sequence, .. }
             | Self::OutOfOrder { id, sequence, .. }
             | Self::Duplicate { id, sequence, .. }
-            | Self::NotSigned { id, sequence } => Some((id, *sequence)),
-            Self::MissingBeforeCheckpoint { .. } => None,
+            | Self::NotSigned { id, sequence }
+            | Self::HeldRewritten { id, sequence, .. } => Some((id, *sequence)),
+            Self::MissingBeforeCheckpoint { .. }
+            | Self::RolledBack { .. }
+            | Self::HeldMissing { .. } => None,
         }
     }
 }
@@ -215,6 +237,30 @@ impl fmt::Display for Finding {
                 f,
                 "sequences {} to {checkpoint} are missing (missing between {last} and the signed checkpoint at {checkpoint})",
                 last + 1
+            ),
+            Self::RolledBack {
+                sequence,
+                issued_at,
+                held_sequence,
+                held_issued_at,
+            } => write!(
+                f,
+                "history changed since {held_issued_at}: the checkpoint signed at {issued_at} is at sequence {sequence}, behind the held checkpoint's sequence {held_sequence}"
+            ),
+            Self::HeldRewritten {
+                id,
+                sequence,
+                held_issued_at,
+            } => write!(
+                f,
+                "history changed since {held_issued_at}: activity {id} (sequence {sequence}) is not the one the held checkpoint signed"
+            ),
+            Self::HeldMissing {
+                sequence,
+                held_issued_at,
+            } => write!(
+                f,
+                "history changed since {held_issued_at}: sequence {sequence}, which the held checkpoint signed, is missing"
             ),
         }
     }

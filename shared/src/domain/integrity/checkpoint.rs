@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Key;
+use chrono::{DateTime, Utc};
+
+use super::{HeldHead, Key};
 use crate::domain::chain::{ChainError, SignedHead};
+use crate::domain::time;
 
 /// The signed message of a checkpoint: `JCS({partnerId, customerId, sequence, hash, issuedAt})`.
 pub fn checkpoint_message(
@@ -55,6 +58,21 @@ impl Checkpoint {
     pub fn verify(&self, key: &Key) -> bool {
         self.message()
             .is_ok_and(|message| key.verifies(&message, &self.signature))
+    }
+
+    /// When it was issued, as signed.
+    pub fn issued(&self) -> Result<DateTime<Utc>, ChainError> {
+        time::parse_timestamp(&self.issued_at)
+            .map_err(|e| ChainError::BadRecord(format!("issuedAt {}: {e}", self.issued_at)))
+    }
+
+    /// The head it vouches for, and when, as a checkpoint held for later checks.
+    pub fn held(&self) -> Result<HeldHead, ChainError> {
+        Ok(HeldHead {
+            sequence: self.sequence,
+            hash: self.hash.clone(),
+            issued_at: self.issued()?,
+        })
     }
 
     /// The head it vouches for.

@@ -1,10 +1,13 @@
 //! What vouches for the chain: the service's key ([`key`]), a customer's head signed by it
-//! ([`checkpoint`]) and an export's signed manifest ([`manifest`]).
+//! ([`checkpoint`]), the checkpoints a verifier already holds ([`held`]) and an export's signed
+//! manifest ([`manifest`]).
 
 pub mod checkpoint;
+pub mod held;
 pub mod key;
 pub mod manifest;
 
 pub use checkpoint::{Checkpoint, checkpoint_message};
+pub use held::{HeldHead, HeldSummary, check_held};
 pub use key::{Key, PublicKey};
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
