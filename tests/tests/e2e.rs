@@ -604,3 +604,172 @@ async fn tampering_with_storage_is_caught_through_the_api() {
         .unwrap_err();
     assert!(theirs.contains("404"), "{theirs}");
 }
+
+/// What the verifier says of `customer` through the stack holding the checkpoints in `held`,
+/// saving the one it verifies in `save`.
+async fn verify_holding(
+    api: &Api,
+    reader: &str,
+    customer: &str,
+    held: &[PathBuf],
+    save: Option<PathBuf>,
+) -> Result<Vec<String>, String> {
+    let mut options = activity_log_verify::ApiOptions::new(&api.base, reader, customer);
+    options.held = held.to_vec();
+    options.save_checkpoint = save;
+    activity_log_verify::verify_api(&options)
+        .await
+        .map(|report| report.lines())
+        .map_err(|e| e.to_string())
+}
+
+/// An operator with write access to the table truncates a chain and rolls its head back, or
+/// rewrites it from the middle with every hash recomputed. The service then signs the new head
+/// and the chain alone verifies; a checkpoint the auditor saved before refuses both.
+#[tokio::test]
+async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
+    use activity_log::domain::chain::ChainRow;
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let _turn = TURN.lock().await;
+    let api = start().await;
+    let writer = token("p-held", &["ActivityWriter"], "billing-sync", 3600);
+    let reader = token("p-held", &["GlobalAdmin"], "auditor@p-held", 3600);
+    let dir = std::env::temp_dir().join(format!("activity-log-held-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let db = table_client().await;
+    let head_key = |customer: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), S(format!("P#p-held#C#{customer}"))),
+            ("sk".to_owned(), S("HEAD".to_owned())),
+        ])
+    };
+    let mut hashes = std::collections::HashMap::new();
+    for customer in ["truncated", "rewritten"] {
+        let batch: Vec<Value> = (0..8)
+            .map(|i| json!({"id": format!("{customer}-{i}"), "customerId": customer, "customerName": "Fabrikam",
+                            "action": "assigned a license", "partnerUser": "ann@p-held.example",
+                            "occurredAt": ago(30 - i)}))
+            .collect();
+        let (status, body) = api.post(&Value::Array(batch), &writer).await;
+        assert_eq!(status, 201, "{body}");
+        hashes.insert(customer, body["items"].clone());
+        let saved = dir.join(format!("{customer}.json"));
+        verify_holding(&api, &reader, customer, &[], Some(saved))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // Truncation: 7 and 8 deleted, the head set back to 6.
+    for id in ["truncated-6", "truncated-7"] {
+        db.delete_item()
+            .table_name(&api.table)
+            .set_key(Some(activity_key("p-held", "truncated", id)))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let hash_6 = hashes["truncated"][5]["hash"].as_str().unwrap_or_default();
+    db.update_item()
+        .table_name(&api.table)
+        .set_key(Some(head_key("truncated")))
+        .update_expression("SET #s = :s, #h = :h")
+        .expression_attribute_names("#s", "sequence")
+        .expression_attribute_names("#h", "hash")
+        .expression_attribute_values(":s", N("6".into()))
+        .expression_attribute_values(":h", S(hash_6.to_owned()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alone = verify_holding(&api, &reader, "truncated", &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("the truncated chain alone verifies: {e}"));
+    assert!(alone[0].contains("signed checkpoint at 6"), "{alone:?}");
+    let held = verify_holding(
+        &api,
+        &reader,
+        "truncated",
+        &[dir.join("truncated.json")],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        held.contains("history changed since")
+            && held.contains("is at sequence 6, behind the held checkpoint's sequence 8"),
+        "{held}"
+    );
+
+    // Rewrite: from sequence 4 on, another action, every hash and link recomputed.
+    let (_, listed) = api
+        .get("/customers/rewritten/activities?limit=1000", Some(&reader))
+        .await;
+    let mut rows: Vec<ChainRow> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_object())
+        .map(|r| ChainRow::from_row("p-held", r).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    rows.sort_by_key(|r| r.link.sequence);
+    let mut previous = rows[2].link.hash.clone();
+    for row in &mut rows[3..] {
+        row.record.action = json!("removed a license");
+        let hash = row
+            .record
+            .hash(&previous, row.link.sequence)
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.update_item()
+            .table_name(&api.table)
+            .set_key(Some(activity_key("p-held", "rewritten", &row.id)))
+            .update_expression("SET #a = :a, #h = :h, #p = :p")
+            .expression_attribute_names("#a", "action")
+            .expression_attribute_names("#h", "hash")
+            .expression_attribute_names("#p", "previousHash")
+            .expression_attribute_values(":a", S("removed a license".into()))
+            .expression_attribute_values(":h", S(hash.clone()))
+            .expression_attribute_values(":p", S(previous.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        previous = hash;
+    }
+    db.update_item()
+        .table_name(&api.table)
+        .set_key(Some(head_key("rewritten")))
+        .update_expression("SET #h = :h")
+        .expression_attribute_names("#h", "hash")
+        .expression_attribute_values(":h", S(previous))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The checkpoint the service kept of the old head goes too, so that it signs the new one.
+    db.delete_item()
+        .table_name(&api.table)
+        .set_key(Some(std::collections::HashMap::from([
+            ("pk".to_owned(), S("P#p-held#C#rewritten".to_owned())),
+            ("sk".to_owned(), S(format!("CP#{:020}", 8))),
+        ])))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alone = verify_holding(&api, &reader, "rewritten", &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("the rewritten chain alone verifies: {e}"));
+    assert!(alone[0].contains("signed checkpoint at 8"), "{alone:?}");
+    let held = verify_holding(
+        &api,
+        &reader,
+        "rewritten",
+        &[dir.join("rewritten.json")],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        held.contains(
+            "activity rewritten-7 (sequence 8) is not the one the held checkpoint signed"
+        ),
+        "{held}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
