@@ -2,6 +2,7 @@
 //! ([`checkpoint`]), the checkpoints a verifier already holds ([`held`]) and an export's signed
 //! manifest ([`manifest`]).
 
+pub mod anchor;
 pub mod checkpoint;
 pub mod held;
 pub mod key;
