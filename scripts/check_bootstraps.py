@@ -172,6 +172,7 @@ def run_once(bootstrap: Path, crate: str) -> list[str]:
         "SUBSCRIPTIONS_URL_TEMPLATE": "https://partner.example.com/customers/{customerId}",
         "CURSOR_SIGNING_KEY": secrets.token_hex(32),
         "SIGNING_KEY_ID": "alias/check",
+        "ANCHOR_BUCKET": "check-anchors",
         "EXPORT_WORKER_FUNCTION": "export-worker",
         "RUST_LOG": "info",
     }

@@ -22,6 +22,8 @@ pub struct App {
     pub blobs: S3Blobs,
     /// The key that signs checkpoints and manifests, when `SIGNING_KEY_ID` is set.
     pub signer: Option<KmsSigner>,
+    /// The anchor store of signed heads, when `ANCHOR_BUCKET` is set.
+    pub anchors: Option<S3Blobs>,
     sdk: Option<aws_config::SdkConfig>,
 }
 
@@ -43,8 +45,33 @@ impl App {
         if let Some(key) = &app.config.signing_key_id {
             app.signer = Some(KmsSigner::new(aws_sdk_kms::Client::new(&sdk), key.clone()));
         }
+        app = app.with_anchors(&sdk);
         app.sdk = Some(sdk);
         Ok(app)
+    }
+
+    /// The anchor store `ANCHOR_BUCKET` names, reached through `sdk` (or at
+    /// `ANCHOR_ENDPOINT_URL`).
+    pub fn with_anchors(mut self, sdk: &aws_config::SdkConfig) -> Self {
+        let settings = &self.config.anchors;
+        if let Some(bucket) = &settings.bucket {
+            let client = match &settings.endpoint {
+                Some(url) => {
+                    let sdk = sdk.to_builder().endpoint_url(url).build();
+                    s3_client(&sdk, &self.config.runtime.sdk)
+                }
+                None => s3_client(sdk, &self.config.runtime.sdk),
+            };
+            self.anchors = Some(S3Blobs::new(client, bucket.clone()));
+        }
+        self
+    }
+
+    /// The anchor store of the function that signs checkpoints; needs `ANCHOR_BUCKET`.
+    pub fn anchors(&self) -> Result<&S3Blobs, ConfigError> {
+        self.anchors
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("ANCHOR_BUCKET is not set"))
     }
 
     /// The cursor keys of the function that signs and checks page cursors: from
@@ -71,6 +98,7 @@ impl App {
             store,
             blobs,
             signer,
+            anchors,
             sdk,
         } = self;
         Ok(Self {
@@ -81,6 +109,7 @@ impl App {
             store,
             blobs,
             signer,
+            anchors,
             sdk,
         })
     }
@@ -170,6 +199,7 @@ impl App {
             blobs: S3Blobs::new(s3, config.bucket_name.clone()),
             config,
             signer: None,
+            anchors: None,
             sdk: None,
         }
     }

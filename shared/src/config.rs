@@ -180,8 +180,29 @@ pub struct Config {
     /// The KMS key that signs checkpoints and export manifests (`SIGNING_KEY_ID`: id, ARN or
     /// alias); only the functions that sign need it.
     pub signing_key_id: Option<String>,
+    /// Where signed heads are anchored; only the function that signs checkpoints needs it.
+    pub anchors: AnchorSettings,
     /// What the process runs in: Lambda's variables, metrics, the SDK's set-up.
     pub runtime: Runtime,
+}
+
+/// The anchor store of signed heads (README, Tamper-evident log).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnchorSettings {
+    /// The bucket under Object Lock (`ANCHOR_BUCKET`).
+    pub bucket: Option<String>,
+    /// An S3 endpoint of its own for it (`ANCHOR_ENDPOINT_URL`): a local emulator that keeps
+    /// Object Lock when the other buckets are on one that does not.
+    pub endpoint: Option<String>,
+}
+
+impl AnchorSettings {
+    fn from_env(env: &Env) -> Self {
+        Self {
+            bucket: env.get("ANCHOR_BUCKET"),
+            endpoint: env.get("ANCHOR_ENDPOINT_URL"),
+        }
+    }
 }
 
 /// What the process runs in.
@@ -379,6 +400,7 @@ impl Config {
             )?,
             subscriptions_url_template: subscriptions_url_template(&env)?,
             signing_key_id: env.get("SIGNING_KEY_ID"),
+            anchors: AnchorSettings::from_env(&env),
             cursor_keys,
             cursor_key_secret: env.get("CURSOR_SIGNING_KEY_SECRET"),
             auth,

@@ -71,14 +71,19 @@ pub const EXPORT_DURATION: Metric = Metric::milliseconds("ExportDuration");
 /// Exports that ended failed, as their users see them (outcome `failed`).
 pub const EXPORTS_FAILED: Metric = Metric::count("ExportsFailed");
 
+/// Checkpoints refused because the chain no longer extends the latest anchor (outcome
+/// `inconsistent`): storage was changed behind the service's back.
+pub const CHAIN_INCONSISTENCIES: Metric = Metric::count("ChainInconsistencies");
+
 /// Every metric the functions publish.
-pub const METRICS: [Metric; 6] = [
+pub const METRICS: [Metric; 7] = [
     ACTIVITIES_RECORDED,
     REQUESTS_REFUSED,
     QUERY_ITEMS_RETURNED,
     EXPORT_ROWS,
     EXPORT_DURATION,
     EXPORTS_FAILED,
+    CHAIN_INCONSISTENCIES,
 ];
 
 static FUNCTION_NAME: OnceLock<&'static str> = OnceLock::new();

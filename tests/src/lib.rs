@@ -13,14 +13,16 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use activity_log::app::{App, s3_client};
-use activity_log::config::{AuthMode, SdkSettings};
+use activity_log::config::{AuthMode, Config, SdkSettings};
 use activity_log::domain::{Activity, PartnerId};
 use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome, WorkerError};
 use activity_log::launch::{ExportLauncher, WorkerEvent};
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{ActivityReader, Checkpoints, ExportObjects};
 use activity_log::testing::fixtures::{config_for, local_default, memory_log, synthetic_activity};
-use activity_log::testing::storage::{create_bucket, create_signing_key, create_table};
+use activity_log::testing::storage::{
+    create_anchor_bucket, create_bucket, create_signing_key, create_table,
+};
 use aws_config::{BehaviorVersion, Region};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
@@ -229,11 +231,27 @@ pub async fn isolated_app() -> App {
     create_storage(&sdk, &table, &bucket).await;
     let key = signing_key(&sdk, &format!("alias/{table}")).await;
     App::with_clients(
-        config_for(&table, &bucket, AuthMode::ApiGateway),
+        with_anchors(config_for(&table, &bucket, AuthMode::ApiGateway), &sdk).await,
         aws_sdk_dynamodb::Client::new(&sdk),
         s3_client(&sdk, &SdkSettings::default()),
     )
     .with_signer(&sdk, key)
+    .with_anchors(&sdk)
+}
+
+/// The anchor bucket of `table` (Object Lock, compliance mode) in the emulator `sdk` reaches.
+pub async fn anchor_bucket(sdk: &aws_config::SdkConfig, table: &str) -> String {
+    let bucket = format!("anchors-{table}");
+    create_anchor_bucket(&s3_client(sdk, &SdkSettings::default()), &bucket, 365)
+        .await
+        .unwrap_or_else(|e| panic!("anchor bucket {bucket}: {e}"));
+    bucket
+}
+
+/// `config` anchoring in a fresh anchor bucket of its table.
+async fn with_anchors(mut config: Config, sdk: &aws_config::SdkConfig) -> Config {
+    config.anchors.bucket = Some(anchor_bucket(sdk, &config.table_name).await);
+    config
 }
 
 /// An app with its own fresh table and bucket whose DynamoDB client goes through a
@@ -248,11 +266,12 @@ pub async fn app_behind_proxy() -> (App, fault_proxy::FaultProxy) {
     let via_proxy = sdk_config(&proxy.url).await;
     let key = signing_key(&direct, &format!("alias/{table}")).await;
     let app = App::with_clients(
-        config_for(&table, &bucket, AuthMode::ApiGateway),
+        with_anchors(config_for(&table, &bucket, AuthMode::ApiGateway), &direct).await,
         aws_sdk_dynamodb::Client::new(&via_proxy),
         s3_client(&direct, &SdkSettings::default()),
     )
-    .with_signer(&direct, key);
+    .with_signer(&direct, key)
+    .with_anchors(&direct);
     (app, proxy)
 }
 
@@ -352,6 +371,8 @@ pub struct LocalStack {
     pub base: String,
     pub table: String,
     pub bucket: String,
+    /// The anchor bucket, in the emulator (whose S3 keeps Object Lock).
+    pub anchor_bucket: String,
     pub log: PathBuf,
 }
 
@@ -366,8 +387,13 @@ pub async fn local_stack(
     let endpoint = emulator().await;
     let (table, bucket) = (unique_name("stack"), unique_name("stack"));
     let key = stack_storage(&endpoint, s3_endpoint, &table, &bucket).await;
+    let anchor_bucket = anchor_bucket(&sdk_config(&endpoint).await, &table).await;
     let port = free_port();
     let mut env = watch_env(&endpoint, s3_endpoint, port, &table, &bucket, key);
+    env.extend([
+        ("ANCHOR_BUCKET", anchor_bucket.clone()),
+        ("ANCHOR_ENDPOINT_URL", endpoint.clone()),
+    ]);
     env.extend(extra_env.iter().cloned());
     let log = start_watch(&env, port, concurrency);
     let base = format!("http://127.0.0.1:{port}");
@@ -380,6 +406,7 @@ pub async fn local_stack(
         base,
         table,
         bucket,
+        anchor_bucket,
         log,
     }
 }

@@ -605,37 +605,17 @@ async fn tampering_with_storage_is_caught_through_the_api() {
     assert!(theirs.contains("404"), "{theirs}");
 }
 
-/// What the verifier says of `customer` through the stack holding the checkpoints in `held`,
-/// saving the one it verifies in `save`.
-async fn verify_holding(
-    api: &Api,
-    reader: &str,
-    customer: &str,
-    held: &[PathBuf],
-    save: Option<PathBuf>,
-) -> Result<Vec<String>, String> {
-    let mut options = activity_log_verify::ApiOptions::new(&api.base, reader, customer);
-    options.held = held.to_vec();
-    options.save_checkpoint = save;
-    activity_log_verify::verify_api(&options)
-        .await
-        .map(|report| report.lines())
-        .map_err(|e| e.to_string())
-}
-
-/// An operator with write access to the table truncates a chain and rolls its head back, or
-/// rewrites it from the middle with every hash recomputed. The service then signs the new head
-/// and the chain alone verifies; a checkpoint the auditor saved before refuses both.
+/// An operator with write access to the table truncates a chain and sets its head back, or
+/// rewrites it from the middle with every hash recomputed. The service had anchored the head it
+/// signed before: it refuses to sign either (409 ChainInconsistent), and the verifier says so.
 #[tokio::test]
-async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
+async fn truncation_and_rewrite_in_storage_are_refused_by_the_service() {
     use activity_log::domain::chain::ChainRow;
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let _turn = TURN.lock().await;
     let api = start().await;
     let writer = token("p-held", &["ActivityWriter"], "billing-sync", 3600);
     let reader = token("p-held", &["GlobalAdmin"], "auditor@p-held", 3600);
-    let dir = std::env::temp_dir().join(format!("activity-log-held-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let db = table_client().await;
     let head_key = |customer: &str| {
         std::collections::HashMap::from([
@@ -643,7 +623,7 @@ async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
             ("sk".to_owned(), S("HEAD".to_owned())),
         ])
     };
-    let mut hashes = std::collections::HashMap::new();
+    let mut stored = std::collections::HashMap::new();
     for customer in ["truncated", "rewritten"] {
         let batch: Vec<Value> = (0..8)
             .map(|i| json!({"id": format!("{customer}-{i}"), "customerId": customer, "customerName": "Fabrikam",
@@ -652,11 +632,12 @@ async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
             .collect();
         let (status, body) = api.post(&Value::Array(batch), &writer).await;
         assert_eq!(status, 201, "{body}");
-        hashes.insert(customer, body["items"].clone());
-        let saved = dir.join(format!("{customer}.json"));
-        verify_holding(&api, &reader, customer, &[], Some(saved))
+        stored.insert(customer, body["items"].clone());
+        // Signed and anchored at 8.
+        let lines = verify_through_the_api(&api, &reader, customer)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        assert!(lines[0].contains("signed checkpoint at 8"), "{lines:?}");
     }
 
     // Truncation: 7 and 8 deleted, the head set back to 6.
@@ -668,7 +649,7 @@ async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    let hash_6 = hashes["truncated"][5]["hash"].as_str().unwrap_or_default();
+    let hash_6 = stored["truncated"][5]["hash"].as_str().unwrap_or_default();
     db.update_item()
         .table_name(&api.table)
         .set_key(Some(head_key("truncated")))
@@ -680,30 +661,24 @@ async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let alone = verify_holding(&api, &reader, "truncated", &[], None)
+    let (status, refused) = api
+        .get("/customers/truncated/checkpoint", Some(&reader))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "customer truncated: the activity at the anchored sequence 8 is missing, and the anchor is not old enough for it to have expired; nothing was signed"
+    );
+    let found = verify_through_the_api(&api, &reader, "truncated")
         .await
-        .unwrap_or_else(|e| panic!("the truncated chain alone verifies: {e}"));
-    assert!(alone[0].contains("signed checkpoint at 6"), "{alone:?}");
-    let held = verify_holding(
-        &api,
-        &reader,
-        "truncated",
-        &[dir.join("truncated.json")],
-        None,
-    )
-    .await
-    .unwrap_err();
+        .unwrap_err();
     assert!(
-        held.contains("history changed since")
-            && held.contains("is at sequence 6, behind the held checkpoint's sequence 8"),
-        "{held}"
+        found.contains("HTTP 409 Conflict: ChainInconsistent"),
+        "{found}"
     );
 
     // Rewrite: from sequence 4 on, another action, every hash and link recomputed.
-    let (_, listed) = api
-        .get("/customers/rewritten/activities?limit=1000", Some(&reader))
-        .await;
-    let mut rows: Vec<ChainRow> = listed["items"]
+    let mut rows: Vec<ChainRow> = stored["rewritten"]
         .as_array()
         .into_iter()
         .flatten()
@@ -742,34 +717,12 @@ async fn truncation_and_rewrite_in_storage_are_caught_by_a_held_checkpoint() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    // The checkpoint the service kept of the old head goes too, so that it signs the new one.
-    db.delete_item()
-        .table_name(&api.table)
-        .set_key(Some(std::collections::HashMap::from([
-            ("pk".to_owned(), S("P#p-held#C#rewritten".to_owned())),
-            ("sk".to_owned(), S(format!("CP#{:020}", 8))),
-        ])))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let alone = verify_holding(&api, &reader, "rewritten", &[], None)
-        .await
-        .unwrap_or_else(|e| panic!("the rewritten chain alone verifies: {e}"));
-    assert!(alone[0].contains("signed checkpoint at 8"), "{alone:?}");
-    let held = verify_holding(
-        &api,
-        &reader,
-        "rewritten",
-        &[dir.join("rewritten.json")],
-        None,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        held.contains(
-            "activity rewritten-7 (sequence 8) is not the one the held checkpoint signed"
-        ),
-        "{held}"
+    let (status, refused) = api
+        .get("/customers/rewritten/checkpoint", Some(&reader))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "customer rewritten: the activity at the anchored sequence 8 does not have the anchored hash; nothing was signed"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

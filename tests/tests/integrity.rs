@@ -20,7 +20,14 @@ async fn post(app: &App, partner: &str, payload: &Value) -> Response<Body> {
 
 async fn integrity_call(app: &App, req: ApiRequest) -> Response<Body> {
     let signer = app.signer().unwrap_or_else(|e| panic!("{e}"));
-    integrity::handle(&app.config, &app.store, signer, req.build()).await
+    integrity::handle(
+        &app.config,
+        &app.store,
+        app.anchors().unwrap_or_else(|e| panic!("{e}")),
+        signer,
+        req.build(),
+    )
+    .await
 }
 
 fn checkpoint_of(customer: &str) -> ApiRequest {
@@ -50,8 +57,7 @@ async fn the_emulator_s_kms_signs_checkpoints_that_the_public_key_verifies() {
     let cp: Checkpoint = serde_json::from_value(body(&first)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cp.sequence, 2);
     assert_eq!(json!(cp.hash), stored[1]["hash"]);
-    assert!(cp.key_id.starts_with("arn:aws:kms:"), "{}", cp.key_id);
-    // Kept: the same checkpoint until the head moves.
+    // Anchored: the same checkpoint until the head moves.
     assert_eq!(
         body(&integrity_call(&app, checkpoint_of("c1")).await),
         body(&first)
@@ -64,13 +70,9 @@ async fn the_emulator_s_kms_signs_checkpoints_that_the_public_key_verifies() {
     .await;
     assert_eq!(key.status(), 200);
     let key: PublicKey = serde_json::from_value(body(&key)).unwrap_or_else(|e| panic!("{e}"));
-    // KMS names the key by ARN; the emulator's GetPublicKey gives the bare key id.
-    assert!(
-        cp.key_id.ends_with(&key.key_id),
-        "{} / {}",
-        cp.key_id,
-        key.key_id
-    );
+    // The checkpoint names its key as GET /integrity/public-key does (KMS's key ARN in AWS;
+    // the emulator's GetPublicKey gives the bare key id), whether just signed or anchored.
+    assert_eq!(cp.key_id, key.key_id);
     let message = cp.message().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         key.verifies(&message, &cp.signature),
@@ -357,4 +359,207 @@ async fn writers_that_remember_their_heads_still_chain_after_each_other() {
     assert_eq!(sequences, (1..=7).collect::<Vec<u64>>());
     let r = post(&app, "p1", &activity("c1", "last", &ago(1))).await;
     assert_eq!(body(&r)["items"][0]["sequence"], 8);
+}
+
+/// Sets the stored head of `customer` of p1 to `sequence` and `hash`, straight in the table.
+async fn set_head(app: &App, customer: &str, sequence: Option<u64>, hash: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let (expression, mut update) = match sequence {
+        Some(_) => ("SET #s = :s, #h = :h", app.store.client().update_item()),
+        None => ("SET #h = :h", app.store.client().update_item()),
+    };
+    update = update
+        .table_name(&app.config.table_name)
+        .key("pk", S(format!("P#p1#C#{customer}")))
+        .key("sk", S("HEAD".into()))
+        .update_expression(expression)
+        .expression_attribute_names("#h", "hash")
+        .expression_attribute_values(":h", S(hash.to_owned()));
+    if let Some(s) = sequence {
+        update = update
+            .expression_attribute_names("#s", "sequence")
+            .expression_attribute_values(":s", N(s.to_string()));
+    }
+    update
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("set head: {e}"));
+}
+
+/// The anchors of `customer` of p1, newest first.
+async fn anchors_of(app: &App, customer: &str) -> Vec<String> {
+    let anchors = app.anchors().unwrap_or_else(|e| panic!("{e}"));
+    anchors
+        .client()
+        .list_objects_v2()
+        .bucket(anchors.bucket())
+        .prefix(format!("anchors/p1/{customer}/"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// Records activities `0..n` of `customer` for p1; their rows as stored.
+async fn chain_of(app: &App, customer: &str, n: i64) -> Vec<Value> {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| activity(customer, &format!("{customer}-{i}"), &ago(60 - i)))
+        .collect();
+    let r = post(app, "p1", &Value::Array(batch)).await;
+    assert_eq!(r.status(), 201, "{}", body(&r));
+    body(&r)["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_service_refuses_to_sign_a_chain_that_no_longer_extends_its_anchor() {
+    let app = isolated_app().await;
+
+    // Truncation: 5 and 6 deleted, the head set back to 4.
+    let rows = chain_of(&app, "cut", 6).await;
+    let first = integrity_call(&app, checkpoint_of("cut")).await;
+    assert_eq!(body(&first)["sequence"], 6, "{}", body(&first));
+    assert_eq!(anchors_of(&app, "cut").await.len(), 1);
+    for id in ["cut-4", "cut-5"] {
+        app.store
+            .client()
+            .delete_item()
+            .table_name(&app.config.table_name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("P#p1#C#cut".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("A#{id}")),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    set_head(
+        &app,
+        "cut",
+        Some(4),
+        rows[3]["hash"].as_str().unwrap_or_default(),
+    )
+    .await;
+    let refused = integrity_call(&app, checkpoint_of("cut")).await;
+    assert_eq!(refused.status(), 409, "{}", body(&refused));
+    assert_eq!(body(&refused)["error"]["code"], "ChainInconsistent");
+    assert_eq!(
+        body(&refused)["error"]["message"],
+        "customer cut: the activity at the anchored sequence 6 is missing, and the anchor is not old enough for it to have expired; nothing was signed"
+    );
+    assert_eq!(
+        anchors_of(&app, "cut").await.len(),
+        1,
+        "nothing new anchored"
+    );
+
+    // A rewrite from sequence 3 on, every hash and link recomputed, the head moved along.
+    let rows = chain_of(&app, "rewritten", 6).await;
+    assert_eq!(
+        integrity_call(&app, checkpoint_of("rewritten"))
+            .await
+            .status(),
+        200
+    );
+    let mut previous = rows[1]["hash"].as_str().unwrap_or_default().to_owned();
+    for row in &rows[2..] {
+        let mut changed = row.as_object().cloned().unwrap_or_default();
+        changed.insert("action".into(), json!("removed a license"));
+        let chain_row = activity_log::domain::chain::ChainRow::from_row("p1", &changed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sequence = chain_row.link.sequence;
+        let hash = chain_row
+            .record
+            .hash(&previous, sequence)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = chain_row.id.clone();
+        for (attribute, value) in [
+            ("action", "removed a license".to_owned()),
+            ("hash", hash.clone()),
+            ("previousHash", previous.clone()),
+        ] {
+            tamper(&app, "p1", "rewritten", &id, attribute, &value).await;
+        }
+        previous = hash;
+    }
+    set_head(&app, "rewritten", None, &previous).await;
+    let refused = integrity_call(&app, checkpoint_of("rewritten")).await;
+    assert_eq!(refused.status(), 409, "{}", body(&refused));
+    assert_eq!(
+        body(&refused)["error"]["message"],
+        "customer rewritten: the activity at the anchored sequence 6 does not have the anchored hash; nothing was signed"
+    );
+
+    // The chain moves on honestly: the new head is signed and anchored beside the first.
+    chain_of(&app, "cut-not", 2).await;
+    let a = integrity_call(&app, checkpoint_of("cut-not")).await;
+    let more = post(&app, "p1", &json!([activity("cut-not", "later", &ago(1))])).await;
+    assert_eq!(more.status(), 201);
+    let b = integrity_call(&app, checkpoint_of("cut-not")).await;
+    assert_eq!(
+        (body(&a)["sequence"].clone(), body(&b)["sequence"].clone()),
+        (json!(2), json!(3))
+    );
+    assert_eq!(anchors_of(&app, "cut-not").await.len(), 2);
+}
+
+#[tokio::test]
+async fn anchors_can_be_neither_overwritten_nor_deleted() {
+    let app = isolated_app().await;
+    chain_of(&app, "c1", 3).await;
+    assert_eq!(
+        integrity_call(&app, checkpoint_of("c1")).await.status(),
+        200
+    );
+    let key = anchors_of(&app, "c1").await.remove(0);
+    let anchors = app.anchors().unwrap_or_else(|e| panic!("{e}"));
+    let s3 = anchors.client();
+    // A conditional write of the same name is refused.
+    let put = s3
+        .put_object()
+        .bucket(anchors.bucket())
+        .key(&key)
+        .if_none_match("*")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await;
+    let status = put
+        .err()
+        .and_then(|e| e.raw_response().map(|r| r.status().as_u16()));
+    assert_eq!(status, Some(412));
+    // The version written is kept in compliance mode: deleting it is refused.
+    let version = s3
+        .head_object()
+        .bucket(anchors.bucket())
+        .key(&key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        version.object_lock_mode().map(|m| m.as_str()),
+        Some("COMPLIANCE")
+    );
+    let delete = s3
+        .delete_object()
+        .bucket(anchors.bucket())
+        .key(&key)
+        .set_version_id(version.version_id().map(str::to_owned))
+        .send()
+        .await;
+    let status = delete
+        .err()
+        .and_then(|e| e.raw_response().map(|r| r.status().as_u16()));
+    assert_eq!(status, Some(403));
+    // Still the anchor the service reads.
+    assert_eq!(anchors_of(&app, "c1").await, [key]);
+    assert_eq!(
+        integrity_call(&app, checkpoint_of("c1")).await.status(),
+        200
+    );
 }

@@ -331,6 +331,74 @@ fn the_bucket_is_private_encrypted_and_cleans_up() {
     }
 }
 
+/// Signed heads are kept where no one can change them: Object Lock in compliance mode for the
+/// log's retention, versioned, deletes denied to everyone, new anchors only from the integrity
+/// function (which may list and put, nothing else), and the bucket named in the outputs.
+#[test]
+fn anchors_are_kept_under_object_lock_and_only_the_integrity_function_adds_them() {
+    let t = template();
+    let bucket = at(&t, "Resources.AnchorBucket.Properties");
+    assert_eq!(at(bucket, "ObjectLockEnabled"), &Value::Bool(true));
+    let rule = at(bucket, "ObjectLockConfiguration.Rule.DefaultRetention");
+    assert_eq!(text(at(rule, "Mode")), "COMPLIANCE");
+    assert!(format!("{:?}", at(rule, "Days")).contains("RetentionDays"));
+    assert_eq!(
+        text(at(bucket, "VersioningConfiguration.Status")),
+        "Enabled"
+    );
+    let policy = format!(
+        "{:?}",
+        at(
+            &t,
+            "Resources.AnchorBucketPolicy.Properties.PolicyDocument.Statement"
+        )
+    );
+    for needle in [
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutObjectRetention",
+        "IntegrityFunctionRole",
+    ] {
+        assert!(
+            policy.contains(needle),
+            "the anchor bucket's policy lacks {needle}"
+        );
+    }
+    let integrity = format!(
+        "{:?}",
+        at(&t, "Resources.IntegrityFunction.Properties.Policies")
+    );
+    assert!(integrity.contains("AnchorBucket"), "{integrity}");
+    assert!(integrity.contains("index/bySequence"), "{integrity}");
+    assert!(!integrity.contains("dynamodb:PutItem"), "{integrity}");
+    assert!(!integrity.contains("s3:Delete"), "{integrity}");
+    for (name, resource) in resources_of(&t, "AWS::Serverless::Function") {
+        if name != "IntegrityFunction" {
+            let policies = format!(
+                "{:?}",
+                resource.get("Properties").and_then(|p| p.get("Policies"))
+            );
+            assert!(
+                !policies.contains("AnchorBucket"),
+                "{name} may touch anchors"
+            );
+        }
+    }
+    assert!(
+        t.get("Outputs")
+            .and_then(|o| o.get("AnchorBucketName"))
+            .is_some()
+    );
+    let env = format!(
+        "{:?}",
+        at(
+            &t,
+            "Resources.IntegrityFunction.Properties.Environment.Variables.ANCHOR_BUCKET"
+        )
+    );
+    assert!(env.contains("AnchorBucket"), "{env}");
+}
+
 /// The functions: SAM's and the plain Lambda ones.
 fn functions(t: &Value) -> Vec<(&str, &Value)> {
     let mut all = resources_of(t, "AWS::Serverless::Function");
@@ -1281,7 +1349,8 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
     let expected = [
         ("RecordActivityFunction", true, false, true),
         ("QueryActivityFunction", false, false, true),
-        ("IntegrityFunction", true, false, true),
+        // It signs heads and keeps them in the anchor bucket; it writes nothing of a customer's.
+        ("IntegrityFunction", false, false, true),
         ("ExportActivityFunction", false, true, true),
         ("ExportWorkerFunction", false, true, false),
     ];

@@ -91,6 +91,9 @@ impl Harness {
             ("EXPORT_WORKER_FUNCTION", "export-worker"),
             // The emulator's KMS key the export worker signs manifests with.
             ("SIGNING_KEY_ID", SIGNING_KEY_ALIAS),
+            // The integrity function starts only with its anchor store named (its init is
+            // measured; the harness asks it for no checkpoint).
+            ("ANCHOR_BUCKET", "bench-anchors"),
             // The harness sends its requests back to back from one partner: the rate counter is
             // updated on every request (its cost is in the figures) but never refuses one.
             ("TENANT_RATE_LIMIT", "1000000"),

@@ -1,4 +1,4 @@
-//! `GET /customers/{customerId}/checkpoint` (a customer's chain head, signed) and
+//! `GET /customers/{customerId}/checkpoint` (a customer's chain head, signed and anchored) and
 //! `GET /integrity/public-key` (the key that checks it): README, "Tamper-evident log".
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -9,30 +9,34 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Config;
+use crate::domain::chain::Head;
+use crate::domain::integrity::anchor::{self, Inconsistency};
 use crate::domain::integrity::{Checkpoint, checkpoint_message};
 use crate::domain::{CustomerId, Identity, PartnerId, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
 use crate::http::response::json;
 use crate::http::{ApiError, edge, routes};
-use crate::store::{Checkpoints, Signer, StoreError};
+use crate::store::{Anchors, ChainIndex, Checkpoints, Signer, StoreError};
 
 /// The integrity routes through the edge, uncounted (in-process callers: the tests).
-pub async fn handle<C: Checkpoints, S: Signer>(
+pub async fn handle<C: ChainIndex, A: Anchors, S: Signer>(
     config: &Config,
     store: &C,
+    anchors: &A,
     signer: &S,
     req: Request,
 ) -> Response<Body> {
     edge::respond(config, routes::PUBLIC_KEY.permission, req, |who, req| {
-        serve(config, store, signer, who, req)
+        serve(config, store, anchors, signer, who, req)
     })
     .await
 }
 
 /// Answers a verified reader (`app::serve_api` puts it behind the whole edge).
-pub async fn serve<C: Checkpoints, S: Signer>(
+pub async fn serve<C: ChainIndex, A: Anchors, S: Signer>(
     config: &Config,
     store: &C,
+    anchors: &A,
     signer: &S,
     who: Identity,
     req: Request,
@@ -40,17 +44,137 @@ pub async fn serve<C: Checkpoints, S: Signer>(
     match integrity_route(&req)? {
         IntegrityRoute::PublicKey => Ok(json(StatusCode::OK, &signer.public_key().await?)),
         IntegrityRoute::Checkpoint(customer) => {
-            let keep = TimeDelta::days(i64::from(config.retention_days));
-            match current_checkpoint(store, signer, &who.partner, &customer, Utc::now(), keep)
-                .await?
+            let ports = AnchorPorts {
+                chains: store,
+                anchors,
+                signer,
+            };
+            let retention = TimeDelta::days(i64::from(config.retention_days));
+            match anchored_checkpoint(&ports, &who.partner, &customer, Utc::now(), retention).await
             {
-                Some(cp) => Ok(json(StatusCode::OK, &cp)),
-                None => Err(ApiError::NotFound(format!(
+                Ok(Some(cp)) => Ok(json(StatusCode::OK, &cp)),
+                Ok(None) => Err(ApiError::NotFound(format!(
                     "no activity of customer {customer} is chained yet"
                 ))),
+                Err(Refusal::Store(e)) => Err(e.into()),
+                Err(Refusal::Inconsistent(why)) => {
+                    tracing::error!(
+                        partner = %who.partner,
+                        customer = %customer,
+                        inconsistency = %why,
+                        "refused to sign a head that does not extend the latest anchor"
+                    );
+                    crate::metrics::emit(
+                        "inconsistent",
+                        &[(crate::metrics::CHAIN_INCONSISTENCIES, 1.0)],
+                        crate::metrics::About {
+                            partner: Some(who.partner.as_str()),
+                            request_id: None,
+                        },
+                    );
+                    Err(ApiError::ChainInconsistent(format!(
+                        "customer {customer}: {why}; nothing was signed"
+                    )))
+                }
             }
         }
     }
+}
+
+/// What signing an anchored head uses: the chain in sequence order, the anchor store and the key.
+pub struct AnchorPorts<'a, C, A, S> {
+    pub chains: &'a C,
+    pub anchors: &'a A,
+    pub signer: &'a S,
+}
+
+/// Why no checkpoint was handed out.
+#[derive(Debug)]
+pub enum Refusal {
+    Store(StoreError),
+    Inconsistent(Inconsistency),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The checkpoint of the customer's head, anchored (`None`: nothing chained yet). The latest
+/// anchor is read (one listing) and its signature checked; the chain's links from its sequence
+/// on (one read of the `bySequence` index) must extend it. The head they reach is signed and
+/// anchored once; while the head has not moved, the anchor itself is the checkpoint. A chain
+/// that does not extend the anchor is refused and nothing is signed.
+pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
+    ports: &AnchorPorts<'_, C, A, S>,
+    partner: &PartnerId,
+    customer: &CustomerId,
+    now: DateTime<Utc>,
+    retention: TimeDelta,
+) -> Result<Option<Checkpoint>, Refusal> {
+    let public = ports.signer.public_key().await?;
+    let verifier = public
+        .key()
+        .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
+    let prefix = anchor::customer_prefix(partner.as_str(), customer.as_str());
+    let latest = match ports.anchors.first_key(&prefix).await? {
+        Some(key) => Some(
+            anchor::from_key(
+                &key,
+                partner.as_str(),
+                customer.as_str(),
+                &public.key_id,
+                &verifier,
+            )
+            .map_err(|e| Refusal::Inconsistent(Inconsistency::BadAnchor(e)))?,
+        ),
+        None => None,
+    };
+    let from = latest.as_ref().map_or(1, |a| a.sequence);
+    let mut chain = ports.chains.links_from(partner, customer, from).await?;
+    let head = anchor::extension(latest.as_ref(), &mut chain.links, now, retention)
+        .map_err(Refusal::Inconsistent)?;
+    let Some(head) = head else {
+        return Ok(latest);
+    };
+    let mut checkpoint = sign_head(ports.signer, partner, customer, &head, now).await?;
+    // The key as the public key names it, as anchors read back name it.
+    checkpoint.key_id = public.key_id;
+    let key = anchor::key(&checkpoint).map_err(StoreError::Other)?;
+    let body = serde_json::to_vec(&checkpoint).map_err(|e| StoreError::Other(e.to_string()))?;
+    // Written once: a concurrent request that anchored the same name wins, with the same head.
+    ports.anchors.put_new(&key, body).await?;
+    Ok(Some(checkpoint))
+}
+
+/// `head` signed now.
+async fn sign_head<S: Signer>(
+    signer: &S,
+    partner: &PartnerId,
+    customer: &CustomerId,
+    head: &Head,
+    now: DateTime<Utc>,
+) -> Result<Checkpoint, StoreError> {
+    let issued_at = time::format(now);
+    let message = checkpoint_message(
+        partner.as_str(),
+        customer.as_str(),
+        head.sequence,
+        &head.hash,
+        &issued_at,
+    )
+    .map_err(|e| StoreError::Other(e.to_string()))?;
+    let signed = signer.sign(&message).await?;
+    Ok(Checkpoint {
+        partner_id: partner.to_string(),
+        customer_id: customer.to_string(),
+        sequence: head.sequence,
+        hash: head.hash.clone(),
+        issued_at,
+        key_id: signed.key_id,
+        signature: STANDARD.encode(&signed.der),
+    })
 }
 
 /// The signed checkpoint of the customer's current head (`None`: nothing chained yet). A head

@@ -496,7 +496,7 @@ async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it()
             .path_param("customerId", customer)
             .caller("p1", &["HelpdeskAgent"])
             .build();
-        super::integrity::handle(&settings, &store, &signer, req)
+        super::integrity::handle(&settings, &store, &store, &signer, req)
     };
     let none = checkpoint("c1").await;
     assert_eq!(none.status(), 404, "{}", body(&none));
@@ -531,7 +531,7 @@ async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it()
         .caller("p1", &["SalesAgent"])
         .build();
     let key: PublicKey = serde_json::from_value(body(
-        &super::integrity::handle(&settings, &store, &signer, key_req).await,
+        &super::integrity::handle(&settings, &store, &store, &signer, key_req).await,
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(key.pem.starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -554,7 +554,7 @@ async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it()
         .caller("p2", &["GlobalAdmin"])
         .build();
     assert_eq!(
-        super::integrity::handle(&settings, &store, &signer, theirs)
+        super::integrity::handle(&settings, &store, &store, &signer, theirs)
             .await
             .status(),
         404
@@ -564,7 +564,7 @@ async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it()
         .caller("p1", &["ActivityWriter"])
         .build();
     assert_eq!(
-        super::integrity::handle(&settings, &store, &signer, writer)
+        super::integrity::handle(&settings, &store, &store, &signer, writer)
             .await
             .status(),
         403

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     Throttled,
     RateLimited,
     TooManyExports,
+    ChainInconsistent,
     ServiceUnavailable,
     InternalError,
 }
@@ -52,6 +53,9 @@ pub enum ApiError {
     Conflict(String),
     /// Over a size limit (413).
     TooLarge(String),
+    /// The customer's chain does not extend the head the service anchored last: nothing is
+    /// signed (409).
+    ChainInconsistent(String),
     /// Storage is throttling; retry later (429).
     Throttled,
     /// Over a per-tenant limit (429): `code` names it (`TooManyExports`, `RateLimited`);
@@ -82,7 +86,7 @@ impl ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::ChainInconsistent(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled | Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +101,7 @@ impl ApiError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::IdempotencyConflict,
+            Self::ChainInconsistent(_) => ErrorCode::ChainInconsistent,
             Self::TooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Throttled => ErrorCode::Throttled,
             Self::Unavailable => ErrorCode::ServiceUnavailable,
@@ -112,6 +117,7 @@ impl ApiError {
             | Self::Forbidden(message)
             | Self::NotFound(message)
             | Self::Conflict(message)
+            | Self::ChainInconsistent(message)
             | Self::TooLarge(message) => message,
             Self::Throttled => "too many requests; retry after a short wait",
             Self::Unavailable => "the service is temporarily unavailable; retry after a short wait",

@@ -11,11 +11,13 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::items::{self, Item};
-use super::keys::{self, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SK, TIME_SK, TableKey};
+use super::keys::{
+    self, BY_SEQUENCE_INDEX, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SEQUENCE, SK, TIME_SK, TableKey,
+};
 use super::sdk_error::{cancellation_reasons, classify, unless_condition_failed};
 use super::{
-    ActivityReader, ActivityWriter, Checkpoints, InsertOutcome, StoreError, StorePage, Unchained,
-    append_all,
+    ActivityReader, ActivityWriter, ChainIndex, ChainLinks, Checkpoints, InsertOutcome, StoreError,
+    StorePage, Unchained, append_all,
 };
 use crate::domain::chain::Head;
 use crate::domain::integrity::Checkpoint;
@@ -562,5 +564,45 @@ impl Checkpoints for DynamoStore {
         self.checkpoint(partner, customer, checkpoint.sequence)
             .await?
             .ok_or_else(|| StoreError::Unavailable("a checkpoint kept is not readable yet".into()))
+    }
+}
+
+impl ChainIndex for DynamoStore {
+    async fn links_from(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> Result<ChainLinks, StoreError> {
+        let mut out = ChainLinks::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_SEQUENCE_INDEX)
+                .key_condition_expression("#pk = :pk AND #seq >= :from")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#seq", SEQUENCE)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::customer_pk(partner, customer)),
+                )
+                .expression_attribute_values(":from", AttributeValue::N(sequence.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in page.items() {
+                if let Some(link) = items::link_of(item)? {
+                    out.links.push(link);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(out),
+            }
+        }
     }
 }

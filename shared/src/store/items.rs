@@ -223,6 +223,29 @@ pub fn head_from_item(item: Item) -> Result<Head, StoreError> {
     })
 }
 
+/// The chain link of an item of the `bySequence` index (`None`: the head or a kept checkpoint,
+/// which carry a sequence too).
+pub fn link_of(item: &Item) -> Result<Option<Link>, StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        _ => Err(StoreError::Corrupt(format!("a chain link without {name}"))),
+    };
+    if !text(super::keys::SK)?.starts_with(super::keys::ACTIVITY_SK_PREFIX) {
+        return Ok(None);
+    }
+    let sequence = match item.get(super::keys::SEQUENCE) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<u64>()
+            .map_err(|_| StoreError::Corrupt(format!("sequence {n}")))?,
+        _ => return Err(StoreError::Corrupt("a chain link without sequence".into())),
+    };
+    Ok(Some(Link {
+        sequence,
+        hash: text("hash")?,
+        previous_hash: text("previousHash")?,
+    }))
+}
+
 #[derive(Serialize)]
 struct CheckpointItem<'a> {
     #[serde(flatten)]

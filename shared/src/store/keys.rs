@@ -36,6 +36,13 @@ pub const PARTNER_PK: &str = "gpk";
 pub const PARTNER_SK: &str = "gsk";
 pub const BY_TIME_INDEX: &str = "byTime";
 pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
+/// A customer's chain in sequence order: its activities and head by `sequence` (checkpoints
+/// kept carry one too); keys and the chain's attributes only.
+pub const BY_SEQUENCE_INDEX: &str = "bySequence";
+/// The sort key of the `bySequence` index.
+pub const SEQUENCE: &str = "sequence";
+/// Sort keys of activities start with it.
+pub const ACTIVITY_SK_PREFIX: &str = "A#";
 
 /// Sort key of a customer's chain head.
 pub const CHAIN_HEAD_SK: &str = "HEAD";

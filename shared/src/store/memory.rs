@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::keys;
 use super::{
-    ActivityReader, ActivityWriter, Admission, Checkpoints, DetailsBlobs, ExportJobs,
-    ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError, StorePage, Unchained,
-    append_all,
+    ActivityReader, ActivityWriter, Admission, Anchors, ChainIndex, ChainLinks, Checkpoints,
+    DetailsBlobs, ExportJobs, ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError,
+    StorePage, Unchained, append_all,
 };
 use crate::domain::chain::Head;
 use crate::domain::integrity::Checkpoint;
@@ -40,6 +40,8 @@ pub struct MemoryStore {
     requests: Mutex<HashMap<(PartnerId, i64), u32>>,
     /// Small objects (`put_bytes`).
     small: Mutex<HashMap<String, Vec<u8>>>,
+    /// Anchors by key, listed in key order.
+    anchors: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
     page_size: usize,
     /// Keep only the sizes of uploaded parts, not their bytes (memory benchmarks).
@@ -185,6 +187,43 @@ impl Checkpoints for MemoryStore {
             .entry((keys::customer_pk(partner, customer), checkpoint.sequence))
             .or_insert_with(|| checkpoint.clone())
             .clone())
+    }
+}
+
+impl ChainIndex for MemoryStore {
+    async fn links_from(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> Result<ChainLinks, StoreError> {
+        let pk = keys::customer_pk(partner, customer);
+        let links = locked(&self.rows)?
+            .range((pk.clone(), String::new())..)
+            .take_while(|((p, _), _)| *p == pk)
+            .filter_map(|(_, (_, a))| a.chain.clone())
+            .filter(|l| l.sequence >= sequence)
+            .collect();
+        Ok(ChainLinks { links })
+    }
+}
+
+impl Anchors for MemoryStore {
+    async fn first_key(&self, prefix: &str) -> Result<Option<String>, StoreError> {
+        Ok(locked(&self.anchors)?
+            .range(prefix.to_owned()..)
+            .next()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with(prefix)))
+    }
+
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        let mut anchors = locked(&self.anchors)?;
+        if anchors.contains_key(key) {
+            return Ok(false);
+        }
+        anchors.insert(key.to_owned(), body);
+        Ok(true)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::chain::{Head, Record};
+use crate::domain::chain::{Head, Link, Record};
 use crate::domain::integrity::{Checkpoint, PublicKey};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
@@ -179,6 +179,42 @@ pub trait Checkpoints: Send + Sync {
         checkpoint: &Checkpoint,
         expires_at: i64,
     ) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
+}
+
+/// A customer's chain in sequence order.
+pub trait ChainIndex: Send + Sync {
+    /// The customer's chain links from `sequence` on (in any order): one read of the table's
+    /// `bySequence` index (more only past 1 MB of links).
+    fn links_from(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        sequence: u64,
+    ) -> impl Future<Output = Result<ChainLinks, StoreError>> + Send;
+}
+
+/// A customer's chain links from a sequence on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainLinks {
+    pub links: Vec<Link>,
+}
+
+/// The append-only store of signed heads ([`anchor`](crate::domain::integrity::anchor)): an S3
+/// bucket under Object Lock in compliance mode in AWS, whose objects no one can overwrite or
+/// delete before they expire.
+pub trait Anchors: Send + Sync {
+    /// The first key listed under `prefix` (a customer's latest anchor), if any.
+    fn first_key(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Writes `body` at `key` unless an object is there; `false` when one was.
+    fn put_new(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// One storage page of a query, newest first.

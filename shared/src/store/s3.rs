@@ -1,14 +1,16 @@
-//! S3 adapter: details documents too large for a table item, and export files.
+//! S3 adapter: details documents too large for a table item, export files, and the anchors of
+//! signed heads (another bucket).
 
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::sdk_error::classify;
-use super::{DetailsBlobs, ExportObjects, PartSink, StoreError};
+use super::{Anchors, DetailsBlobs, ExportObjects, PartSink, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct S3Blobs {
@@ -94,6 +96,47 @@ impl DetailsBlobs for S3Blobs {
     async fn get(&self, key: &str) -> Result<String, StoreError> {
         String::from_utf8(self.get_object(key).await?)
             .map_err(|_| StoreError::Corrupt(format!("details object {key} is not UTF-8")))
+    }
+}
+
+/// The anchor bucket ([`Anchors`]): the same adapter on the bucket under Object Lock.
+impl Anchors for S3Blobs {
+    async fn first_key(&self, prefix: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .contents()
+            .first()
+            .and_then(|o| o.key())
+            .map(str::to_owned))
+    }
+
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            // 412: the object is there (409: a concurrent conditional write of the same key).
+            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
     }
 }
 

@@ -46,6 +46,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             [PK, SK, TIME_SK, PARTNER_PK, PARTNER_SK]
                 .into_iter()
                 .map(attr)
+                .chain([AttributeDefinition::builder()
+                    .attribute_name(keys::SEQUENCE)
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()])
                 .collect::<Result<_, _>>()
                 .map_err(built)?,
         ))
@@ -66,6 +70,21 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .key_schema(key(PARTNER_PK, KeyType::Hash).map_err(built)?)
                 .key_schema(key(PARTNER_SK, KeyType::Range).map_err(built)?)
                 .projection(all)
+                .build()
+                .map_err(built)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::BY_SEQUENCE_INDEX)
+                .key_schema(key(PK, KeyType::Hash).map_err(built)?)
+                .key_schema(key(keys::SEQUENCE, KeyType::Range).map_err(built)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("hash")
+                        .non_key_attributes("previousHash")
+                        .build(),
+                )
                 .build()
                 .map_err(built)?,
         )
@@ -129,6 +148,58 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<
         }
         Err(e) => Err(classify(e)),
     }
+}
+
+/// Creates the anchor bucket as `template.yaml` declares it, unless it exists: Object Lock on,
+/// every new object kept in compliance mode for `days` (local stack and tests).
+pub async fn create_anchor_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    days: i32,
+) -> Result<(), StoreError> {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    match client
+        .create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(classify(e)),
+    }
+    client
+        .put_object_lock_configuration()
+        .bucket(bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Compliance)
+                                .days(days)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(())
 }
 
 /// The signing key as `template.yaml` declares it (ECC_NIST_P256, SIGN_VERIFY) under `alias`

@@ -1,7 +1,7 @@
 //! Local-stack helper used by `scripts/dev`:
-//!   devtool storage <endpoint> <table> <bucket> <key-alias>
-//!                                                 create the table, bucket and signing key in the
-//!                                                 emulator
+//!   devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket>
+//!                                                 create the table, bucket, signing key and anchor
+//!                                                 bucket (Object Lock) in the emulator
 //!   devtool seed <api-url> <writer-token>         record demo activities through the API
 //!   devtool export <api-url> <reader-token>       export the demo log as CSV; prints the link
 
@@ -14,19 +14,29 @@ use serde_json::{Value, json};
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["storage", endpoint, table, bucket, alias] => {
+        ["storage", endpoint, table, bucket, alias, anchors] => {
             let sdk = activity_log_tests::sdk_config(endpoint).await;
             activity_log_tests::create_storage(&sdk, table, bucket).await;
             let key = activity_log_tests::signing_key(&sdk, alias).await;
-            Ok(format!(
-                "table {table}, bucket {bucket} and signing key {alias} ({key}) are ready"
-            ))
+            let bucket_made = activity_log::testing::storage::create_anchor_bucket(
+                &activity_log::app::s3_client(&sdk, &Default::default()),
+                anchors,
+                365,
+            )
+            .await;
+            bucket_made
+                .map(|()| {
+                    format!(
+                        "table {table}, bucket {bucket}, signing key {alias} ({key}) and anchor bucket {anchors} are ready"
+                    )
+                })
+                .map_err(|e| format!("anchor bucket {anchors}: {e}"))
         }
         ["seed", api, token] => seed(api, token, demo()).await,
         ["seed-other", api, token] => seed(api, token, other_partner()).await,
         ["export", api, token] => export(api, token).await,
         ["openapi-time-zones"] => openapi_time_zones(),
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {

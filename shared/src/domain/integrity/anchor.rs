@@ -87,10 +87,6 @@ pub fn from_key(
 /// Why the service refuses to sign a customer's head.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Inconsistency {
-    #[error(
-        "the chain head is at sequence {head}, behind the anchored checkpoint at sequence {anchored}"
-    )]
-    HeadBehindAnchor { head: u64, anchored: u64 },
     #[error("the activity at the anchored sequence {sequence} does not have the anchored hash")]
     AnchoredChanged { sequence: u64 },
     #[error(
@@ -107,24 +103,23 @@ pub enum Inconsistency {
 
 /// The head to sign: the last link reached from the latest anchor (`None`: nothing anchored
 /// yet, then from the chain's start) along `links` (the customer's links from the anchored
-/// sequence on, in any order). `head` is the sequence the customer's head item names.
-/// `Ok(None)`: nothing beyond the anchor (hand out the anchor itself). An anchor older than
-/// `retention` may have lost its activities to expiry: the links are then followed from the
-/// first one there is.
+/// sequence on, in any order). A chain truncated behind the anchor (its head set back) has no
+/// activity at the anchored sequence: refused as missing. `Ok(None)`: nothing beyond the anchor (hand out the anchor itself). An anchor older than
+/// `retention` may have lost its activities to expiry, and so may a chain without an anchor (none
+/// signed in the retention period): the links are then followed from the first one there is.
 pub fn extension(
     anchor: Option<&Checkpoint>,
     links: &mut [Link],
-    head: Option<u64>,
     now: DateTime<Utc>,
     retention: TimeDelta,
 ) -> Result<Option<Head>, Inconsistency> {
     links.sort_by_key(|l| l.sequence);
     let (anchored, anchored_hash) = anchor.map_or((0, GENESIS_HASH), |a| (a.sequence, &a.hash));
-    if let Some(head) = head.filter(|h| *h < anchored) {
-        return Err(Inconsistency::HeadBehindAnchor { head, anchored });
-    }
     let expired = anchor.is_some_and(|a| a.issued().is_ok_and(|t| t + retention <= now));
-    let mut rest = links.iter().skip_while(|l| l.sequence < anchored).peekable();
+    let mut rest = links
+        .iter()
+        .skip_while(|l| l.sequence < anchored)
+        .peekable();
     let mut at = Head {
         sequence: anchored,
         hash: anchored_hash.to_owned(),
@@ -136,8 +131,9 @@ pub fn extension(
             }
             rest.next();
         }
-        Some(l) if expired && l.sequence > anchored => {
-            // The anchored activity and maybe more have expired: start at the first there is.
+        Some(l) if (expired || anchor.is_none()) && l.sequence > anchored => {
+            // The anchored activity and maybe more have expired, or nothing was anchored in the
+            // retention period (the oldest activities expired): start at the first there is.
             at = Head {
                 sequence: l.sequence - 1,
                 hash: l.previous_hash.clone(),
@@ -237,7 +233,10 @@ mod tests {
         // Another hash in the name: the signature no longer holds.
         let forged = k9.replace(&at_9.hash, &at_10.hash);
         let refused = from_key(&forged, "p1", "客戶 #1", "key-1", &verifier).unwrap_err();
-        assert!(refused.ends_with("not signed by the service's key"), "{refused}");
+        assert!(
+            refused.ends_with("not signed by the service's key"),
+            "{refused}"
+        );
         assert!(from_key("anchors/p1/客戶 #1/x", "p1", "客戶 #1", "key-1", &verifier).is_err());
         assert!(from_key(&k9, "p1", "c2", "key-1", &verifier).is_err());
     }
@@ -247,14 +246,20 @@ mod tests {
         let links = chain(8);
         let anchor = anchored(&links, 5, "2026-11-27T00:00:00.000Z");
         let mut from_5 = links[4..].to_vec();
-        let head = extension(Some(&anchor), &mut from_5, Some(8), now(), YEAR).unwrap();
-        assert_eq!(head.map(|h| (h.sequence, h.hash)), Some((8, links[7].hash.clone())));
+        let head = extension(Some(&anchor), &mut from_5, now(), YEAR).unwrap();
+        assert_eq!(
+            head.map(|h| (h.sequence, h.hash)),
+            Some((8, links[7].hash.clone()))
+        );
         // Nothing since the anchor: the anchor is the checkpoint.
         let mut only_5 = links[4..5].to_vec();
-        assert_eq!(extension(Some(&anchor), &mut only_5, Some(5), now(), YEAR), Ok(None));
-        // Nothing anchored yet: from the start.
+        assert_eq!(extension(Some(&anchor), &mut only_5, now(), YEAR), Ok(None));
+        // Nothing anchored yet: from the start, or from the first activity not expired.
         let mut all = links.clone();
-        let head = extension(None, &mut all, Some(8), now(), YEAR).unwrap();
+        let head = extension(None, &mut all, now(), YEAR).unwrap();
+        assert_eq!(head.map(|h| h.sequence), Some(8));
+        let mut from_3 = links[2..].to_vec();
+        let head = extension(None, &mut from_3, now(), YEAR).unwrap();
         assert_eq!(head.map(|h| h.sequence), Some(8));
     }
 
@@ -262,11 +267,11 @@ mod tests {
     fn truncation_rewrite_and_deletion_behind_the_anchor_are_refused() {
         let links = chain(8);
         let anchor = anchored(&links, 6, "2026-11-27T00:00:00.000Z");
-        // Truncated to 4 and the head set back.
-        let mut truncated = links[..4].to_vec();
+        // Truncated to 4 and the head set back: nothing from the anchored sequence on.
+        let mut truncated: Vec<Link> = Vec::new();
         assert_eq!(
-            extension(Some(&anchor), &mut truncated, Some(4), now(), YEAR),
-            Err(Inconsistency::HeadBehindAnchor { head: 4, anchored: 6 })
+            extension(Some(&anchor), &mut truncated, now(), YEAR),
+            Err(Inconsistency::AnchoredMissing { sequence: 6 })
         );
         // Rewritten from 3 on, every hash recomputed: the anchored activity's hash changed.
         let mut head = Head {
@@ -277,30 +282,34 @@ mod tests {
             .map(|i| head.append(&record(100 + i)).unwrap())
             .collect();
         assert_eq!(
-            extension(Some(&anchor), &mut rewritten, Some(8), now(), YEAR),
+            extension(Some(&anchor), &mut rewritten, now(), YEAR),
             Err(Inconsistency::AnchoredChanged { sequence: 6 })
         );
         // The anchored activity deleted (the head left alone).
         let mut deleted: Vec<Link> = links[6..].to_vec();
         assert_eq!(
-            extension(Some(&anchor), &mut deleted, Some(8), now(), YEAR),
+            extension(Some(&anchor), &mut deleted, now(), YEAR),
             Err(Inconsistency::AnchoredMissing { sequence: 6 })
         );
         // A year on it may have expired: the links from the first there is are followed.
         let later = now() + TimeDelta::days(400);
-        let head = extension(Some(&anchor), &mut deleted, Some(8), later, YEAR).unwrap();
+        let head = extension(Some(&anchor), &mut deleted, later, YEAR).unwrap();
         assert_eq!(head.map(|h| h.sequence), Some(8));
         // An activity after the anchor deleted.
-        let mut gap: Vec<Link> = links[5..].iter().filter(|l| l.sequence != 7).cloned().collect();
+        let mut gap: Vec<Link> = links[5..]
+            .iter()
+            .filter(|l| l.sequence != 7)
+            .cloned()
+            .collect();
         assert_eq!(
-            extension(Some(&anchor), &mut gap, Some(8), now(), YEAR),
+            extension(Some(&anchor), &mut gap, now(), YEAR),
             Err(Inconsistency::Gap { sequence: 7 })
         );
         // An activity after the anchor relinked elsewhere.
         let mut relinked = links[5..].to_vec();
         relinked[2].previous_hash = "ab".repeat(32);
         assert_eq!(
-            extension(Some(&anchor), &mut relinked, Some(8), now(), YEAR),
+            extension(Some(&anchor), &mut relinked, now(), YEAR),
             Err(Inconsistency::NotLinked { sequence: 8 })
         );
     }
