@@ -570,3 +570,104 @@ async fn a_checkpoint_signs_the_current_head_once_and_the_public_key_checks_it()
         403
     );
 }
+
+/// The anchor store and the chain index of a memory store, counting the reads and writes a
+/// checkpoint request makes.
+#[derive(Default)]
+struct Counted {
+    store: MemoryStore,
+    lists: std::sync::atomic::AtomicUsize,
+    queries: std::sync::atomic::AtomicUsize,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+impl Counted {
+    fn counts(&self) -> (usize, usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.lists.swap(0, SeqCst),
+            self.queries.swap(0, SeqCst),
+            self.puts.swap(0, SeqCst),
+        )
+    }
+}
+
+impl crate::store::Anchors for Counted {
+    async fn first_key(&self, prefix: &str) -> Result<Option<String>, crate::store::StoreError> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.first_key(prefix).await
+    }
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, crate::store::StoreError> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.put_new(key, body).await
+    }
+}
+
+impl crate::store::ChainIndex for Counted {
+    async fn links_from(
+        &self,
+        partner: &crate::domain::PartnerId,
+        customer: &crate::domain::CustomerId,
+        sequence: u64,
+    ) -> Result<crate::store::ChainLinks, crate::store::StoreError> {
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.links_from(partner, customer, sequence).await
+    }
+}
+
+/// The checkpoint request's budget: one listing of the anchors and one query of the chain's
+/// links, then one signature and one new anchor only when the head moved.
+#[tokio::test]
+async fn a_checkpoint_costs_one_listing_one_query_and_a_signature_only_when_the_head_moved() {
+    use crate::store::{Anchors as _, ChainIndex as _};
+    use crate::testing::doubles::LocalSigner;
+
+    let counted = Counted::default();
+    let signer = LocalSigner::new("local-key", 1);
+    let settings = config();
+    let checkpoint = || {
+        let req = ApiRequest::get("/customers/{customerId}/checkpoint")
+            .path_param("customerId", "c1")
+            .caller("p1", &["HelpdeskAgent"])
+            .build();
+        super::integrity::handle(&settings, &counted, &counted, &signer, req)
+    };
+    let record = |id: &'static str| {
+        let store = &counted.store;
+        async move {
+            post(store, "p1", &json!([activity("c1", id, &recent(1))])).await;
+        }
+    };
+    record("a1").await;
+    assert_eq!(checkpoint().await.status(), 200);
+    assert_eq!((counted.counts(), signer.signatures()), ((1, 1, 1), 1));
+    assert_eq!(checkpoint().await.status(), 200);
+    assert_eq!((counted.counts(), signer.signatures()), ((1, 1, 0), 1));
+    record("a2").await;
+    assert_eq!(checkpoint().await.status(), 200);
+    assert_eq!((counted.counts(), signer.signatures()), ((1, 1, 1), 2));
+    // Both anchors are there, the latest listed first.
+    let latest = counted
+        .store
+        .first_key("anchors/p1/c1/")
+        .await
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let links = counted
+        .store
+        .links_from(
+            &crate::domain::PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}")),
+            &crate::domain::CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
+            1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = links
+        .links
+        .iter()
+        .find(|l| l.sequence == 2)
+        .map(|l| l.hash.clone())
+        .unwrap_or_else(|| panic!("no link at 2: {links:?}"));
+    assert!(latest.contains(&second), "{latest}");
+}
