@@ -563,3 +563,61 @@ async fn anchors_can_be_neither_overwritten_nor_deleted() {
         200
     );
 }
+
+/// Details kept in the bucket are written once: the record function writes with
+/// `If-None-Match: *` (the bucket's policy refuses any other write there in AWS), so a second
+/// write to a details object is refused, a replay of the batch still succeeds, and the verifier
+/// names an activity whose details were replaced anyway.
+#[tokio::test]
+async fn details_in_the_bucket_are_written_once() {
+    let app = isolated_app().await;
+    let mut a = activity("c1", "big-order", &ago(2));
+    a["details"] = json!({"note": "n".repeat(60_000)});
+    let batch = json!([a]);
+    assert_eq!(post(&app, "p1", &batch).await.status(), 201);
+    let s3 = app.blobs.client();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(app.blobs.bucket())
+        .prefix("details/p1/")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let overwrite = s3
+        .put_object()
+        .bucket(app.blobs.bucket())
+        .key(&keys[0])
+        .if_none_match("*")
+        .body(br#"{"note":"changed"}"#.to_vec().into())
+        .send()
+        .await;
+    let status = overwrite
+        .err()
+        .and_then(|e| e.raw_response().map(|r| r.status().as_u16()));
+    assert_eq!(status, Some(412));
+    // The replay writes the same object again: refused by S3, taken as already written.
+    let replay = post(&app, "p1", &batch).await;
+    assert!(replay.status().is_success(), "{}", body(&replay));
+
+    // Replaced without the condition (which the bucket's policy denies in AWS; the emulator
+    // has no bucket policies): the chain names the activity.
+    s3.put_object()
+        .bucket(app.blobs.bucket())
+        .key(&keys[0])
+        .body(br#"{"note":"changed"}"#.to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (file, manifest, pem) = exported(&app, "p1", "c1").await;
+    let found = verify_export(&file, &manifest, &pem).unwrap_err();
+    assert!(
+        found.contains("activity big-order (sequence 1) was altered"),
+        "{found}"
+    );
+}

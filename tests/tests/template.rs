@@ -326,6 +326,9 @@ fn the_bucket_is_private_encrypted_and_cleans_up() {
         "AbortIncompleteMultipartUpload:",
         "Prefix: exports/",
         "Prefix: details/",
+        // Details are written once (the record function writes with If-None-Match).
+        "Sid: DetailsAreWrittenOnce",
+        "s3:if-none-match: \"true\"",
     ] {
         assert!(t.contains(needle), "template.yaml lacks {needle}");
     }

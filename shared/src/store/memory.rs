@@ -292,7 +292,10 @@ impl ActivityReader for MemoryStore {
 
 impl DetailsBlobs for MemoryStore {
     async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        locked(&self.blobs)?.insert(key.to_owned(), json.to_owned());
+        // Written once, as the bucket's policy has it.
+        locked(&self.blobs)?
+            .entry(key.to_owned())
+            .or_insert_with(|| json.to_owned());
         Ok(())
     }
 

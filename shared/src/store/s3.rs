@@ -88,9 +88,10 @@ impl S3Blobs {
 }
 
 impl DetailsBlobs for S3Blobs {
+    /// Written once (`If-None-Match: *`, which the bucket's policy requires): the key is the
+    /// content's hash, so an object already there is this one (a retry), and no one overwrites it.
     async fn put(&self, key: &str, json: &str) -> Result<(), StoreError> {
-        self.put_object(key, "application/json", json.as_bytes().to_vec())
-            .await
+        self.put_new(key, json.as_bytes().to_vec()).await.map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<String, StoreError> {
