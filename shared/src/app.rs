@@ -56,10 +56,7 @@ impl App {
         let settings = &self.config.anchors;
         if let Some(bucket) = &settings.bucket {
             let client = match &settings.endpoint {
-                Some(url) => {
-                    let sdk = sdk.to_builder().endpoint_url(url).build();
-                    s3_client(&sdk, &self.config.runtime.sdk)
-                }
+                Some(url) => crate::sdk::s3_client_at(sdk, url),
                 None => s3_client(sdk, &self.config.runtime.sdk),
             };
             self.anchors = Some(S3Blobs::new(client, bucket.clone()));

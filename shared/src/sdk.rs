@@ -94,3 +94,13 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, settings: &SdkSettings) -> aws_sdk
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
+
+/// An S3 client of its own endpoint (`endpoint`: an emulator), path-style; it takes precedence
+/// over `AWS_ENDPOINT_URL_S3`, which the other buckets' client follows.
+pub fn s3_client_at(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
