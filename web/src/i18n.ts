@@ -86,6 +86,7 @@ const en = {
   verifyBadSignature: "Verification failed: the checkpoint's signature is invalid.",
   verifyOtherCustomer: 'Verification failed: the checkpoint is for another customer.',
   verifyNoCheckpoint: 'Verification failed: there is no signed checkpoint for this customer.',
+  verifyHistoryChanged: (since: string) => `Verification failed: history changed since ${since}. The log no longer extends the checkpoint verified in this browser then.`,
   verifyError: (message: string) => `Verification could not be completed: ${message}`,
   statusNames: { succeeded: 'Succeeded', failed: 'Failed', inProgress: 'In progress' } as Record<string, string>,
 };
@@ -167,6 +168,7 @@ const zhTW: Words = {
   verifyBadSignature: '驗證失敗：檢查點的簽章無效。',
   verifyOtherCustomer: '驗證失敗：檢查點屬於其他客戶。',
   verifyNoCheckpoint: '驗證失敗：此客戶沒有已簽署的檢查點。',
+  verifyHistoryChanged: (since: string) => `驗證失敗：自 ${since} 以來記錄已被變更。記錄不再延續當時在此瀏覽器驗證的檢查點。`,
   verifyError: (message: string) => `無法完成驗證：${message}`,
   statusNames: { succeeded: '成功', failed: '失敗', inProgress: '進行中' },
 };

@@ -91,6 +91,36 @@ describe('Verify', () => {
     });
   });
 
+  test('the checkpoint verified in this browser before must be extended: history changed since then', async () => {
+    const store = new Map<string, string>();
+    const held = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) };
+    const rows = chain(5);
+    expect(await verifyView(rows, 'c1', false, { ...api(rows, checkpointOf(rows)).deps, held })).toMatchObject({ kind: 'verified', count: 5 });
+    expect([...store.keys()]).toEqual(['activity-log.checkpoint.p1/c1']);
+
+    // Later the service signs a head behind it: the tail was cut and the head set back.
+    const cut = rows.slice(2);
+    const outcome = await verifyView(cut, 'c1', false, { ...api(cut, checkpointOf(cut)).deps, held });
+    expect(outcome).toEqual({ kind: 'historyChanged', since: '2026-11-28T10:00:00.000Z' });
+    expect(verifyMessage(outcome, WORDS.en)).toBe(
+      'Verification failed: history changed since 2026-11-28 10:00 UTC. The log no longer extends the checkpoint verified in this browser then.',
+    );
+    expect(verifyMessage(outcome, WORDS['zh-TW'])).toContain('自 2026-11-28 10:00 UTC 以來記錄已被變更');
+    // A failed check keeps the checkpoint held.
+    expect(JSON.parse(store.get('activity-log.checkpoint.p1/c1') ?? '{}').sequence).toBe(5);
+
+    // The whole chain rewritten and signed afresh: the held activity is named.
+    const rewritten = chain(5, () => 'mallory');
+    const named = await verifyView(rewritten, 'c1', false, { ...api(rewritten, checkpointOf(rewritten)).deps, held });
+    expect(named).toEqual({ kind: 'historyChanged', since: '2026-11-28T10:00:00.000Z', key: 'c1/a5' });
+    expect(failedKey(named)).toBe('c1/a5');
+
+    // The log moving on extends it: verified, and the newer checkpoint is held.
+    const longer = chain(6);
+    expect(await verifyView(longer, 'c1', false, { ...api(longer, checkpointOf(longer)).deps, held })).toMatchObject({ kind: 'verified', count: 6 });
+    expect(JSON.parse(store.get('activity-log.checkpoint.p1/c1') ?? '{}').sequence).toBe(6);
+  });
+
   test('through the page’s call: retried after 429, other errors thrown', async () => {
     const rows = chain(2);
     const checkpoint = checkpointOf(rows);

@@ -3,6 +3,7 @@
 // the words for it in the page's language.
 import { ApiError, PUBLIC_KEY_PATH, checkpointPath, type Activity, type Checkpoint, type PublicKey } from './api';
 import { verifyCheckpoint, verifyRows, type ChainRow } from './chain';
+import { checkHeld, heldCheckpoint, keepCheckpoint, type HeldStore } from './held';
 import type { Words } from './i18n';
 
 /** Rows whose details are fetched at once (those the list left out for their size). */
@@ -16,13 +17,17 @@ export type Outcome =
   | { kind: 'nothing' }
   | { kind: 'badSignature' }
   | { kind: 'otherCustomer' }
-  | { kind: 'noCheckpoint' };
+  | { kind: 'noCheckpoint' }
+  /** The checkpoint verified here before (`since`: when it was issued) is not extended. */
+  | { kind: 'historyChanged'; since: string; key?: string };
 
 export interface VerifyDeps {
   /** A GET through the page's authenticated call (its retries and errors). */
   get: <T>(path: string) => Promise<T>;
   /** The activity's full details (`links.self`), as Show details fetches them. */
   details: (a: Activity) => Promise<unknown>;
+  /** Where the last verified checkpoint of each customer is kept (localStorage), if anywhere. */
+  held?: HeldStore;
 }
 
 /** Verifies the loaded rows of `customerId`. `contiguous`: the rows are all of the customer's
@@ -54,6 +59,19 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
   }
 
   const result = await verifyRows([...complete, ...mine.filter((r) => r.sequence === null)], checkpoint, { contiguous });
+  if (result.ok && deps.held) {
+    // The checkpoint verified here last must be extended by this one and the rows shown.
+    const kept = heldCheckpoint(deps.held, checkpoint.partnerId, customerId);
+    if (kept && (await verifyCheckpoint(key.jwk, kept))) {
+      const signed = complete.filter((r) => (r.sequence ?? 0) <= checkpoint.sequence);
+      const held = checkHeld(signed, checkpoint, [kept]);
+      if (!held.ok) {
+        const f = held.finding;
+        return { kind: 'historyChanged', since: kept.issuedAt, ...(f.kind === 'heldRewritten' ? { key: `${customerId}/${f.id}` } : {}) };
+      }
+    }
+    if (!kept || checkpoint.sequence >= kept.sequence) keepCheckpoint(deps.held, checkpoint);
+  }
   if (result.ok) {
     const { count, unsequenced, first, last, reachesCheckpoint, notInRows, pastCheckpoint } = result;
     return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows, pastCheckpoint };
@@ -108,5 +126,7 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return t.verifyOtherCustomer;
     case 'noCheckpoint':
       return t.verifyNoCheckpoint;
+    case 'historyChanged':
+      return t.verifyHistoryChanged(`${o.since.slice(0, 10)} ${o.since.slice(11, 16)} UTC`);
   }
 }

@@ -36,7 +36,11 @@ export function useVerify(api: Api, { rows, phase, fail }: Pages, customer: stri
     const finish = (next: VerifyState) => setVerify((v) => (v.state === 'running' && v.rows === checked ? next : v));
     const contiguous = false;
     try {
-      const outcome = await verifyView(checked, customer, contiguous, { get: <T>(path: string) => api.get<T>(path), details: fullDetails });
+      const outcome = await verifyView(checked, customer, contiguous, {
+        get: <T>(path: string) => api.get<T>(path),
+        details: fullDetails,
+        held: window.localStorage,
+      });
       api.clearNotice();
       finish({ state: 'done', rows: checked, outcome });
     } catch (e) {
