@@ -177,9 +177,10 @@ async fn sign_head<S: Signer>(
     })
 }
 
-/// The signed checkpoint of the customer's current head (`None`: nothing chained yet). A head
-/// is signed once: the checkpoint kept of it is handed out until the head moves (KMS has
-/// request quotas and a price). Checkpoints are kept for `keep`.
+/// The signed checkpoint of the customer's current head as an export's manifest takes it
+/// (`None`: nothing chained yet): the one kept of the head, or the head signed now (and kept
+/// for `keep` where the store may). The API's checkpoints are anchored
+/// ([`anchored_checkpoint`]).
 pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
     store: &C,
     signer: &S,
@@ -194,25 +195,7 @@ pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
     if let Some(kept) = store.checkpoint(partner, customer, head.sequence).await? {
         return Ok(Some(kept));
     }
-    let issued_at = time::format(now);
-    let message = checkpoint_message(
-        partner.as_str(),
-        customer.as_str(),
-        head.sequence,
-        &head.hash,
-        &issued_at,
-    )
-    .map_err(|e| StoreError::Other(e.to_string()))?;
-    let signed = signer.sign(&message).await?;
-    let checkpoint = Checkpoint {
-        partner_id: partner.to_string(),
-        customer_id: customer.to_string(),
-        sequence: head.sequence,
-        hash: head.hash,
-        issued_at,
-        key_id: signed.key_id,
-        signature: STANDARD.encode(&signed.der),
-    };
+    let checkpoint = sign_head(signer, partner, customer, &head, now).await?;
     let expires_at = (now + keep).timestamp();
     store
         .keep_checkpoint(partner, customer, &checkpoint, expires_at)
