@@ -28,6 +28,7 @@ MEMBERS = [
     ("occurredAt", "required"),
     ("partnerId", "tenant"),
     ("partnerUser", "required"),
+    ("previousRecordedAt", "nullWhenAbsent"),
     ("recordedAt", "required"),
     ("recordedBy", "nullWhenAbsent"),
     ("resourceType", "omittedWhenNull"),
@@ -89,12 +90,12 @@ def activity(n, **over):
 
 
 def chain(rows):
-    previous = GENESIS
+    previous, previous_recorded_at = GENESIS, None
     out = []
     for i, row in enumerate(rows, start=1):
-        row = dict(row, sequence=i, previousHash=previous)
+        row = dict(row, sequence=i, previousHash=previous, previousRecordedAt=previous_recorded_at)
         row["hash"] = hash_of(row, previous)
-        previous = row["hash"]
+        previous, previous_recorded_at = row["hash"], row["recordedAt"]
         out.append(row)
     return out
 
@@ -110,9 +111,11 @@ def records():
     del bare["recordedBy"]
     nulls = activity(3, details=None, resourceType=None, recordedBy=None)
     cases = []
+    full["previousRecordedAt"] = "2026-11-25T01:02:59.000Z"
+    nulls["previousRecordedAt"] = "2026-11-25T01:03:01.000Z"
     for name, row, seq, prev in [
         ("every member, escapes, non-ASCII and UTF-16 ordering", full, 7, "ab" * 32),
-        ("no details, no resource type, the writer unknown (absent)", bare, 1, GENESIS),
+        ("no details, no resource type, the writer unknown (absent), sequence 1", bare, 1, GENESIS),
         ("details and resource type null are left out; recordedBy null", nulls, 2, "0f" * 32),
     ]:
         row = dict(row, sequence=seq, previousHash=prev)
@@ -202,7 +205,18 @@ def chains():
     case("an export may end before the signed head", copy.deepcopy(base[:5]), ok(5, 1, 5, reaches=False),
          contiguous=False)
 
-    case("a chain may start later (older activities expired)", copy.deepcopy(base[2:]), ok(4, 3, 6))
+    case("the oldest activities deleted before they expired", copy.deepcopy(base[2:]),
+         {"finding": {"kind": "missingAtStart", "id": ids(base, 3)[0], "sequence": 3,
+                      "previousRecordedAt": base[1]["recordedAt"]}})
+    case("a chain may start later (older activities expired)", copy.deepcopy(base[2:]),
+         ok(4, 3, 6), expiry={"now": "2027-12-31T00:00:00.000Z", "retentionDays": 365})
+
+    rows = chain([activity(n) for n in range(1, 4)]
+                 + [activity(4, recordedAt="2026-11-25T01:03:01.000Z")]
+                 + [activity(n) for n in range(5, 7)])
+    case("a recording time earlier than the one before it", rows,
+         {"finding": {"kind": "timeWentBack", "id": ids(base, 4)[0], "sequence": 4}},
+         checkpoint={"sequence": 6, "hash": rows[5]["hash"]})
 
     rows = copy.deepcopy(base)
     rows[5]["action"] = "Recorded after the checkpoint was signed"
@@ -220,8 +234,9 @@ def held():
     api = {"now": "2026-11-28T00:00:00.000Z", "retentionDays": 365}
     cases = []
 
-    def case(name, rows, signed, held_heads, expect, expiry=api, contiguous=True):
-        cases.append({
+    def case(name, rows, signed, held_heads, expect, expiry=api, contiguous=True, chain_finding=None):
+        more = {"chainFinding": chain_finding} if chain_finding else {}
+        cases.append({**more,
             "name": name,
             "rows": rows,
             "checkpoint": {"sequence": signed["sequence"], "hash": signed["hash"],
@@ -264,7 +279,9 @@ def held():
 
     case("the oldest activities deleted before they expired", copy.deepcopy(base[3:]), head(base, 6),
          [head(base, 2, early)],
-         {"finding": {"kind": "heldMissing", "sequence": 2, "heldIssuedAt": early}})
+         {"finding": {"kind": "heldMissing", "sequence": 2, "heldIssuedAt": early}},
+         chain_finding={"kind": "missingAtStart", "id": ids(base, 4)[0], "sequence": 4,
+                        "previousRecordedAt": base[2]["recordedAt"]})
     case("the oldest activities gone long after: expired", copy.deepcopy(base[3:]), head(base, 6),
          [head(base, 2, early)], ok(expired=1),
          expiry={"now": "2027-12-31T00:00:00.000Z", "retentionDays": 365})
@@ -282,9 +299,13 @@ def main():
                  "README, Tamper-evident log). hash = SHA-256(bytes(previousHash) || "
                  "UTF-8(JCS(record))); the record is `members` of a row; partnerId is the "
                  "tenant's. A chain case's rows are checked against its signed head; `expiry` "
-                 "(when contiguous) excuses gaps of activities recorded more than retentionDays "
-                 "before now. A held case's rows are also checked against checkpoints signed "
-                 "earlier (`held`): the signed chain must extend each of them.",
+                 "(when contiguous) excuses gaps and a later start where the activity before was "
+                 "recorded more than retentionDays before now. `previousRecordedAt` (the recording time of the activity "
+                 "before, null for sequence 1) is what tells an expired start or gap from a "
+                 "deleted one; recording times never go back along a chain. A held case's rows "
+                 "are also checked against checkpoints signed earlier (`held`): the signed chain "
+                 "must extend each of them (`chainFinding`: what the chain's own check finds "
+                 "first, when it does).",
         "genesisHash": GENESIS,
         "partnerId": PARTNER,
         "members": [{"name": n, "presence": p} for n, p in MEMBERS],

@@ -137,6 +137,7 @@ fn sample(details: Details) -> Activity {
             sequence: 1,
             hash: "ab".repeat(32),
             previous_hash: activity_log::domain::chain::GENESIS_HASH.into(),
+            previous_recorded_at: None,
         }),
     }
 }

@@ -158,15 +158,26 @@ fn read_inner<'a>(line: &'a [u8], partner_json: &[u8], buf: &mut Vec<u8>) -> Opt
     let hash = hex_hash(row.0[HASH].text().filter(|t| t.starts_with('"'))?);
     let previous = hex_hash(row.0[PREVIOUS_HASH].text().filter(|t| t.starts_with('"'))?);
     record(&row, partner_json, sequence, buf)?;
-    let intact = match (hash, previous) {
-        (Some(hash), Some(previous)) => {
-            let mut h = Sha256::new();
-            h.update(previous);
-            h.update(&buf[..]);
-            <[u8; 32]>::from(h.finalize()) == hash
-        }
-        _ => false,
+    // Recording times never go back: its own not before the one before it. Both as the
+    // service writes them (fixed width, so bytes order as times); another form is left to
+    // the domain, which reads them as times.
+    let in_order = match row.get("previousRecordedAt").given() {
+        None => true,
+        Some(before) => row
+            .get("recordedAt")
+            .given()
+            .is_some_and(|at| at.len() == 26 && before.len() == 26 && at >= before),
     };
+    let intact = in_order
+        && match (hash, previous) {
+            (Some(hash), Some(previous)) => {
+                let mut h = Sha256::new();
+                h.update(previous);
+                h.update(&buf[..]);
+                <[u8; 32]>::from(h.finalize()) == hash
+            }
+            _ => false,
+        };
     Some(Line::Chained {
         customer,
         sequence,
@@ -414,8 +425,13 @@ impl Linked for Compact {
     fn intact(&self) -> bool {
         self.intact
     }
-    /// Not needed: an export's rows may leave sequences out, so no gap is excused.
+    /// Not needed: an export's rows may leave sequences out, so no gap is excused, and
+    /// consecutive rows are held together by their hashes.
     fn recorded_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// Not needed, as `recorded_at`.
+    fn previous_recorded_at(&self) -> Option<DateTime<Utc>> {
         None
     }
     /// Not needed: a finding is named by the domain, from the rows read again.
@@ -441,9 +457,9 @@ mod tests {
 
     /// The row's record hashed by the domain and by this path, at sequence 1.
     fn both(mut row: Map<String, Value>) -> (Vec<u8>, Vec<u8>, bool) {
-        let record = Record::from_row(PARTNER, &row).unwrap();
+        let mut record = Record::from_row(PARTNER, &row).unwrap();
         let expected = record.canonical(1).unwrap();
-        let link = Head::genesis().append(&record).unwrap();
+        let link = Head::genesis().append(&mut record).unwrap();
         row.insert("sequence".into(), json!(1));
         row.insert("hash".into(), json!(link.hash));
         row.insert("previousHash".into(), json!(link.previous_hash));
@@ -530,8 +546,8 @@ mod tests {
     fn escapes_in_the_line_are_read_as_their_characters() {
         let mut row = base();
         row.insert("action".into(), json!("é"));
-        let record = Record::from_row(PARTNER, &row).unwrap();
-        let link = Head::genesis().append(&record).unwrap();
+        let mut record = Record::from_row(PARTNER, &row).unwrap();
+        let link = Head::genesis().append(&mut record).unwrap();
         row.insert("sequence".into(), json!(link.sequence));
         row.insert("hash".into(), json!(link.hash));
         row.insert("previousHash".into(), json!(link.previous_hash));
@@ -572,8 +588,8 @@ mod tests {
             ("customerId", json!("c2")),
         ] {
             let row = base();
-            let record = Record::from_row(PARTNER, &row).unwrap();
-            let link = Head::genesis().append(&record).unwrap();
+            let mut record = Record::from_row(PARTNER, &row).unwrap();
+            let link = Head::genesis().append(&mut record).unwrap();
             let mut changed = row.clone();
             changed.insert(name.into(), v.clone());
             changed.insert("sequence".into(), json!(1));

@@ -200,6 +200,7 @@ fn fixture(signer: &Signer, first_recorded_at: DateTime<Utc>) -> (Vec<Row>, Chec
     let head = Head {
         sequence: 5,
         hash: rows[4]["hash"].as_str().unwrap().to_owned(),
+        recorded_at: None,
     };
     let checkpoint = signer
         .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
@@ -304,10 +305,30 @@ fn an_altered_activity_is_named() {
     );
 }
 
+/// Sequences 1 and 2 deleted while 2 was retained: the chain's start is missing, not expired.
 #[test]
-fn a_chain_starting_at_3_is_accepted_and_says_where_it_starts() {
-    let (rows, checkpoint) = fixture(&service_key(), recent());
+fn the_oldest_activities_deleted_before_they_expired_are_missing() {
+    let first = recent();
+    let (rows, checkpoint) = fixture(&service_key(), first);
     let (run, _) = check(served(without(&rows, &[1, 2]), &checkpoint), &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let recorded_2 = activity_log::domain::time::format(first + TimeDelta::seconds(2));
+    assert_eq!(
+        run.stdout,
+        format!(
+            "FAILED: 客戶 #2: sequences 1 to 2 are missing (before activity act-000003, sequence 3): the last of them was recorded at {recorded_2}, less than the signed retention ago, so it cannot have expired\n"
+        )
+    );
+}
+
+/// Once sequence 2 (and so 1) is older than the retention, a chain starting at 3 is whole.
+#[test]
+fn a_chain_starting_at_3_is_accepted_once_its_start_expired_and_says_where_it_starts() {
+    let (rows, checkpoint) = fixture(&service_key(), Utc::now() - TimeDelta::hours(36));
+    let (run, _) = check(
+        served(without(&rows, &[1, 2]), &checkpoint),
+        &["--retention-days", "1"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.lines()[0],
@@ -438,6 +459,7 @@ fn held(dir: &Scratch, signer: &Signer, rows: &[Row], sequence: u64, issued_at: 
     let head = Head {
         sequence,
         hash: row["hash"].as_str().unwrap().to_owned(),
+        recorded_at: None,
     };
     let cp = signer
         .checkpoint(PARTNER, CUSTOMER, &head, issued_at)
@@ -480,6 +502,7 @@ fn a_tail_truncated_with_its_head_rolled_back_fails_against_a_held_checkpoint() 
             .as_str()
             .unwrap()
             .to_owned(),
+        recorded_at: None,
     };
     let signed_now = service_key()
         .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
@@ -505,9 +528,12 @@ fn the_oldest_activities_deleted_fail_against_a_held_checkpoint() {
         &["--checkpoint", &at_2],
     );
     assert_eq!(run.code, 1, "{run:?}");
-    assert_eq!(
-        run.stdout,
-        "FAILED: 客戶 #2: history changed since 2026-11-28T09:00:00.000Z: sequence 2, which the held checkpoint signed, is missing\n"
+    // The chain's own check finds it first; the held checkpoint would too.
+    assert!(
+        run.stdout.starts_with(
+            "FAILED: 客戶 #2: sequences 1 to 2 are missing (before activity act-000003, sequence 3)"
+        ),
+        "{run:?}"
     );
 }
 

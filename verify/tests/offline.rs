@@ -251,6 +251,8 @@ fn a_checkpoint_signed_by_another_key_is_refused_naming_the_customer() {
     let head = activity_log::domain::chain::Head {
         sequence: c2.sequence,
         hash: c2.hash.clone(),
+
+        recorded_at: None,
     };
     checkpoints[1] = other_key().checkpoint(PARTNER, C2, &head, ISSUED).unwrap();
     let files = export_files("other-checkpoint-key", &rows, &checkpoints);
@@ -268,6 +270,8 @@ fn a_checkpoint_of_another_head_is_refused() {
     let forged = activity_log::domain::chain::Head {
         sequence: 5,
         hash: "ab".repeat(32),
+
+        recorded_at: None,
     };
     checkpoints[0] = service_key()
         .checkpoint(PARTNER, C1, &forged, ISSUED)
@@ -429,6 +433,8 @@ fn held_at(dir: &Scratch, rows: &[Row], customer: &str, sequence: u64, issued: &
     let head = activity_log::domain::chain::Head {
         sequence,
         hash: row["hash"].as_str().unwrap().to_owned(),
+
+        recorded_at: None,
     };
     let cp = service_key()
         .checkpoint(PARTNER, customer, &head, issued)

@@ -73,9 +73,10 @@ const CROSS_ROW: ChainRow = {
   sequence: 1,
   hash: null,
   previousHash: GENESIS_HASH,
+  previousRecordedAt: null,
 };
 const CROSS_JCS =
-  '{"action":"placed an order","customerId":"c1","customerName":"Contoso","details":{"n":1.5,"名稱":"台積電"},"id":"a1","occurredAt":"2026-11-25T01:02:03.004Z","partnerId":"p1","partnerUser":"ann@partner.example","recordedAt":"2026-11-25T01:02:04.000Z","recordedBy":"writer-1","resourceType":"order","sequence":1,"status":"succeeded"}';
+  '{"action":"placed an order","customerId":"c1","customerName":"Contoso","details":{"n":1.5,"名稱":"台積電"},"id":"a1","occurredAt":"2026-11-25T01:02:03.004Z","partnerId":"p1","partnerUser":"ann@partner.example","previousRecordedAt":null,"recordedAt":"2026-11-25T01:02:04.000Z","recordedBy":"writer-1","resourceType":"order","sequence":1,"status":"succeeded"}';
 
 describe('records and hashes', () => {
   test('the record of the Rust cross-check has exactly its JCS and hash', async () => {
@@ -95,18 +96,21 @@ describe('records and hashes', () => {
   });
 });
 
+/** When each row of the fixture was recorded. */
+const RECORDED = '2026-11-25T01:02:04.000Z';
+
 /** A chain of three rows of customer c1 whose hashes node's crypto computes over JCS written
  * out by hand (the Rust cross-check's record, then one without resourceType and details). */
 function fixture(): ChainRow[] {
   const texts = [
     CROSS_JCS,
-    CROSS_JCS.replace('"id":"a1"', '"id":"a2"').replace('"sequence":1', '"sequence":2'),
-    '{"action":"placed an order","customerId":"c1","customerName":"Contoso","id":"a3","occurredAt":"2026-11-25T01:02:03.004Z","partnerId":"p1","partnerUser":"ann@partner.example","recordedAt":"2026-11-25T01:02:04.000Z","recordedBy":null,"sequence":3,"status":"succeeded"}',
+    CROSS_JCS.replace('"id":"a1"', '"id":"a2"').replace('"sequence":1', '"sequence":2').replace('"previousRecordedAt":null', `"previousRecordedAt":"${RECORDED}"`),
+    '{"action":"placed an order","customerId":"c1","customerName":"Contoso","id":"a3","occurredAt":"2026-11-25T01:02:03.004Z","partnerId":"p1","partnerUser":"ann@partner.example","previousRecordedAt":"2026-11-25T01:02:04.000Z","recordedAt":"2026-11-25T01:02:04.000Z","recordedBy":null,"sequence":3,"status":"succeeded"}',
   ];
   const rows: ChainRow[] = [
     { ...CROSS_ROW },
-    { ...CROSS_ROW, id: 'a2', sequence: 2 },
-    { ...CROSS_ROW, id: 'a3', sequence: 3, resourceType: null, details: null, recordedBy: null },
+    { ...CROSS_ROW, id: 'a2', sequence: 2, previousRecordedAt: RECORDED },
+    { ...CROSS_ROW, id: 'a3', sequence: 3, resourceType: null, details: null, recordedBy: null, previousRecordedAt: RECORDED },
   ];
   let previous = GENESIS_HASH;
   rows.forEach((r, i) => {
@@ -309,6 +313,6 @@ describe('the shared golden vectors (shared/spec/chain-vectors.json)', () => {
       }
       expect(got, c.name).toEqual(c.expect);
     }
-    expect([...kinds].sort()).toEqual(['altered', 'duplicate', 'missing', 'missingBeforeCheckpoint', 'notSigned', 'outOfOrder', 'rehashed']);
+    expect([...kinds].sort()).toEqual(['altered', 'duplicate', 'missing', 'missingAtStart', 'missingBeforeCheckpoint', 'notSigned', 'outOfOrder', 'rehashed', 'timeWentBack']);
   });
 });

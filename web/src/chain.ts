@@ -29,6 +29,7 @@ export type ChainRow = Pick<
   | 'sequence'
   | 'hash'
   | 'previousHash'
+  | 'previousRecordedAt'
 > & { detailsIncluded?: boolean };
 
 /** RFC 8785 (JSON Canonicalization Scheme): members sorted by their names' UTF-16 code units
@@ -195,6 +196,11 @@ export type Finding =
   | (Located & { kind: 'rehashed'; nextId: string })
   /** Sequences `after + 1` to `sequence - 1` are missing before the activity. */
   | (Located & { kind: 'missing'; after: number })
+  /** The chain's first activities, up to `sequence - 1`, are missing, and the last of them was
+   * recorded (`previousRecordedAt`) less than the retention ago: deleted, not expired. */
+  | (Located & { kind: 'missingAtStart'; previousRecordedAt: string })
+  /** Its recording times do not follow the activity before it (they never go back). */
+  | (Located & { kind: 'timeWentBack' })
   /** It was chained after an activity that now shows a later sequence. */
   | (Located & { kind: 'outOfOrder'; followsId: string; followsSequence: number })
   /** Another activity shows the same sequence. */
@@ -228,8 +234,8 @@ export type ChainResult = Verified | Finding;
 export interface VerifyOptions {
   /** The rows are all of the customer's between the first and the last: a gap is a finding. */
   contiguous: boolean;
-  /** With `contiguous`: a gap before an activity recorded `retentionDays` before `now` held
-   * only expired activities. */
+  /** With `contiguous`: a gap (or a later start) before an activity whose predecessor was
+   * recorded (`previousRecordedAt`) `retentionDays` before `now` held only expired activities. */
   expiry?: { now: string; retentionDays: number } | null;
   /** The rows should reach the signed head (the whole chain, not a period's view). */
   toCheckpoint?: boolean;
@@ -251,8 +257,16 @@ const NO_GAP: Gap = { expired: 0, notInRows: 0 };
 function link(prev: ChainRow | undefined, row: ChainRow, byHash: (hash: string | null) => ChainRow | undefined, options: VerifyOptions): Finding | Gap {
   const seq = row.sequence as number;
   if (!Number.isSafeInteger(seq) || seq < 1) return { ...at(row), kind: 'altered' };
+  const before = row.previousRecordedAt ?? null;
+  if (before !== null && Date.parse(row.recordedAt) < Date.parse(before)) return { ...at(row), kind: 'timeWentBack' };
+  const expiry = options.expiry ?? null;
+  const expired = expiry !== null && before !== null && Date.parse(before) + expiry.retentionDays * 86_400_000 <= Date.parse(expiry.now);
   if (prev === undefined) {
-    return seq === 1 && row.previousHash !== GENESIS_HASH ? { ...at(row), kind: 'altered' } : NO_GAP;
+    if (seq === 1 && row.previousHash !== GENESIS_HASH) return { ...at(row), kind: 'altered' };
+    // With an expiry the rows are the whole retained chain: whatever is missing at its start
+    // expired, or it is a finding.
+    if (seq === 1 || !options.contiguous || expiry === null) return NO_GAP;
+    return expired ? NO_GAP : { ...at(row), kind: 'missingAtStart', previousRecordedAt: before ?? 'an unknown time' };
   }
   const prevSeq = prev.sequence as number;
   if (prevSeq === seq) return { ...at(row), kind: 'duplicate', otherId: prev.id };
@@ -261,12 +275,11 @@ function link(prev: ChainRow | undefined, row: ChainRow, byHash: (hash: string |
     return { ...at(row), kind: 'outOfOrder', followsId: follows.id, followsSequence: follows.sequence as number };
   }
   if (prevSeq + 1 === seq) {
-    return row.previousHash === prev.hash ? NO_GAP : { ...at(prev), kind: 'rehashed', nextId: row.id };
+    if (row.previousHash !== prev.hash) return { ...at(prev), kind: 'rehashed', nextId: row.id };
+    return before === null || Date.parse(before) === Date.parse(prev.recordedAt) ? NO_GAP : { ...at(row), kind: 'timeWentBack' };
   }
   const left = seq - prevSeq - 1;
   if (!options.contiguous) return { expired: 0, notInRows: left };
-  const expiry = options.expiry ?? null;
-  const expired = expiry !== null && Date.parse(row.recordedAt) + expiry.retentionDays * 86_400_000 <= Date.parse(expiry.now);
   return expired ? { expired: left, notInRows: 0 } : { ...at(row), kind: 'missing', after: prevSeq };
 }
 

@@ -26,6 +26,7 @@ export function chain(n: number, recordedBy: (i: number) => string | null = () =
       detailsIncluded: true,
       sequence: i,
       previousHash: previous,
+      previousRecordedAt: i === 1 ? null : `2026-11-25T01:02:0${i - 1}.500Z`,
       hash: null,
       links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
     };

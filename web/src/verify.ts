@@ -86,6 +86,10 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
       return { kind: 'altered', key: rowKey, id: result.id, sequence: result.sequence };
     case 'missing':
       return { kind: 'missing', key: rowKey, from: result.after + 1, to: result.sequence - 1 };
+    case 'missingAtStart':
+      return { kind: 'missing', key: rowKey, from: 1, to: result.sequence - 1 };
+    case 'timeWentBack':
+      return { kind: 'altered', key: rowKey, id: result.id, sequence: result.sequence };
     case 'outOfOrder':
     case 'duplicate':
       return { kind: 'outOfOrder', key: rowKey, id: result.id, sequence: result.sequence };

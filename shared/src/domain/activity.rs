@@ -121,6 +121,11 @@ impl Activity {
             occurred_at: Value::String(time::format(self.occurred_at)),
             partner_id: partner.to_string(),
             partner_user: text(&self.partner_user),
+            previous_recorded_at: self
+                .chain
+                .as_ref()
+                .and_then(|l| l.previous_recorded_at)
+                .map_or(Value::Null, |t| Value::String(time::format(t))),
             recorded_at: Value::String(time::format(self.recorded_at)),
             recorded_by: self.recorded_by.as_deref().map_or(Value::Null, text),
             resource_type: self.resource_type.as_deref().map(text),

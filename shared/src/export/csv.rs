@@ -352,6 +352,7 @@ mod tests {
                 sequence: 7,
                 hash: "ab".repeat(32),
                 previous_hash: "cd".repeat(32),
+                previous_recorded_at: None,
             }),
         }
     }

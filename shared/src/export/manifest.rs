@@ -143,6 +143,7 @@ mod tests {
                     sequence: 10 + n,
                     hash: String::new(),
                     previous_hash: String::new(),
+                    previous_recorded_at: None,
                 });
                 a
             })

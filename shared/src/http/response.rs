@@ -51,6 +51,8 @@ pub struct ActivityView<'a> {
     sequence: Option<u64>,
     hash: Option<&'a str>,
     previous_hash: Option<&'a str>,
+    /// When the activity before it was recorded (`null` for sequence 1).
+    previous_recorded_at: Option<String>,
     links: ActivityLinks,
 }
 
@@ -88,6 +90,11 @@ impl<'a> ActivityView<'a> {
             sequence: a.chain.as_ref().map(|l| l.sequence),
             hash: a.chain.as_ref().map(|l| l.hash.as_str()),
             previous_hash: a.chain.as_ref().map(|l| l.previous_hash.as_str()),
+            previous_recorded_at: a
+                .chain
+                .as_ref()
+                .and_then(|l| l.previous_recorded_at)
+                .map(time::format),
             links: ActivityLinks {
                 this: format!(
                     "/customers/{}/activities/{}",
@@ -147,7 +154,13 @@ mod tests {
         );
         full.recorded_by = Some("writer-1".into());
         full.details = Details::Inline(r#"{"z":1,"a":{"名稱":"台積電","n":1.50}}"#.into());
+        if let Some(link) = &mut full.chain {
+            link.previous_recorded_at = Some(full.occurred_at);
+        }
         let mut bare = full.clone();
+        if let Some(link) = &mut bare.chain {
+            link.previous_recorded_at = None;
+        }
         bare.recorded_by = None;
         bare.resource_type = None;
         bare.details = Details::None;

@@ -68,6 +68,13 @@ struct StoredActivity {
     hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous_hash: Option<String>,
+    /// Absent for sequence 1.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::millis::option"
+    )]
+    previous_recorded_at: Option<DateTime<Utc>>,
 }
 
 /// The attributes a listed activity needs: everything but keys, fingerprint and TTL. Query
@@ -130,6 +137,7 @@ pub fn activity_to_item(partner: &PartnerId, a: &Activity) -> Result<Item, Store
             sequence: a.chain.as_ref().map(|l| l.sequence),
             hash: a.chain.as_ref().map(|l| l.hash.clone()),
             previous_hash: a.chain.as_ref().map(|l| l.previous_hash.clone()),
+            previous_recorded_at: a.chain.as_ref().and_then(|l| l.previous_recorded_at),
         },
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("activity item: {e}")))
@@ -167,6 +175,7 @@ pub fn activity_from_item(item: Item) -> Result<Activity, StoreError> {
                 sequence,
                 hash,
                 previous_hash,
+                previous_recorded_at: s.previous_recorded_at,
             }),
             (None, None, None) => None,
             _ => {
@@ -184,6 +193,13 @@ pub fn activity_from_item(item: Item) -> Result<Activity, StoreError> {
 struct StoredHead {
     sequence: u64,
     hash: String,
+    /// When its activity was recorded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::millis::option"
+    )]
+    recorded_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize)]
@@ -210,6 +226,7 @@ pub fn head_to_item(
         head: StoredHead {
             sequence: head.sequence,
             hash: head.hash.clone(),
+            recorded_at: head.recorded_at,
         },
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("chain head item: {e}")))
@@ -220,6 +237,7 @@ pub fn head_from_item(item: Item) -> Result<Head, StoreError> {
     Ok(Head {
         sequence: s.sequence,
         hash: s.hash,
+        recorded_at: s.recorded_at,
     })
 }
 
@@ -243,6 +261,8 @@ pub fn link_of(item: &Item) -> Result<Option<Link>, StoreError> {
         sequence,
         hash: text("hash")?,
         previous_hash: text("previousHash")?,
+        // Not in the index: the anchor's check does not need it.
+        previous_recorded_at: None,
     }))
 }
 
@@ -463,6 +483,7 @@ mod tests {
             sequence: 3,
             hash: "ab".repeat(32),
             previous_hash: "cd".repeat(32),
+            previous_recorded_at: Some(a.recorded_at),
         });
         let item = activity_to_item(&partner(), &a).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -489,7 +510,8 @@ mod tests {
                 "recordedBy",
                 "sequence",
                 "hash",
-                "previousHash"
+                "previousHash",
+                "previousRecordedAt"
             ])
         );
         assert_eq!(item["pk"], AttributeValue::S("P#p1#C#客戶 #1".into()));

@@ -103,11 +103,17 @@ pub fn append_all<'a>(
                 moved.len() - 1
             }
         };
-        let link = moved[i]
-            .1
-            .append(&u.record)
+        let mut record = u.record.clone();
+        let head = &mut moved[i].1;
+        let link = head
+            .append(&mut record)
             .map_err(|e| StoreError::Corrupt(format!("chain head of {customer}: {e}")))?;
+        let recorded_at = head.recorded_at.unwrap_or(u.activity.recorded_at);
+        // Expiry moves with a recording time held back to the head's.
+        let later_ms = (recorded_at - u.activity.recorded_at).num_milliseconds();
         written.push(Activity {
+            recorded_at,
+            expires_at: u.activity.expires_at + (later_ms + 999) / 1000,
             chain: Some(link),
             ..u.activity.clone()
         });

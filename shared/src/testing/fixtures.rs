@@ -222,6 +222,7 @@ pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) ->
             sequence: n + 1,
             hash: format!("{:064x}", n + 1),
             previous_hash: format!("{n:064x}"),
+            previous_recorded_at: Some(occurred_at),
         }),
     }
 }

@@ -135,16 +135,20 @@ pub fn row(
     head: Option<&mut Head>,
 ) -> Result<Map<String, Value>, String> {
     let p = PartnerId::parse(partner).map_err(|e| format!("{partner}: {e}"))?;
-    let link = match head {
-        Some(head) => Some(
-            head.append(&a.record(&p, None).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?,
+    let (link, recorded_at) = match head {
+        Some(head) => (
+            Some(
+                head.append(&mut a.record(&p, None).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?,
+            ),
+            head.recorded_at.unwrap_or(a.recorded_at),
         ),
-        None => None,
+        None => (None, a.recorded_at),
     };
     // Shown as the API shows it.
     let shown = Activity {
         chain: link,
+        recorded_at,
         ..a.clone()
     };
     let links = Links::new("https://portal.example/customers/{customerId}/subscriptions");

@@ -69,6 +69,7 @@ const activity = (id: string, extra: Partial<Listed> = {}): Listed => ({
   sequence: null,
   hash: null,
   previousHash: null,
+  previousRecordedAt: null,
   links: { self: `/activities/c1/${id}`, subscriptions: '/s' },
   ...extra,
 });

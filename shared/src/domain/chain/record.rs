@@ -27,7 +27,7 @@ pub enum Presence {
 }
 
 /// The members of a record, in JCS order, and how each is written.
-pub const MEMBERS: [(&str, Presence); 13] = [
+pub const MEMBERS: [(&str, Presence); 14] = [
     ("action", Presence::Required),
     ("customerId", Presence::Required),
     ("customerName", Presence::Required),
@@ -36,6 +36,7 @@ pub const MEMBERS: [(&str, Presence); 13] = [
     ("occurredAt", Presence::Required),
     ("partnerId", Presence::Tenant),
     ("partnerUser", Presence::Required),
+    ("previousRecordedAt", Presence::NullWhenAbsent),
     ("recordedAt", Presence::Required),
     ("recordedBy", Presence::NullWhenAbsent),
     ("resourceType", Presence::OmittedWhenNull),
@@ -60,6 +61,10 @@ pub struct Record {
     #[serde(default, skip_deserializing)]
     pub partner_id: String,
     pub partner_user: Value,
+    /// When the activity before it in the chain was recorded (`null` for sequence 1): what
+    /// tells an expired start of the chain from a deleted one.
+    #[serde(default)]
+    pub previous_recorded_at: Value,
     pub recorded_at: Value,
     #[serde(default)]
     pub recorded_by: Value,

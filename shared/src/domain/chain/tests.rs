@@ -82,16 +82,21 @@ fn activity(n: u64) -> Activity {
 
 #[test]
 fn hashes_chain_from_sixty_four_zeros() {
-    let record = activity(1).record(&partner(), None).unwrap();
+    let mut record = activity(1).record(&partner(), None).unwrap();
     let mut head = Head::genesis();
-    let first = head.append(&record).unwrap();
+    let first = head.append(&mut record).unwrap();
     assert_eq!(first.sequence, 1);
     assert_eq!(first.previous_hash, GENESIS_HASH);
     let mut expected = Sha256::new();
     expected.update([0u8; 32]);
     expected.update(record.canonical(1).unwrap());
     assert_eq!(first.hash, hex::encode(expected.finalize()));
-    let second = head.append(&record).unwrap();
+    assert_eq!(record.previous_recorded_at, Value::Null);
+    let second = head.append(&mut record).unwrap();
+    assert_eq!(
+        record.previous_recorded_at,
+        json!("2026-11-25T01:02:04.000Z")
+    );
     assert_eq!((second.sequence, &second.previous_hash), (2, &first.hash));
     assert_ne!(
         second.hash, first.hash,
@@ -101,12 +106,39 @@ fn hashes_chain_from_sixty_four_zeros() {
         head,
         Head {
             sequence: 2,
-            hash: second.hash
+            hash: second.hash,
+            recorded_at: Some(time::parse_timestamp("2026-11-25T01:02:04Z").unwrap()),
         }
     );
     assert_eq!(record.hash("ABC", 1), Err(ChainError::BadHash));
     assert_eq!(record.hash(&"AB".repeat(32), 1), Err(ChainError::BadHash));
     assert!(record.hash(&"ab".repeat(32), 1).is_ok());
+}
+
+/// A writer whose clock is behind the head's records at the head's time: recording times never
+/// go back along a chain, and each record names the time of the one before it.
+#[test]
+fn a_recording_time_behind_the_head_is_held_to_the_head() {
+    let mut head = Head::genesis();
+    let mut first = activity(1).record(&partner(), None).unwrap();
+    head.append(&mut first).unwrap();
+    let mut behind = activity(2);
+    behind.recorded_at = time::parse_timestamp("2026-11-25T01:02:03Z").unwrap();
+    let mut second = behind.record(&partner(), None).unwrap();
+    let link = head.append(&mut second).unwrap();
+    assert_eq!(second.recorded_at, json!("2026-11-25T01:02:04.000Z"));
+    assert_eq!(
+        second.previous_recorded_at,
+        json!("2026-11-25T01:02:04.000Z")
+    );
+    assert_eq!(link.previous_recorded_at, head.recorded_at);
+    assert_eq!(link.hash, second.hash(&link.previous_hash, 2).unwrap());
+    let mut bad = activity(3).record(&partner(), None).unwrap();
+    bad.recorded_at = json!(7);
+    assert!(matches!(
+        head.append(&mut bad),
+        Err(ChainError::BadRecord(_))
+    ));
 }
 
 #[test]
@@ -124,7 +156,9 @@ fn chain(n: u64) -> Vec<ChainRow> {
     (1..=n)
         .map(|i| {
             let a = activity(i);
-            let link = head.append(&a.record(&partner(), None).unwrap()).unwrap();
+            let link = head
+                .append(&mut a.record(&partner(), None).unwrap())
+                .unwrap();
             row_of(&a, &link)
         })
         .collect()
@@ -138,6 +172,7 @@ fn row_of(a: &Activity, link: &Link) -> ChainRow {
     v["sequence"] = json!(link.sequence);
     v["hash"] = json!(link.hash);
     v["previousHash"] = json!(link.previous_hash);
+    v["previousRecordedAt"] = json!(link.previous_recorded_at.map(time::format));
     ChainRow::from_row("p1", v.as_object().unwrap()).unwrap()
 }
 
@@ -252,11 +287,24 @@ fn a_chain_may_start_later_but_must_reach_the_checkpoint() {
         hash: rows[5].link.hash.clone(),
     };
     let mut tail = rows.split_off(2);
-    let s = verify(&mut tail.clone(), Some(&head), Some(expiry())).unwrap();
-    assert_eq!((s.first, s.last), (3, 6));
+    // Sequences 1 and 2 are gone: deleted while 2 was retained, expired once it is not.
+    assert_eq!(
+        verify(&mut tail.clone(), Some(&head), Some(expiry())).unwrap_err(),
+        Finding::MissingAtStart {
+            id: tail[0].id.clone(),
+            sequence: 3,
+            previous_recorded_at: "2026-11-25T01:02:04.000Z".into(),
+        }
+    );
+    let later = Expiry {
+        now: time::parse_timestamp("2027-11-25T01:02:04Z").unwrap(),
+        ..expiry()
+    };
+    let s = verify(&mut tail.clone(), Some(&head), Some(later)).unwrap();
+    assert_eq!((s.first, s.last, s.expired), (3, 6, 0));
     tail.pop();
     assert_eq!(
-        verify(&mut tail, Some(&head), Some(expiry())).unwrap_err(),
+        verify(&mut tail, Some(&head), Some(later)).unwrap_err(),
         Finding::MissingBeforeCheckpoint {
             last: 5,
             checkpoint: 6
@@ -393,10 +441,12 @@ mod vectors {
                 "altered",
                 "duplicate",
                 "missing",
+                "missingAtStart",
                 "missingBeforeCheckpoint",
                 "notSigned",
                 "outOfOrder",
-                "rehashed"
+                "rehashed",
+                "timeWentBack"
             ]
         );
     }
@@ -417,8 +467,13 @@ mod vectors {
                 .map(|r| ChainRow::from_row(partner, r.as_object().unwrap()).unwrap())
                 .collect();
             let (head, expiry) = head_and_expiry(case);
-            // The chain itself passes: what the held checkpoints catch, it does not.
-            verify(&mut rows, Some(&head), expiry).unwrap_or_else(|f| panic!("{name}: {f}"));
+            // What the chain's own check says: it passes (what the held checkpoints catch, it
+            // does not), or it finds `chainFinding` first.
+            let chain = match verify(&mut rows, Some(&head), expiry) {
+                Ok(_) => Value::Null,
+                Err(finding) => json!(finding),
+            };
+            assert_eq!(chain, case["chainFinding"], "{name}");
             let held: Vec<HeldHead> = case["held"]
                 .as_array()
                 .unwrap()

@@ -35,14 +35,20 @@ impl ChainRow {
             .and_then(Value::as_u64)
             .filter(|s| *s > 0)
             .ok_or_else(|| ChainError::BadRecord("sequence is missing".into()))?;
+        let record = Record::from_row(partner, row)?;
         Ok(Self {
             id: text("id")?,
             link: Link {
                 sequence,
                 hash: text("hash")?,
                 previous_hash: text("previousHash")?,
+                // As shown, if it reads as a time: what the hash covers is the record's.
+                previous_recorded_at: record
+                    .previous_recorded_at
+                    .as_str()
+                    .and_then(|t| time::parse_timestamp(t).ok()),
             },
-            record: Record::from_row(partner, row)?,
+            record,
         })
     }
 }
@@ -59,8 +65,10 @@ pub trait Linked {
     fn has_hash(&self, hex: &str) -> bool;
     /// Whether the row's content is what its hash was computed over.
     fn intact(&self) -> bool;
-    /// When it was recorded (for expiry), if known.
+    /// When it was recorded, if known.
     fn recorded_at(&self) -> Option<DateTime<Utc>>;
+    /// When the activity before it was recorded (for expiry), if known.
+    fn previous_recorded_at(&self) -> Option<DateTime<Utc>>;
     /// Its id, to name it in a finding.
     fn id(&self) -> &str;
 }
@@ -93,6 +101,9 @@ impl Linked for ChainRow {
             .as_str()
             .and_then(|t| time::parse_timestamp(t).ok())
     }
+    fn previous_recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.link.previous_recorded_at
+    }
     fn id(&self) -> &str {
         &self.id
     }
@@ -122,6 +133,17 @@ pub enum Finding {
         sequence: u64,
         after: u64,
     },
+    /// The chain's first activities, up to `sequence`, are missing, and the last of them was
+    /// recorded (at `previous_recorded_at`) less than the signed retention ago: deleted, not
+    /// expired.
+    MissingAtStart {
+        id: String,
+        sequence: u64,
+        previous_recorded_at: String,
+    },
+    /// The activity was recorded before the one it follows: recording times never go back
+    /// along a chain.
+    TimeWentBack { id: String, sequence: u64 },
     /// The activity was chained after one that now shows a later sequence.
     OutOfOrder {
         id: String,
@@ -167,6 +189,8 @@ impl Finding {
             Self::Altered { id, sequence }
             | Self::Rehashed { id, sequence, .. }
             | Self::Missing { id, sequence, .. }
+            | Self::MissingAtStart { id, sequence, .. }
+            | Self::TimeWentBack { id, sequence }
             | Self::OutOfOrder { id, sequence, .. }
             | Self::Duplicate { id, sequence, .. }
             | Self::NotSigned { id, sequence }
@@ -212,6 +236,26 @@ impl fmt::Display for Finding {
                     )
                 }
             }
+            Self::MissingAtStart {
+                id,
+                sequence,
+                previous_recorded_at,
+            } => {
+                let to = sequence - 1;
+                let which = if to == 1 {
+                    "sequence 1 is".to_owned()
+                } else {
+                    format!("sequences 1 to {to} are")
+                };
+                write!(
+                    f,
+                    "{which} missing (before activity {id}, sequence {sequence}): the last of them was recorded at {previous_recorded_at}, less than the signed retention ago, so it cannot have expired"
+                )
+            }
+            Self::TimeWentBack { id, sequence } => write!(
+                f,
+                "activity {id} (sequence {sequence}) was altered: its recording times do not follow the activity before it (they never go back along a chain)"
+            ),
             Self::OutOfOrder {
                 id,
                 sequence,
@@ -266,8 +310,10 @@ impl fmt::Display for Finding {
     }
 }
 
-/// What may excuse a gap: activities expire `retention` after they were recorded, so a gap
-/// followed by an activity recorded more than `retention` before `now` held only expired ones.
+/// What may excuse a gap: activities expire `retention` after they were recorded (the retention
+/// a signed checkpoint carries), so a gap after which an activity shows the one before it
+/// recorded more than `retention` before `now` held only expired ones (recording times never go
+/// back along a chain).
 #[derive(Debug, Clone, Copy)]
 pub struct Expiry {
     pub now: DateTime<Utc>,
@@ -364,6 +410,19 @@ fn link<'a, R: Linked + 'a>(
     contiguous: Option<Expiry>,
 ) -> Result<u64, Finding> {
     let seq = row.sequence();
+    let went_back = || Finding::TimeWentBack {
+        id: row.id().to_owned(),
+        sequence: seq,
+    };
+    if let (Some(before), Some(at)) = (row.previous_recorded_at(), row.recorded_at())
+        && at < before
+    {
+        return Err(went_back());
+    }
+    let expired = |expiry: Expiry| {
+        row.previous_recorded_at()
+            .is_some_and(|t| t + expiry.retention <= expiry.now)
+    };
     let Some(prev) = prev else {
         if seq == 1 && !row.follows_genesis() {
             return Err(Finding::Altered {
@@ -371,7 +430,18 @@ fn link<'a, R: Linked + 'a>(
                 sequence: seq,
             });
         }
-        return Ok(0);
+        return match contiguous {
+            // The whole retained chain: whatever is missing at its start expired.
+            Some(expiry) if seq > 1 && !expired(expiry) => Err(Finding::MissingAtStart {
+                id: row.id().to_owned(),
+                sequence: seq,
+                previous_recorded_at: row
+                    .previous_recorded_at()
+                    .map_or_else(|| "an unknown time".to_owned(), time::format),
+            }),
+            // Said by the summary's `first`; `expired` counts gaps inside.
+            _ => Ok(0),
+        };
     };
     if prev.sequence() == seq {
         return Err(Finding::Duplicate {
@@ -396,16 +466,17 @@ fn link<'a, R: Linked + 'a>(
                 next_id: row.id().to_owned(),
             });
         }
+        if row.previous_recorded_at().is_some() && row.previous_recorded_at() != prev.recorded_at()
+        {
+            return Err(went_back());
+        }
         return Ok(0);
     }
     let Some(expiry) = contiguous else {
         // Sequences left out (an export's period and filters) leave nothing to link.
         return Ok(0);
     };
-    if row
-        .recorded_at()
-        .is_some_and(|t| t + expiry.retention <= expiry.now)
-    {
+    if expired(expiry) {
         Ok(seq - prev.sequence() - 1)
     } else {
         Err(Finding::Missing {

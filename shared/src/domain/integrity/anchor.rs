@@ -123,6 +123,7 @@ pub fn extension(
     let mut at = Head {
         sequence: anchored,
         hash: anchored_hash.to_owned(),
+        recorded_at: None,
     };
     match rest.peek() {
         Some(l) if anchored > 0 && l.sequence == anchored => {
@@ -137,6 +138,7 @@ pub fn extension(
             at = Head {
                 sequence: l.sequence - 1,
                 hash: l.previous_hash.clone(),
+                recorded_at: l.previous_recorded_at,
             };
         }
         _ if anchored > 0 && !expired => {
@@ -164,6 +166,7 @@ pub fn extension(
         at = Head {
             sequence: l.sequence,
             hash: l.hash.clone(),
+            recorded_at: None,
         };
     }
     Ok((at.sequence > anchored).then_some(at))
@@ -191,7 +194,9 @@ mod tests {
 
     fn chain(n: u64) -> Vec<Link> {
         let mut head = Head::genesis();
-        (1..=n).map(|i| head.append(&record(i)).unwrap()).collect()
+        (1..=n)
+            .map(|i| head.append(&mut record(i)).unwrap())
+            .collect()
     }
 
     fn signer() -> Signer {
@@ -207,6 +212,7 @@ mod tests {
                 &Head {
                     sequence,
                     hash: l.hash.clone(),
+                    recorded_at: None,
                 },
                 issued_at,
             )
@@ -277,9 +283,10 @@ mod tests {
         let mut head = Head {
             sequence: 2,
             hash: links[1].hash.clone(),
+            recorded_at: None,
         };
         let mut rewritten: Vec<Link> = (3..=8)
-            .map(|i| head.append(&record(100 + i)).unwrap())
+            .map(|i| head.append(&mut record(100 + i)).unwrap())
             .collect();
         assert_eq!(
             extension(Some(&anchor), &mut rewritten, now(), YEAR),
