@@ -521,7 +521,8 @@ fn activity_key(
 }
 
 /// Tampering with the table behind the API's back — a field changed, an activity deleted, two
-/// swapped — is named by the verifier reading the chain through the API, against the signed
+/// swapped, the oldest activities deleted before they could expire, an activity's chain members
+/// removed — is named by the verifier reading the chain through the API, against the signed
 /// checkpoint.
 #[tokio::test]
 async fn tampering_with_storage_is_caught_through_the_api() {
@@ -530,7 +531,7 @@ async fn tampering_with_storage_is_caught_through_the_api() {
     let api = start().await;
     let writer = token("p-audit", &["ActivityWriter"], "billing-sync", 3600);
     let reader = token("p-audit", &["GlobalAdmin"], "auditor@p-audit", 3600);
-    let customers = ["changed", "deleted", "swapped"];
+    let customers = ["changed", "deleted", "swapped", "oldest", "stripped"];
     for customer in customers {
         let batch: Vec<Value> = (0..8)
             .map(|i| json!({"id": format!("{customer}-{i}"), "customerId": customer, "customerName": "Fabrikam",
@@ -596,6 +597,47 @@ async fn tampering_with_storage_is_caught_through_the_api() {
         .unwrap_err();
     assert!(found.contains("out of order"), "{found}");
     assert!(found.contains("swapped-5 (sequence 3)"), "{found}");
+
+    // The two oldest deleted: recorded seconds ago, they cannot have expired.
+    for id in ["oldest-0", "oldest-1"] {
+        db.delete_item()
+            .table_name(&api.table)
+            .set_key(Some(activity_key("p-audit", "oldest", id)))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let found = verify_through_the_api(&api, &reader, "oldest")
+        .await
+        .unwrap_err();
+    assert!(
+        found.contains("oldest: sequences 1 to 2 are missing (before activity oldest-2, sequence 3): the last of them was recorded at "),
+        "{found}"
+    );
+    assert!(
+        found.ends_with("less than the signed retention ago, so it cannot have expired"),
+        "{found}"
+    );
+
+    // Chain members removed: no longer passes as "recorded before the chain".
+    db.update_item()
+        .table_name(&api.table)
+        .set_key(Some(activity_key("p-audit", "stripped", "stripped-4")))
+        .update_expression("REMOVE #s, #h, #p, #r")
+        .expression_attribute_names("#s", "sequence")
+        .expression_attribute_names("#h", "hash")
+        .expression_attribute_names("#p", "previousHash")
+        .expression_attribute_names("#r", "previousRecordedAt")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let found = verify_through_the_api(&api, &reader, "stripped")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        found,
+        "FAILED: stripped: activity stripped-4 was altered: its sequence, hash and previousHash were removed (every activity is chained when it is recorded)"
+    );
 
     // Another tenant sees none of it.
     let other = token("p-west", &["GlobalAdmin"], "admin@p-west", 3600);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, verify};
+use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, Finding, verify};
 use activity_log::domain::integrity::{Checkpoint, HeldSummary, PublicKey, check_held};
 use activity_log::domain::time;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -84,8 +84,6 @@ pub struct ApiReport {
     /// Held checkpoints given, and what they vouched for.
     pub held: usize,
     pub held_summary: HeldSummary,
-    /// Activities without a sequence (recorded before the chain): skipped.
-    pub unchained: u64,
     /// Activities recorded after the checkpoint was signed: not checked.
     pub after_checkpoint: u64,
     /// Activities whose details a page left out, read one by one.
@@ -145,12 +143,6 @@ impl ApiReport {
             lines.push(format!(
                 "{} recorded after the checkpoint: not checked",
                 activities(self.after_checkpoint)
-            ));
-        }
-        if self.unchained > 0 {
-            lines.push(format!(
-                "{} without a sequence (recorded before the chain): not chained",
-                activities(self.unchained)
             ));
         }
         lines.extend(held::line(self.held, &self.held_summary));
@@ -344,7 +336,6 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
         key_source,
         held: heads.len(),
         held_summary,
-        unchained: read.unchained,
         after_checkpoint: read.after_checkpoint,
         details_fetched: read.details_fetched,
         pages: read.pages,
@@ -384,7 +375,6 @@ fn retained_period(now: DateTime<Utc>, days: u32) -> Result<(String, String), Er
 /// skipped or read on the way.
 struct Read {
     rows: Vec<ChainRow>,
-    unchained: u64,
     after_checkpoint: u64,
     details_fetched: u64,
     pages: u64,
@@ -422,8 +412,9 @@ impl Api {
         Ok(checkpoint)
     }
 
-    /// Every page of the customer's activities in `period`: rows without a sequence or after
-    /// the checkpoint counted and set aside, the others read as chain rows (with their details).
+    /// Every page of the customer's activities in `period`: rows after the checkpoint counted
+    /// and set aside, the others read as chain rows (with their details); a row without a
+    /// sequence is a finding (every activity is chained when recorded).
     async fn retained_rows(
         &self,
         customer: &str,
@@ -433,7 +424,6 @@ impl Api {
         let list = format!("/customers/{}/activities", segment(customer));
         let mut read = Read {
             rows: Vec::new(),
-            unchained: 0,
             after_checkpoint: 0,
             details_fetched: 0,
             pages: 0,
@@ -455,7 +445,11 @@ impl Api {
             read.pages += 1;
             for item in page.items {
                 match item.get("sequence") {
-                    Some(Value::Null) => read.unchained += 1,
+                    None | Some(Value::Null) => {
+                        let id = item.get("id").and_then(Value::as_str).unwrap_or("?");
+                        let stripped = Finding::Unchained { id: id.to_owned() };
+                        return Err(failed(customer, stripped.to_string()));
+                    }
                     Some(s) if s.as_u64().is_some_and(|s| s > checkpoint.sequence) => {
                         read.after_checkpoint += 1;
                     }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, verify};
+use activity_log::domain::chain::{ChainRow, ChainSummary, Finding, verify};
 use activity_log::domain::integrity::{
     HeldSummary, MANIFEST_VERSION, Manifest, ManifestCustomer, check_held,
 };
@@ -71,10 +71,8 @@ impl CustomerReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
     pub export_id: String,
-    /// Every row of the file, chained or not.
+    /// Every row of the file.
     pub rows: u64,
-    /// Rows without a sequence (recorded before the chain): counted, not chained.
-    pub unchained_rows: u64,
     /// The key the manifest names (its signature checked with the key given).
     pub key_id: String,
     /// In the manifest's order.
@@ -84,7 +82,7 @@ pub struct ExportReport {
 }
 
 impl ExportReport {
-    /// One line per customer, a line for rows without a sequence if any, and the `OK:` line.
+    /// One line per customer, a line for held checkpoints not checked if any, and the `OK:` line.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.customers.iter().map(CustomerReport::line).collect();
         if self.held_elsewhere > 0 {
@@ -94,12 +92,6 @@ impl ExportReport {
                     1 => "1 checkpoint".to_owned(),
                     n => format!("{n} checkpoints"),
                 }
-            ));
-        }
-        if self.unchained_rows > 0 {
-            lines.push(format!(
-                "{} without a sequence (recorded before the chain): counted, not chained",
-                rows(self.unchained_rows)
             ));
         }
         lines.push(format!(
@@ -241,11 +233,10 @@ fn verify_export_digest(
     }
 
     // 3. Every line.
-    let (mut groups, unchained) = read_rows(export, &manifest.partner_id)?;
-    if unchained != manifest.unchained_rows {
+    let mut groups = read_rows(export, &manifest.partner_id)?;
+    if manifest.unchained_rows != 0 {
         return Err(fail(format!(
-            "the file holds {} without a sequence; the manifest says {}",
-            rows(unchained),
+            "the manifest counts {} without a sequence; every activity is chained when it is recorded",
             rows(manifest.unchained_rows)
         )));
     }
@@ -309,7 +300,6 @@ fn verify_export_digest(
     Ok(ExportReport {
         export_id: manifest.export_id.clone(),
         rows: row_count,
-        unchained_rows: unchained,
         key_id: manifest.key_id.clone(),
         customers,
         held_elsewhere,
@@ -394,9 +384,8 @@ fn slow_rows(
     let mut rows = Vec::with_capacity(chain.len());
     for r in chain {
         let n = memchr::memchr_iter(b'\n', &export[..r.start]).count() + 1;
-        if let Some((_, row)) = slow_row(n, &export[r.start..r.end], &manifest.partner_id)? {
-            rows.push(row);
-        }
+        let (_, row) = slow_row(n, &export[r.start..r.end], &manifest.partner_id)?;
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -459,13 +448,13 @@ impl Groups {
     }
 }
 
-/// Every line as a row: a JSON object, chained (by customer) or without a sequence (counted).
-/// Lines are read on the hot path ([`fast::read`]); the others as the domain reads them.
-fn read_rows(export: &[u8], partner: &str) -> Result<(Groups, u64), Error> {
+/// Every line as a row: a JSON object, chained, by customer (a row without a sequence is a
+/// finding). Lines are read on the hot path ([`fast::read`]); the others as the domain reads
+/// them.
+fn read_rows(export: &[u8], partner: &str) -> Result<Groups, Error> {
     let partner_json = fast::json_string(partner)
         .ok_or_else(|| Error::Failed(format!("partner {partner} cannot be written as JSON")))?;
     let mut groups = Groups::default();
-    let mut unchained = 0;
     let mut buf = Vec::with_capacity(4096);
     for (n, start, line) in lines(export) {
         if line.is_empty() {
@@ -473,7 +462,6 @@ fn read_rows(export: &[u8], partner: &str) -> Result<(Groups, u64), Error> {
         }
         let end = start + line.len();
         match fast::read(line, &partner_json, &mut buf) {
-            fast::Line::Unchained => unchained += 1,
             fast::Line::Chained {
                 customer,
                 sequence,
@@ -491,32 +479,32 @@ fn read_rows(export: &[u8], partner: &str) -> Result<(Groups, u64), Error> {
                     end,
                 },
             ),
-            fast::Line::Other => match slow_row(n, line, partner)? {
-                None => unchained += 1,
-                Some((customer, row)) => {
-                    groups.push(&customer, fast::compact_of(&row, start, end));
-                }
-            },
+            fast::Line::Unchained | fast::Line::Other => {
+                let (customer, row) = slow_row(n, line, partner)?;
+                groups.push(&customer, fast::compact_of(&row, start, end));
+            }
         }
     }
-    Ok((groups, unchained))
+    Ok(groups)
 }
 
-/// A line read as the domain reads a row: `None` without a sequence, else its customer and row;
-/// what cannot be read names the line (and the activity, if it has an id).
-fn slow_row(n: usize, line: &[u8], partner: &str) -> Result<Option<(String, ChainRow)>, Error> {
+/// A line read as the domain reads a row: its customer and row; what cannot be read names the
+/// line (and the activity, if it has an id), and so does a row without a sequence.
+fn slow_row(n: usize, line: &[u8], partner: &str) -> Result<(String, ChainRow), Error> {
     let row: Map<String, Value> = serde_json::from_slice(line)
         .map_err(|e| Error::Failed(format!("line {n} is not a JSON object: {e}")))?;
-    if matches!(row.get("sequence"), Some(Value::Null)) {
-        return Ok(None);
-    }
     let named = |m: String| match row.get("id").and_then(Value::as_str) {
         Some(id) => Error::Failed(format!("line {n} (activity {id}): {m}")),
         None => Error::Failed(format!("line {n}: {m}")),
     };
+    if matches!(row.get("sequence"), None | Some(Value::Null)) {
+        let id = row.get("id").and_then(Value::as_str).unwrap_or("?");
+        let stripped = Finding::Unchained { id: id.to_owned() };
+        return Err(Error::Failed(format!("line {n}: {stripped}")));
+    }
     let Some(customer) = row.get("customerId").and_then(Value::as_str) else {
         return Err(named("customerId is missing".into()));
     };
     let chained = ChainRow::from_row(partner, &row).map_err(|e| named(e.to_string()))?;
-    Ok(Some((customer.to_owned(), chained)))
+    Ok((customer.to_owned(), chained))
 }

@@ -205,9 +205,6 @@ fn fixture(signer: &Signer, first_recorded_at: DateTime<Utc>) -> (Vec<Row>, Chec
     let checkpoint = signer
         .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
         .unwrap();
-    let legacy =
-        synthetic::activity(CUSTOMER, 999, first_recorded_at - TimeDelta::days(3)).unwrap();
-    rows.insert(0, synthetic::row(PARTNER, &legacy, None).unwrap());
     rows.reverse();
     (rows, checkpoint)
 }
@@ -264,7 +261,6 @@ fn an_intact_chain_passes() {
         [
             "客戶 #2: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches".to_owned(),
             "1 activity recorded after the checkpoint: not checked".to_owned(),
-            "1 activity without a sequence (recorded before the chain): not chained".to_owned(),
             API_KEY_LINE.to_owned(),
             format!("OK: 5 activities of customer 客戶 #2 verified against key {KEY_ID}"),
         ]
@@ -302,6 +298,23 @@ fn an_altered_activity_is_named() {
     assert_eq!(
         run.stdout,
         "FAILED: 客戶 #2: activity act-000004 (sequence 4) was altered: its content does not match its hash\n"
+    );
+}
+
+/// An activity whose chain members were removed in storage (the API shows them null) is no
+/// longer "recorded before the chain": every activity is chained when it is recorded.
+#[test]
+fn an_activity_stripped_of_its_chain_members_is_named() {
+    let (mut rows, checkpoint) = fixture(&service_key(), recent());
+    let i = rows.iter().position(|r| r["sequence"] == 3).unwrap();
+    for member in ["sequence", "hash", "previousHash"] {
+        rows[i].insert(member.into(), Value::Null);
+    }
+    let (run, _) = check(served(rows, &checkpoint), &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: activity act-000003 was altered: its sequence, hash and previousHash were removed (every activity is chained when it is recorded)\n"
     );
 }
 

@@ -23,11 +23,8 @@ fn fixture() -> (Vec<Row>, Vec<Checkpoint>) {
     let (mut c2, c2_head) =
         synthetic::chain(PARTNER, C2, 4, ts("2026-11-25T08:00:00.500Z")).unwrap();
     c2.pop();
-    let legacy = synthetic::activity(C1, 999, ts("2026-01-02T03:04:05Z")).unwrap();
-    let legacy = synthetic::row(PARTNER, &legacy, None).unwrap();
     let mut rows: Vec<Row> = c1.into_iter().chain(c2).collect();
     rows.sort_by(|a, b| b["occurredAt"].as_str().cmp(&a["occurredAt"].as_str()));
-    rows.push(legacy);
     let checkpoints = vec![
         key.checkpoint(PARTNER, C1, &c1_head, ISSUED).unwrap(),
         key.checkpoint(PARTNER, C2, &c2_head, ISSUED).unwrap(),
@@ -102,8 +99,7 @@ fn an_intact_export_passes() {
         [
             "c1: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches",
             "客戶 #2: 3 activities, sequences 1–3, hashes and links checked, signed checkpoint at 4 (issued 2026-11-28T10:00:00.000Z) is after the last activity in the file",
-            "1 row without a sequence (recorded before the chain): counted, not chained",
-            "OK: 9 rows of 2 customers verified against key arn:aws:kms:ap-northeast-1:111122223333:key/service",
+            "OK: 8 rows of 2 customers verified against key arn:aws:kms:ap-northeast-1:111122223333:key/service",
         ]
     );
     assert_eq!(run.stderr, "");
@@ -128,7 +124,7 @@ fn rows_of_two_customers_pass_in_any_order() {
         let (file, manifest) = signed(order, &checkpoints, &service_key());
         let report = verify_export(&file, &serde_json::to_vec(&manifest).unwrap(), &key)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(report.rows, 9);
+        assert_eq!(report.rows, 8);
         assert_eq!(report.customers.len(), 2);
     }
     let files = export_files("shuffled", &orders[0], &checkpoints);
@@ -152,6 +148,30 @@ fn an_activity_altered_in_storage_is_named_by_id_and_sequence() {
     assert_eq!(
         run.stdout,
         "FAILED: c1: activity act-000003 (sequence 3) was altered: its content does not match its hash\n"
+    );
+}
+
+/// Chain members removed where the activity is kept, then exported (the manifest signed over
+/// it): the line is named, not counted as "recorded before the chain".
+#[test]
+fn an_activity_stripped_of_its_chain_members_in_storage_is_named() {
+    let (mut rows, checkpoints) = fixture();
+    let i = rows
+        .iter()
+        .position(|r| r["customerId"] == C1 && r["sequence"] == 3)
+        .unwrap();
+    for member in ["sequence", "hash", "previousHash"] {
+        rows[i].insert(member.into(), Value::Null);
+    }
+    let files = export_files("stripped", &rows, &checkpoints);
+    let run = verify(&files.args());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "FAILED: line {}: activity act-000003 was altered: its sequence, hash and previousHash were removed (every activity is chained when it is recorded)\n",
+            i + 1
+        )
     );
 }
 

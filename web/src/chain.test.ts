@@ -135,15 +135,20 @@ describe('verifying rows', () => {
   test('an intact chain passes in any order, reaching the checkpoint', async () => {
     const rows = fixture();
     const result = await verifyRows([rows[2], rows[0], rows[1]], checkpointAt(rows, 3), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 0, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true, notInRows: 0, expired: 0, pastCheckpoint: 0 });
+    expect(result).toEqual({ ok: true, count: 3, first: 1, last: 3, checkpoint: 3, reachesCheckpoint: true, notInRows: 0, expired: 0, pastCheckpoint: 0 });
   });
 
-  test('a checkpoint beyond the rows is not reached; rows of others and without a sequence are left out', async () => {
+  test('a checkpoint beyond the rows is not reached; rows of others are left out', async () => {
     const rows = fixture();
     const other = { ...rows[0], customerId: 'c2', hash: 'e'.repeat(64) };
-    const legacy = { ...rows[0], id: 'old', sequence: null, hash: null, previousHash: null };
-    const result = await verifyRows([...rows, other, legacy], checkpointAt(rows, 40), { contiguous: true });
-    expect(result).toEqual({ ok: true, count: 3, unsequenced: 1, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false, notInRows: 0, expired: 0, pastCheckpoint: 0 });
+    const result = await verifyRows([...rows, other], checkpointAt(rows, 40), { contiguous: true });
+    expect(result).toEqual({ ok: true, count: 3, first: 1, last: 3, checkpoint: 40, reachesCheckpoint: false, notInRows: 0, expired: 0, pastCheckpoint: 0 });
+  });
+
+  test('a row stripped of its chain members is named: every activity is chained when recorded', async () => {
+    const rows = fixture();
+    rows[1] = { ...rows[1], sequence: null, hash: null, previousHash: null };
+    expect(await verifyRows(rows, checkpointAt(rows, 3), { contiguous: true })).toEqual({ ok: false, kind: 'unchained', id: 'a2', customerId: 'c1' });
   });
 
   test('an edited row fails, naming it', async () => {

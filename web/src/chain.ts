@@ -207,6 +207,9 @@ export type Finding =
   | (Located & { kind: 'duplicate'; otherId: string })
   /** The activity at the signed head's sequence does not have the signed hash. */
   | (Located & { kind: 'notSigned' })
+  /** The activity shows no sequence, hash or previous hash: its chain members were removed
+   * (every activity is chained when it is recorded). */
+  | { ok: false; kind: 'unchained'; id: string; customerId: string }
   /** Sequences after the last row up to the signed head are missing. */
   | { ok: false; kind: 'missingBeforeCheckpoint'; customerId: string; last: number; checkpoint: number };
 
@@ -214,8 +217,6 @@ export interface Verified {
   ok: true;
   /** Rows checked (the customer's, with a sequence, up to the signed head). */
   count: number;
-  /** Rows of the customer without a sequence (not checked). */
-  unsequenced: number;
   first: number;
   last: number;
   checkpoint: number;
@@ -303,7 +304,9 @@ function reaches(rows: readonly ChainRow[], checkpoint: Checkpoint, toCheckpoint
  * (`reaches`). The checkpoint's signature is checked by the caller (`verifyCheckpoint`). */
 export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoint, options: VerifyOptions): Promise<ChainResult> {
   const mine = rows.filter((r) => r.customerId === checkpoint.customerId);
-  const sequenced = mine.filter((r) => r.sequence !== null).sort((a, b) => (a.sequence as number) - (b.sequence as number));
+  const stripped = mine.find((r) => r.sequence === null);
+  if (stripped) return { ok: false, kind: 'unchained', id: stripped.id, customerId: stripped.customerId };
+  const sequenced = [...mine].sort((a, b) => (a.sequence as number) - (b.sequence as number));
   const chained = sequenced.filter((r) => (r.sequence as number) <= checkpoint.sequence);
   const partial = chained.find((r) => r.detailsIncluded === false);
   if (partial) throw new Error(`activity ${partial.id}: its details are needed (fetch links.self)`);
@@ -322,7 +325,6 @@ export async function verifyRows(rows: readonly ChainRow[], checkpoint: Checkpoi
   return {
     ok: true,
     count: chained.length,
-    unsequenced: mine.length - sequenced.length,
     first: chained.length ? (chained[0].sequence as number) : 0,
     last: chained.length ? (chained[chained.length - 1].sequence as number) : 0,
     checkpoint: checkpoint.sequence,

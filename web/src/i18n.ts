@@ -73,8 +73,8 @@ const en = {
     (reaches ? ` and the signed checkpoint at ${checkpoint}.` : `; the signed checkpoint is at ${checkpoint} (newer activities are not loaded).`),
   notInView: (n: number) =>
     ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them ${n === 1 ? 'is' : 'are'} not in this view (outside its period or filters).`,
-  notChecked: (n: number) => ` ${n.toLocaleString('en')} loaded ${n === 1 ? 'activity has' : 'activities have'} no sequence and ${n === 1 ? 'was' : 'were'} not checked.`,
-  verifyNothing: 'Nothing to verify: none of the loaded activities has a sequence.',
+  verifyNothing: 'Nothing to verify: no activity of this customer is loaded.',
+  verifyUnchained: (id: string) => `Verification failed: activity ${id} has no sequence or hash: its place in the chain was removed.`,
   verifyAltered: (id: string, sequence: number) => `Verification failed: activity ${id} (sequence ${sequence}) was altered.`,
   verifyMissing: (from: number, to: number) =>
     from === to
@@ -159,8 +159,8 @@ const zhTW: Words = {
     `已驗證：${n.toLocaleString('zh-TW')} 筆活動（序號 ${n === 1 ? first : `${first}–${last}`}）` +
     (reaches ? `與其雜湊及序號 ${checkpoint} 的已簽署檢查點相符。` : `與其雜湊相符；已簽署的檢查點位於序號 ${checkpoint}（較新的活動尚未載入）。`),
   notInView: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號不在此檢視中（在其期間或篩選條件之外）。`,
-  notChecked: (n: number) => `另有 ${n.toLocaleString('zh-TW')} 筆已載入的活動沒有序號，未予檢查。`,
-  verifyNothing: '沒有可驗證的項目：已載入的活動都沒有序號。',
+  verifyNothing: '沒有可驗證的項目：尚未載入此客戶的任何活動。',
+  verifyUnchained: (id: string) => `驗證失敗：活動 ${id} 沒有序號或雜湊：它在鏈中的位置已被移除。`,
   verifyAltered: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）已遭竄改。`,
   verifyMissing: (from: number, to: number) => `驗證失敗：已載入的活動之間缺少序號 ${from === to ? from : `${from}–${to}`}。`,
   pastCheckpoint: (n: number) => `另有 ${n.toLocaleString('zh-TW')} 筆已載入的活動是在檢查點簽署後記錄的，未予檢查。`,

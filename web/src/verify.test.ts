@@ -44,7 +44,7 @@ describe('Verify', () => {
     const rows = chain(5);
     const { asked, deps } = api(rows, checkpointOf(rows));
     const outcome = await verifyView(listed(rows, 'a2'), 'c1', true, deps);
-    expect(outcome).toEqual({ kind: 'verified', count: 5, unsequenced: 0, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 });
+    expect(outcome).toEqual({ kind: 'verified', count: 5, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 });
     expect(asked.sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
   });
 
@@ -80,8 +80,11 @@ describe('Verify', () => {
     expect(await verifyView(rows, 'c1', true, api(rows, { ...good, sequence: 2 }).deps)).toEqual({ kind: 'badSignature' });
     expect(await verifyView(rows, 'c1', true, api(rows, { ...good, customerId: 'c2' }).deps)).toEqual({ kind: 'otherCustomer' });
     expect(await verifyView(rows, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'noCheckpoint' });
-    const legacy = rows.map((a) => ({ ...a, sequence: null, hash: null, previousHash: null }));
-    expect(await verifyView(legacy, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'nothing' });
+    expect(await verifyView([], 'c1', true, api(rows, null).deps)).toEqual({ kind: 'nothing' });
+    // Chain members removed in storage: named, whether or not there is a checkpoint.
+    const stripped = rows.map((a) => (a.id === 'a2' ? { ...a, sequence: null, hash: null, previousHash: null } : a));
+    expect(await verifyView(stripped, 'c1', true, api(rows, null).deps)).toEqual({ kind: 'unchained', key: 'c1/a2', id: 'a2' });
+    expect(await verifyView(stripped, 'c1', true, api(rows, good).deps)).toEqual({ kind: 'unchained', key: 'c1/a2', id: 'a2' });
     // A signed head behind a loaded row does not vouch for it: the row is set aside, counted.
     expect(await verifyView(rows, 'c1', true, api(rows, checkpointOf(rows, 2, rows[1].hash as string)).deps)).toMatchObject({
       kind: 'verified',
@@ -147,7 +150,7 @@ describe('the words of Verify', () => {
   const say = (o: Outcome) => [verifyMessage(o, en), verifyMessage(o, zh)];
 
   test('success, reaching the checkpoint or not', () => {
-    const base = { kind: 'verified', count: 37, unsequenced: 0, first: 1, last: 37 } as const;
+    const base = { kind: 'verified', count: 37, first: 1, last: 37 } as const;
     expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes and the signed checkpoint at 37.',
       '已驗證：37 筆活動（序號 1–37）與其雜湊及序號 37 的已簽署檢查點相符。',
@@ -156,9 +159,9 @@ describe('the words of Verify', () => {
       'Verified: 37 activities (sequences 1–37) match their hashes; the signed checkpoint is at 40 (newer activities are not loaded).',
       '已驗證：37 筆活動（序號 1–37）與其雜湊相符；已簽署的檢查點位於序號 40（較新的活動尚未載入）。',
     ]);
-    expect(say({ kind: 'verified', count: 1, unsequenced: 2, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
-      'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7. 2 loaded activities have no sequence and were not checked.',
-      '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。另有 2 筆已載入的活動沒有序號，未予檢查。',
+    expect(say({ kind: 'verified', count: 1, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
+      'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7.',
+      '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。',
     ]);
   });
 
@@ -174,7 +177,11 @@ describe('the words of Verify', () => {
       'Verification failed: activity a3 (sequence 3) is out of order.',
       '驗證失敗：活動 a3（序號 3）的順序錯亂。',
     ]);
-    expect(say({ kind: 'verified', count: 2, unsequenced: 0, first: 1, last: 2, checkpoint: 2, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 1 })[0]).toContain(
+    expect(say({ kind: 'unchained', key: 'c1/a3', id: 'a3' })).toEqual([
+      'Verification failed: activity a3 has no sequence or hash: its place in the chain was removed.',
+      '驗證失敗：活動 a3 沒有序號或雜湊：它在鏈中的位置已被移除。',
+    ]);
+    expect(say({ kind: 'verified', count: 2, first: 1, last: 2, checkpoint: 2, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 1 })[0]).toContain(
       ' 1 loaded activity was recorded after the checkpoint was signed and was not checked.',
     );
     expect([en.verify, zh.verify, en.verifying, zh.verifying, en.sequence, zh.sequence, en.recordedBy, zh.recordedBy]).toEqual([

@@ -10,10 +10,12 @@ import type { Words } from './i18n';
 const DETAIL_FETCHES = 4;
 
 export type Outcome =
-  | { kind: 'verified'; count: number; unsequenced: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number; pastCheckpoint: number }
+  | { kind: 'verified'; count: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number; pastCheckpoint: number }
   | { kind: 'altered'; key: string; id: string; sequence: number }
   | { kind: 'missing'; key?: string; from: number; to: number }
   | { kind: 'outOfOrder'; key: string; id: string; sequence: number }
+  /** The activity's chain members were removed. */
+  | { kind: 'unchained'; key: string; id: string }
   | { kind: 'nothing' }
   | { kind: 'badSignature' }
   | { kind: 'otherCustomer' }
@@ -42,12 +44,14 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
     }),
   ]);
   const mine = rows.filter((r) => r.customerId === customerId);
-  const chained = mine.filter((r) => r.sequence !== null);
   if (checkpoint) {
     if (checkpoint.customerId !== customerId) return { kind: 'otherCustomer' };
     if (!(await verifyCheckpoint(key.jwk, checkpoint))) return { kind: 'badSignature' };
   }
-  if (chained.length === 0) return { kind: 'nothing' };
+  if (mine.length === 0) return { kind: 'nothing' };
+  const stripped = mine.find((r) => r.sequence === null);
+  if (stripped) return { kind: 'unchained', key: `${customerId}/${stripped.id}`, id: stripped.id };
+  const chained: Activity[] = mine;
   if (!checkpoint) return { kind: 'noCheckpoint' };
 
   const complete: ChainRow[] = chained.filter((r) => r.detailsIncluded);
@@ -58,7 +62,7 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
     batch.forEach((a, j) => complete.push({ ...a, details: details[j], detailsIncluded: true }));
   }
 
-  const result = await verifyRows([...complete, ...mine.filter((r) => r.sequence === null)], checkpoint, { contiguous });
+  const result = await verifyRows(complete, checkpoint, { contiguous });
   if (result.ok && deps.held) {
     // The checkpoint verified here last must be extended by this one and the rows shown.
     const kept = heldCheckpoint(deps.held, checkpoint.partnerId, customerId);
@@ -73,8 +77,8 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
     if (!kept || checkpoint.sequence >= kept.sequence) keepCheckpoint(deps.held, checkpoint);
   }
   if (result.ok) {
-    const { count, unsequenced, first, last, reachesCheckpoint, notInRows, pastCheckpoint } = result;
-    return { kind: 'verified', count, unsequenced, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows, pastCheckpoint };
+    const { count, first, last, reachesCheckpoint, notInRows, pastCheckpoint } = result;
+    return { kind: 'verified', count, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows, pastCheckpoint };
   }
   if (result.kind === 'missingBeforeCheckpoint') return { kind: 'missing', from: result.last + 1, to: result.checkpoint };
   const rowKey = `${result.customerId}/${result.id}`;
@@ -93,6 +97,8 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
     case 'outOfOrder':
     case 'duplicate':
       return { kind: 'outOfOrder', key: rowKey, id: result.id, sequence: result.sequence };
+    case 'unchained':
+      return { kind: 'unchained', key: rowKey, id: result.id };
   }
 }
 
@@ -113,8 +119,7 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return (
         t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) +
         (o.notInView > 0 ? t.notInView(o.notInView) : '') +
-        (o.pastCheckpoint > 0 ? t.pastCheckpoint(o.pastCheckpoint) : '') +
-        (o.unsequenced > 0 ? t.notChecked(o.unsequenced) : '')
+        (o.pastCheckpoint > 0 ? t.pastCheckpoint(o.pastCheckpoint) : '')
       );
     case 'nothing':
       return t.verifyNothing;
@@ -124,6 +129,8 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return t.verifyMissing(o.from, o.to);
     case 'outOfOrder':
       return t.verifyOutOfOrder(o.id, o.sequence);
+    case 'unchained':
+      return t.verifyUnchained(o.id);
     case 'badSignature':
       return t.verifyBadSignature;
     case 'otherCustomer':

@@ -128,7 +128,7 @@ pub fn activity(customer: &str, n: u64, recorded_at: DateTime<Utc>) -> Result<Ac
 }
 
 /// The row of `a` as the API and JSON Lines exports show it, appended to the chain at `head`
-/// (`None`: an activity recorded before the chain, without a sequence).
+/// (`None`: without its chain members, as a row stripped of them in storage shows).
 pub fn row(
     partner: &str,
     a: &Activity,

@@ -144,6 +144,9 @@ pub enum Finding {
     /// The activity was recorded before the one it follows: recording times never go back
     /// along a chain.
     TimeWentBack { id: String, sequence: u64 },
+    /// The activity shows no place in the chain (no sequence, hash or previous hash): every
+    /// activity is chained when it is recorded, so its chain members were stripped.
+    Unchained { id: String },
     /// The activity was chained after one that now shows a later sequence.
     OutOfOrder {
         id: String,
@@ -196,6 +199,7 @@ impl Finding {
             | Self::NotSigned { id, sequence }
             | Self::HeldRewritten { id, sequence, .. } => Some((id, *sequence)),
             Self::MissingBeforeCheckpoint { .. }
+            | Self::Unchained { .. }
             | Self::RolledBack { .. }
             | Self::HeldMissing { .. } => None,
         }
@@ -252,6 +256,10 @@ impl fmt::Display for Finding {
                     "{which} missing (before activity {id}, sequence {sequence}): the last of them was recorded at {previous_recorded_at}, less than the signed retention ago, so it cannot have expired"
                 )
             }
+            Self::Unchained { id } => write!(
+                f,
+                "activity {id} was altered: its sequence, hash and previousHash were removed (every activity is chained when it is recorded)"
+            ),
             Self::TimeWentBack { id, sequence } => write!(
                 f,
                 "activity {id} (sequence {sequence}) was altered: its recording times do not follow the activity before it (they never go back along a chain)"
