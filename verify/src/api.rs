@@ -17,7 +17,6 @@ use serde_json::{Map, Value};
 use crate::{Error, Key, activities, held, read_error, segment};
 
 /// How long activities are kept unless told otherwise (the service's `RETENTION_DAYS`).
-pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 /// The largest page the API serves.
 const PAGE_LIMIT: &str = "1000";
 /// Attempts of one request answered 429 or 503.
@@ -35,8 +34,6 @@ pub struct ApiOptions {
     /// A bearer token with a reader role.
     pub token: String,
     pub customer: String,
-    /// The service's retention: gaps of activities recorded longer ago than this are expiry.
-    pub retention_days: u32,
     /// The service's public key (PEM) the auditor holds; `None`: the one the API names.
     pub public_key: Option<PathBuf>,
     /// Checkpoints signed earlier that the chain must extend (`--checkpoint`).
@@ -46,14 +43,13 @@ pub struct ApiOptions {
 }
 
 impl ApiOptions {
-    /// A check of `customer` through the API at `url`, with the API's key, the default
-    /// retention and no held checkpoints.
+    /// A check of `customer` through the API at `url`, with the API's key and no held
+    /// checkpoints.
     pub fn new(url: &str, token: &str, customer: &str) -> Self {
         Self {
             url: url.to_owned(),
             token: token.to_owned(),
             customer: customer.to_owned(),
-            retention_days: DEFAULT_RETENTION_DAYS,
             public_key: None,
             held: Vec::new(),
             save_checkpoint: None,
@@ -302,10 +298,10 @@ pub fn verify_api_blocking(opts: &ApiOptions) -> Result<ApiReport, Error> {
 /// Reads the service's public key and a signed checkpoint of the customer, checks its signature,
 /// pages through every retained activity of the customer (reading those whose details a page
 /// leaves out one by one), and checks the chain up to the checkpoint: every hash, every link,
-/// no gap but of expired activities, and the signed head. `now` is the expiry's clock.
+/// no gap but of expired activities (by the retention the checkpoint signs), and the signed head.
+/// `now` is the expiry's clock.
 pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiReport, Error> {
     let customer = opts.customer.as_str();
-    let retention = days_of(opts.retention_days, i64::from(opts.retention_days))?;
     let api = Api::new(opts)?;
     let held_files = held::read(&opts.held)?;
     let (key, key_source) = match &opts.public_key {
@@ -314,7 +310,9 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
     };
     let checkpoint = api.checkpoint(customer, &key).await?;
     let heads = held::heads(&held_files, &checkpoint.partner_id, customer, &key, true)?;
-    let period = retained_period(now, opts.retention_days)?;
+    let days = checkpoint.retention_days;
+    let retention = days_of(days, i64::from(days))?;
+    let period = retained_period(now, days)?;
     let mut read = api.retained_rows(customer, &period, &checkpoint).await?;
     let expiry = Some(Expiry { now, retention });
     let head = checkpoint.head();
@@ -356,7 +354,7 @@ fn failed(customer: &str, message: String) -> Error {
 /// `n` days, computed from a retention of `days` days (which is too large if they overflow).
 fn days_of(days: u32, n: i64) -> Result<TimeDelta, Error> {
     TimeDelta::try_days(n)
-        .ok_or_else(|| Error::Usage(format!("--retention-days {days}: too large")))
+        .ok_or_else(|| Error::Failed(format!("the signed retention of {days} days is too large")))
 }
 
 /// The `from` and `to` of a listing that holds every retained activity. The period is by

@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
-//!     [--checkpoint HELD.json ...] [--save-checkpoint FILE] [--retention-days N]
+//!     [--checkpoint HELD.json ...] [--save-checkpoint FILE]
 //! ```
 //!
 //! A checkpoint saved from an earlier check (`--checkpoint`, in either mode) must be extended
@@ -44,10 +44,7 @@ mod fast;
 mod held;
 
 pub use activity_log::domain::integrity::Key;
-pub use api::{
-    ApiOptions, ApiReport, DEFAULT_RETENTION_DAYS, KeySource, verify_api, verify_api_at,
-    verify_api_blocking,
-};
+pub use api::{ApiOptions, ApiReport, KeySource, verify_api, verify_api_at, verify_api_blocking};
 pub use export::{
     CustomerReport, ExportReport, HashedFile, read_hashed, verify_export, verify_export_files,
     verify_hashed_export,
@@ -89,11 +86,10 @@ usage: activity-log-verify EXPORT.jsonl --manifest MANIFEST.json --public-key KE
                            [--checkpoint HELD.json ...]
        activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
                            [--checkpoint HELD.json ...] [--save-checkpoint FILE]
-                           [--retention-days N]
 
-The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --retention-days is the
-service's retention (default 365). --public-key pins the key you hold (with --api, the key
-the API names is used otherwise). --checkpoint (repeatable) names a checkpoint saved earlier:
+The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --public-key pins the key you
+hold (with --api, the key the API names is used otherwise). The retention that tells expired
+activities from deleted ones is the one the service signs in its checkpoint. --checkpoint (repeatable) names a checkpoint saved earlier:
 the chain must extend it. --save-checkpoint writes the checkpoint verified now.
 Exit codes: 0 verified, 1 a check failed (tampering), 2 usage.";
 
@@ -142,6 +138,11 @@ where
             held.push(value.into());
             continue;
         }
+        if name == "--retention-days" {
+            return Err(usage(
+                "--retention-days is not taken: the retention is the one the service signs in its checkpoint".into(),
+            ));
+        }
         if !matches!(
             name.as_str(),
             "--manifest"
@@ -149,7 +150,6 @@ where
                 | "--api"
                 | "--token"
                 | "--customer"
-                | "--retention-days"
                 | "--save-checkpoint"
         ) {
             return Err(usage(format!("unknown option {name}")));
@@ -186,21 +186,10 @@ where
         let customer = take("--customer")
             .ok_or_else(|| usage("--api needs --customer".into()))
             .and_then(|c| text("--customer", c))?;
-        let retention_days = match take("--retention-days") {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(n) => text("--retention-days", n)?
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=36_500).contains(n))
-                .ok_or_else(|| {
-                    usage("--retention-days must be a whole number of days, 1 to 36500".into())
-                })?,
-        };
         Command::Api(ApiOptions {
             url: text("--api", url)?,
             token,
             customer,
-            retention_days,
             public_key: take("--public-key").map(PathBuf::from),
             held,
             save_checkpoint: take("--save-checkpoint").map(PathBuf::from),

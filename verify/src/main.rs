@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! activity-log-verify EXPORT.jsonl --manifest MANIFEST.json --public-key KEY.pem
-//! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--retention-days N]
+//! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID
 //! ```
 //!
 //! Offline, an export against its signed manifest (the manifest's signature, the file's

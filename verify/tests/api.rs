@@ -196,6 +196,15 @@ fn serve(rt: &tokio::runtime::Runtime, state: Shared) -> String {
 /// A customer's chain of 6 recorded from `first_recorded_at` on, signed at 5 by `signer`,
 /// and an activity from before the chain; newest first.
 fn fixture(signer: &Signer, first_recorded_at: DateTime<Utc>) -> (Vec<Row>, Checkpoint) {
+    fixture_retained(signer, first_recorded_at, 365)
+}
+
+/// [`fixture`] with a checkpoint that signs a retention of `retention_days`.
+fn fixture_retained(
+    signer: &Signer,
+    first_recorded_at: DateTime<Utc>,
+    retention_days: u32,
+) -> (Vec<Row>, Checkpoint) {
     let (mut rows, _) = synthetic::chain(PARTNER, CUSTOMER, 6, first_recorded_at).unwrap();
     let head = Head {
         sequence: 5,
@@ -203,7 +212,13 @@ fn fixture(signer: &Signer, first_recorded_at: DateTime<Utc>) -> (Vec<Row>, Chec
         recorded_at: None,
     };
     let checkpoint = signer
-        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
+        .checkpoint_retained(
+            PARTNER,
+            CUSTOMER,
+            &head,
+            "2026-11-28T10:00:00.000Z",
+            retention_days,
+        )
         .unwrap();
     rows.reverse();
     (rows, checkpoint)
@@ -334,14 +349,12 @@ fn the_oldest_activities_deleted_before_they_expired_are_missing() {
     );
 }
 
-/// Once sequence 2 (and so 1) is older than the retention, a chain starting at 3 is whole.
+/// Once sequence 2 (and so 1) is older than the retention the checkpoint signs, a chain
+/// starting at 3 is whole.
 #[test]
 fn a_chain_starting_at_3_is_accepted_once_its_start_expired_and_says_where_it_starts() {
-    let (rows, checkpoint) = fixture(&service_key(), Utc::now() - TimeDelta::hours(36));
-    let (run, _) = check(
-        served(without(&rows, &[1, 2]), &checkpoint),
-        &["--retention-days", "1"],
-    );
+    let (rows, checkpoint) = fixture_retained(&service_key(), Utc::now() - TimeDelta::hours(36), 1);
+    let (run, _) = check(served(without(&rows, &[1, 2]), &checkpoint), &[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.lines()[0],
@@ -359,15 +372,31 @@ fn a_gap_of_expired_activities_is_skipped() {
         run.lines()[0],
         "客戶 #2: 3 activities, sequences 1–5, hashes and links checked, 2 expired sequences skipped, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches"
     );
-    // With a longer retention the same gap is not expiry.
-    let (run, _) = check(
-        served(without(&rows, &[2, 3]), &checkpoint),
-        &["--retention-days", "500"],
-    );
+    // Signed with a longer retention, the same gap is not expiry.
+    let (rows, checkpoint) =
+        fixture_retained(&service_key(), Utc::now() - TimeDelta::days(400), 500);
+    let (run, _) = check(served(without(&rows, &[2, 3]), &checkpoint), &[]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stdout
             .starts_with("FAILED: 客戶 #2: sequences 2 to 3 are missing"),
+        "{run:?}"
+    );
+}
+
+/// The retention is the service's, signed: an auditor cannot shorten it to excuse a gap.
+#[test]
+fn the_retention_is_not_taken_from_the_command_line() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let (run, _) = check(
+        served(without(&rows, &[2, 3]), &checkpoint),
+        &["--retention-days", "1"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "--retention-days is not taken: the retention is the one the service signs in its checkpoint"
+        ),
         "{run:?}"
     );
 }

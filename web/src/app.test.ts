@@ -20,7 +20,7 @@ const PUBLIC_KEY = { keyId: 'k1', pem: '', jwk: publicKey.export({ format: 'jwk'
 const chain = (n: number) => chainOf(n, (i) => (i === 1 ? null : 'writer-1'));
 
 function checkpointOf(head: Activity): Checkpoint {
-  const c = { partnerId: 'p1', customerId: 'c1', sequence: head.sequence as number, hash: head.hash as string, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' };
+  const c = { partnerId: 'p1', customerId: 'c1', sequence: head.sequence as number, hash: head.hash as string, issuedAt: '2026-11-28T10:00:00.000Z', retentionDays: 365, keyId: 'k1' };
   return { ...c, signature: sign('sha256', checkpointMessage(c), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
 }
 

@@ -127,6 +127,7 @@ const checkpointAt = (rows: ChainRow[], sequence: number, hash = rows.find((r) =
   sequence,
   hash,
   issuedAt: '2026-11-28T10:00:00.000Z',
+  retentionDays: 365,
   keyId: 'k1',
   signature: '',
 });
@@ -258,7 +259,7 @@ describe('DER signatures as WebCrypto wants them', () => {
 describe('checkpoints', () => {
   const signed = (privateKey: KeyObject, c: Omit<Checkpoint, 'signature'>): Checkpoint => {
     // The message written out by hand, as the service signs it.
-    const message = `{"customerId":"${c.customerId}","hash":"${c.hash}","issuedAt":"${c.issuedAt}","partnerId":"${c.partnerId}","sequence":${c.sequence}}`;
+    const message = `{"customerId":"${c.customerId}","hash":"${c.hash}","issuedAt":"${c.issuedAt}","partnerId":"${c.partnerId}","retentionDays":${c.retentionDays},"sequence":${c.sequence}}`;
     expect(Buffer.from(checkpointMessage(c)).toString('utf8')).toBe(message);
     return { ...c, signature: sign('sha256', Buffer.from(message, 'utf8'), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
   };
@@ -267,7 +268,7 @@ describe('checkpoints', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwk = publicKey.export({ format: 'jwk' }) as JsonWebKey;
     const rows = fixture();
-    const checkpoint = signed(privateKey, { partnerId: 'p1', customerId: 'c1', sequence: 3, hash: rows[2].hash as string, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' });
+    const checkpoint = signed(privateKey, { partnerId: 'p1', customerId: 'c1', sequence: 3, hash: rows[2].hash as string, issuedAt: '2026-11-28T10:00:00.000Z', retentionDays: 365, keyId: 'k1' });
     expect(await verifyCheckpoint(jwk, checkpoint)).toBe(true);
     expect(await verifyCheckpoint({ ...jwk, kid: 'k1', use: 'sig', alg: 'ES256' } as JsonWebKey, checkpoint)).toBe(true);
 

@@ -1,6 +1,6 @@
 // The tamper-evident log, checked in the browser: each customer's activities form a hash chain
 // (hash = SHA-256(bytes(previousHash) ‖ JCS(record)), 64 zeros before sequence 1) whose head the
-// service signs (a checkpoint, ECDSA P-256 / SHA-256 over JCS of its five members). The same
+// service signs (a checkpoint, ECDSA P-256 / SHA-256 over JCS of its six members). The same
 // rules as the service's shared/src/domain/chain/, held to them by the golden vectors of
 // shared/spec/chain-vectors.json (the record's members are read from there). Pure functions;
 // WebCrypto does the hashing and the signature.
@@ -156,9 +156,10 @@ export function derToRaw(der: Uint8Array, size = 32): Uint8Array<ArrayBuffer> {
   return raw;
 }
 
-/** The signed message of a checkpoint: UTF-8 of JCS of its five members. */
-export function checkpointMessage(c: Pick<Checkpoint, 'partnerId' | 'customerId' | 'sequence' | 'hash' | 'issuedAt'>): Uint8Array<ArrayBuffer> {
-  return utf8.encode(jcs({ partnerId: c.partnerId, customerId: c.customerId, sequence: c.sequence, hash: c.hash, issuedAt: c.issuedAt })) as Uint8Array<ArrayBuffer>;
+/** The signed message of a checkpoint: UTF-8 of JCS of its six members (the retention included). */
+export function checkpointMessage(c: Pick<Checkpoint, 'partnerId' | 'customerId' | 'sequence' | 'hash' | 'issuedAt' | 'retentionDays'>): Uint8Array<ArrayBuffer> {
+  const { partnerId, customerId, sequence, hash, issuedAt, retentionDays } = c;
+  return utf8.encode(jcs({ partnerId, customerId, sequence, hash, issuedAt, retentionDays })) as Uint8Array<ArrayBuffer>;
 }
 
 function base64(text: string): Uint8Array {

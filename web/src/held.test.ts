@@ -21,7 +21,7 @@ describe('held checkpoints: the shared golden vectors (shared/spec/chain-vectors
 });
 
 describe('the checkpoint kept in the browser', () => {
-  const cp: Checkpoint = { partnerId: 'p1', customerId: 'c1', sequence: 3, hash: 'ab'.repeat(32), issuedAt: '2026-12-01T00:00:00.000Z', keyId: 'k', signature: 's' };
+  const cp: Checkpoint = { partnerId: 'p1', customerId: 'c1', sequence: 3, hash: 'ab'.repeat(32), issuedAt: '2026-12-01T00:00:00.000Z', retentionDays: 365, keyId: 'k', signature: 's' };
 
   test('is kept per partner and customer and read back', () => {
     const store = new Map<string, string>();

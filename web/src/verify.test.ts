@@ -13,7 +13,7 @@ const jwk = publicKey.export({ format: 'jwk' }) as JsonWebKey;
 const PUBLIC_KEY = { keyId: 'k1', pem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), jwk };
 
 function checkpointOf(rows: Activity[], sequence = rows[0].sequence as number, hash = rows[0].hash as string): Checkpoint {
-  const c = { partnerId: 'p1', customerId: 'c1', sequence, hash, issuedAt: '2026-11-28T10:00:00.000Z', keyId: 'k1' };
+  const c = { partnerId: 'p1', customerId: 'c1', sequence, hash, issuedAt: '2026-11-28T10:00:00.000Z', retentionDays: 365, keyId: 'k1' };
   return { ...c, signature: sign('sha256', checkpointMessage(c), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
 }
 

@@ -361,7 +361,7 @@ async fn main() {
                     &bench.partner,
                     customer,
                     bench.now,
-                    TimeDelta::days(1),
+                    1,
                 )
                 .await
                 .unwrap_or_else(|e| fail(&e.to_string()));

@@ -393,8 +393,8 @@ struct ExportRun<'a, 'p, R, B, J, O: ExportObjects, L, S> {
     state: ManifestState,
     /// What an earlier run encoded after its last part (its header included for a new file).
     carry: Vec<u8>,
-    /// How long the checkpoints signed for the manifest are kept.
-    keep: TimeDelta,
+    /// The retention the checkpoints signed for the manifest carry (and are kept for).
+    retention_days: u32,
 }
 
 impl<'a, 'p, R, B, J, O, L, S> ExportRun<'a, 'p, R, B, J, O, L, S>
@@ -475,7 +475,7 @@ where
             writer,
             state,
             carry: carry.unwrap_or_default(),
-            keep: TimeDelta::days(i64::from(config.retention_days)),
+            retention_days: config.retention_days,
         };
         Ok((run, after))
     }
@@ -556,7 +556,9 @@ where
             heads: self.ports.reader,
             signer: self.ports.signer,
         };
-        let manifest = sealer.seal(self.job, &self.state, self.keep).await?;
+        let manifest = sealer
+            .seal(self.job, &self.state, self.retention_days)
+            .await?;
         let text = serde_json::to_vec_pretty(&manifest).map_err(ExportError::encoding)?;
         objects.put_bytes(&self.job.manifest_key(), text).await?;
         let (bytes, parts) = self.writer.finish(last).await?;
@@ -609,12 +611,13 @@ struct Sealer<'a, C, S> {
 
 impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
     /// The manifest of the file `state` describes, with each customer's current checkpoint
-    /// (at or after the last of its activities in the file; kept for `keep`), signed.
+    /// (at or after the last of its activities in the file; with the retention, and kept as
+    /// long), signed.
     async fn seal(
         &self,
         job: &ExportJob,
         state: &ManifestState,
-        keep: TimeDelta,
+        retention_days: u32,
     ) -> Result<Manifest, StoreError> {
         let now = Utc::now();
         let mut customers = Vec::with_capacity(state.customers.len());
@@ -627,7 +630,7 @@ impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
                 &job.partner,
                 &id,
                 now,
-                keep,
+                retention_days,
             )
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("customer {customer} has no chain head")))?;

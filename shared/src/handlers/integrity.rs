@@ -49,8 +49,14 @@ pub async fn serve<C: ChainIndex, A: Anchors, S: Signer>(
                 anchors,
                 signer,
             };
-            let retention = TimeDelta::days(i64::from(config.retention_days));
-            match anchored_checkpoint(&ports, &who.partner, &customer, Utc::now(), retention).await
+            match anchored_checkpoint(
+                &ports,
+                &who.partner,
+                &customer,
+                Utc::now(),
+                config.retention_days,
+            )
+            .await
             {
                 Ok(Some(cp)) => Ok(json(StatusCode::OK, &cp)),
                 Ok(None) => Err(ApiError::NotFound(format!(
@@ -111,8 +117,9 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
     partner: &PartnerId,
     customer: &CustomerId,
     now: DateTime<Utc>,
-    retention: TimeDelta,
+    retention_days: u32,
 ) -> Result<Option<Checkpoint>, Refusal> {
+    let retention = TimeDelta::days(i64::from(retention_days));
     let public = ports.signer.public_key().await?;
     let verifier = public
         .key()
@@ -138,7 +145,8 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
     let Some(head) = head else {
         return Ok(latest);
     };
-    let mut checkpoint = sign_head(ports.signer, partner, customer, &head, now).await?;
+    let mut checkpoint =
+        sign_head(ports.signer, partner, customer, &head, now, retention_days).await?;
     // The key as the public key names it, as anchors read back name it.
     checkpoint.key_id = public.key_id;
     let key = anchor::key(&checkpoint).map_err(StoreError::Other)?;
@@ -148,21 +156,22 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
     Ok(Some(checkpoint))
 }
 
-/// `head` signed now.
+/// `head` signed now, with the retention its activities are kept for.
 async fn sign_head<S: Signer>(
     signer: &S,
     partner: &PartnerId,
     customer: &CustomerId,
     head: &Head,
     now: DateTime<Utc>,
+    retention_days: u32,
 ) -> Result<Checkpoint, StoreError> {
     let issued_at = time::format(now);
     let message = checkpoint_message(
         partner.as_str(),
         customer.as_str(),
-        head.sequence,
-        &head.hash,
+        (head.sequence, &head.hash),
         &issued_at,
+        retention_days,
     )
     .map_err(|e| StoreError::Other(e.to_string()))?;
     let signed = signer.sign(&message).await?;
@@ -172,14 +181,15 @@ async fn sign_head<S: Signer>(
         sequence: head.sequence,
         hash: head.hash.clone(),
         issued_at,
+        retention_days,
         key_id: signed.key_id,
         signature: STANDARD.encode(&signed.der),
     })
 }
 
 /// The signed checkpoint of the customer's current head as an export's manifest takes it
-/// (`None`: nothing chained yet): the one kept of the head, or the head signed now (and kept
-/// for `keep` where the store may). The API's checkpoints are anchored
+/// (`None`: nothing chained yet): the one kept of the head, or the head signed now with the
+/// retention (and kept as long where the store may). The API's checkpoints are anchored
 /// ([`anchored_checkpoint`]).
 pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
     store: &C,
@@ -187,7 +197,7 @@ pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
     partner: &PartnerId,
     customer: &CustomerId,
     now: DateTime<Utc>,
-    keep: TimeDelta,
+    retention_days: u32,
 ) -> Result<Option<Checkpoint>, StoreError> {
     let Some(head) = store.head(partner, customer).await? else {
         return Ok(None);
@@ -195,8 +205,8 @@ pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
     if let Some(kept) = store.checkpoint(partner, customer, head.sequence).await? {
         return Ok(Some(kept));
     }
-    let checkpoint = sign_head(signer, partner, customer, &head, now).await?;
-    let expires_at = (now + keep).timestamp();
+    let checkpoint = sign_head(signer, partner, customer, &head, now, retention_days).await?;
+    let expires_at = (now + checkpoint.retention()).timestamp();
     store
         .keep_checkpoint(partner, customer, &checkpoint, expires_at)
         .await

@@ -14,9 +14,13 @@ use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use serde_json::{Map, Value, json};
+
 use sha2::{Digest, Sha256};
 
 use crate::http::response::{ActivityView, Links};
+
+/// The retention test checkpoints carry unless told otherwise: the service's default.
+const RETENTION_DAYS: u32 = crate::config::DEFAULT_RETENTION_DAYS;
 
 /// A P-256 key that signs as the service's KMS key does (DER, standard base64).
 #[derive(Debug, Clone)]
@@ -65,7 +69,7 @@ impl Signer {
         })
     }
 
-    /// A checkpoint of `head`, signed.
+    /// A checkpoint of `head`, signed, with the service's default retention.
     pub fn checkpoint(
         &self,
         partner: &str,
@@ -73,12 +77,25 @@ impl Signer {
         head: &Head,
         issued_at: &str,
     ) -> Result<Checkpoint, String> {
+        self.checkpoint_retained(partner, customer, head, issued_at, RETENTION_DAYS)
+    }
+
+    /// [`Self::checkpoint`] with a retention of `retention_days`.
+    pub fn checkpoint_retained(
+        &self,
+        partner: &str,
+        customer: &str,
+        head: &Head,
+        issued_at: &str,
+        retention_days: u32,
+    ) -> Result<Checkpoint, String> {
         let mut cp = Checkpoint {
             partner_id: partner.to_owned(),
             customer_id: customer.to_owned(),
             sequence: head.sequence,
             hash: head.hash.clone(),
             issued_at: issued_at.to_owned(),
+            retention_days,
             key_id: self.key_id.clone(),
             signature: String::new(),
         };

@@ -142,11 +142,11 @@ fn a_recording_time_behind_the_head_is_held_to_the_head() {
 }
 
 #[test]
-fn the_signed_message_is_jcs_of_the_five_members() {
-    let m = checkpoint_message("p1", "c1", 42, "ab", "2026-11-28T10:00:00.000Z").unwrap();
+fn the_signed_message_is_jcs_of_the_six_members() {
+    let m = checkpoint_message("p1", "c1", (42, "ab"), "2026-11-28T10:00:00.000Z", 365).unwrap();
     assert_eq!(
         String::from_utf8(m).unwrap(),
-        r#"{"customerId":"c1","hash":"ab","issuedAt":"2026-11-28T10:00:00.000Z","partnerId":"p1","sequence":42}"#
+        r#"{"customerId":"c1","hash":"ab","issuedAt":"2026-11-28T10:00:00.000Z","partnerId":"p1","retentionDays":365,"sequence":42}"#
     );
 }
 

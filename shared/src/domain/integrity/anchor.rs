@@ -6,7 +6,7 @@
 //! An anchor's object key carries the whole signed checkpoint, so the latest is found and
 //! checked with one listing (keys list in ascending order; the sequence is written inverted so
 //! the latest comes first): `anchors/<partner>/<customer>/<inverted sequence, 20 digits>.<hash>.
-//! <issuedAt>.<signature, base64url of DER>`. The object itself holds the checkpoint's JSON, for
+//! <retentionDays>.<issuedAt>.<signature, base64url of DER>`. The object itself holds the checkpoint's JSON, for
 //! anyone reading the bucket.
 
 use base64::Engine as _;
@@ -30,10 +30,11 @@ pub fn key(checkpoint: &Checkpoint) -> Result<String, String> {
         .decode(&checkpoint.signature)
         .map_err(|e| format!("the checkpoint's signature is not base64: {e}"))?;
     Ok(format!(
-        "{}{:020}.{}.{}.{}",
+        "{}{:020}.{}.{}.{}.{}",
         customer_prefix(&checkpoint.partner_id, &checkpoint.customer_id),
         u64::MAX - checkpoint.sequence,
         checkpoint.hash,
+        checkpoint.retention_days,
         checkpoint.issued_at,
         URL_SAFE_NO_PAD.encode(der)
     ))
@@ -52,15 +53,22 @@ pub fn from_key(
     let name = object_key
         .strip_prefix(&customer_prefix(partner, customer))
         .ok_or_else(|| bad("not under the customer's prefix"))?;
-    let mut parts = name.splitn(4, '.');
-    let (Some(inverted), Some(hash), Some(issued_at), Some(signature)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let mut parts = name.splitn(5, '.');
+    let (Some(inverted), Some(hash), Some(retention_days), Some(issued_at), Some(signature)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(bad("not an anchor's name"));
     };
     let inverted: u64 = inverted
         .parse()
         .map_err(|_| bad("no sequence in its name"))?;
+    let retention_days: u32 = retention_days
+        .parse()
+        .map_err(|_| bad("no retention in its name"))?;
     // issuedAt has dots of its own (milliseconds): the signature is what follows the last one.
     let (issued_at, signature) = match signature.rsplit_once('.') {
         Some((millis, signature)) => (format!("{issued_at}.{millis}"), signature),
@@ -75,6 +83,7 @@ pub fn from_key(
         sequence: u64::MAX - inverted,
         hash: hash.to_owned(),
         issued_at,
+        retention_days,
         key_id: key_id.to_owned(),
         signature: STANDARD.encode(der),
     };
