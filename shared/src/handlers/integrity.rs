@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Config;
 use crate::domain::chain::Head;
-use crate::domain::integrity::anchor::{self, Inconsistency};
+use crate::domain::integrity::anchor::{self, Anchor, Inconsistency};
 use crate::domain::integrity::{Checkpoint, checkpoint_message};
 use crate::domain::{CustomerId, Identity, PartnerId, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
@@ -138,12 +138,27 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
         ),
         None => None,
     };
-    let from = latest.as_ref().map_or(1, |a| a.sequence);
+    let anchored = latest.as_ref().map(|a| &a.head);
+    let from = anchored.map_or(1, |a| a.sequence);
     let mut chain = ports.chains.links_from(partner, customer, from).await?;
-    let head = anchor::extension(latest.as_ref(), &mut chain.links, now, retention)
-        .map_err(Refusal::Inconsistent)?;
-    let Some(head) = head else {
-        return Ok(latest);
+    let head = match anchor::extension(anchored, &mut chain.links, now, retention)
+        .map_err(Refusal::Inconsistent)?
+    {
+        Some(head) => head,
+        None => match latest {
+            None => return Ok(None),
+            // The head has not moved since it was anchored, signed: that checkpoint.
+            Some(Anchor {
+                checkpoint: Some(signed),
+                ..
+            }) => return Ok(Some(signed)),
+            // Anchored by a seal, which is signed but not per customer: signed now.
+            Some(Anchor { head, .. }) => Head {
+                sequence: head.sequence,
+                hash: head.hash,
+                recorded_at: None,
+            },
+        },
     };
     let mut checkpoint =
         sign_head(ports.signer, partner, customer, &head, now, retention_days).await?;

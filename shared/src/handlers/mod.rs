@@ -6,6 +6,7 @@ pub mod exports;
 pub mod integrity;
 pub mod query;
 pub mod record;
+pub mod seal;
 
 #[cfg(test)]
 mod export_tests;

@@ -601,6 +601,9 @@ impl crate::store::Anchors for Counted {
         self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.store.put_new(key, body).await
     }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        self.store.get(key).await
+    }
 }
 
 impl crate::store::ChainIndex for Counted {
@@ -670,4 +673,82 @@ async fn a_checkpoint_costs_one_listing_one_query_and_a_signature_only_when_the_
         .map(|l| l.hash.clone())
         .unwrap_or_else(|| panic!("no link at 2: {links:?}"));
     assert!(latest.contains(&second), "{latest}");
+}
+
+/// A scheduled seal anchors every head that moved under one signature, names the seal before
+/// it, seals nothing twice, and the checkpoint path then starts from the sealed head.
+#[tokio::test]
+async fn a_seal_anchors_the_moved_heads_under_one_signature() {
+    use super::seal::{SealPorts, seal};
+    use crate::domain::integrity::Seal;
+    use crate::store::Anchors as _;
+    use crate::testing::doubles::LocalSigner;
+
+    let counted = Counted::default();
+    let signer = LocalSigner::new("local-key", 1);
+    let ports = SealPorts {
+        heads: &counted.store,
+        chains: &counted,
+        anchors: &counted,
+        signer: &signer,
+    };
+    let batch: Vec<Value> = (0..40)
+        .map(|i| activity(&format!("c{i}"), &format!("a{i}"), &recent(1)))
+        .collect();
+    post(&counted.store, "p1", &Value::Array(batch)).await;
+    let now = chrono::Utc::now();
+    let first = seal(&ports, now, 365)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (first.seal, first.looked_at, first.sealed, first.refused),
+        (Some(1), 40, 40, 0)
+    );
+    assert_eq!(signer.signatures(), 1, "one signature for 40 customers");
+    // Per customer: its latest anchor listed, its links read, its anchor written.
+    let (lists, queries, puts) = counted.counts();
+    assert_eq!((lists, queries, puts), (1 + 40, 40, 1 + 40));
+
+    // Nothing moved: the heads are looked at again (the look-back) and nothing is signed.
+    let again = seal(&ports, now + chrono::TimeDelta::seconds(1), 365)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.seal, again.already_anchored), (None, 40));
+    assert_eq!(signer.signatures(), 1);
+
+    post(
+        &counted.store,
+        "p1",
+        &json!([activity("c7", "a7-2", &recent(0))]),
+    )
+    .await;
+    let second = seal(&ports, chrono::Utc::now(), 365)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((second.seal, second.sealed), (Some(2), 1));
+    let read = |n: u64| {
+        let key = crate::domain::integrity::seal::key(n);
+        let store = &counted.store;
+        async move {
+            let body = store.get(&key).await.ok().flatten().unwrap_or_default();
+            serde_json::from_slice::<Seal>(&body).unwrap_or_else(|e| panic!("{key}: {e}"))
+        }
+    };
+    let (one, two) = (read(1).await, read(2).await);
+    assert_eq!(two.previous_hash, one.hash().unwrap_or_default());
+    assert_eq!(
+        (two.heads[0].customer_id.as_str(), two.heads[0].sequence),
+        ("c7", 2)
+    );
+
+    // A sealed customer's checkpoint: the sealed head, signed now (one listing, one query).
+    counted.counts();
+    let req = ApiRequest::get("/customers/{customerId}/checkpoint")
+        .path_param("customerId", "c3")
+        .caller("p1", &["HelpdeskAgent"])
+        .build();
+    let answer = super::integrity::handle(&config(), &counted, &counted, &signer, req).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(body(&answer)["sequence"], 1);
+    assert_eq!(counted.counts(), (1, 1, 1));
 }

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use chrono::{DateTime, Utc};
 
 use super::items::{self, Item};
 use super::keys::{
@@ -22,7 +23,7 @@ use super::{
 use crate::domain::chain::Head;
 use crate::domain::integrity::Checkpoint;
 use crate::domain::query::MAX_LIMIT;
-use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId};
+use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId, time};
 
 pub use super::items::TTL;
 
@@ -564,6 +565,45 @@ impl Checkpoints for DynamoStore {
         self.checkpoint(partner, customer, checkpoint.sequence)
             .await?
             .ok_or_else(|| StoreError::Unavailable("a checkpoint kept is not readable yet".into()))
+    }
+}
+
+impl super::HeadsMoved for DynamoStore {
+    /// One query per partition of the `byHeadMoved` index (its pages followed).
+    async fn heads_moved(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<super::MovedHead>, StoreError> {
+        let mut moved = Vec::new();
+        for shard in 0..keys::HEAD_SHARDS {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::BY_HEAD_MOVED_INDEX)
+                    .key_condition_expression("#s = :s AND #r BETWEEN :from AND :until")
+                    .expression_attribute_names("#s", keys::HEAD_SHARD)
+                    .expression_attribute_names("#r", "recordedAt")
+                    .expression_attribute_values(":s", AttributeValue::S(shard.to_string()))
+                    .expression_attribute_values(":from", AttributeValue::S(time::format(from)))
+                    .expression_attribute_values(":until", AttributeValue::S(time::format(until)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for item in page.items.unwrap_or_default() {
+                    moved.push(items::moved_head_of(item)?);
+                }
+                match page.last_evaluated_key {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
+            }
+        }
+        Ok(moved)
     }
 }
 

@@ -210,6 +210,9 @@ struct HeadItem<'a> {
     partner_id: &'a PartnerId,
     #[serde(rename = "customerId")]
     customer_id: &'a CustomerId,
+    /// Its partition of the `byHeadMoved` index.
+    #[serde(rename = "headShard")]
+    head_shard: String,
     #[serde(flatten)]
     head: StoredHead,
 }
@@ -219,8 +222,10 @@ pub fn head_to_item(
     customer: &CustomerId,
     head: &Head,
 ) -> Result<Item, StoreError> {
+    let key = TableKey::chain_head(partner, customer);
     let item = HeadItem {
-        key: TableKey::chain_head(partner, customer),
+        head_shard: super::keys::head_shard(&key.pk),
+        key,
         partner_id: partner,
         customer_id: customer,
         head: StoredHead {
@@ -238,6 +243,25 @@ pub fn head_from_item(item: Item) -> Result<Head, StoreError> {
         sequence: s.sequence,
         hash: s.hash,
         recorded_at: s.recorded_at,
+    })
+}
+
+/// A head as the `byHeadMoved` index lists it.
+pub fn moved_head_of(item: Item) -> Result<super::MovedHead, StoreError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Listed {
+        partner_id: PartnerId,
+        customer_id: CustomerId,
+        sequence: u64,
+        hash: String,
+    }
+    let l: Listed = serde_dynamo::from_item(item).map_err(corrupt("moved head"))?;
+    Ok(super::MovedHead {
+        partner: l.partner_id,
+        customer: l.customer_id,
+        sequence: l.sequence,
+        hash: l.hash,
     })
 }
 

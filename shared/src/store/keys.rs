@@ -41,6 +41,13 @@ pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
 pub const BY_SEQUENCE_INDEX: &str = "bySequence";
 /// The sort key of the `bySequence` index.
 pub const SEQUENCE: &str = "sequence";
+/// Every customer's head by when its last activity was recorded, across tenants, in
+/// [`HEAD_SHARDS`] partitions (`headShard`, `recordedAt`): what the sealer reads.
+pub const BY_HEAD_MOVED_INDEX: &str = "byHeadMoved";
+/// The partition key of the `byHeadMoved` index (only heads carry it).
+pub const HEAD_SHARD: &str = "headShard";
+/// The partitions of the `byHeadMoved` index: a head's is fixed by its customer's partition.
+pub const HEAD_SHARDS: u32 = 8;
 /// Sort keys of activities start with it.
 pub const ACTIVITY_SK_PREFIX: &str = "A#";
 
@@ -131,6 +138,14 @@ impl IndexKeys {
 
 pub fn customer_pk(partner: &PartnerId, customer: &CustomerId) -> String {
     format!("P#{partner}#C#{customer}")
+}
+
+/// The `byHeadMoved` partition of the head of the customer whose partition is `pk`.
+pub fn head_shard(pk: &str) -> String {
+    let n = pk
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (n % HEAD_SHARDS).to_string()
 }
 
 pub fn activity_sk(id: &ActivityId) -> String {

@@ -225,6 +225,39 @@ impl Anchors for MemoryStore {
         anchors.insert(key.to_owned(), body);
         Ok(true)
     }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(locked(&self.anchors)?.get(key).cloned())
+    }
+}
+
+impl super::HeadsMoved for MemoryStore {
+    async fn heads_moved(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<super::MovedHead>, StoreError> {
+        let heads = locked(&self.heads)?;
+        let mut moved = Vec::new();
+        for (pk, head) in heads.iter() {
+            if !head.recorded_at.is_some_and(|t| from <= t && t <= until) {
+                continue;
+            }
+            let (partner, customer) = pk
+                .strip_prefix("P#")
+                .and_then(|rest| rest.split_once("#C#"))
+                .ok_or_else(|| StoreError::Corrupt(format!("a head's key {pk}")))?;
+            moved.push(super::MovedHead {
+                partner: PartnerId::parse(partner)
+                    .map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?,
+                customer: CustomerId::parse(customer)
+                    .map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?,
+                sequence: head.sequence,
+                hash: head.hash.clone(),
+            });
+        }
+        Ok(moved)
+    }
 }
 
 impl ActivityReader for MemoryStore {

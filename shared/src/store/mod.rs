@@ -221,6 +221,28 @@ pub trait Anchors: Send + Sync {
         key: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The object at `key` (a seal), if there is one.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+}
+
+/// A customer's head, as the heads that moved are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedHead {
+    pub partner: PartnerId,
+    pub customer: CustomerId,
+    pub sequence: u64,
+    pub hash: String,
+}
+
+/// Every tenant's chain heads by when they last moved: what the sealer reads.
+pub trait HeadsMoved: Send + Sync {
+    /// The heads whose last activity was recorded from `from` to `until` (both included).
+    fn heads_moved(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<MovedHead>, StoreError>> + Send;
 }
 
 /// One storage page of a query, newest first.

@@ -139,6 +139,26 @@ impl Anchors for S3Blobs {
             Err(e) => Err(classify(e)),
         }
     }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match got {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.to_vec()))
+                .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}"))),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
 }
 
 /// A multipart upload of an export file.

@@ -103,6 +103,13 @@ impl Signer {
         Ok(cp)
     }
 
+    /// Signs `seal` (again), after it was built or changed.
+    pub fn sign_seal(&self, seal: &mut crate::domain::integrity::Seal) -> Result<(), String> {
+        seal.key_id = self.key_id.clone();
+        seal.signature = self.sign(&seal.message().map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
     /// Signs `manifest` (again), after it was built or changed.
     pub fn sign_manifest(&self, manifest: &mut Manifest) -> Result<(), String> {
         manifest.key_id = self.key_id.clone();

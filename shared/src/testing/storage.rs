@@ -43,15 +43,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            [PK, SK, TIME_SK, PARTNER_PK, PARTNER_SK]
-                .into_iter()
-                .map(attr)
-                .chain([AttributeDefinition::builder()
-                    .attribute_name(keys::SEQUENCE)
-                    .attribute_type(ScalarAttributeType::N)
-                    .build()])
-                .collect::<Result<_, _>>()
-                .map_err(built)?,
+            [
+                PK,
+                SK,
+                TIME_SK,
+                PARTNER_PK,
+                PARTNER_SK,
+                keys::HEAD_SHARD,
+                "recordedAt",
+            ]
+            .into_iter()
+            .map(attr)
+            .chain([AttributeDefinition::builder()
+                .attribute_name(keys::SEQUENCE)
+                .attribute_type(ScalarAttributeType::N)
+                .build()])
+            .collect::<Result<_, _>>()
+            .map_err(built)?,
         ))
         .key_schema(key(PK, KeyType::Hash).map_err(built)?)
         .key_schema(key(SK, KeyType::Range).map_err(built)?)
@@ -83,6 +91,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                         .projection_type(ProjectionType::Include)
                         .non_key_attributes("hash")
                         .non_key_attributes("previousHash")
+                        .build(),
+                )
+                .build()
+                .map_err(built)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(keys::BY_HEAD_MOVED_INDEX)
+                .key_schema(key(keys::HEAD_SHARD, KeyType::Hash).map_err(built)?)
+                .key_schema(key("recordedAt", KeyType::Range).map_err(built)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("partnerId")
+                        .non_key_attributes("customerId")
+                        .non_key_attributes("sequence")
+                        .non_key_attributes("hash")
                         .build(),
                 )
                 .build()

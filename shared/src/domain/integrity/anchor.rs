@@ -6,15 +6,21 @@
 //! An anchor's object key carries the whole signed checkpoint, so the latest is found and
 //! checked with one listing (keys list in ascending order; the sequence is written inverted so
 //! the latest comes first): `anchors/<partner>/<customer>/<inverted sequence, 20 digits>.<hash>.
-//! <retentionDays>.<issuedAt>.<signature, base64url of DER>`. The object itself holds the checkpoint's JSON, for
-//! anyone reading the bucket.
+//! <retentionDays>.<issuedAt>.<signature, base64url of DER>`. The object itself holds the
+//! checkpoint's JSON, for anyone reading the bucket.
+//!
+//! A head anchored by a scheduled seal ([`seal`](super::seal)) carries no signature of its own:
+//! its name ends `.!<seal's sequence>` instead, and the seal object (`seals/…`) that lists it is
+//! signed. Both kinds are written only by the integrity and sealing functions (the bucket's
+//! policy) and kept under Object Lock.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Checkpoint, Key};
+use super::{Checkpoint, HeldHead, Key};
 use crate::domain::chain::{GENESIS_HASH, Head, Link};
+use crate::domain::time;
 
 /// The prefix of every anchor.
 pub const PREFIX: &str = "anchors/";
@@ -40,15 +46,43 @@ pub fn key(checkpoint: &Checkpoint) -> Result<String, String> {
     ))
 }
 
-/// The signed checkpoint an anchor's key carries, if `key` is one of the customer's anchors and
-/// `verifier` checks its signature (`key_id`: the key's id, which the key name leaves out).
+/// The object key of the anchor of `head`, sealed by seal number `seal` at `sealed_at`.
+pub fn sealed_key(
+    partner: &str,
+    customer: &str,
+    head: &Head,
+    retention_days: u32,
+    sealed_at: &str,
+    seal: u64,
+) -> String {
+    format!(
+        "{}{:020}.{}.{retention_days}.{sealed_at}.!{seal}",
+        customer_prefix(partner, customer),
+        u64::MAX - head.sequence,
+        head.hash,
+    )
+}
+
+/// A customer's anchored head, as its anchor's name carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The head, and when it was anchored.
+    pub head: HeldHead,
+    /// The signed checkpoint, when the anchor is one (`None`: anchored by a seal, which is
+    /// signed instead).
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// The anchor an object key carries, if `key` is one of the customer's anchors: a signed one
+/// whose signature `verifier` checks (`key_id`: the key's id, which the name leaves out), or one
+/// a seal anchored.
 pub fn from_key(
     object_key: &str,
     partner: &str,
     customer: &str,
     key_id: &str,
     verifier: &Key,
-) -> Result<Checkpoint, String> {
+) -> Result<Anchor, String> {
     let bad = |why: &str| format!("anchor {object_key}: {why}");
     let name = object_key
         .strip_prefix(&customer_prefix(partner, customer))
@@ -74,6 +108,19 @@ pub fn from_key(
         Some((millis, signature)) => (format!("{issued_at}.{millis}"), signature),
         None => return Err(bad("not an anchor's name")),
     };
+    if let Some(seal) = signature.strip_prefix('!') {
+        seal.parse::<u64>()
+            .map_err(|_| bad("no seal in its name"))?;
+        let issued = time::parse_timestamp(&issued_at).map_err(|_| bad("no time in its name"))?;
+        return Ok(Anchor {
+            head: HeldHead {
+                sequence: u64::MAX - inverted,
+                hash: hash.to_owned(),
+                issued_at: issued,
+            },
+            checkpoint: None,
+        });
+    }
     let der = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| bad("its signature is not base64url"))?;
@@ -90,7 +137,10 @@ pub fn from_key(
     if !checkpoint.verify(verifier) {
         return Err(bad("not signed by the service's key"));
     }
-    Ok(checkpoint)
+    Ok(Anchor {
+        head: checkpoint.held().map_err(|e| bad(&e.to_string()))?,
+        checkpoint: Some(checkpoint),
+    })
 }
 
 /// Why the service refuses to sign a customer's head.
@@ -117,14 +167,14 @@ pub enum Inconsistency {
 /// `retention` may have lost its activities to expiry, and so may a chain without an anchor (none
 /// signed in the retention period): the links are then followed from the first one there is.
 pub fn extension(
-    anchor: Option<&Checkpoint>,
+    anchor: Option<&HeldHead>,
     links: &mut [Link],
     now: DateTime<Utc>,
     retention: TimeDelta,
 ) -> Result<Option<Head>, Inconsistency> {
     links.sort_by_key(|l| l.sequence);
     let (anchored, anchored_hash) = anchor.map_or((0, GENESIS_HASH), |a| (a.sequence, &a.hash));
-    let expired = anchor.is_some_and(|a| a.issued().is_ok_and(|t| t + retention <= now));
+    let expired = anchor.is_some_and(|a| a.issued_at + retention <= now);
     let mut rest = links
         .iter()
         .skip_while(|l| l.sequence < anchored)
@@ -244,7 +294,8 @@ mod tests {
         assert!(k10 < k9, "{k10} lists before {k9}");
         assert!(k9.starts_with("anchors/p1/客戶 #1/"));
         let read = from_key(&k9, "p1", "客戶 #1", "key-1", &verifier).unwrap();
-        assert_eq!(read, at_9);
+        assert_eq!(read.head, at_9.held().unwrap());
+        assert_eq!(read.checkpoint, Some(at_9.clone()));
         // Another hash in the name: the signature no longer holds.
         let forged = k9.replace(&at_9.hash, &at_10.hash);
         let refused = from_key(&forged, "p1", "客戶 #1", "key-1", &verifier).unwrap_err();
@@ -256,19 +307,44 @@ mod tests {
         assert!(from_key(&k9, "p1", "c2", "key-1", &verifier).is_err());
     }
 
+    /// A head a seal anchored: its name carries the head and the seal, no signature; it lists
+    /// in the same order as signed ones.
+    #[test]
+    fn a_sealed_anchor_names_its_head_and_its_seal() {
+        let links = chain(12);
+        let verifier = Key::from_pem(&signer().public_key_pem().unwrap()).unwrap();
+        let head = Head {
+            sequence: 11,
+            hash: links[10].hash.clone(),
+            recorded_at: None,
+        };
+        let k11 = sealed_key("p1", "客戶 #1", &head, 365, "2026-11-25T02:00:00.000Z", 42);
+        assert!(k11.ends_with(".365.2026-11-25T02:00:00.000Z.!42"), "{k11}");
+        let k10 = key(&anchored(&links, 10, "2026-11-25T01:00:00.000Z")).unwrap();
+        assert!(k11 < k10, "{k11} lists before {k10}");
+        let read = from_key(&k11, "p1", "客戶 #1", "key-1", &verifier).unwrap();
+        assert_eq!(read.checkpoint, None);
+        assert_eq!((read.head.sequence, &read.head.hash), (11, &head.hash));
+        let no_seal = k11.replace(".!42", ".!x");
+        assert!(from_key(&no_seal, "p1", "客戶 #1", "key-1", &verifier).is_err());
+    }
+
     #[test]
     fn a_head_that_extends_the_anchor_is_reached_by_its_links() {
         let links = chain(8);
         let anchor = anchored(&links, 5, "2026-11-27T00:00:00.000Z");
         let mut from_5 = links[4..].to_vec();
-        let head = extension(Some(&anchor), &mut from_5, now(), YEAR).unwrap();
+        let head = extension(Some(&anchor.held().unwrap()), &mut from_5, now(), YEAR).unwrap();
         assert_eq!(
             head.map(|h| (h.sequence, h.hash)),
             Some((8, links[7].hash.clone()))
         );
         // Nothing since the anchor: the anchor is the checkpoint.
         let mut only_5 = links[4..5].to_vec();
-        assert_eq!(extension(Some(&anchor), &mut only_5, now(), YEAR), Ok(None));
+        assert_eq!(
+            extension(Some(&anchor.held().unwrap()), &mut only_5, now(), YEAR),
+            Ok(None)
+        );
         // Nothing anchored yet: from the start, or from the first activity not expired.
         let mut all = links.clone();
         let head = extension(None, &mut all, now(), YEAR).unwrap();
@@ -285,7 +361,7 @@ mod tests {
         // Truncated to 4 and the head set back: nothing from the anchored sequence on.
         let mut truncated: Vec<Link> = Vec::new();
         assert_eq!(
-            extension(Some(&anchor), &mut truncated, now(), YEAR),
+            extension(Some(&anchor.held().unwrap()), &mut truncated, now(), YEAR),
             Err(Inconsistency::AnchoredMissing { sequence: 6 })
         );
         // Rewritten from 3 on, every hash recomputed: the anchored activity's hash changed.
@@ -298,18 +374,18 @@ mod tests {
             .map(|i| head.append(&mut record(100 + i)).unwrap())
             .collect();
         assert_eq!(
-            extension(Some(&anchor), &mut rewritten, now(), YEAR),
+            extension(Some(&anchor.held().unwrap()), &mut rewritten, now(), YEAR),
             Err(Inconsistency::AnchoredChanged { sequence: 6 })
         );
         // The anchored activity deleted (the head left alone).
         let mut deleted: Vec<Link> = links[6..].to_vec();
         assert_eq!(
-            extension(Some(&anchor), &mut deleted, now(), YEAR),
+            extension(Some(&anchor.held().unwrap()), &mut deleted, now(), YEAR),
             Err(Inconsistency::AnchoredMissing { sequence: 6 })
         );
         // A year on it may have expired: the links from the first there is are followed.
         let later = now() + TimeDelta::days(400);
-        let head = extension(Some(&anchor), &mut deleted, later, YEAR).unwrap();
+        let head = extension(Some(&anchor.held().unwrap()), &mut deleted, later, YEAR).unwrap();
         assert_eq!(head.map(|h| h.sequence), Some(8));
         // An activity after the anchor deleted.
         let mut gap: Vec<Link> = links[5..]
@@ -318,14 +394,14 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(
-            extension(Some(&anchor), &mut gap, now(), YEAR),
+            extension(Some(&anchor.held().unwrap()), &mut gap, now(), YEAR),
             Err(Inconsistency::Gap { sequence: 7 })
         );
         // An activity after the anchor relinked elsewhere.
         let mut relinked = links[5..].to_vec();
         relinked[2].previous_hash = "ab".repeat(32);
         assert_eq!(
-            extension(Some(&anchor), &mut relinked, now(), YEAR),
+            extension(Some(&anchor.held().unwrap()), &mut relinked, now(), YEAR),
             Err(Inconsistency::NotLinked { sequence: 8 })
         );
     }

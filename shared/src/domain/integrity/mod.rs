@@ -1,5 +1,6 @@
 //! What vouches for the chain: the service's key ([`key`]), a customer's head signed by it
-//! ([`checkpoint`]), the checkpoints a verifier already holds ([`held`]) and an export's signed
+//! ([`checkpoint`]) and anchored ([`anchor`]), the heads sealed together on a schedule
+//! ([`seal`]), the checkpoints a verifier already holds ([`held`]) and an export's signed
 //! manifest ([`manifest`]).
 
 pub mod anchor;
@@ -7,8 +8,10 @@ pub mod checkpoint;
 pub mod held;
 pub mod key;
 pub mod manifest;
+pub mod seal;
 
 pub use checkpoint::{Checkpoint, checkpoint_message};
 pub use held::{HeldHead, HeldSummary, check_held};
 pub use key::{Key, PublicKey};
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
+pub use seal::{Seal, SealedHead};
