@@ -10,7 +10,7 @@
 
 ARCHITECTURE ?= arm64
 PROFILE ?= release
-FUNCTIONS := record-activity query-activity export-activity export-worker integrity
+FUNCTIONS := record-activity query-activity export-activity export-worker integrity seal-heads
 
 ifeq ($(ARCHITECTURE),arm64)
   TARGET := aarch64-unknown-linux-gnu
@@ -27,7 +27,8 @@ endif
 LAMBDA_DIR := target/sam-lambda/$(ARCHITECTURE)-$(PROFILE)
 
 .PHONY: functions build-RecordActivityFunction build-QueryActivityFunction \
-  build-ExportActivityFunction build-ExportWorkerFunction build-IntegrityFunction
+  build-ExportActivityFunction build-ExportWorkerFunction build-IntegrityFunction \
+  build-SealHeadsFunction
 
 functions:
 	cargo lambda build --profile $(PROFILE) --target $(TARGET) --lambda-dir $(LAMBDA_DIR) \
@@ -48,3 +49,5 @@ build-ExportWorkerFunction: functions
 	$(call copy-bootstrap,export-worker)
 build-IntegrityFunction: functions
 	$(call copy-bootstrap,integrity)
+build-SealHeadsFunction: functions
+	$(call copy-bootstrap,seal-heads)

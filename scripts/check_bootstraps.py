@@ -201,9 +201,9 @@ def run_once(bootstrap: Path, crate: str) -> list[str]:
             print(f"    answered {method_path[0]} {method_path[1]}: {status} {code}")
     else:
         if kind != "error":
-            problems.append(f"expected an error for an event naming no job, got {kind}: {body[:300]!r}")
+            problems.append(f"expected an error (the worker: an event naming no job; the sealer: no AWS to reach), got {kind}: {body[:300]!r}")
         else:
-            print(f"    answered an event naming no job with an error: {body[:120].decode(errors='replace')}")
+            print(f"    answered an event with an error: {body[:120].decode(errors='replace')}")
     lines = [line for line in output.splitlines() if line.strip()]
     not_json, unnamed = [], []
     for line in lines:

@@ -621,3 +621,92 @@ async fn details_in_the_bucket_are_written_once() {
         "{found}"
     );
 }
+
+/// The harness runs the scheduled sealer as EventBridge Scheduler would: the heads that moved
+/// are anchored under one signature. A chain truncated afterwards, its head set back, is refused
+/// (409) though nobody had asked for its checkpoint, and the next seal leaves it out, refused.
+#[tokio::test]
+async fn a_scheduled_seal_catches_a_truncation_that_no_checkpoint_request_saw() {
+    use activity_log::handlers::seal::{SealPorts, seal};
+    let app = isolated_app().await;
+    let signer = app.signer().unwrap_or_else(|e| panic!("{e}"));
+    let anchors = app.anchors().unwrap_or_else(|e| panic!("{e}"));
+    let ports = SealPorts {
+        heads: &app.store,
+        chains: &app.store,
+        anchors,
+        signer,
+    };
+    let kept = chain_of(&app, "kept", 3).await;
+    let rows = chain_of(&app, "sealed", 6).await;
+    let report = seal(&ports, chrono::Utc::now(), 365)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.seal, report.sealed, report.refused),
+        (Some(1), 2, 0),
+        "{report:?}"
+    );
+    let sealed = anchors_of(&app, "sealed").await;
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    assert!(sealed[0].ends_with(".!1"), "{sealed:?}");
+
+    // Truncated to 4 behind the service's back; no checkpoint was ever asked for.
+    for id in ["sealed-4", "sealed-5"] {
+        app.store
+            .client()
+            .delete_item()
+            .table_name(&app.config.table_name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("P#p1#C#sealed".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("A#{id}")),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    set_head(
+        &app,
+        "sealed",
+        Some(4),
+        rows[3]["hash"].as_str().unwrap_or_default(),
+    )
+    .await;
+    let refused = integrity_call(&app, checkpoint_of("sealed")).await;
+    assert_eq!(refused.status(), 409, "{}", body(&refused));
+    assert_eq!(
+        body(&refused)["error"]["message"],
+        "customer sealed: the activity at the anchored sequence 6 is missing, and the anchor is not old enough for it to have expired; nothing was signed"
+    );
+
+    // The untouched customer's checkpoint is the sealed head, signed now.
+    let fine = integrity_call(&app, checkpoint_of("kept")).await;
+    assert_eq!(fine.status(), 200, "{}", body(&fine));
+    assert_eq!(body(&fine)["hash"], kept[2]["hash"]);
+
+    // The next run: the truncated head moved (back) and is refused, not sealed.
+    set_head(
+        &app,
+        "sealed",
+        Some(4),
+        rows[3]["hash"].as_str().unwrap_or_default(),
+    )
+    .await;
+    let next = seal(&ports, chrono::Utc::now(), 365)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (next.seal, next.sealed, next.refused),
+        (Some(2), 0, 1),
+        "{next:?}"
+    );
+    assert_eq!(
+        anchors_of(&app, "sealed").await.len(),
+        1,
+        "nothing new anchored"
+    );
+}

@@ -277,7 +277,8 @@ fn the_signing_key_signs_only_for_the_signing_functions() {
         signers,
         BTreeSet::from([
             "IntegrityFunctionRole.Arn".to_owned(),
-            "ExportWorkerFunctionRole.Arn".to_owned()
+            "ExportWorkerFunctionRole.Arn".to_owned(),
+            "SealHeadsFunctionRole.Arn".to_owned()
         ])
     );
     // No function's own policy grants a KMS action: the key's policy is the only grant.
@@ -338,7 +339,7 @@ fn the_bucket_is_private_encrypted_and_cleans_up() {
 /// log's retention, versioned, deletes denied to everyone, new anchors only from the integrity
 /// function (which may list and put, nothing else), and the bucket named in the outputs.
 #[test]
-fn anchors_are_kept_under_object_lock_and_only_the_integrity_function_adds_them() {
+fn anchors_are_kept_under_object_lock_and_only_the_integrity_function_and_the_sealer_add_them() {
     let t = template();
     let bucket = at(&t, "Resources.AnchorBucket.Properties");
     assert_eq!(at(bucket, "ObjectLockEnabled"), &Value::Bool(true));
@@ -361,6 +362,7 @@ fn anchors_are_kept_under_object_lock_and_only_the_integrity_function_adds_them(
         "s3:DeleteObjectVersion",
         "s3:PutObjectRetention",
         "IntegrityFunctionRole",
+        "SealHeadsFunctionRole",
     ] {
         assert!(
             policy.contains(needle),
@@ -375,8 +377,35 @@ fn anchors_are_kept_under_object_lock_and_only_the_integrity_function_adds_them(
     assert!(integrity.contains("index/bySequence"), "{integrity}");
     assert!(!integrity.contains("dynamodb:PutItem"), "{integrity}");
     assert!(!integrity.contains("s3:Delete"), "{integrity}");
+    // The sealer: the moved heads and the chain by sequence read, anchors and seals added.
+    let sealer = format!(
+        "{:?}",
+        at(&t, "Resources.SealHeadsFunction.Properties.Policies")
+    );
+    for needle in [
+        "index/byHeadMoved",
+        "index/bySequence",
+        "/seals/*",
+        "/anchors/*",
+    ] {
+        assert!(
+            sealer.contains(needle),
+            "the sealer lacks {needle}: {sealer}"
+        );
+    }
+    for forbidden in ["dynamodb:PutItem", "dynamodb:UpdateItem", "s3:Delete"] {
+        assert!(!sealer.contains(forbidden), "{forbidden}: {sealer}");
+    }
+    let schedule = format!(
+        "{:?}",
+        at(&t, "Resources.SealHeadsFunction.Properties.Events.Schedule")
+    );
+    assert!(
+        schedule.contains("ScheduleV2") && schedule.contains("SealPeriodMinutes"),
+        "{schedule}"
+    );
     for (name, resource) in resources_of(&t, "AWS::Serverless::Function") {
-        if name != "IntegrityFunction" {
+        if name != "IntegrityFunction" && name != "SealHeadsFunction" {
             let policies = format!(
                 "{:?}",
                 resource.get("Properties").and_then(|p| p.get("Policies"))
@@ -1511,7 +1540,7 @@ fn the_route_table_is_the_contract_the_template_the_router_and_the_build_check()
     }
     assert_eq!(
         checked,
-        function_crates().len() - 1,
-        "every HTTP function (all but the worker)"
+        function_crates().len() - 2,
+        "every HTTP function (all but the export worker and the sealer)"
     );
 }
