@@ -87,6 +87,7 @@ const en = {
   verifyOtherCustomer: 'Verification failed: the checkpoint is for another customer.',
   verifyNoCheckpoint: 'Verification failed: there is no signed checkpoint for this customer.',
   verifyHistoryChanged: (since: string) => `Verification failed: history changed since ${since}. The log no longer extends the checkpoint verified in this browser then.`,
+  verifyRefused: 'Verification failed: the service refused to sign this customer’s log, because it no longer extends what the service signed before (it was changed in storage).',
   verifyError: (message: string) => `Verification could not be completed: ${message}`,
   statusNames: { succeeded: 'Succeeded', failed: 'Failed', inProgress: 'In progress' } as Record<string, string>,
 };
@@ -169,6 +170,7 @@ const zhTW: Words = {
   verifyOtherCustomer: '驗證失敗：檢查點屬於其他客戶。',
   verifyNoCheckpoint: '驗證失敗：此客戶沒有已簽署的檢查點。',
   verifyHistoryChanged: (since: string) => `驗證失敗：自 ${since} 以來記錄已被變更。記錄不再延續當時在此瀏覽器驗證的檢查點。`,
+  verifyRefused: '驗證失敗：服務拒絕簽署此客戶的記錄，因為它已不再延續服務先前簽署的內容（儲存內容遭到變更）。',
   verifyError: (message: string) => `無法完成驗證：${message}`,
   statusNames: { succeeded: '成功', failed: '失敗', inProgress: '進行中' },
 };

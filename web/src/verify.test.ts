@@ -6,7 +6,7 @@ import { ApiError, call, type Activity, type Checkpoint } from './api';
 import { checkpointMessage } from './chain';
 import { WORDS } from './i18n';
 import { chain } from './test-fixtures';
-import { failedKey, verifyMessage, verifyView, type Outcome } from './verify';
+import { failedKey, tone, verifyMessage, verifyView, type Outcome } from './verify';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = publicKey.export({ format: 'jwk' }) as JsonWebKey;
@@ -92,6 +92,21 @@ describe('Verify', () => {
       last: 2,
       pastCheckpoint: 1,
     });
+  });
+
+  test('a head the service refuses to sign (409 ChainInconsistent) fails, in words the user can act on', async () => {
+    const rows = chain(3);
+    const get = async <T,>(path: string): Promise<T> => {
+      if (path === '/integrity/public-key') return PUBLIC_KEY as T;
+      throw new ApiError(409, 'ChainInconsistent', 'customer c1: the activity at the anchored sequence 3 is missing');
+    };
+    const outcome = await verifyView(rows, 'c1', true, { get, details: async () => null });
+    expect(outcome).toEqual({ kind: 'refused' });
+    expect(tone(outcome)).toBe('failed');
+    expect([verifyMessage(outcome, WORDS.en), verifyMessage(outcome, WORDS['zh-TW'])]).toEqual([
+      'Verification failed: the service refused to sign this customer’s log, because it no longer extends what the service signed before (it was changed in storage).',
+      '驗證失敗：服務拒絕簽署此客戶的記錄，因為它已不再延續服務先前簽署的內容（儲存內容遭到變更）。',
+    ]);
   });
 
   test('the checkpoint verified in this browser before must be extended: history changed since then', async () => {

@@ -21,7 +21,10 @@ export type Outcome =
   | { kind: 'otherCustomer' }
   | { kind: 'noCheckpoint' }
   /** The checkpoint verified here before (`since`: when it was issued) is not extended. */
-  | { kind: 'historyChanged'; since: string; key?: string };
+  | { kind: 'historyChanged'; since: string; key?: string }
+  /** The service refused to sign the customer's head (409 ChainInconsistent): the chain no
+   * longer extends what it anchored. */
+  | { kind: 'refused' };
 
 export interface VerifyDeps {
   /** A GET through the page's authenticated call (its retries and errors). */
@@ -40,9 +43,11 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
     deps.get<PublicKey>(PUBLIC_KEY_PATH),
     deps.get<Checkpoint>(checkpointPath(customerId)).catch((e: unknown) => {
       if (e instanceof ApiError && e.status === 404) return null;
+      if (e instanceof ApiError && e.status === 409 && e.code === 'ChainInconsistent') return 'refused' as const;
       throw e;
     }),
   ]);
+  if (checkpoint === 'refused') return { kind: 'refused' };
   const mine = rows.filter((r) => r.customerId === customerId);
   if (checkpoint) {
     if (checkpoint.customerId !== customerId) return { kind: 'otherCustomer' };
@@ -137,6 +142,8 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return t.verifyOtherCustomer;
     case 'noCheckpoint':
       return t.verifyNoCheckpoint;
+    case 'refused':
+      return t.verifyRefused;
     case 'historyChanged':
       return t.verifyHistoryChanged(`${o.since.slice(0, 10)} ${o.since.slice(11, 16)} UTC`);
   }
