@@ -85,6 +85,25 @@ build_web() {
 JSON
 }
 
+# Pins the local signing key's public half in the page's config (web/dist/config.json), as
+# scripts/deploy pins the stack's SigningPublicKeyPem: Verify checks checkpoints with it.
+pin_signing_key() {
+  python - "$AWS_ENDPOINT_URL" "$SIGNING_KEY_ID" web/dist/config.json <<'PY'
+import base64, json, sys
+import boto3
+endpoint, key_id, path = sys.argv[1:]
+der = boto3.client("kms", endpoint_url=endpoint).get_public_key(KeyId=key_id)["PublicKey"]
+b64 = base64.b64encode(der).decode()
+lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+pem = "\n".join(["-----BEGIN PUBLIC KEY-----", *lines, "-----END PUBLIC KEY-----"]) + "\n"
+with open(path, encoding="utf-8") as f:
+    config = json.load(f)
+config["signingPublicKeyPem"] = pem
+with open(path, "w", encoding="utf-8") as f:
+    json.dump(config, f)
+PY
+}
+
 # Local settings: the development defaults of scripts/local.env (the one place they are written)
 # and the local ports and endpoints; every one can be overridden from the shell.
 local_env() {

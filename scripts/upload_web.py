@@ -2,7 +2,8 @@
 """Uploads the built Activity Log page (web/dist) to its bucket and writes its config.json.
 
 usage: scripts/upload_web.py --bucket B --dist DIR --issuer URL --client-id ID
-                             [--audience A] [--scope S] [--distribution-id D] [--region R]
+                             [--audience A] [--scope S] [--signing-public-key PEM_FILE]
+                             [--distribution-id D] [--region R]
 
 Every file of DIR goes up with its Content-Type. Files under assets/ have hashed names and never
 change: `Cache-Control: public, max-age=31536000, immutable`. Everything else (index.html,
@@ -11,7 +12,8 @@ files, config.json, and index.html last: a visitor never gets an index.html whos
 up yet. Then the objects the build no longer has are deleted, except old assets (see below), and
 with --distribution-id the changed non-asset paths are invalidated in CloudFront.
 
-config.json is {"issuer", "clientId", "audience", "scope"} (audience and scope only when given);
+config.json is {"issuer", "clientId", "audience", "scope", "signingPublicKeyPem"} (the last three only
+when given; the key is the stack's SigningPublicKeyPem, which Verify then checks checkpoints with);
 a config.json in DIR is not uploaded. Files and folders whose names start with a dot (.vite/) are
 not part of the page and are skipped.
 
@@ -109,6 +111,8 @@ def page_config(args):
         config["audience"] = args.audience
     if args.scope:
         config["scope"] = args.scope
+    if args.signing_public_key:
+        config["signingPublicKeyPem"] = args.signing_public_key
     return json.dumps(config, indent=2).encode() + b"\n"
 
 
@@ -171,6 +175,11 @@ def arguments(argv):
     parser.add_argument("--client-id", required=True, help="the page's OpenID Connect client id")
     parser.add_argument("--audience", help="audience the page asks tokens for (config.json)")
     parser.add_argument("--scope", help="scopes the page asks for, space-separated (config.json)")
+    parser.add_argument(
+        "--signing-public-key",
+        type=pathlib.Path,
+        help="the stack's SigningPublicKeyPem in a file: Verify checks checkpoints with it (config.json)",
+    )
     parser.add_argument("--distribution-id", help="CloudFront distribution to invalidate (WebDistributionId)")
     parser.add_argument("--region", help="AWS region (default: the AWS settings')")
     args = parser.parse_args(argv)
@@ -181,6 +190,14 @@ def arguments(argv):
     for name in ("bucket", "client_id"):
         if not getattr(args, name).strip():
             parser.error(f"--{name.replace('_', '-')} must not be empty")
+    if args.signing_public_key:
+        try:
+            pem = args.signing_public_key.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            parser.error(f"--signing-public-key {args.signing_public_key}: {e}")
+        if not (pem.startswith("-----BEGIN PUBLIC KEY-----") and pem.endswith("-----END PUBLIC KEY-----")):
+            parser.error(f"--signing-public-key {args.signing_public_key}: not a PEM public key")
+        args.signing_public_key = pem + "\n"
     return args
 
 

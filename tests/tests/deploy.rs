@@ -17,6 +17,13 @@ const NO_CACHE: &str = "no-cache";
 const ISSUER: &str = "https://login.example.com/tenant/v2.0";
 
 /// A built page in a fresh temporary folder: (relative path, content).
+/// A signing key's public half as the stack outputs it (SigningPublicKeyPem).
+const SIGNING_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEHS/Vde237tuPGrd1KOxAAzezWnvJ
+i0psxxZxuuWPjyOWIrQ96VQe3y1wLg5Q1ZNGUt36pdPRZKtkFcfA5Q2L3Q==
+-----END PUBLIC KEY-----
+";
+
 struct Dist(PathBuf);
 
 impl Dist {
@@ -257,12 +264,15 @@ async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
         ])
     );
 
-    // Second deploy: a new script, the same style sheet, no favicon any more, an audience.
+    // Second deploy: a new script, the same style sheet, no favicon any more, an audience, and
+    // the deployed signing key pinned for Verify.
     let second = Dist::new(&[
         ("index.html", "<!doctype html><title>v2</title>"),
         ("assets/index-def456.js", "console.log(2)"),
         ("assets/index-abc123.css", "body{}"),
     ]);
+    let key = Dist::new(&[("SigningPublicKeyPem.pem", SIGNING_KEY_PEM)]);
+    let key_file = format!("{}/SigningPublicKeyPem.pem", key.path());
     succeeded(&upload(
         &endpoint,
         &[
@@ -276,6 +286,8 @@ async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
             "web-client-2",
             "--audience",
             "activity-log-api",
+            "--signing-public-key",
+            &key_file,
             "--distribution-id",
             &distribution,
         ],
@@ -311,7 +323,33 @@ async fn the_page_goes_up_with_its_headers_and_config_and_old_assets_stay() {
     );
     assert_eq!(
         config(&after_second["config.json"].2),
-        json!({ "issuer": ISSUER, "clientId": "web-client-2", "audience": "activity-log-api" })
+        json!({ "issuer": ISSUER, "clientId": "web-client-2", "audience": "activity-log-api",
+                "signingPublicKeyPem": SIGNING_KEY_PEM })
+    );
+    // Anything but a PEM public key is refused before anything goes up.
+    let not_a_key = Dist::new(&[(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n",
+    )]);
+    let refused = upload(
+        &endpoint,
+        &[
+            "--bucket",
+            &bucket,
+            "--dist",
+            second.path(),
+            "--issuer",
+            ISSUER,
+            "--client-id",
+            "web-client-2",
+            "--signing-public-key",
+            &format!("{}/key.pem", not_a_key.path()),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not a PEM public key"),
+        "{refused:?}"
     );
 
     // Each deploy invalidated what changes in place (never the immutable assets).

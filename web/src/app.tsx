@@ -20,7 +20,7 @@ import { useView } from './hooks/useView';
 import type { Lang } from './i18n';
 import { toSearch } from './view';
 
-export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; user: User; fallbackLang: Lang }) {
+export function App({ um, user: initialUser, fallbackLang, signingKeyPem }: { um: UserManager; user: User; fallbackLang: Lang; signingKeyPem?: string }) {
   const [user] = useState(initialUser);
   const viewState = useView(fallbackLang);
   const { view, setView, t, zone, period, periodValid, query } = viewState;
@@ -28,7 +28,7 @@ export function App({ um, user: initialUser, fallbackLang }: { um: UserManager; 
   const pages = usePages(api, query, periodValid);
   const details = useDetails(api, pages.fail, JSON.stringify(query), periodValid);
   const exp = useExport(api, pages.fail, viewState);
-  const verify = useVerify(api, pages, view.customer, details.fullDetails);
+  const verify = useVerify(api, pages, view.customer, details.fullDetails, signingKeyPem);
   const { rows, phase } = pages;
 
   const header = (

@@ -9,6 +9,9 @@ export interface PageConfig {
   /** The API's audience; when set, asked for as the RFC 8707 `resource` of the sign-in. */
   audience?: string;
   scope?: string;
+  /** The deployed signing key's public half (PEM, the stack's SigningPublicKeyPem output): Verify
+   * checks checkpoints with it, not with the key the API under check names. */
+  signingPublicKeyPem?: string;
 }
 
 export const CALLBACK_PATH = '/auth/callback';

@@ -167,16 +167,21 @@ function base64(text: string): Uint8Array {
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
-/** Whether the checkpoint's signature is the service's (the JWK's) over its message. A
+/** A P-256 public key: a JWK (as the API gives it) or PEM SubjectPublicKeyInfo (as the stack
+ * outputs it, pinned in the page's config). */
+export type VerifyingKey = JsonWebKey | string;
+
+async function importVerifyingKey(k: VerifyingKey): Promise<CryptoKey> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
+  if (typeof k !== 'string') return crypto.subtle.importKey('jwk', { kty: k.kty, crv: k.crv, x: k.x, y: k.y }, algorithm, false, ['verify']);
+  const body = k.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, '').replace(/\s+/g, '');
+  return crypto.subtle.importKey('spki', base64(body) as Uint8Array<ArrayBuffer>, algorithm, false, ['verify']);
+}
+
+/** Whether the checkpoint's signature is the service's (the key's) over its message. A
  * signature that is not DER, or not base64, is not valid; a key that cannot be imported throws. */
-export async function verifyCheckpoint(jwk: JsonWebKey, checkpoint: Checkpoint): Promise<boolean> {
-  const key = await crypto.subtle.importKey(
-    'jwk',
-    { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
-    { name: 'ECDSA', namedCurve: 'P-256' },
-    false,
-    ['verify'],
-  );
+export async function verifyCheckpoint(k: VerifyingKey, checkpoint: Checkpoint): Promise<boolean> {
+  const key = await importVerifyingKey(k);
   let signature: Uint8Array<ArrayBuffer>;
   try {
     signature = derToRaw(base64(checkpoint.signature));

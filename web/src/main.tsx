@@ -42,8 +42,10 @@ async function start() {
   const lang = preferredLang();
   document.documentElement.lang = lang;
   let um;
+  let config;
   try {
-    um = userManager(await loadConfig());
+    config = await loadConfig();
+    um = userManager(config);
   } catch (e) {
     render(<Landing lang={lang} onSignIn={() => window.location.reload()} problem={String(e)} />, root);
     return;
@@ -66,7 +68,7 @@ async function start() {
     render(<Landing lang={lang} onSignIn={() => signIn(um)} problem={problem} />, root);
     return;
   }
-  render(<App um={um} user={user} fallbackLang={lang} />, root);
+  render(<App um={um} user={user} fallbackLang={lang} signingKeyPem={config.signingPublicKeyPem} />, root);
 }
 
 void start();

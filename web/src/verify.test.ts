@@ -94,6 +94,16 @@ describe('Verify', () => {
     });
   });
 
+  test('a pinned key (the deployed one, from config.json) is used instead of the key the API names', async () => {
+    const rows = chain(3);
+    const { asked, deps } = api(rows, checkpointOf(rows));
+    expect(await verifyView(rows, 'c1', true, { ...deps, pinnedKey: PUBLIC_KEY.pem })).toMatchObject({ kind: 'verified', count: 3 });
+    expect(asked).not.toContain('/integrity/public-key');
+    // The API names its own key and signs with it; the key the user holds says no.
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    expect(await verifyView(rows, 'c1', true, { ...deps, pinnedKey: other })).toEqual({ kind: 'badSignature' });
+  });
+
   test('a head the service refuses to sign (409 ChainInconsistent) fails, in words the user can act on', async () => {
     const rows = chain(3);
     const get = async <T,>(path: string): Promise<T> => {

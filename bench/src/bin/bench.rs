@@ -509,6 +509,26 @@ async fn verifier(h: &Harness) -> Fallible<Value> {
     serde_json::from_str(out.trim()).map_err(|e| format!("verify-bench: {e}: {out}"))
 }
 
+/// One run of the sealer over many customers whose heads moved, against an emulator of its own
+/// (`seal-bench`).
+async fn sealer(h: &Harness) -> Fallible<Value> {
+    let log = h.logs.join("seal-bench.log");
+    let customers = env_usize("BENCH_SEAL_CUSTOMERS", 10_000).to_string();
+    let process = Measured::spawn(
+        &h.bin("seal-bench"),
+        &[customers.as_str()],
+        &[],
+        &log,
+        Stdout::Piped,
+    )
+    .map_err(|e| e.to_string())?;
+    let (out, usage) = process.output_and_measure().map_err(|e| e.to_string())?;
+    if usage.code != Some(0) {
+        return Err(format!("seal-bench failed; see {}", log.display()));
+    }
+    serde_json::from_str(out.trim()).map_err(|e| format!("seal-bench: {e}: {out}"))
+}
+
 async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
     let log = h.logs.join("export-bench.log");
     let process = Measured::spawn(&h.bin("export-bench"), args, &[], &log, Stdout::Piped)
@@ -757,7 +777,8 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     let total = Instant::now();
     let step = |what: &str| eprintln!("bench: {what} ({:.0} s)", total.elapsed().as_secs_f64());
 
-    // BENCH_ONLY=init,requests,exports picks parts (for profiling one of them); default all.
+    // BENCH_ONLY=init,requests,exports,verifier,sealer picks parts (for profiling one of them);
+    // default all.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let mut init_figures = Value::Null;
@@ -781,6 +802,11 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         step("verifier");
         verifier_figures = verifier(&h).await?;
     }
+    let mut sealer_figures = Value::Null;
+    if wanted("sealer") {
+        step("sealer");
+        sealer_figures = sealer(&h).await?;
+    }
     let (init, requests, exports) = (init_figures, requests_figures, exports_figures);
     step("limits");
     let limits = limits(&h, &requests);
@@ -791,6 +817,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         "requests": requests,
         "exports": exports,
         "verifier": verifier_figures,
+        "sealer": sealer_figures,
         "limits": limits,
     });
     let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;

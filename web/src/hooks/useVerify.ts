@@ -26,7 +26,7 @@ export interface Verify {
   start: () => Promise<void>;
 }
 
-export function useVerify(api: Api, { rows, phase, fail }: Pages, customer: string, fullDetails: (a: Activity) => Promise<unknown>): Verify {
+export function useVerify(api: Api, { rows, phase, fail }: Pages, customer: string, fullDetails: (a: Activity) => Promise<unknown>, pinnedKey?: string): Verify {
   const [verifyState, setVerify] = useState<VerifyState>({ state: 'idle' });
 
   const start = async () => {
@@ -40,6 +40,7 @@ export function useVerify(api: Api, { rows, phase, fail }: Pages, customer: stri
         get: <T>(path: string) => api.get<T>(path),
         details: fullDetails,
         held: window.localStorage,
+        pinnedKey,
       });
       api.clearNotice();
       finish({ state: 'done', rows: checked, outcome });
