@@ -179,6 +179,7 @@ fn activity(occurred_at: DateTime<Utc>, text: &str) -> Activity {
             sequence: 7,
             hash: HASH.into(),
             previous_hash: "0".repeat(64),
+            previous_recorded_at: None,
         }),
     }
 }
