@@ -386,6 +386,20 @@ async fn set_head(app: &App, customer: &str, sequence: Option<u64>, hash: &str) 
         .unwrap_or_else(|e| panic!("set head: {e}"));
 }
 
+/// Deletes activity `id` of `customer` of p1, straight in the table.
+async fn delete_activity(app: &App, customer: &str, id: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    app.store
+        .client()
+        .delete_item()
+        .table_name(&app.config.table_name)
+        .key("pk", S(format!("P#p1#C#{customer}")))
+        .key("sk", S(format!("A#{id}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("delete {id}: {e}"));
+}
+
 /// The anchors of `customer` of p1, newest first.
 async fn anchors_of(app: &App, customer: &str) -> Vec<String> {
     let anchors = app.anchors().unwrap_or_else(|e| panic!("{e}"));
@@ -423,21 +437,7 @@ async fn the_service_refuses_to_sign_a_chain_that_no_longer_extends_its_anchor()
     assert_eq!(body(&first)["sequence"], 6, "{}", body(&first));
     assert_eq!(anchors_of(&app, "cut").await.len(), 1);
     for id in ["cut-4", "cut-5"] {
-        app.store
-            .client()
-            .delete_item()
-            .table_name(&app.config.table_name)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S("P#p1#C#cut".into()),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("A#{id}")),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        delete_activity(&app, "cut", id).await;
     }
     set_head(
         &app,
@@ -653,21 +653,7 @@ async fn a_scheduled_seal_catches_a_truncation_that_no_checkpoint_request_saw() 
 
     // Truncated to 4 behind the service's back; no checkpoint was ever asked for.
     for id in ["sealed-4", "sealed-5"] {
-        app.store
-            .client()
-            .delete_item()
-            .table_name(&app.config.table_name)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S("P#p1#C#sealed".into()),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("A#{id}")),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        delete_activity(&app, "sealed", id).await;
     }
     set_head(
         &app,

@@ -492,41 +492,27 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
 
 /// The verifier's throughput on this one core (`verify-bench`).
 async fn verifier(h: &Harness) -> Fallible<Value> {
-    let log = h.logs.join("verify-bench.log");
     let rows = env_usize("BENCH_VERIFY_ROWS", 200_000).to_string();
-    let process = Measured::spawn(
-        &h.bin("verify-bench"),
-        &[rows.as_str()],
-        &[],
-        &log,
-        Stdout::Piped,
-    )
-    .map_err(|e| e.to_string())?;
-    let (out, usage) = process.output_and_measure().map_err(|e| e.to_string())?;
-    if usage.code != Some(0) {
-        return Err(format!("verify-bench failed; see {}", log.display()));
-    }
-    serde_json::from_str(out.trim()).map_err(|e| format!("verify-bench: {e}: {out}"))
+    side_bench(h, "verify-bench", &rows)
 }
 
 /// One run of the sealer over many customers whose heads moved, against an emulator of its own
 /// (`seal-bench`).
 async fn sealer(h: &Harness) -> Fallible<Value> {
-    let log = h.logs.join("seal-bench.log");
     let customers = env_usize("BENCH_SEAL_CUSTOMERS", 10_000).to_string();
-    let process = Measured::spawn(
-        &h.bin("seal-bench"),
-        &[customers.as_str()],
-        &[],
-        &log,
-        Stdout::Piped,
-    )
-    .map_err(|e| e.to_string())?;
+    side_bench(h, "seal-bench", &customers)
+}
+
+/// What the benchmark binary `name`, run with `arg`, printed: one JSON object.
+fn side_bench(h: &Harness, name: &str, arg: &str) -> Fallible<Value> {
+    let log = h.logs.join(format!("{name}.log"));
+    let process = Measured::spawn(&h.bin(name), &[arg], &[], &log, Stdout::Piped)
+        .map_err(|e| e.to_string())?;
     let (out, usage) = process.output_and_measure().map_err(|e| e.to_string())?;
     if usage.code != Some(0) {
-        return Err(format!("seal-bench failed; see {}", log.display()));
+        return Err(format!("{name} failed; see {}", log.display()));
     }
-    serde_json::from_str(out.trim()).map_err(|e| format!("seal-bench: {e}: {out}"))
+    serde_json::from_str(out.trim()).map_err(|e| format!("{name}: {e}: {out}"))
 }
 
 async fn export_bench(h: &Harness, args: &[&str]) -> Fallible<Value> {
