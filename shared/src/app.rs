@@ -27,6 +27,11 @@ pub struct App {
     sdk: Option<aws_config::SdkConfig>,
 }
 
+/// The export worker's ports in AWS: the table, the bucket, the launcher, KMS and the anchor
+/// bucket.
+pub type AppExportPorts<'a, L> =
+    ExportPorts<'a, DynamoStore, S3Blobs, DynamoStore, S3Blobs, L, KmsSigner, S3Blobs>;
+
 impl App {
     /// A function's start: logging, then [`App::from_env`].
     pub async fn start() -> Result<Self, ConfigError> {
@@ -118,15 +123,13 @@ impl App {
             .ok_or_else(|| ConfigError::new("SIGNING_KEY_ID is not set"))
     }
 
-    /// What an export run uses in this app: the table, the bucket, its signer and `launcher`
-    /// for the next invocation; needs `SIGNING_KEY_ID`.
+    /// What an export run uses in this app: the table, the bucket, its signer, the anchor
+    /// bucket (read) and `launcher` for the next invocation; needs `SIGNING_KEY_ID` and
+    /// `ANCHOR_BUCKET`.
     pub fn export_ports<'a, L>(
         &'a self,
         launcher: &'a L,
-    ) -> Result<
-        ExportPorts<'a, DynamoStore, S3Blobs, DynamoStore, S3Blobs, L, KmsSigner>,
-        ConfigError,
-    > {
+    ) -> Result<AppExportPorts<'a, L>, ConfigError> {
         Ok(ExportPorts {
             reader: &self.store,
             blobs: &self.blobs,
@@ -134,6 +137,7 @@ impl App {
             objects: &self.blobs,
             launcher,
             signer: self.signer()?,
+            anchors: self.anchors()?,
         })
     }
 

@@ -18,7 +18,7 @@ use activity_log::domain::{Activity, PartnerId};
 use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome, WorkerError};
 use activity_log::launch::{ExportLauncher, WorkerEvent};
 use activity_log::store::memory::MemoryStore;
-use activity_log::store::{ActivityReader, Checkpoints, ExportObjects};
+use activity_log::store::{ActivityReader, ChainIndex, ExportObjects};
 use activity_log::testing::fixtures::{config_for, local_default, memory_log, synthetic_activity};
 use activity_log::testing::storage::{
     create_anchor_bucket, create_bucket, create_signing_key, create_table,
@@ -550,7 +550,7 @@ pub async fn hundred_thousand_rows(partner: &PartnerId) -> MemoryStore {
     memory_log(partner, 2500, &rows).await
 }
 
-/// One export worker run of `event` in `app` (its jobs, details and signer), reading the log
+/// One export worker run of `event` in `app` (its jobs, details, signer and anchors), reading the log
 /// from `reader`, writing the file to `objects` and handing over through `launcher`.
 pub async fn run_export_worker<R, O, L>(
     app: &App,
@@ -560,7 +560,7 @@ pub async fn run_export_worker<R, O, L>(
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
-    R: ActivityReader + Checkpoints,
+    R: ActivityReader + ChainIndex,
     O: ExportObjects,
     L: ExportLauncher,
 {
@@ -571,6 +571,7 @@ where
         objects,
         launcher,
         signer: app.signer().unwrap_or_else(|e| panic!("{e}")),
+        anchors: app.anchors().unwrap_or_else(|e| panic!("{e}")),
     };
     export_worker::run(&app.config, &ports, event).await
 }

@@ -13,7 +13,7 @@ use activity_log::handlers::{exports, query, record};
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
-use activity_log::store::{ActivityReader, Checkpoints};
+use activity_log::store::{ActivityReader, ChainIndex};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
 use activity_log::testing::fixtures::{assert_no_formula_cell, minutes_ago as at};
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 /// unless a test says otherwise).
 type Launcher = InlineLauncher;
 
-fn launcher_with<R: ActivityReader + Checkpoints + 'static>(
+fn launcher_with<R: ActivityReader + ChainIndex + 'static>(
     app: &App,
     reader: impl Into<Arc<R>>,
 ) -> Launcher {

@@ -5,10 +5,12 @@ use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
-use activity_log::domain::chain::{ChainRow, ChainSummary, Finding, verify};
+use activity_log::domain::chain::{ChainRow, ChainSummary, Finding, SignedHead, verify};
 use activity_log::domain::integrity::{
     HeldSummary, MANIFEST_VERSION, Manifest, ManifestCustomer, check_held,
 };
+use activity_log::domain::time;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -22,17 +24,20 @@ pub struct CustomerReport {
     pub customer_id: String,
     /// The customer's chained rows in the file (an export may leave sequences out).
     pub summary: ChainSummary,
-    /// The signed checkpoint the manifest carries for the customer.
-    pub checkpoint_sequence: u64,
-    pub checkpoint_issued_at: String,
+    /// The head the manifest signs for the customer, and when.
+    pub head_sequence: u64,
+    pub sealed_at: String,
+    /// Sequences between the customer's rows that the manifest says the export left out (the
+    /// log held them).
+    pub left_out: u64,
     /// Held checkpoints of the customer given, and what they vouched for.
     pub held: usize,
     pub held_summary: HeldSummary,
 }
 
 impl CustomerReport {
-    /// `c1: 120 activities, sequences 1–120, hashes and links checked, signed checkpoint at 120
-    /// (issued 2026-11-28T10:00:00.000Z) matches`.
+    /// `c1: 120 activities, sequences 1–120, hashes and links checked, signed head at 120
+    /// (2026-11-28T10:00:00.000Z) matches`.
     pub fn line(&self) -> String {
         match held::line(self.held, &self.held_summary) {
             Some(held) => format!("{}; {held}", self.chain_line()),
@@ -42,23 +47,28 @@ impl CustomerReport {
 
     fn chain_line(&self) -> String {
         let s = &self.summary;
-        let checkpoint = format!(
-            "signed checkpoint at {} (issued {})",
-            self.checkpoint_sequence, self.checkpoint_issued_at
-        );
+        let checkpoint = format!("signed head at {} ({})", self.head_sequence, self.sealed_at);
         if s.rows == 0 {
             return format!(
-                "{}: no chained activities in the file, {checkpoint} signature checked",
+                "{}: no chained activities in the file, {checkpoint}",
                 self.customer_id
             );
         }
+        let gaps = if self.left_out > 0 {
+            format!(
+                " ({} in between left out by the export's period or filters)",
+                sequences(self.left_out)
+            )
+        } else {
+            String::new()
+        };
         let reach = if s.reaches_checkpoint {
             "matches"
         } else {
             "is after the last activity in the file"
         };
         format!(
-            "{}: {}, sequences {}–{}, hashes and links checked, {checkpoint} {reach}",
+            "{}: {}, sequences {}–{}{gaps}, hashes and links checked, {checkpoint} {reach}",
             self.customer_id,
             activities(s.rows as u64),
             s.first,
@@ -104,6 +114,14 @@ impl ExportReport {
             self.key_id
         ));
         lines
+    }
+}
+
+fn sequences(n: u64) -> String {
+    if n == 1 {
+        "1 sequence".to_owned()
+    } else {
+        format!("{n} sequences")
     }
 }
 
@@ -217,10 +235,10 @@ fn verify_export_digest(
             manifest.file.sha256, manifest.file.bytes
         )));
     }
-    if manifest.format != "jsonl" {
+    if manifest.export.format != "jsonl" {
         return Err(Error::Usage(format!(
             "the manifest's signature and the file's SHA-256 match, but only JSON Lines exports (format jsonl) can be checked row by row; this one is {}",
-            manifest.format
+            manifest.export.format
         )));
     }
     let row_count = count_rows(export);
@@ -234,12 +252,8 @@ fn verify_export_digest(
 
     // 3. Every line.
     let mut groups = read_rows(export, &manifest.partner_id)?;
-    if manifest.unchained_rows != 0 {
-        return Err(fail(format!(
-            "the manifest counts {} without a sequence; every activity is chained when it is recorded",
-            rows(manifest.unchained_rows)
-        )));
-    }
+    let sealed_at = time::parse_timestamp(&manifest.created_at)
+        .map_err(|e| fail(format!("the manifest's createdAt: {e}")))?;
 
     // 4. Per customer.
     let mut listed: HashMap<&str, &ManifestCustomer> = HashMap::new();
@@ -266,21 +280,18 @@ fn verify_export_digest(
     for c in &manifest.customers {
         let mut chain = groups.take(&c.customer_id);
         let heads = held::heads(held, &manifest.partner_id, &c.customer_id, key, false)?;
-        let mut report = verify_customer(export, &manifest, c, &mut chain, key)?;
+        let mut report = verify_customer(export, &manifest, c, &mut chain)?;
         // The customer's rows in sequence order (the chain's check sorted them, or failed).
         chain.sort_unstable_by_key(|r| r.sequence);
-        let issued = c
-            .checkpoint
-            .issued()
-            .map_err(|e| fail(format!("{}: the checkpoint: {e}", c.customer_id)))?;
+        report.left_out = check_gaps(export, &manifest, c, &chain, sealed_at)?;
         report.held = heads.len();
-        let head = c.checkpoint.head();
-        report.held_summary = match check_held(&chain, &head, issued, &heads, None) {
+        let head = signed_head(c);
+        report.held_summary = match check_held(&chain, &head, sealed_at, &heads, None) {
             Ok(summary) => summary,
             // The compact rows do not keep ids: the domain's rows name the activity.
             Err(_) => {
                 let rows = slow_rows(export, &manifest, &chain)?;
-                let finding = check_held(&rows, &head, issued, &heads, None).err();
+                let finding = check_held(&rows, &head, sealed_at, &heads, None).err();
                 return Err(fail(format!(
                     "{}: {}",
                     c.customer_id,
@@ -311,7 +322,6 @@ fn verify_customer(
     manifest: &Manifest,
     c: &ManifestCustomer,
     chain: &mut [Compact],
-    key: &Key,
 ) -> Result<CustomerReport, Error> {
     let id = &c.customer_id;
     let fail = |m: String| Error::Failed(format!("{id}: {m}"));
@@ -337,26 +347,13 @@ fn verify_customer(
             c.last_sequence
         )));
     }
-    let cp = &c.checkpoint;
-    if cp.partner_id != manifest.partner_id || cp.customer_id != *id {
+    if c.head.sequence < last {
         return Err(fail(format!(
-            "the checkpoint is for partner {}, customer {}",
-            cp.partner_id, cp.customer_id
+            "the signed head (sequence {}) is before the last activity in the file (sequence {last})",
+            c.head.sequence
         )));
     }
-    if cp.sequence < last {
-        return Err(fail(format!(
-            "the signed checkpoint (sequence {}) is before the last activity in the file (sequence {last})",
-            cp.sequence
-        )));
-    }
-    if !cp.verify(key) {
-        return Err(fail(
-            "checkpoint signature invalid: the checkpoint was altered or not signed by this key"
-                .into(),
-        ));
-    }
-    let head = cp.head();
+    let head = signed_head(c);
     let summary = match fast::chain_holds(chain, &head) {
         Some(summary) => summary,
         // Something does not hold: the domain's check names it.
@@ -368,11 +365,92 @@ fn verify_customer(
     Ok(CustomerReport {
         customer_id: id.clone(),
         summary,
-        checkpoint_sequence: cp.sequence,
-        checkpoint_issued_at: cp.issued_at.clone(),
+        head_sequence: c.head.sequence,
+        sealed_at: manifest.created_at.clone(),
+        left_out: 0,
         held: 0,
         held_summary: HeldSummary::default(),
     })
+}
+
+/// The head the manifest signs for a customer.
+fn signed_head(c: &ManifestCustomer) -> SignedHead {
+    SignedHead {
+        sequence: c.head.sequence,
+        hash: c.head.hash.clone(),
+    }
+}
+
+/// Every gap between the customer's rows (`chain`, in sequence order, hashes and links
+/// checked): a run the manifest says was left out (the log held it) must be exactly the gap and
+/// link the rows on either side; any other gap is missing unless the row after it shows the
+/// activity before it recorded longer than the signed retention before the manifest was sealed
+/// (expired). Returns the sequences left out.
+fn check_gaps(
+    export: &[u8],
+    manifest: &Manifest,
+    c: &ManifestCustomer,
+    chain: &[Compact],
+    sealed_at: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let id = &c.customer_id;
+    let fail = |m: String| Error::Failed(format!("{id}: {m}"));
+    let row_of = |r: &Compact| -> Result<ChainRow, Error> {
+        slow_rows(export, manifest, std::slice::from_ref(r))?
+            .pop()
+            .ok_or_else(|| fail("a row could not be read again".into()))
+    };
+    let mut listed = 0;
+    for l in &c.left_out {
+        let inside = chain.partition_point(|r| r.sequence < l.first);
+        let before = inside.checked_sub(1).map(|i| &chain[i]);
+        let exact = matches!(
+            (before, chain.get(inside)),
+            (Some(b), Some(a)) if b.sequence + 1 == l.first && a.sequence == l.last + 1
+        );
+        if !exact {
+            return Err(fail(format!(
+                "the manifest says sequences {}–{} were left out, but the file does not leave out exactly those",
+                l.first, l.last
+            )));
+        }
+        listed += l.last - l.first + 1;
+    }
+    let retention = TimeDelta::days(i64::from(manifest.retention_days));
+    for pair in chain.windows(2) {
+        let (before, row) = (&pair[0], &pair[1]);
+        if before.sequence + 1 >= row.sequence {
+            continue;
+        }
+        if let Some(l) = c.left_out_before(row.sequence) {
+            let linked = hex::decode(&l.previous_hash).is_ok_and(|h| h == before.hash)
+                && hex::decode(&l.hash).is_ok_and(|h| h == row.previous);
+            if !linked {
+                let row = row_of(row)?;
+                return Err(fail(format!(
+                    "activity {} (sequence {}) and the row before it do not link to the activities {}–{} the manifest says were left out: the chain was changed",
+                    row.id, row.link.sequence, l.first, l.last
+                )));
+            }
+            continue;
+        }
+        let row = row_of(row)?;
+        let expired = row
+            .link
+            .previous_recorded_at
+            .is_some_and(|t| t + retention <= sealed_at);
+        if !expired {
+            return Err(fail(
+                Finding::Missing {
+                    id: row.id.clone(),
+                    sequence: row.link.sequence,
+                    after: before.sequence,
+                }
+                .to_string(),
+            ));
+        }
+    }
+    Ok(listed)
 }
 
 /// The compact rows of a customer read again as the domain's rows (which name their ids).

@@ -2,7 +2,7 @@
 
 mod common;
 
-use activity_log::domain::integrity::{Checkpoint, Manifest};
+use activity_log::domain::integrity::{Checkpoint, LeftOut, Manifest};
 use activity_log::testing::signed::{self as synthetic, Signer};
 use activity_log_verify::{Error, Key, verify_export};
 use common::{PARTNER, Scratch, other_key, service_key, ts, verify};
@@ -97,8 +97,8 @@ fn an_intact_export_passes() {
     assert_eq!(
         run.lines(),
         [
-            "c1: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches",
-            "客戶 #2: 3 activities, sequences 1–3, hashes and links checked, signed checkpoint at 4 (issued 2026-11-28T10:00:00.000Z) is after the last activity in the file",
+            "c1: 5 activities, sequences 1–5, hashes and links checked, signed head at 5 (2026-11-28T10:00:01.000Z) matches",
+            "客戶 #2: 3 activities, sequences 1–3, hashes and links checked, signed head at 4 (2026-11-28T10:00:01.000Z) is after the last activity in the file",
             "OK: 8 rows of 2 customers verified against key arn:aws:kms:ap-northeast-1:111122223333:key/service",
         ]
     );
@@ -264,23 +264,96 @@ fn a_manifest_changed_after_signing_is_refused() {
     );
 }
 
-#[test]
-fn a_checkpoint_signed_by_another_key_is_refused_naming_the_customer() {
-    let (rows, mut checkpoints) = fixture();
-    let c2 = &checkpoints[1];
-    let head = activity_log::domain::chain::Head {
-        sequence: c2.sequence,
-        hash: c2.hash.clone(),
+/// c1's rows without sequence 3, and the manifest of that file (its row counts as the file's).
+fn without_c1_3(rows: &[Row], checkpoints: &[Checkpoint]) -> (Vec<Row>, Vec<u8>, Manifest) {
+    let fewer: Vec<Row> = rows
+        .iter()
+        .filter(|r| !(r["customerId"] == C1 && r["sequence"] == 3))
+        .cloned()
+        .collect();
+    let (file, manifest) = signed(&fewer, checkpoints, &service_key());
+    (fewer, file, manifest)
+}
 
-        recorded_at: None,
-    };
-    checkpoints[1] = other_key().checkpoint(PARTNER, C2, &head, ISSUED).unwrap();
-    let files = export_files("other-checkpoint-key", &rows, &checkpoints);
+#[test]
+fn a_sequence_missing_inside_a_customers_rows_is_a_finding() {
+    let (rows, checkpoints) = fixture();
+    let (_, file, manifest) = without_c1_3(&rows, &checkpoints);
+    let files = write("gap", &file, &manifest);
     let run = verify(&files.args());
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(
         run.stdout,
-        "FAILED: 客戶 #2: checkpoint signature invalid: the checkpoint was altered or not signed by this key\n"
+        "FAILED: c1: sequence 3 is missing (before activity act-000004, sequence 4)\n"
+    );
+}
+
+#[test]
+fn a_sequence_the_manifest_says_was_left_out_passes_and_is_counted() {
+    let (rows, checkpoints) = fixture();
+    let third = rows
+        .iter()
+        .find(|r| r["customerId"] == C1 && r["sequence"] == 3)
+        .cloned()
+        .unwrap();
+    let (_, file, mut manifest) = without_c1_3(&rows, &checkpoints);
+    manifest.customers[0].left_out = vec![LeftOut {
+        first: 3,
+        last: 3,
+        previous_hash: third["previousHash"].as_str().unwrap().to_owned(),
+        hash: third["hash"].as_str().unwrap().to_owned(),
+    }];
+    service_key().sign_manifest(&mut manifest).unwrap();
+    let files = write("left-out", &file, &manifest);
+    let run = verify(&files.args());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines()[0],
+        "c1: 4 activities, sequences 1–5 (1 sequence in between left out by the export's period or filters), hashes and links checked, signed head at 5 (2026-11-28T10:00:01.000Z) matches"
+    );
+
+    // Listed with a hash the chain does not have: the rows around it do not link to it.
+    manifest.customers[0].left_out[0].hash = "ab".repeat(32);
+    service_key().sign_manifest(&mut manifest).unwrap();
+    let files = write("left-out-forged", &file, &manifest);
+    let run = verify(&files.args());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: c1: activity act-000004 (sequence 4) and the row before it do not link to the activities 3–3 the manifest says were left out: the chain was changed\n"
+    );
+
+    // Listed where the file holds the rows: refused.
+    let (file, mut manifest) = signed(&rows, &checkpoints, &service_key());
+    manifest.customers[0].left_out = vec![LeftOut {
+        first: 3,
+        last: 3,
+        previous_hash: third["previousHash"].as_str().unwrap().to_owned(),
+        hash: third["hash"].as_str().unwrap().to_owned(),
+    }];
+    service_key().sign_manifest(&mut manifest).unwrap();
+    let files = write("left-out-held", &file, &manifest);
+    let run = verify(&files.args());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: c1: the manifest says sequences 3–3 were left out, but the file does not leave out exactly those\n"
+    );
+}
+
+#[test]
+fn a_gap_of_activities_older_than_the_signed_retention_is_expiry() {
+    let (rows, checkpoints) = fixture();
+    let (_, file, mut manifest) = without_c1_3(&rows, &checkpoints);
+    // Recorded on 2026-11-25, sealed on 2026-11-28: past a retention of 2 days.
+    manifest.retention_days = 2;
+    service_key().sign_manifest(&mut manifest).unwrap();
+    let files = write("expired", &file, &manifest);
+    let run = verify(&files.args());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines()[0],
+        "c1: 4 activities, sequences 1–5, hashes and links checked, signed head at 5 (2026-11-28T10:00:01.000Z) matches"
     );
 }
 
@@ -431,7 +504,7 @@ fn swapped_sequences_are_out_of_order() {
 fn a_csv_export_is_checked_as_far_as_its_digest() {
     let (rows, checkpoints) = fixture();
     let (file, mut manifest) = signed(&rows, &checkpoints, &service_key());
-    manifest.format = "csv".into();
+    manifest.export.format = "csv".into();
     service_key().sign_manifest(&mut manifest).unwrap();
     let files = write("csv", &file, &manifest);
     let run = verify(&files.args());
@@ -479,7 +552,7 @@ fn an_export_is_checked_against_held_checkpoints_of_its_customers() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.lines()[0],
-        "c1: 5 activities, sequences 1–5, hashes and links checked, signed checkpoint at 5 (issued 2026-11-28T10:00:00.000Z) matches; held: 1 checkpoint the signed chain extends"
+        "c1: 5 activities, sequences 1–5, hashes and links checked, signed head at 5 (2026-11-28T10:00:01.000Z) matches; held: 1 checkpoint the signed chain extends"
     );
 
     // The same customer's chain rewritten and re-signed, exported: the held checkpoint refuses it.

@@ -11,23 +11,21 @@
 //!     least code that writes the same file and its hash); rows/s of each, best of `rounds`.
 //!     `ratio` is ours to (b), `ratioToCsvAlone` ours to (b) without the hash.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use activity_log::config::Config;
-use activity_log::domain::chain::Head;
-use activity_log::domain::integrity::Checkpoint;
+use activity_log::domain::chain::Link;
 use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportLocale, ExportSpec, Filters, PageKey, PartnerId,
 };
 use activity_log::handlers::export_worker::{self, ExportPorts, RunOutcome};
-use activity_log::handlers::integrity::current_checkpoint;
 use activity_log::launch::WorkerEvent;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::{
-    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, StoreError, StorePage,
+    ActivityReader, ChainIndex, ChainLinks, DetailsBlobs, ExportJobs, StoreError, StorePage,
 };
 use activity_log::testing::doubles::{LocalSigner, RecordingLauncher};
 use activity_log::testing::fixtures::synthetic_activity;
@@ -43,10 +41,7 @@ trait PageSource: Send + Sync {
 }
 
 /// The store the worker reads, over a [`PageSource`]; no single reads, no details objects.
-/// Checkpoints it keeps are kept by customer id, shared between rounds.
-struct Pages<S>(S, Kept);
-
-type Kept = Arc<Mutex<HashMap<String, Checkpoint>>>;
+struct Pages<S>(S);
 
 impl<S: PageSource> ActivityReader for Pages<S> {
     async fn get(
@@ -69,42 +64,46 @@ impl<S: PageSource> ActivityReader for Pages<S> {
     }
 }
 
-/// Every customer's head is the one each activity of the log claims to follow: the worker puts
-/// one checkpoint per customer in the manifest, signing it where none is kept, as it would with
-/// a real head.
-impl<S: Send + Sync> Checkpoints for Pages<S> {
-    async fn head(&self, _: &PartnerId, _: &CustomerId) -> Result<Option<Head>, StoreError> {
-        Ok(Some(Head::genesis()))
-    }
-    async fn checkpoint(
+/// The chains of the synthetic log (activity `n` is sequence `n + 1` of customer `n % 97`):
+/// what the worker reads when it seals the manifest. Every customer's head is far past its rows,
+/// reached from a chain whose older activities expired (nothing is anchored); the gaps between a
+/// customer's rows hold other customers' sequences, so none is left out whole: one read per
+/// window of gaps, as in a filtered export.
+impl<S: Send + Sync> ChainIndex for Pages<S> {
+    async fn links_between(
         &self,
         _: &PartnerId,
         customer: &CustomerId,
-        _: u64,
-    ) -> Result<Option<Checkpoint>, StoreError> {
-        let kept = self
-            .1
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        Ok(kept.get(customer.as_str()).cloned())
-    }
-    async fn keep_checkpoint(
-        &self,
-        _: &PartnerId,
-        customer: &CustomerId,
-        checkpoint: &Checkpoint,
-        _: i64,
-    ) -> Result<Checkpoint, StoreError> {
-        let mut kept = self
-            .1
-            .lock()
-            .map_err(|_| StoreError::Other("poisoned".into()))?;
-        Ok(kept
-            .entry(customer.to_string())
-            .or_insert_with(|| checkpoint.clone())
-            .clone())
+        from: u64,
+        to: u64,
+    ) -> Result<ChainLinks, StoreError> {
+        let link = |s: u64| Link {
+            sequence: s,
+            hash: format!("{s:064x}"),
+            previous_hash: format!("{:064x}", s - 1),
+            previous_recorded_at: None,
+        };
+        if to == u64::MAX {
+            return Ok(ChainLinks {
+                links: vec![link(HEAD)],
+            });
+        }
+        let k: u64 = customer
+            .as_str()
+            .trim_start_matches("customer-")
+            .parse()
+            .map_err(|_| StoreError::Other(format!("customer {customer}")))?;
+        Ok(ChainLinks {
+            links: (from.max(1)..=to)
+                .filter(|s| (s - 1) % 97 == k)
+                .map(link)
+                .collect(),
+        })
     }
 }
+
+/// Every synthetic customer's head.
+const HEAD: u64 = 1 << 40;
 
 impl<S: Send + Sync> DetailsBlobs for Pages<S> {
     async fn put(&self, _: &str, _: &str) -> Result<(), StoreError> {
@@ -230,7 +229,7 @@ impl Bench {
 
     /// Runs the worker over `source`; the job and the parts (their sizes only, the bytes are
     /// dropped) are kept in memory.
-    async fn export<R: ActivityReader + Checkpoints + DetailsBlobs>(
+    async fn export<R: ActivityReader + ChainIndex + DetailsBlobs>(
         &self,
         source: &R,
         format: ExportFormat,
@@ -241,6 +240,8 @@ impl Bench {
         let event = WorkerEvent::new(&self.partner, &job.id);
         // The benchmark's budget covers the whole export: nothing is handed over.
         let launcher = RecordingLauncher::default();
+        // Nothing anchored: each chain is checked from its start.
+        let anchors = MemoryStore::default();
         let ports = ExportPorts {
             reader: source,
             blobs: source,
@@ -248,6 +249,7 @@ impl Bench {
             objects: &store,
             launcher: &launcher,
             signer: &self.signer,
+            anchors: &anchors,
         };
         match export_worker::run(&self.config, &ports, &event).await {
             Ok(RunOutcome::Succeeded { rows, bytes, parts }) => Ok(Exported {
@@ -311,13 +313,10 @@ async fn main() {
                 .get(2)
                 .and_then(|f| ExportFormat::parse(f))
                 .unwrap_or(ExportFormat::Csv);
-            let log = Pages(
-                SyntheticLog {
-                    rows,
-                    newest: bench.now,
-                },
-                Kept::default(),
-            );
+            let log = Pages(SyntheticLog {
+                rows,
+                newest: bench.now,
+            });
             let started = Instant::now();
             let exported = bench
                 .export(&log, format)
@@ -348,24 +347,6 @@ async fn main() {
                 newest: bench.now,
             };
             let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
-            // The customers' heads are signed before the clock starts, as most are by the time
-            // they are exported (a head is signed once and kept), and as KMS signs them in AWS:
-            // outside the worker's CPU.
-            let kept = Kept::default();
-            let customers: BTreeSet<&CustomerId> = records.iter().map(|a| &a.customer_id).collect();
-            let keeper = Pages(Prebuilt(Mutex::default()), kept.clone());
-            for customer in customers {
-                current_checkpoint(
-                    &keeper,
-                    &bench.signer,
-                    &bench.partner,
-                    customer,
-                    bench.now,
-                    1,
-                )
-                .await
-                .unwrap_or_else(|e| fail(&e.to_string()));
-            }
             let (mut ours_best, mut raw_best, mut hashed_best) = (f64::MAX, f64::MAX, f64::MAX);
             let (mut ours_bytes, mut raw_bytes) = (0, 0);
             for _ in 0..rounds {
@@ -384,7 +365,7 @@ async fn main() {
                         page.last_evaluated = page.items.last().map(PageKey::of);
                     }
                 }
-                let source = Pages(Prebuilt(Mutex::new(pages)), kept.clone());
+                let source = Pages(Prebuilt(Mutex::new(pages)));
                 let started = Instant::now();
                 let exported = bench
                     .export(&source, ExportFormat::Csv)

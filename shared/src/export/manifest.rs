@@ -1,5 +1,5 @@
 //! An export's manifest (README, "Tamper-evident log"): the file's SHA-256, its rows, and for
-//! each customer the sequences it holds. Tracked while the file is written — saved with every
+//! each customer the sequences it holds (as runs, so the gaps between them are known). Tracked while the file is written — saved with every
 //! part, so a run that goes on from a part goes on from the same state — and signed when the
 //! file is complete.
 
@@ -19,18 +19,66 @@ pub struct ManifestState {
     pub bytes: u64,
     /// Rows encoded.
     pub rows: u64,
-    /// Rows without a sequence (recorded before the chain).
-    pub unchained: u64,
     /// By customer id.
     pub customers: BTreeMap<String, Held>,
 }
 
 /// The sequences of one customer in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     pub rows: u64,
-    pub first: u64,
-    pub last: u64,
+    /// Runs of consecutive sequences: first → last, disjoint and not touching.
+    runs: BTreeMap<u64, u64>,
+}
+
+impl Held {
+    fn new(sequence: u64) -> Self {
+        Self {
+            rows: 1,
+            runs: BTreeMap::from([(sequence, sequence)]),
+        }
+    }
+
+    /// One more row at `s`: joins the run it touches, or both runs it closes the gap between.
+    fn add(&mut self, s: u64) {
+        self.rows += 1;
+        let before = self.runs.range(..=s).next_back().map(|(&a, &b)| (a, b));
+        if before.is_some_and(|(_, b)| b >= s) {
+            return;
+        }
+        let after = s
+            .checked_add(1)
+            .and_then(|n| self.runs.get(&n).map(|&b| (n, b)));
+        let start = match before {
+            Some((a, b)) if b + 1 == s => a,
+            _ => s,
+        };
+        let end = match after {
+            Some((n, b)) => {
+                self.runs.remove(&n);
+                b
+            }
+            None => s,
+        };
+        self.runs.insert(start, end);
+    }
+
+    pub fn first(&self) -> u64 {
+        self.runs.first_key_value().map_or(0, |(&a, _)| a)
+    }
+
+    pub fn last(&self) -> u64 {
+        self.runs.last_key_value().map_or(0, |(_, &b)| b)
+    }
+
+    /// The runs of sequences between the first and the last that the file does not hold, in
+    /// order (first, last; inclusive).
+    pub fn gaps(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs
+            .iter()
+            .zip(self.runs.keys().skip(1))
+            .map(|((_, &end), &next)| (end + 1, next - 1))
+    }
 }
 
 /// The state as saved between runs.
@@ -41,7 +89,6 @@ struct Saved {
     sha256_state: String,
     bytes: u64,
     rows: u64,
-    unchained: u64,
     customers: BTreeMap<String, Held>,
 }
 
@@ -51,37 +98,26 @@ impl Default for ManifestState {
             hasher: Sha256::new(),
             bytes: 0,
             rows: 0,
-            unchained: 0,
             customers: BTreeMap::new(),
         }
     }
 }
 
 impl ManifestState {
-    /// A row written to the file.
+    /// A row written to the file. One without a link (its chain members stripped in storage)
+    /// is counted in the file's rows only: the verifier names it.
     pub fn row(&mut self, a: &Activity) {
         self.rows += 1;
         let Some(link) = &a.chain else {
-            self.unchained += 1;
             return;
         };
         let s = link.sequence;
         // Looked up by reference: a key is allocated once per customer, not once per row.
         match self.customers.get_mut(a.customer_id.as_str()) {
-            Some(h) => {
-                h.rows += 1;
-                h.first = h.first.min(s);
-                h.last = h.last.max(s);
-            }
+            Some(h) => h.add(s),
             None => {
-                self.customers.insert(
-                    a.customer_id.to_string(),
-                    Held {
-                        rows: 1,
-                        first: s,
-                        last: s,
-                    },
-                );
+                self.customers
+                    .insert(a.customer_id.to_string(), Held::new(s));
             }
         }
     }
@@ -102,7 +138,6 @@ impl ManifestState {
             sha256_state: hex::encode(self.hasher.serialize()),
             bytes: self.bytes,
             rows: self.rows,
-            unchained: self.unchained,
             customers: self.customers.clone(),
         };
         serde_json::to_vec(&saved).unwrap_or_default()
@@ -119,7 +154,6 @@ impl ManifestState {
             hasher,
             bytes: saved.bytes,
             rows: saved.rows,
-            unchained: saved.unchained,
             customers: saved.customers,
         })
     }
@@ -131,6 +165,22 @@ mod tests {
     use crate::domain::chain::Link;
     use crate::testing::fixtures::synthetic_activity;
     use chrono::Utc;
+
+    #[test]
+    fn runs_join_whatever_order_the_sequences_come_in() {
+        let mut h = Held::new(10);
+        for s in [3, 8, 4, 9, 20, 5, 1, 21, 9, 19] {
+            h.add(s);
+        }
+        assert_eq!(h.rows, 11);
+        assert_eq!((h.first(), h.last()), (1, 21));
+        assert_eq!(h.gaps().collect::<Vec<_>>(), [(2, 2), (6, 7), (11, 18)]);
+        h.add(2);
+        h.add(6);
+        h.add(7);
+        assert_eq!(h.gaps().collect::<Vec<_>>(), [(11, 18)]);
+        assert_eq!(h.runs.len(), 2);
+    }
 
     #[test]
     fn a_state_saved_and_restored_hashes_and_counts_on_as_if_never_stopped() {
@@ -159,26 +209,13 @@ mod tests {
             }
         }
         assert_eq!(stopped.sha256(), whole.sha256());
-        assert_eq!(
-            (stopped.bytes, stopped.rows, stopped.unchained),
-            (whole.bytes, 5, 1)
-        );
-        assert_eq!(
-            stopped.customers["c1"],
-            Held {
-                rows: 2,
-                first: 11,
-                last: 15
-            }
-        );
-        assert_eq!(
-            stopped.customers["c2"],
-            Held {
-                rows: 2,
-                first: 12,
-                last: 14
-            }
-        );
+        assert_eq!((stopped.bytes, stopped.rows), (whole.bytes, 5));
+        let c1 = &stopped.customers["c1"];
+        assert_eq!((c1.rows, c1.first(), c1.last()), (2, 11, 15));
+        assert_eq!(c1.gaps().collect::<Vec<_>>(), [(12, 14)]);
+        let c2 = &stopped.customers["c2"];
+        assert_eq!((c2.rows, c2.first(), c2.last()), (2, 12, 14));
+        assert_eq!(c2.gaps().collect::<Vec<_>>(), [(13, 13)]);
         let mut plain = Sha256::new();
         for i in 0..5 {
             plain.update(format!("part {i} with an odd length{}", "x".repeat(i * 37)));

@@ -98,6 +98,7 @@ impl World {
             objects,
             launcher: &self.launcher,
             signer: &self.signer,
+            anchors: &self.store,
         };
         export_worker::run(&self.config, &ports, event).await
     }
@@ -598,10 +599,13 @@ async fn an_export_out_of_time_hands_over_and_the_file_is_the_same() {
     let mut edited = many.clone();
     edited.file.rows += 1;
     assert!(!signed(&edited));
-    let cp = &many.customers[0].checkpoint;
-    assert!(key.verifies(&cp.message().unwrap_or_default(), &cp.signature));
-    assert_eq!(cp.sequence, 30);
+    // One signature for the whole manifest: the customer's head is in the signed message.
+    assert_eq!(many.customers[0].head.sequence, 30);
+    assert_eq!(many.customers[0].anchor, None, "nothing was anchored yet");
+    assert!(many.customers[0].left_out.is_empty());
     assert_eq!(many.customers.len(), 1);
+    assert_eq!(many.export.format, "csv");
+    assert_eq!(many.export.customer_id, None);
     assert_eq!(
         (
             many.customers[0].first_sequence,

@@ -9,30 +9,34 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt as _;
-use futures_util::stream::FuturesOrdered;
+use futures_util::TryStreamExt as _;
+use futures_util::stream::{self, FuturesOrdered};
 use serde_json::value::RawValue;
 use tracing::instrument;
 
 use crate::config::Config;
 use crate::domain::export::MAX_EXPORT_ROWS;
-use crate::domain::integrity::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
+use crate::domain::integrity::anchor::Inconsistency;
+use crate::domain::integrity::{
+    Key, LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
+    ManifestHead,
+};
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
     ResumePoint,
 };
 use crate::domain::{CustomerId, time};
-use crate::domain::{chain, integrity};
 use crate::export::csv::CsvEncoder;
-use crate::export::manifest::ManifestState;
+use crate::export::manifest::{Held, ManifestState};
 use crate::export::parts::{PartError, PartWriter};
-use crate::handlers::integrity::current_checkpoint;
+use crate::handlers::integrity::{Extended, extend_latest};
 use crate::http::response::{ActivityView, Links};
 use crate::launch::{ExportLauncher, WorkerEvent};
 use crate::metrics;
 use crate::store::{
-    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signer,
+    ActivityReader, Anchors, ChainIndex, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signer,
     StoreError,
 };
 use base64::Engine as _;
@@ -48,6 +52,11 @@ const WHOLE_PAGES: usize = usize::MAX;
 /// Room past the part size for the row that crosses it (rows with large details grow the
 /// buffer instead).
 const PART_SLACK: usize = 64 * 1024;
+/// Customers whose chains are checked at once when the manifest is sealed.
+const SEAL_CONCURRENCY: usize = 32;
+/// Sequences one read of the `bySequence` index covers when the gaps between an export's rows
+/// are looked up (about 1 MB of links): nearby gaps are read together.
+const GAP_WINDOW: u64 = 5_000;
 /// Failed runs (transient errors, runs killed without a word) before a job is marked failed.
 /// Hand-overs at the time budget do not count.
 pub const MAX_FAILURES: u32 = 3;
@@ -157,6 +166,11 @@ enum ExportError {
     Encoding(String),
     #[error("runs of the export stopped {MAX_FAILURES} times before it could finish")]
     Interrupted,
+    /// A customer's chain no longer extends what the service signed: nothing is signed.
+    #[error(
+        "the log of customer {customer} no longer extends what the service signed before ({why}); the export was not signed"
+    )]
+    Inconsistent { customer: String, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -175,7 +189,9 @@ impl ExportError {
     /// never internals.
     fn user_message(&self) -> String {
         match self {
-            Self::TooManyRows | Self::TooManyParts(_) => self.to_string(),
+            Self::TooManyRows | Self::TooManyParts(_) | Self::Inconsistent { .. } => {
+                self.to_string()
+            }
             Self::Encoding(_) | Self::Store(_) | Self::Interrupted => {
                 "the export could not be completed; create a new export, and report the export \
                  id if it fails again"
@@ -194,42 +210,44 @@ impl From<PartError> for ExportError {
     }
 }
 
-/// What an export run uses: `reader` reads the log and the customers' chain heads, `blobs`
-/// the details kept in the bucket, `jobs` the job, `objects` the file, its tail and its
-/// manifest, `launcher` starts the next invocation, `signer` signs the manifest and the
-/// checkpoints in it.
-pub struct ExportPorts<'a, R, B, J, O, L, S> {
+/// What an export run uses: `reader` reads the log and the customers' chains by sequence,
+/// `blobs` the details kept in the bucket, `jobs` the job, `objects` the file, its tail and its
+/// manifest, `launcher` starts the next invocation, `anchors` lists the customers' latest
+/// anchors (read only) and `signer` signs the manifest.
+pub struct ExportPorts<'a, R, B, J, O, L, S, A> {
     pub reader: &'a R,
     pub blobs: &'a B,
     pub jobs: &'a J,
     pub objects: &'a O,
     pub launcher: &'a L,
     pub signer: &'a S,
+    pub anchors: &'a A,
 }
 
-impl<R, B, J, O, L, S> Clone for ExportPorts<'_, R, B, J, O, L, S> {
+impl<R, B, J, O, L, S, A> Clone for ExportPorts<'_, R, B, J, O, L, S, A> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<R, B, J, O, L, S> Copy for ExportPorts<'_, R, B, J, O, L, S> {}
+impl<R, B, J, O, L, S, A> Copy for ExportPorts<'_, R, B, J, O, L, S, A> {}
 
 /// Runs an export: claims the job, writes its file (or as much as the time budget allows) and
 /// records how the run ended.
 #[instrument(skip_all, fields(partner = %event.partner_id, export = %event.export_id))]
-pub async fn run<R, B, J, O, L, S>(
+pub async fn run<R, B, J, O, L, S, A>(
     config: &Config,
-    ports: &ExportPorts<'_, R, B, J, O, L, S>,
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
     event: &WorkerEvent,
 ) -> Result<RunOutcome, WorkerError>
 where
-    R: ActivityReader + Checkpoints,
+    R: ActivityReader + ChainIndex,
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
     L: ExportLauncher,
     S: Signer,
+    A: Anchors,
 {
     let started = Instant::now();
     let result = async {
@@ -299,18 +317,19 @@ enum Progress {
 /// saves where it is whenever a part's worth is encoded, until the period ends (the file is
 /// finished) or `deadline` passes (the run pauses between rows or between pages). Leaves the
 /// upload open on failure (the caller decides whether a later run goes on or it is abandoned).
-async fn write_file<R, B, J, O, L, S>(
+async fn write_file<R, B, J, O, L, S, A>(
     config: &Config,
-    ports: &ExportPorts<'_, R, B, J, O, L, S>,
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
     job: &mut ExportJob,
     deadline: Instant,
 ) -> Result<Progress, ExportError>
 where
-    R: ActivityReader + Checkpoints,
+    R: ActivityReader + ChainIndex,
     B: DetailsBlobs,
     J: ExportJobs,
     O: ExportObjects,
     S: Signer,
+    A: Anchors,
 {
     let (mut run, mut after) = ExportRun::resume(config, ports, job).await?;
     let mut reported = run.job.row_count;
@@ -385,31 +404,32 @@ where
 /// resume point leaves behind (a tail, a manifest state) is deleted in one place
 /// ([`Self::save`]), when a newer point no longer needs it, and when the run ends
 /// ([`Self::finish`], [`abandon`]).
-struct ExportRun<'a, 'p, R, B, J, O: ExportObjects, L, S> {
-    ports: &'a ExportPorts<'p, R, B, J, O, L, S>,
+struct ExportRun<'a, 'p, R, B, J, O: ExportObjects, L, S, A> {
+    ports: &'a ExportPorts<'p, R, B, J, O, L, S, A>,
     job: &'a mut ExportJob,
     encoder: Encoder,
     writer: PartWriter<O::Upload>,
     state: ManifestState,
     /// What an earlier run encoded after its last part (its header included for a new file).
     carry: Vec<u8>,
-    /// The retention the checkpoints signed for the manifest carry (and are kept for).
+    /// The retention the manifest signs.
     retention_days: u32,
 }
 
-impl<'a, 'p, R, B, J, O, L, S> ExportRun<'a, 'p, R, B, J, O, L, S>
+impl<'a, 'p, R, B, J, O, L, S, A> ExportRun<'a, 'p, R, B, J, O, L, S, A>
 where
-    R: ActivityReader + Checkpoints,
+    R: ActivityReader + ChainIndex,
     J: ExportJobs,
     O: ExportObjects,
     S: Signer,
+    A: Anchors,
 {
     /// Goes on with the job's upload from its resume point, or starts the file (its upload
     /// saved at once, so that a run killed before its first part leaves an upload the next run
     /// can go on with, or abandon). Returns the run and the last activity written.
     async fn resume(
         config: &Config,
-        ports: &'a ExportPorts<'p, R, B, J, O, L, S>,
+        ports: &'a ExportPorts<'p, R, B, J, O, L, S, A>,
         job: &'a mut ExportJob,
     ) -> Result<(Self, Option<PageKey>), ExportError> {
         let objects = ports.objects;
@@ -553,7 +573,8 @@ where
         let last = joined(std::mem::take(&mut self.carry), self.encoder.take()?);
         self.state.hash(&last);
         let sealer = Sealer {
-            heads: self.ports.reader,
+            chains: self.ports.reader,
+            anchors: self.ports.anchors,
             signer: self.ports.signer,
         };
         let manifest = sealer
@@ -568,95 +589,71 @@ where
         Ok((bytes, parts))
     }
 }
-/// The checkpoints as the worker sees them: it reads the heads and the checkpoints kept of them
-/// (by the integrity function), and signs a head none is kept of for its manifest without
-/// keeping it. IAM lets the export functions write export items only, never a customer's
-/// partition, where checkpoints live (template.yaml).
-struct KeptOnlyByOthers<'a, C>(&'a C);
-
-impl<C: Checkpoints> Checkpoints for KeptOnlyByOthers<'_, C> {
-    async fn head(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-    ) -> Result<Option<chain::Head>, StoreError> {
-        self.0.head(partner, customer).await
-    }
-
-    async fn checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        sequence: u64,
-    ) -> Result<Option<integrity::Checkpoint>, StoreError> {
-        self.0.checkpoint(partner, customer, sequence).await
-    }
-
-    async fn keep_checkpoint(
-        &self,
-        _: &PartnerId,
-        _: &CustomerId,
-        checkpoint: &integrity::Checkpoint,
-        _: i64,
-    ) -> Result<integrity::Checkpoint, StoreError> {
-        Ok(checkpoint.clone())
-    }
-}
-
-/// What signs an export's manifest: the customers' heads and the key.
-struct Sealer<'a, C, S> {
-    heads: &'a C,
+/// What signs an export's manifest: the customers' chains and anchors, and the key.
+struct Sealer<'a, C, A, S> {
+    chains: &'a C,
+    anchors: &'a A,
     signer: &'a S,
 }
 
-impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
-    /// The manifest of the file `state` describes, with each customer's current checkpoint
-    /// (at or after the last of its activities in the file; with the retention, and kept as
-    /// long), signed.
+impl<C: ChainIndex, A: Anchors, S: Signer> Sealer<'_, C, A, S> {
+    /// The manifest of the file `state` describes, signed once: per customer, the head its
+    /// chain reaches from its latest anchor (checked as a checkpoint is checked before it is
+    /// signed, [`SEAL_CONCURRENCY`] customers at a time) and the runs of sequences the file
+    /// leaves out that the log holds. A chain that does not extend its anchor, or ends before
+    /// the rows the file holds, fails the export: nothing is signed.
     async fn seal(
         &self,
         job: &ExportJob,
         state: &ManifestState,
         retention_days: u32,
-    ) -> Result<Manifest, StoreError> {
+    ) -> Result<Manifest, ExportError> {
         let now = Utc::now();
-        let mut customers = Vec::with_capacity(state.customers.len());
-        for (customer, held) in &state.customers {
-            let id = CustomerId::parse(customer)
-                .map_err(|e| StoreError::Corrupt(format!("customer {customer}: {e}")))?;
-            let checkpoint = current_checkpoint(
-                &KeptOnlyByOthers(self.heads),
-                self.signer,
-                &job.partner,
-                &id,
-                now,
-                retention_days,
-            )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("customer {customer} has no chain head")))?;
-            customers.push(ManifestCustomer {
-                customer_id: customer.clone(),
-                rows: held.rows,
-                first_sequence: held.first,
-                last_sequence: held.last,
-                checkpoint,
-            });
-        }
+        let public = self.signer.public_key().await?;
+        let verifier = public
+            .key()
+            .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
+        let retention = TimeDelta::days(i64::from(retention_days));
+        let key = (public.key_id.as_str(), &verifier);
+        // Made up front: a stream mapping borrowed entries to futures is not `Send` (rustc's
+        // higher-ranked lifetime limits), a list of the futures is.
+        let checks: Vec<_> = state
+            .customers
+            .iter()
+            .map(|(customer, held)| self.customer(job, customer, held, key, now, retention))
+            .collect();
+        let mut customers: Vec<ManifestCustomer> = stream::iter(checks)
+            .buffer_unordered(SEAL_CONCURRENCY)
+            .try_collect()
+            .await?;
+        customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let q = &job.spec.query;
         let mut manifest = Manifest {
             version: MANIFEST_VERSION,
             export_id: job.id.to_string(),
             partner_id: job.partner.to_string(),
-            format: job.spec.format.extension().to_owned(),
+            export: ManifestExport {
+                customer_id: q.customer.as_ref().map(ToString::to_string),
+                from: time::format(q.range.from),
+                to: time::format(q.range.to),
+                action: q.filters.action.clone(),
+                partner_user: q.filters.partner_user.clone(),
+                resource_type: q.filters.resource_type.clone(),
+                status: q.filters.status.map(|s| s.as_str().to_owned()),
+                format: job.spec.format.extension().to_owned(),
+                time_zone: job.spec.time_zone.name().to_owned(),
+                locale: job.spec.locale.as_str().to_owned(),
+            },
             file: ManifestFile {
                 name: job.file_name().1,
                 sha256: state.sha256(),
                 bytes: state.bytes,
                 rows: state.rows,
             },
-            unchained_rows: state.unchained,
+            retention_days,
             customers,
             created_at: time::format(now),
-            key_id: self.signer.public_key().await?.key_id,
+            key_id: public.key_id.clone(),
             signature: String::new(),
         };
         let message = manifest
@@ -664,6 +661,127 @@ impl<C: Checkpoints, S: Signer> Sealer<'_, C, S> {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         manifest.signature = STANDARD.encode(self.signer.sign(&message).await?.der);
         Ok(manifest)
+    }
+
+    /// One customer's entry: its head checked against its latest anchor, and the runs left out.
+    async fn customer(
+        &self,
+        job: &ExportJob,
+        customer: &str,
+        held: &Held,
+        key: (&str, &Key),
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<ManifestCustomer, ExportError> {
+        let id = CustomerId::parse(customer)
+            .map_err(|e| StoreError::Corrupt(format!("customer {customer}: {e}")))?;
+        let inconsistent = |why: String| {
+            tracing::error!(
+                partner = %job.partner,
+                customer,
+                inconsistency = %why,
+                "refused to sign a manifest over a chain that does not extend its latest anchor"
+            );
+            metrics::emit(
+                "inconsistent",
+                &[(metrics::CHAIN_INCONSISTENCIES, 1.0)],
+                metrics::About {
+                    partner: Some(job.partner.as_str()),
+                    request_id: None,
+                },
+            );
+            ExportError::Inconsistent {
+                customer: customer.to_owned(),
+                why,
+            }
+        };
+        let extended = extend_latest(
+            self.chains,
+            self.anchors,
+            key,
+            &job.partner,
+            &id,
+            (now, retention),
+        )
+        .await?
+        .map_err(|why: Inconsistency| inconsistent(why.to_string()))?;
+        let Extended { latest, head } = extended;
+        let head = match (head, &latest) {
+            (Some(h), _) => ManifestHead {
+                sequence: h.sequence,
+                hash: h.hash,
+            },
+            (None, Some((_, a))) => ManifestHead {
+                sequence: a.head.sequence,
+                hash: a.head.hash.clone(),
+            },
+            (None, None) => return Err(inconsistent("it has no chained activity".into())),
+        };
+        if head.sequence < held.last() {
+            return Err(inconsistent(format!(
+                "it ends at sequence {}, before sequence {} the file holds",
+                head.sequence,
+                held.last()
+            )));
+        }
+        Ok(ManifestCustomer {
+            customer_id: customer.to_owned(),
+            rows: held.rows,
+            first_sequence: held.first(),
+            last_sequence: held.last(),
+            left_out: self.left_out(&job.partner, &id, held).await?,
+            head,
+            anchor: latest.map(|(key, _)| key),
+        })
+    }
+
+    /// The gaps between the customer's rows in the file that the log holds whole and linked:
+    /// left out by the export's period or filters. Nearby gaps are read together (one read of
+    /// the `bySequence` index per [`GAP_WINDOW`] sequences); a gap the log does not hold whole
+    /// is not listed, so the verifier reports it missing.
+    async fn left_out(
+        &self,
+        partner: &PartnerId,
+        customer: &CustomerId,
+        held: &Held,
+    ) -> Result<Vec<LeftOut>, StoreError> {
+        let mut gaps = held.gaps().peekable();
+        let mut out = Vec::new();
+        while let Some(first_gap) = gaps.next() {
+            let mut window = vec![first_gap];
+            while let Some(&next) = gaps.peek() {
+                if next.1 - first_gap.0 >= GAP_WINDOW {
+                    break;
+                }
+                window.push(next);
+                gaps.next();
+            }
+            let to = window.last().map_or(first_gap.1, |g| g.1);
+            let mut links = self
+                .chains
+                .links_between(partner, customer, first_gap.0, to)
+                .await?
+                .links;
+            links.sort_unstable_by_key(|l| l.sequence);
+            for (first, last) in window {
+                let lo = links.partition_point(|l| l.sequence < first);
+                let hi = links.partition_point(|l| l.sequence <= last);
+                let run = &links[lo..hi];
+                let whole = run.len() as u64 == last - first + 1
+                    && run.windows(2).all(|w| {
+                        w[0].sequence + 1 == w[1].sequence && w[1].previous_hash == w[0].hash
+                    });
+                if let (true, Some(a), Some(z)) = (whole, run.first(), run.last()) {
+                    out.push(LeftOut {
+                        first,
+                        last,
+                        previous_hash: a.previous_hash.clone(),
+                        hash: z.hash.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -701,8 +819,8 @@ async fn forget<O: ExportObjects>(objects: &O, key: &str) {
 
 /// Records how the run ended: succeeded, handed over, released for another run, or failed
 /// with a message for the user.
-async fn settle<R, B, J: ExportJobs, O: ExportObjects, L: ExportLauncher, S>(
-    ports: &ExportPorts<'_, R, B, J, O, L, S>,
+async fn settle<R, B, J: ExportJobs, O: ExportObjects, L: ExportLauncher, S, A>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
     mut job: ExportJob,
     result: Result<Progress, ExportError>,
 ) -> Result<RunOutcome, WorkerError> {
@@ -763,8 +881,8 @@ async fn settle<R, B, J: ExportJobs, O: ExportObjects, L: ExportLauncher, S>(
 }
 
 /// Ends the job as failed: the file abandoned, the slot given back.
-async fn fail<R, B, J: ExportJobs, O: ExportObjects, L, S>(
-    ports: &ExportPorts<'_, R, B, J, O, L, S>,
+async fn fail<R, B, J: ExportJobs, O: ExportObjects, L, S, A>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
     mut job: ExportJob,
     e: ExportError,
 ) -> Result<RunOutcome, WorkerError> {

@@ -11,12 +11,12 @@ use base64::engine::general_purpose::STANDARD;
 use crate::config::Config;
 use crate::domain::chain::Head;
 use crate::domain::integrity::anchor::{self, Anchor, Inconsistency};
-use crate::domain::integrity::{Checkpoint, checkpoint_message};
+use crate::domain::integrity::{Checkpoint, Key, checkpoint_message};
 use crate::domain::{CustomerId, Identity, PartnerId, time};
 use crate::http::params::{IntegrityRoute, integrity_route};
 use crate::http::response::json;
 use crate::http::{ApiError, edge, routes};
-use crate::store::{Anchors, ChainIndex, Checkpoints, Signer, StoreError};
+use crate::store::{Anchors, ChainIndex, Signer, StoreError};
 
 /// The integrity routes through the edge, uncounted (in-process callers: the tests).
 pub async fn handle<C: ChainIndex, A: Anchors, S: Signer>(
@@ -124,26 +124,18 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
     let verifier = public
         .key()
         .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
-    let prefix = anchor::customer_prefix(partner.as_str(), customer.as_str());
-    let latest = match ports.anchors.first_key(&prefix).await? {
-        Some(key) => Some(
-            anchor::from_key(
-                &key,
-                partner.as_str(),
-                customer.as_str(),
-                &public.key_id,
-                &verifier,
-            )
-            .map_err(|e| Refusal::Inconsistent(Inconsistency::BadAnchor(e)))?,
-        ),
-        None => None,
-    };
-    let anchored = latest.as_ref().map(|a| &a.head);
-    let from = anchored.map_or(1, |a| a.sequence);
-    let mut chain = ports.chains.links_from(partner, customer, from).await?;
-    let head = match anchor::extension(anchored, &mut chain.links, now, retention)
-        .map_err(Refusal::Inconsistent)?
-    {
+    let from_anchor = extend_latest(
+        ports.chains,
+        ports.anchors,
+        (&public.key_id, &verifier),
+        partner,
+        customer,
+        (now, retention),
+    )
+    .await?;
+    let Extended { latest, head } = from_anchor.map_err(Refusal::Inconsistent)?;
+    let latest = latest.map(|(_, a)| a);
+    let head = match head {
         Some(head) => head,
         None => match latest {
             None => return Ok(None),
@@ -169,6 +161,48 @@ pub async fn anchored_checkpoint<C: ChainIndex, A: Anchors, S: Signer>(
     // Written once: a concurrent request that anchored the same name wins, with the same head.
     ports.anchors.put_new(&key, body).await?;
     Ok(Some(checkpoint))
+}
+
+/// A customer's latest anchor, and the head its chain reaches from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extended {
+    /// The latest anchor's object key and what it holds (`None`: nothing anchored yet).
+    pub latest: Option<(String, Anchor)>,
+    /// The last link reached from the anchor (`None`: nothing beyond it).
+    pub head: Option<Head>,
+}
+
+/// What every head the service signs is checked by (a checkpoint, a seal, an export's
+/// manifest): the customer's latest anchor is read (one listing; a signed one's signature checked
+/// with `key`, its id and the key), and the chain's links from its sequence on (one read of the
+/// `bySequence` index) must extend it. `Ok(Err(_))`: they do not.
+pub async fn extend_latest<C: ChainIndex, A: Anchors>(
+    chains: &C,
+    anchors: &A,
+    (key_id, verifier): (&str, &Key),
+    partner: &PartnerId,
+    customer: &CustomerId,
+    (now, retention): (DateTime<Utc>, TimeDelta),
+) -> Result<Result<Extended, Inconsistency>, StoreError> {
+    let prefix = anchor::customer_prefix(partner.as_str(), customer.as_str());
+    let latest = match anchors.first_key(&prefix).await? {
+        Some(key) => {
+            match anchor::from_key(&key, partner.as_str(), customer.as_str(), key_id, verifier) {
+                Ok(a) => Some((key, a)),
+                Err(e) => return Ok(Err(Inconsistency::BadAnchor(e))),
+            }
+        }
+        None => None,
+    };
+    let anchored = latest.as_ref().map(|(_, a)| &a.head);
+    let from = anchored.map_or(1, |a| a.sequence);
+    let mut chain = chains
+        .links_between(partner, customer, from, u64::MAX)
+        .await?;
+    Ok(
+        anchor::extension(anchored, &mut chain.links, now, retention)
+            .map(|head| Extended { latest, head }),
+    )
 }
 
 /// `head` signed now, with the retention its activities are kept for.
@@ -200,30 +234,4 @@ async fn sign_head<S: Signer>(
         key_id: signed.key_id,
         signature: STANDARD.encode(&signed.der),
     })
-}
-
-/// The signed checkpoint of the customer's current head as an export's manifest takes it
-/// (`None`: nothing chained yet): the one kept of the head, or the head signed now with the
-/// retention (and kept as long where the store may). The API's checkpoints are anchored
-/// ([`anchored_checkpoint`]).
-pub async fn current_checkpoint<C: Checkpoints, S: Signer>(
-    store: &C,
-    signer: &S,
-    partner: &PartnerId,
-    customer: &CustomerId,
-    now: DateTime<Utc>,
-    retention_days: u32,
-) -> Result<Option<Checkpoint>, StoreError> {
-    let Some(head) = store.head(partner, customer).await? else {
-        return Ok(None);
-    };
-    if let Some(kept) = store.checkpoint(partner, customer, head.sequence).await? {
-        return Ok(Some(kept));
-    }
-    let checkpoint = sign_head(signer, partner, customer, &head, now, retention_days).await?;
-    let expires_at = (now + checkpoint.retention()).timestamp();
-    store
-        .keep_checkpoint(partner, customer, &checkpoint, expires_at)
-        .await
-        .map(Some)
 }

@@ -20,6 +20,7 @@ use crate::domain::chain::Head;
 use crate::domain::integrity::anchor::{self, Inconsistency};
 use crate::domain::integrity::{Key, Seal, SealedHead, seal};
 use crate::domain::time;
+use crate::handlers::integrity::{Extended, extend_latest};
 use crate::store::{Anchors, ChainIndex, HeadsMoved, MovedHead, Signer, StoreError};
 
 /// How far before the previous seal's end a run looks again: a head's `recordedAt` is set
@@ -224,37 +225,26 @@ async fn check<H, C: ChainIndex, A: Anchors, S>(
         sequence: moved.sequence,
         hash: moved.hash.clone(),
     };
-    let latest = match ports
-        .anchors
-        .first_key(&anchor::customer_prefix(partner, customer))
-        .await?
-    {
-        Some(key) => match anchor::from_key(&key, partner, customer, key_id, verifier) {
-            Ok(a) => Some(a),
-            Err(e) => return Ok(Checked::Refused(listed, Inconsistency::BadAnchor(e))),
-        },
-        None => None,
-    };
-    let anchored = latest.as_ref().map(|a| &a.head);
-    let mut chain = ports
-        .chains
-        .links_from(
-            &moved.partner,
-            &moved.customer,
-            anchored.map_or(1, |a| a.sequence),
-        )
-        .await?;
-    Ok(
-        match anchor::extension(anchored, &mut chain.links, now, retention) {
-            Ok(Some(head)) => Checked::Extends(SealedHead {
-                sequence: head.sequence,
-                hash: head.hash,
-                ..listed
-            }),
-            Ok(None) => Checked::Anchored,
-            Err(why) => Checked::Refused(listed, why),
-        },
+    let extended = extend_latest(
+        ports.chains,
+        ports.anchors,
+        (key_id, verifier),
+        &moved.partner,
+        &moved.customer,
+        (now, retention),
     )
+    .await?;
+    Ok(match extended {
+        Ok(Extended {
+            head: Some(head), ..
+        }) => Checked::Extends(SealedHead {
+            sequence: head.sequence,
+            hash: head.hash,
+            ..listed
+        }),
+        Ok(Extended { head: None, .. }) => Checked::Anchored,
+        Err(why) => Checked::Refused(listed, why),
+    })
 }
 
 /// A head not sealed: logged and counted, as a refused checkpoint is.

@@ -607,15 +607,16 @@ impl crate::store::Anchors for Counted {
 }
 
 impl crate::store::ChainIndex for Counted {
-    async fn links_from(
+    async fn links_between(
         &self,
         partner: &crate::domain::PartnerId,
         customer: &crate::domain::CustomerId,
-        sequence: u64,
+        from: u64,
+        to: u64,
     ) -> Result<crate::store::ChainLinks, crate::store::StoreError> {
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.store.links_from(partner, customer, sequence).await
+        self.store.links_between(partner, customer, from, to).await
     }
 }
 
@@ -659,10 +660,11 @@ async fn a_checkpoint_costs_one_listing_one_query_and_a_signature_only_when_the_
         .unwrap_or_default();
     let links = counted
         .store
-        .links_from(
+        .links_between(
             &crate::domain::PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}")),
             &crate::domain::CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
             1,
+            u64::MAX,
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));

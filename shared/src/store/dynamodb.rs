@@ -15,13 +15,12 @@ use super::items::{self, Item};
 use super::keys::{
     self, BY_SEQUENCE_INDEX, IndexKeys, PARTNER_PK, PARTNER_SK, PK, SEQUENCE, SK, TIME_SK, TableKey,
 };
-use super::sdk_error::{cancellation_reasons, classify, unless_condition_failed};
+use super::sdk_error::{cancellation_reasons, classify};
 use super::{
-    ActivityReader, ActivityWriter, ChainIndex, ChainLinks, Checkpoints, InsertOutcome, StoreError,
-    StorePage, Unchained, append_all,
+    ActivityReader, ActivityWriter, ChainIndex, ChainLinks, InsertOutcome, StoreError, StorePage,
+    Unchained, append_all,
 };
 use crate::domain::chain::Head;
-use crate::domain::integrity::Checkpoint;
 use crate::domain::query::MAX_LIMIT;
 use crate::domain::{Activity, ActivityId, ActivityQuery, CustomerId, PageKey, PartnerId, time};
 
@@ -500,74 +499,6 @@ fn last_position(partner: &PartnerId, key: &Item, sort_attr: &str) -> Result<Pag
         .ok_or_else(|| StoreError::Corrupt("unreadable LastEvaluatedKey".into()))
 }
 
-impl Checkpoints for DynamoStore {
-    async fn head(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-    ) -> Result<Option<Head>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key_item(TableKey::chain_head(
-                partner, customer,
-            ))?))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(items::head_from_item).transpose()
-    }
-
-    async fn checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        sequence: u64,
-    ) -> Result<Option<Checkpoint>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key_item(TableKey::checkpoint(
-                partner, customer, sequence,
-            ))?))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(items::checkpoint_from_item).transpose()
-    }
-
-    async fn keep_checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        checkpoint: &Checkpoint,
-        expires_at: i64,
-    ) -> Result<Checkpoint, StoreError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(items::checkpoint_to_item(
-                partner, customer, checkpoint, expires_at,
-            )?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        if unless_condition_failed(put)?.is_some() {
-            return Ok(checkpoint.clone());
-        }
-        // Another request signed the same head first: its checkpoint is the one kept.
-        self.checkpoint(partner, customer, checkpoint.sequence)
-            .await?
-            .ok_or_else(|| StoreError::Unavailable("a checkpoint kept is not readable yet".into()))
-    }
-}
-
 impl super::HeadsMoved for DynamoStore {
     /// One query per partition of the `byHeadMoved` index (its pages followed).
     async fn heads_moved(
@@ -608,11 +539,12 @@ impl super::HeadsMoved for DynamoStore {
 }
 
 impl ChainIndex for DynamoStore {
-    async fn links_from(
+    async fn links_between(
         &self,
         partner: &PartnerId,
         customer: &CustomerId,
-        sequence: u64,
+        from: u64,
+        to: u64,
     ) -> Result<ChainLinks, StoreError> {
         let mut out = ChainLinks::default();
         let mut start = None;
@@ -622,14 +554,15 @@ impl ChainIndex for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(BY_SEQUENCE_INDEX)
-                .key_condition_expression("#pk = :pk AND #seq >= :from")
+                .key_condition_expression("#pk = :pk AND #seq BETWEEN :from AND :to")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#seq", SEQUENCE)
                 .expression_attribute_values(
                     ":pk",
                     AttributeValue::S(keys::customer_pk(partner, customer)),
                 )
-                .expression_attribute_values(":from", AttributeValue::N(sequence.to_string()))
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+                .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::keys::{IndexKeys, TableKey};
 use crate::domain::chain::{Head, Link};
-use crate::domain::integrity;
 use crate::domain::names::fields_of;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportId,
@@ -265,8 +264,8 @@ pub fn moved_head_of(item: Item) -> Result<super::MovedHead, StoreError> {
     })
 }
 
-/// The chain link of an item of the `bySequence` index (`None`: the head or a kept checkpoint,
-/// which carry a sequence too).
+/// The chain link of an item of the `bySequence` index (`None`: the head, which carries a
+/// sequence too).
 pub fn link_of(item: &Item) -> Result<Option<Link>, StoreError> {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
@@ -288,37 +287,6 @@ pub fn link_of(item: &Item) -> Result<Option<Link>, StoreError> {
         // Not in the index: the anchor's check does not need it.
         previous_recorded_at: None,
     }))
-}
-
-#[derive(Serialize)]
-struct CheckpointItem<'a> {
-    #[serde(flatten)]
-    key: TableKey,
-    #[serde(flatten)]
-    checkpoint: &'a integrity::Checkpoint,
-    ttl: i64,
-}
-
-pub fn checkpoint_to_item(
-    partner: &PartnerId,
-    customer: &CustomerId,
-    checkpoint: &integrity::Checkpoint,
-    expires_at: i64,
-) -> Result<Item, StoreError> {
-    let item = CheckpointItem {
-        key: TableKey::checkpoint(partner, customer, checkpoint.sequence),
-        checkpoint,
-        ttl: expires_at,
-    };
-    serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("checkpoint item: {e}")))
-}
-
-/// A stored checkpoint (its keys and TTL left aside).
-pub fn checkpoint_from_item(mut item: Item) -> Result<integrity::Checkpoint, StoreError> {
-    for name in [super::keys::PK, super::keys::SK, TTL] {
-        item.remove(name);
-    }
-    serde_dynamo::from_item(item).map_err(corrupt("checkpoint"))
 }
 
 /// An export job as stored, without its key.

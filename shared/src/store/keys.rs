@@ -16,8 +16,8 @@
 //!
 //! Each customer's chain head (README, "Tamper-evident log") is `pk = P#<partner>#C#<customer>`,
 //! `sk = HEAD`, beside its activities and without index keys: `sequence` and `hash` of the last
-//! activity recorded, moved in the same transaction as the activities. A checkpoint signed of a
-//! head is `sk = CP#<sequence, 20 digits>` in the same partition, with a TTL.
+//! activity recorded, moved in the same transaction as the activities. Signed heads are kept
+//! outside the table, in the anchor bucket, which only the signing functions write.
 //!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
@@ -36,8 +36,8 @@ pub const PARTNER_PK: &str = "gpk";
 pub const PARTNER_SK: &str = "gsk";
 pub const BY_TIME_INDEX: &str = "byTime";
 pub const BY_PARTNER_TIME_INDEX: &str = "byPartnerTime";
-/// A customer's chain in sequence order: its activities and head by `sequence` (checkpoints
-/// kept carry one too); keys and the chain's attributes only.
+/// A customer's chain in sequence order: its activities and head by `sequence`; keys and the
+/// chain's attributes only.
 pub const BY_SEQUENCE_INDEX: &str = "bySequence";
 /// The sort key of the `bySequence` index.
 pub const SEQUENCE: &str = "sequence";
@@ -84,13 +84,6 @@ impl TableKey {
         Self {
             pk: customer_pk(partner, customer),
             sk: CHAIN_HEAD_SK.to_owned(),
-        }
-    }
-
-    pub fn checkpoint(partner: &PartnerId, customer: &CustomerId, sequence: u64) -> Self {
-        Self {
-            pk: customer_pk(partner, customer),
-            sk: format!("CP#{sequence:020}"),
         }
     }
 

@@ -10,12 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::keys;
 use super::{
-    ActivityReader, ActivityWriter, Admission, Anchors, ChainIndex, ChainLinks, Checkpoints,
-    DetailsBlobs, ExportJobs, ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError,
-    StorePage, Unchained, append_all,
+    ActivityReader, ActivityWriter, Admission, Anchors, ChainIndex, ChainLinks, DetailsBlobs,
+    ExportJobs, ExportObjects, InsertOutcome, PartSink, RequestCounter, StoreError, StorePage,
+    Unchained, append_all,
 };
 use crate::domain::chain::Head;
-use crate::domain::integrity::Checkpoint;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
     PartnerId,
@@ -27,8 +26,6 @@ pub struct MemoryStore {
     rows: Mutex<BTreeMap<(String, String), (PartnerId, Activity)>>,
     /// Chain heads by customer partition key.
     heads: Mutex<HashMap<String, Head>>,
-    /// Checkpoints by (customer partition key, sequence).
-    checkpoints: Mutex<HashMap<(String, u64), Checkpoint>>,
     blobs: Mutex<HashMap<String, String>>,
     jobs: Mutex<HashMap<(PartnerId, ExportId), ExportJob>>,
     /// A tenant's export slots: request key → export id.
@@ -154,55 +151,20 @@ impl ActivityWriter for MemoryStore {
     }
 }
 
-impl Checkpoints for MemoryStore {
-    async fn head(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-    ) -> Result<Option<Head>, StoreError> {
-        Ok(locked(&self.heads)?
-            .get(&keys::customer_pk(partner, customer))
-            .cloned())
-    }
-
-    async fn checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        sequence: u64,
-    ) -> Result<Option<Checkpoint>, StoreError> {
-        Ok(locked(&self.checkpoints)?
-            .get(&(keys::customer_pk(partner, customer), sequence))
-            .cloned())
-    }
-
-    async fn keep_checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        checkpoint: &Checkpoint,
-        _expires_at: i64,
-    ) -> Result<Checkpoint, StoreError> {
-        Ok(locked(&self.checkpoints)?
-            .entry((keys::customer_pk(partner, customer), checkpoint.sequence))
-            .or_insert_with(|| checkpoint.clone())
-            .clone())
-    }
-}
-
 impl ChainIndex for MemoryStore {
-    async fn links_from(
+    async fn links_between(
         &self,
         partner: &PartnerId,
         customer: &CustomerId,
-        sequence: u64,
+        from: u64,
+        to: u64,
     ) -> Result<ChainLinks, StoreError> {
         let pk = keys::customer_pk(partner, customer);
         let links = locked(&self.rows)?
             .range((pk.clone(), String::new())..)
             .take_while(|((p, _), _)| *p == pk)
             .filter_map(|(_, (_, a))| a.chain.clone())
-            .filter(|l| l.sequence >= sequence)
+            .filter(|l| (from..=to).contains(&l.sequence))
             .collect();
         Ok(ChainLinks { links })
     }

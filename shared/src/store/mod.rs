@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::chain::{Head, Link, Record};
-use crate::domain::integrity::{Checkpoint, PublicKey};
+use crate::domain::integrity::PublicKey;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
 };
@@ -159,43 +159,16 @@ pub trait Signer: Send + Sync {
     fn public_key(&self) -> impl Future<Output = Result<PublicKey, StoreError>> + Send;
 }
 
-/// Customers' chain heads and the checkpoints signed of them.
-pub trait Checkpoints: Send + Sync {
-    /// The customer's head (`None`: nothing recorded since the chain began).
-    fn head(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-    ) -> impl Future<Output = Result<Option<Head>, StoreError>> + Send;
-
-    /// The checkpoint kept of the customer's head at `sequence`, if any.
-    fn checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        sequence: u64,
-    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
-
-    /// Keeps `checkpoint` (until `expires_at`, epoch seconds) unless one of its sequence is kept
-    /// already; returns the one kept.
-    fn keep_checkpoint(
-        &self,
-        partner: &PartnerId,
-        customer: &CustomerId,
-        checkpoint: &Checkpoint,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
-}
-
 /// A customer's chain in sequence order.
 pub trait ChainIndex: Send + Sync {
-    /// The customer's chain links from `sequence` on (in any order): one read of the table's
-    /// `bySequence` index (more only past 1 MB of links).
-    fn links_from(
+    /// The customer's chain links with sequences `from` to `to` (inclusive; in any order): one
+    /// read of the table's `bySequence` index (more only past 1 MB of links).
+    fn links_between(
         &self,
         partner: &PartnerId,
         customer: &CustomerId,
-        sequence: u64,
+        from: u64,
+        to: u64,
     ) -> impl Future<Output = Result<ChainLinks, StoreError>> + Send;
 }
 

@@ -12,7 +12,7 @@ use crate::domain::{ExportId, PartnerId};
 use crate::handlers::export_worker::{self, ExportPorts};
 use crate::launch::{ExportLauncher, LaunchError, WorkerEvent};
 use crate::store::{
-    ActivityReader, Checkpoints, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer,
+    ActivityReader, ChainIndex, DetailsBlobs, ExportJobs, ExportObjects, PartSink, Signed, Signer,
     StoreError,
 };
 
@@ -68,7 +68,7 @@ impl InlineLauncher {
         objects: impl Into<Arc<O>>,
     ) -> Self
     where
-        R: ActivityReader + Checkpoints + 'static,
+        R: ActivityReader + ChainIndex + 'static,
         B: DetailsBlobs + 'static,
         J: ExportJobs + 'static,
         O: ExportObjects + 'static,
@@ -85,9 +85,11 @@ impl InlineLauncher {
             objects.into(),
         );
         let signer = Arc::new(LocalSigner::new("inline-launcher", 7));
+        // Nothing anchored: manifests check each chain from its start.
+        let anchors = Arc::new(crate::store::memory::MemoryStore::default());
         tokio::spawn(async move {
             while let Some(event) = queue.recv().await {
-                let (config, reader, blobs, jobs, objects, next, signer) = (
+                let (config, reader, blobs, jobs, objects, next, signer, anchors) = (
                     config.clone(),
                     reader.clone(),
                     blobs.clone(),
@@ -95,6 +97,7 @@ impl InlineLauncher {
                     objects.clone(),
                     next.clone(),
                     signer.clone(),
+                    anchors.clone(),
                 );
                 tokio::spawn(async move {
                     let ports = ExportPorts {
@@ -104,6 +107,7 @@ impl InlineLauncher {
                         objects: &*objects,
                         launcher: &next,
                         signer: &*signer,
+                        anchors: &*anchors,
                     };
                     let outcome = export_worker::run(&config, &ports, &event).await;
                     eprintln!("worker: {outcome:?}");

@@ -4,7 +4,8 @@
 
 use crate::domain::chain::Head;
 use crate::domain::integrity::{
-    Checkpoint, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile, PublicKey,
+    Checkpoint, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
+    ManifestHead, PublicKey,
 };
 use crate::domain::{Activity, ActivityId, CustomerId, Details, PartnerId, Status};
 use base64::Engine as _;
@@ -209,8 +210,9 @@ pub fn jsonl(rows: &[Map<String, Value>]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The signed manifest of `file` (a JSON Lines export of `rows`), with a customer for each
-/// checkpoint, in their order.
+/// The signed manifest of `file` (a JSON Lines export of `rows`, of every customer over the
+/// whole of time), with a customer for each checkpoint (its head the checkpoint's, nothing
+/// anchored, nothing left out), in their order.
 pub fn manifest(
     signer: &Signer,
     partner: &str,
@@ -233,7 +235,12 @@ pub fn manifest(
                 rows: seqs.len() as u64,
                 first_sequence: seqs.iter().copied().min().unwrap_or(0),
                 last_sequence: seqs.iter().copied().max().unwrap_or(0),
-                checkpoint: cp.clone(),
+                left_out: Vec::new(),
+                head: ManifestHead {
+                    sequence: cp.sequence,
+                    hash: cp.hash.clone(),
+                },
+                anchor: None,
             }
         })
         .collect();
@@ -241,14 +248,25 @@ pub fn manifest(
         version: MANIFEST_VERSION,
         export_id: "exp-synthetic".into(),
         partner_id: partner.to_owned(),
-        format: "jsonl".into(),
+        export: ManifestExport {
+            customer_id: None,
+            from: "2000-01-01T00:00:00.000Z".into(),
+            to: "2100-01-01T00:00:00.000Z".into(),
+            action: None,
+            partner_user: None,
+            resource_type: None,
+            status: None,
+            format: "jsonl".into(),
+            time_zone: "UTC".into(),
+            locale: "en".into(),
+        },
         file: ManifestFile {
             name: "activity-log.jsonl".into(),
             sha256: hex::encode(Sha256::digest(file)),
             bytes: file.len() as u64,
             rows: rows.len() as u64,
         },
-        unchained_rows: rows.iter().filter(|r| sequence(r).is_none()).count() as u64,
+        retention_days: checkpoints.first().map_or(365, |cp| cp.retention_days),
         customers,
         created_at: created_at.to_owned(),
         key_id: signer.key_id.clone(),

@@ -13,5 +13,8 @@ pub mod seal;
 pub use checkpoint::{Checkpoint, checkpoint_message};
 pub use held::{HeldHead, HeldSummary, check_held};
 pub use key::{Key, PublicKey};
-pub use manifest::{MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestFile};
+pub use manifest::{
+    LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
+    ManifestHead,
+};
 pub use seal::{Seal, SealedHead};
