@@ -106,12 +106,25 @@ async fn the_emulator_s_kms_signs_checkpoints_that_the_public_key_verifies() {
 /// An export of `customer` (all of the last day) in JSON Lines, run to its end: the file, its
 /// manifest and the public key, as a user downloads them.
 async fn exported(app: &App, partner: &str, customer: &str) -> (Vec<u8>, Vec<u8>, String) {
+    exported_with(app, partner, customer, json!({})).await
+}
+
+/// [`exported`] with more of the request's members (`also`: filters, another period).
+async fn exported_with(
+    app: &App,
+    partner: &str,
+    customer: &str,
+    also: Value,
+) -> (Vec<u8>, Vec<u8>, String) {
     use activity_log::handlers::{export_worker, exports};
     use activity_log::store::ExportObjects as _;
     use activity_log::testing::doubles::RecordingLauncher;
 
     let launcher = RecordingLauncher::default();
-    let request = json!({"customerId": customer, "from": ago(24 * 60), "format": "jsonl"});
+    let mut request = json!({"customerId": customer, "from": ago(24 * 60), "format": "jsonl"});
+    if let (Some(r), Value::Object(more)) = (request.as_object_mut(), also) {
+        r.extend(more);
+    }
     let created = exports::handle(
         &app.config,
         &app.store,
@@ -212,7 +225,7 @@ async fn an_export_proves_itself_and_a_field_changed_in_storage_is_named() {
     let lines = verify_export(&file, &manifest, &pem).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         lines[0].starts_with(
-            "c1: 12 activities, sequences 1–12, hashes and links checked, signed checkpoint at 12"
+            "c1: 12 activities, sequences 1–12, hashes and links checked, signed head at 12"
         ),
         "{lines:?}"
     );
@@ -694,5 +707,55 @@ async fn a_scheduled_seal_catches_a_truncation_that_no_checkpoint_request_saw() 
         anchors_of(&app, "sealed").await.len(),
         1,
         "nothing new anchored"
+    );
+}
+
+/// An export's filters leave sequences out: its manifest vouches for them (the log held them,
+/// linked), and the verifier accepts them. An activity deleted from the table before the
+/// customer's anchor (the head still extends it, so the service signs) is not vouched for: the
+/// verifier reports it missing.
+#[tokio::test]
+async fn an_export_vouches_for_what_its_filters_leave_out_and_a_deletion_is_reported_missing() {
+    let app = isolated_app().await;
+    let batch: Vec<Value> = (1..=8)
+        .map(|i| {
+            let mut a = activity("c1", &format!("a{i}"), &ago(60 - i));
+            if i % 2 == 0 {
+                a["action"] = json!("refund");
+            }
+            a
+        })
+        .collect();
+    assert_eq!(post(&app, "p1", &Value::Array(batch)).await.status(), 201);
+    let signed = integrity_call(&app, checkpoint_of("c1")).await;
+    assert_eq!(body(&signed)["sequence"], 8, "anchored at 8");
+
+    let orders = json!({"action": "placed an order"});
+    let (file, manifest, pem) = exported_with(&app, "p1", "c1", orders).await;
+    let lines = verify_export(&file, &manifest, &pem).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        lines[0].split(", signed head").next(),
+        Some(
+            "c1: 4 activities, sequences 1–7 (3 sequences in between left out by the export's period or filters), hashes and links checked"
+        ),
+        "{lines:?}"
+    );
+    let m: Value = serde_json::from_slice(&manifest).unwrap_or_default();
+    assert_eq!(m["export"]["action"], "placed an order");
+    assert_eq!(m["customers"][0]["head"]["sequence"], 8);
+    assert!(
+        m["customers"][0]["anchor"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("anchors/p1/c1/")),
+        "{m}"
+    );
+
+    // Refund a4 (sequence 4) deleted from the table, then the same orders exported again.
+    delete_activity(&app, "c1", "a4").await;
+    let again = json!({"action": "placed an order", "from": ago(24 * 60 - 1)});
+    let (file, manifest, pem) = exported_with(&app, "p1", "c1", again).await;
+    assert_eq!(
+        verify_export(&file, &manifest, &pem),
+        Err("FAILED: c1: sequence 4 is missing (before activity a5, sequence 5)".into())
     );
 }

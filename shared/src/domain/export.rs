@@ -124,9 +124,19 @@ pub struct ResumePoint {
     /// Object holding what was encoded after the last part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_key: Option<String>,
+    /// SHA-256 (hex) of the tail's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_sha256: Option<String>,
     /// Object holding the manifest's state (file hash, customers' sequences) at this point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_state: Option<String>,
+    /// SHA-256 (hex) of the manifest state's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_state_sha256: Option<String>,
+    /// The service's signature of the point (`crate::export::resume`): a point without a
+    /// valid one is not gone on from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,9 +215,10 @@ impl ExportJob {
         format!("{}.manifest.json", self.object_key())
     }
 
-    /// Object key of the manifest's state saved with the file's part `parts`.
-    pub fn manifest_state_key(&self, parts: usize) -> String {
-        format!("{}.manifest-state-{parts}", self.object_key())
+    /// Object key of the manifest's state saved with the file's part `parts` and `rows` rows
+    /// (a pause after a part saves another state than the part did: never at the same key).
+    pub fn manifest_state_key(&self, parts: usize, rows: u64) -> String {
+        format!("{}.manifest-state-{parts}-{rows}", self.object_key())
     }
 
     /// Object key of the file, under the tenant's prefix.

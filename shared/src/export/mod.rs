@@ -4,3 +4,4 @@
 pub mod csv;
 pub mod manifest;
 pub mod parts;
+pub mod resume;

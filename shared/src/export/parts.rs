@@ -54,7 +54,10 @@ impl<S: PartSink> PartWriter<S> {
             rows,
             after,
             tail_key: None,
+            tail_sha256: None,
             manifest_state: None,
+            manifest_state_sha256: None,
+            signature: None,
         }
     }
 

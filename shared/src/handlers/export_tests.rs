@@ -742,3 +742,214 @@ async fn an_export_that_could_not_be_started_holds_no_slot() {
         assert_eq!(r.status(), 202, "{}", body(&r));
     }
 }
+
+/// The manifest of p1's export `id`.
+fn manifest_of(w: &World, id: &str) -> crate::domain::integrity::Manifest {
+    let key = format!("exports/p1/{id}.jsonl.manifest.json");
+    serde_json::from_slice(&w.store.small_object(&key).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// c1's activities 1–6, every other one a `refund`, then one more for c2.
+async fn seed_alternating(w: &World) {
+    let items: Vec<Value> = (1..=6)
+        .map(|n| {
+            let mut a = activity("c1", &format!("a{n}"), &minutes_ago(60 - n));
+            if n % 2 == 0 {
+                a["action"] = json!("refund");
+            }
+            a
+        })
+        .chain([activity("c2", "b1", &minutes_ago(5))])
+        .collect();
+    w.seed("p1", Value::Array(items)).await;
+}
+
+#[tokio::test]
+async fn a_manifest_names_the_export_and_the_runs_it_leaves_out() {
+    let w = World::new();
+    seed_alternating(&w).await;
+    let mut request: Value =
+        serde_json::from_str(&fixed_period(Some("placed an order"))).unwrap_or_default();
+    request["customerId"] = json!("c1");
+    request["format"] = json!("jsonl");
+    let id = id_of(&w.create("p1", &request.to_string()).await);
+    let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(
+        matches!(end, RunOutcome::Succeeded { rows: 3, .. }),
+        "{end:?}"
+    );
+    let m = manifest_of(&w, &id);
+    assert_eq!(m.export.customer_id.as_deref(), Some("c1"));
+    assert_eq!(m.export.action.as_deref(), Some("placed an order"));
+    assert_eq!(
+        (m.export.format.as_str(), m.export.locale.as_str()),
+        ("jsonl", "en")
+    );
+    assert_eq!(m.retention_days, w.config.retention_days);
+    let c1 = &m.customers[0];
+    assert_eq!((c1.first_sequence, c1.last_sequence, c1.rows), (1, 5, 3));
+    // 2 and 4 (refunds) left out, each with the hashes the rows around it link to.
+    let runs: Vec<(u64, u64)> = c1.left_out.iter().map(|l| (l.first, l.last)).collect();
+    assert_eq!(runs, [(2, 2), (4, 4)]);
+    assert_eq!(
+        c1.head.sequence, 6,
+        "the head, past the last row of the file"
+    );
+    let rows: Vec<Value> = String::from_utf8_lossy(
+        &w.store
+            .object(&format!("exports/p1/{id}.jsonl"))
+            .map(|o| o.bytes)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap_or_default())
+    .collect();
+    let at = |s: u64| {
+        rows.iter()
+            .find(|r| r["sequence"] == s)
+            .unwrap_or_else(|| panic!("no row {s}"))
+    };
+    assert_eq!(c1.left_out[0].previous_hash, at(1)["hash"]);
+    assert_eq!(at(3)["previousHash"], c1.left_out[0].hash.as_str());
+    assert_eq!(at(5)["previousHash"], c1.left_out[1].hash.as_str());
+}
+
+/// c1's head (6) signed and anchored, as a checkpoint request does.
+async fn anchor_c1(w: &World, partner: &PartnerId) {
+    let ports = super::integrity::AnchorPorts {
+        chains: &w.store,
+        anchors: &w.store,
+        signer: &w.signer,
+    };
+    let c1 = crate::domain::CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}"));
+    let signed = super::integrity::anchored_checkpoint(&ports, partner, &c1, Utc::now(), 365).await;
+    assert!(
+        matches!(signed, Ok(Some(ref cp)) if cp.sequence == 6),
+        "{signed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_gap_the_log_does_not_hold_is_not_listed_as_left_out() {
+    let w = World::new();
+    seed_alternating(&w).await;
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    anchor_c1(&w, &partner).await;
+    // Someone deletes refund a4, before the anchor, from the table: the head still extends the
+    // anchor, but the export of the orders cannot vouch for 4 (the verifier reports it missing).
+    assert!(w.store.remove_activity(&partner, "c1", "a4"));
+    let mut request: Value =
+        serde_json::from_str(&fixed_period(Some("placed an order"))).unwrap_or_default();
+    request["format"] = json!("jsonl");
+    let id = id_of(&w.create("p1", &request.to_string()).await);
+    let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(
+        matches!(end, RunOutcome::Succeeded { rows: 4, .. }),
+        "{end:?}"
+    );
+    let m = manifest_of(&w, &id);
+    let c1 = &m.customers[0];
+    let runs: Vec<(u64, u64)> = c1.left_out.iter().map(|l| (l.first, l.last)).collect();
+    assert_eq!(runs, [(2, 2)], "4 is gone, so it is not vouched for");
+    assert_eq!(
+        c1.anchor
+            .as_deref()
+            .map(|k| k.starts_with("anchors/p1/c1/")),
+        Some(true)
+    );
+    assert_eq!(m.customers[1].customer_id, "c2");
+}
+
+#[tokio::test]
+async fn a_chain_that_does_not_extend_its_anchor_fails_the_export_and_nothing_is_signed() {
+    let w = World::new();
+    seed_alternating(&w).await;
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    // c1's head signed and anchored at 6, then its last activity deleted.
+    anchor_c1(&w, &partner).await;
+    assert!(w.store.remove_activity(&partner, "c1", "a6"));
+    let id = id_of(&w.create("p1", &fixed_period(None)).await);
+    let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert_eq!(
+        end,
+        RunOutcome::Failed {
+            error: "the log of customer c1 no longer extends what the service signed before (the activity at the anchored sequence 6 is missing, and the anchor is not old enough for it to have expired); the export was not signed".into()
+        }
+    );
+    assert!(
+        !w.store
+            .small_objects()
+            .iter()
+            .any(|k| k.ends_with(".manifest.json")),
+        "no manifest"
+    );
+}
+
+/// An export of c1's 30 activities handed over after its first run, which saved a tail.
+async fn handed_over(w: &mut World) -> (String, WorkerEvent) {
+    let rows: Vec<Value> = (0..30)
+        .map(|i| activity("c1", &format!("a{i:02}"), &minutes_ago(i + 1)))
+        .collect();
+    w.seed("p1", Value::Array(rows)).await;
+    w.config.exports.time_budget = std::time::Duration::ZERO;
+    let id = id_of(&w.create("p1", &fixed_period(None)).await);
+    let event = event_of("p1", &id);
+    let first = w.run(&event, &w.store).await;
+    assert!(
+        matches!(first, Ok(RunOutcome::Continued { .. })),
+        "{first:?}"
+    );
+    (id, event)
+}
+
+const TAMPERED: &str = "the export's saved progress was changed in storage, so the service will not sign it; create a new export";
+
+#[tokio::test]
+async fn a_resume_point_changed_in_the_table_is_not_gone_on_from() {
+    let mut w = World::with_store(MemoryStore::with_page_size(7));
+    let (id, event) = handed_over(&mut w).await;
+    // Someone moves the point past rows it has not written: they would be "left out".
+    let mut job = w.job(&id);
+    if let Some(point) = job.resume.as_mut() {
+        point.rows += 5;
+    }
+    w.store.put_job(job);
+    let outcome = w.run(&event, &w.store).await;
+    assert_eq!(
+        outcome.ok(),
+        Some(RunOutcome::Failed {
+            error: TAMPERED.into()
+        })
+    );
+    assert!(
+        !w.store
+            .small_objects()
+            .iter()
+            .any(|k| k.ends_with(".manifest.json")),
+        "nothing signed"
+    );
+}
+
+#[tokio::test]
+async fn a_tail_changed_in_the_bucket_is_not_gone_on_from() {
+    let mut w = World::with_store(MemoryStore::with_page_size(7));
+    let (id, event) = handed_over(&mut w).await;
+    let tail = w
+        .job(&id)
+        .resume
+        .and_then(|p| p.tail_key)
+        .unwrap_or_else(|| panic!("a tail"));
+    let mut bytes = w.store.small_object(&tail).unwrap_or_default();
+    bytes.extend_from_slice(b"a forged row\r\n");
+    crate::store::ExportObjects::put_bytes(&w.store, &tail, bytes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = w.run(&event, &w.store).await;
+    assert_eq!(
+        outcome.ok(),
+        Some(RunOutcome::Failed {
+            error: TAMPERED.into()
+        })
+    );
+}

@@ -31,6 +31,7 @@ use crate::domain::{CustomerId, time};
 use crate::export::csv::CsvEncoder;
 use crate::export::manifest::{Held, ManifestState};
 use crate::export::parts::{PartError, PartWriter};
+use crate::export::resume;
 use crate::handlers::integrity::{Extended, extend_latest};
 use crate::http::response::{ActivityView, Links};
 use crate::launch::{ExportLauncher, WorkerEvent};
@@ -171,6 +172,9 @@ enum ExportError {
         "the log of customer {customer} no longer extends what the service signed before ({why}); the export was not signed"
     )]
     Inconsistent { customer: String, why: String },
+    /// What an earlier run saved for this one is not what the service saved.
+    #[error("the export's saved progress was changed in storage ({0})")]
+    Tampered(resume::Refused),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -192,6 +196,9 @@ impl ExportError {
             Self::TooManyRows | Self::TooManyParts(_) | Self::Inconsistent { .. } => {
                 self.to_string()
             }
+            Self::Tampered(_) => "the export's saved progress was changed in storage, so the \
+                service will not sign it; create a new export"
+                .into(),
             Self::Encoding(_) | Self::Store(_) | Self::Interrupted => {
                 "the export could not be completed; create a new export, and report the export \
                  id if it fails again"
@@ -435,13 +442,26 @@ where
         let objects = ports.objects;
         let key = job.object_key();
         let part_bytes = config.exports.part_bytes;
-        let state = match job
-            .resume
-            .as_ref()
-            .and_then(|c| c.manifest_state.as_deref())
-        {
-            Some(saved) => ManifestState::from_bytes(&objects.get_bytes(saved).await?)
-                .map_err(StoreError::Corrupt)?,
+        // Nothing an earlier run saved is taken unless the service signed it as it stands.
+        if let Some(point) = &job.resume {
+            let key = ports
+                .signer
+                .public_key()
+                .await?
+                .key()
+                .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
+            resume::check(&key, &job.partner, &job.id, point).map_err(ExportError::Tampered)?;
+        }
+        let state = match job.resume.as_ref().and_then(|c| {
+            c.manifest_state
+                .as_deref()
+                .map(|k| (k, c.manifest_state_sha256.as_deref()))
+        }) {
+            Some((saved, sha256)) => {
+                let bytes = objects.get_bytes(saved).await?;
+                resume::check_object(saved, &bytes, sha256).map_err(ExportError::Tampered)?;
+                ManifestState::from_bytes(&bytes).map_err(StoreError::Corrupt)?
+            }
             None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
                 // Parts written before manifests were kept: their hash is not known.
                 return Err(
@@ -458,7 +478,12 @@ where
                 // What the file holds already: parts, and a tail; the header is in the first
                 // of them (none yet if the last run saved its upload and stopped before a part).
                 let carry = match &c.tail_key {
-                    Some(tail) => Some(objects.get_bytes(tail).await?),
+                    Some(tail) => {
+                        let bytes = objects.get_bytes(tail).await?;
+                        resume::check_object(tail, &bytes, c.tail_sha256.as_deref())
+                            .map_err(ExportError::Tampered)?;
+                        Some(bytes)
+                    }
                     None if c.uploaded_bytes > 0 => Some(Vec::new()),
                     None => None,
                 };
@@ -478,7 +503,9 @@ where
                 job.row_count = 0;
                 job.bytes = 0;
                 let writer = PartWriter::new(sink, part_bytes);
-                job.resume = Some(writer.resume_point(0, None));
+                let mut point = writer.resume_point(0, None);
+                resume::sign(ports.signer, &job.partner, &job.id, &mut point).await?;
+                job.resume = Some(point);
                 ports.jobs.update_job(job).await?;
                 (writer, None, None)
             }
@@ -533,19 +560,29 @@ where
         let mut point = self.writer.resume_point(self.job.row_count, after);
         if !tail.is_empty() {
             let tail_key = self.job.tail_key();
+            point.tail_sha256 = Some(resume::sha256(&tail));
             self.ports.objects.put_bytes(&tail_key, tail).await?;
             point.tail_key = Some(tail_key);
         }
         self.save(point).await
     }
 
-    /// Saves `point` with the manifest's state as of its parts, and deletes what the previous
-    /// point held that this one does not.
+    /// Saves `point`, signed, with the manifest's state as of its parts, and deletes what the
+    /// previous point held that this one does not.
     async fn save(&mut self, mut point: ResumePoint) -> Result<(), ExportError> {
         let objects = self.ports.objects;
-        let state_key = self.job.manifest_state_key(point.etags.len());
-        objects.put_bytes(&state_key, self.state.to_bytes()).await?;
+        let state_key = self.job.manifest_state_key(point.etags.len(), point.rows);
+        let state = self.state.to_bytes();
+        point.manifest_state_sha256 = Some(resume::sha256(&state));
+        objects.put_bytes(&state_key, state).await?;
         point.manifest_state = Some(state_key);
+        resume::sign(
+            self.ports.signer,
+            &self.job.partner,
+            &self.job.id,
+            &mut point,
+        )
+        .await?;
         let previous = self.job.resume.replace(point);
         self.ports.jobs.update_job(self.job).await?;
         if let Some(previous) = previous {

@@ -70,6 +70,18 @@ impl MemoryStore {
         }
     }
 
+    /// Deletes activity `id` of `customer` as anyone able to write the table could (the tests'
+    /// tampering); `false` when there was none.
+    pub fn remove_activity(&self, partner: &PartnerId, customer: &str, id: &str) -> bool {
+        let Ok(customer) = CustomerId::parse(customer) else {
+            return false;
+        };
+        self.rows.lock().is_ok_and(|mut rows| {
+            rows.remove(&(keys::customer_pk(partner, &customer), id.to_owned()))
+                .is_some()
+        })
+    }
+
     /// Keeps only the sizes of uploaded parts, not their bytes.
     pub fn discarding_object_bytes(mut self) -> Self {
         self.discard_object_bytes = true;
