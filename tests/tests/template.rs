@@ -1399,6 +1399,12 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
         for pk in &customer_pks {
             let allowed = writes.iter().any(|a| table_write_allowed(&f, a, pk));
             assert_eq!(allowed, customers, "{name} writing {pk}");
+            // An activity's ttl is set by the put that inserts it, never by an update (a past
+            // ttl deletes): no function may update an item of a customer's partition.
+            assert!(
+                !table_write_allowed(&f, "dynamodb:UpdateItem", pk),
+                "{name} updating {pk}"
+            );
         }
         for pk in [&job, &slots] {
             let allowed = writes.iter().any(|a| table_write_allowed(&f, a, pk));
