@@ -43,6 +43,27 @@ pub async fn serve<C: ChainIndex, A: Anchors, S: Signer>(
 ) -> Result<Response<Body>, ApiError> {
     match integrity_route(&req)? {
         IntegrityRoute::PublicKey => Ok(json(StatusCode::OK, &signer.public_key().await?)),
+        IntegrityRoute::Chain { customer, from, to } => {
+            let mut links = store
+                .links_between(&who.partner, &customer, from, to)
+                .await?
+                .links;
+            links.sort_unstable_by_key(|l| l.sequence);
+            let view = ChainView {
+                customer_id: customer.as_str(),
+                from,
+                to,
+                links: links
+                    .iter()
+                    .map(|l| LinkView {
+                        sequence: l.sequence,
+                        hash: &l.hash,
+                        previous_hash: &l.previous_hash,
+                    })
+                    .collect(),
+            };
+            Ok(json(StatusCode::OK, &view))
+        }
         IntegrityRoute::Checkpoint(customer) => {
             let ports = AnchorPorts {
                 chains: store,
@@ -85,6 +106,27 @@ pub async fn serve<C: ChainIndex, A: Anchors, S: Signer>(
             }
         }
     }
+}
+
+/// `GET /customers/{id}/chain`: the links the log holds with sequences `from` to `to`, in
+/// order (a sequence it does not hold is absent). What lets a reader that holds some of the
+/// customer's activities check that those between them are in the log and linked, without
+/// reading them (the page's Verify, for the sequences outside its view).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChainView<'a> {
+    customer_id: &'a str,
+    from: u64,
+    to: u64,
+    links: Vec<LinkView<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkView<'a> {
+    sequence: u64,
+    hash: &'a str,
+    previous_hash: &'a str,
 }
 
 /// What signing an anchored head uses: the chain in sequence order, the anchor store and the key.

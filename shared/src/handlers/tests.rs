@@ -754,3 +754,62 @@ async fn a_seal_anchors_the_moved_heads_under_one_signature() {
     assert_eq!(body(&answer)["sequence"], 1);
     assert_eq!(counted.counts(), (1, 1, 1));
 }
+
+/// `GET /customers/{id}/chain`: the links the log holds between two sequences, in order, the
+/// tenant's only; a span the route does not take is a 400 with a code.
+#[tokio::test]
+async fn the_chain_route_gives_the_links_between_two_sequences() {
+    use crate::testing::doubles::LocalSigner;
+
+    let store = MemoryStore::default();
+    let signer = LocalSigner::new("local-key", 1);
+    let settings = config();
+    let rows: Vec<Value> = (1..=5)
+        .map(|n| activity("c1", &format!("a{n}"), &recent(10 - n)))
+        .collect();
+    let recorded = items(&post(&store, "p1", &Value::Array(rows)).await);
+    let chain = |partner: &str, query: &[(&str, &str)]| {
+        let mut req = ApiRequest::get("/customers/{customerId}/chain")
+            .path_param("customerId", "c1")
+            .caller(partner, &["HelpdeskAgent"]);
+        for (name, value) in query {
+            req = req.query(name, value);
+        }
+        super::integrity::handle(&settings, &store, &store, &signer, req.build())
+    };
+    let answer = chain("p1", &[("from", "2"), ("to", "4")]).await;
+    assert_eq!(answer.status(), 200, "{}", body(&answer));
+    let got = body(&answer);
+    assert_eq!(
+        (&got["from"], &got["to"], &got["customerId"]),
+        (&json!(2), &json!(4), &json!("c1"))
+    );
+    let links = got["links"].as_array().cloned().unwrap_or_default();
+    let sequences: Vec<&Value> = links.iter().map(|l| &l["sequence"]).collect();
+    assert_eq!(sequences, [&json!(2), &json!(3), &json!(4)]);
+    for l in &links {
+        let n = l["sequence"].as_u64().unwrap_or(0) as usize;
+        assert_eq!(l["hash"], recorded[n - 1]["hash"]);
+        assert_eq!(l["previousHash"], recorded[n - 1]["previousHash"]);
+    }
+    // Another tenant's customer of the same id: none of p1's links.
+    let theirs = body(&chain("p2", &[("from", "1"), ("to", "5")]).await);
+    assert_eq!(theirs["links"], json!([]));
+    for (query, code) in [
+        (vec![("from", "2")], "InvalidParameter"),
+        (vec![("from", "0"), ("to", "3")], "InvalidParameter"),
+        (vec![("from", "4"), ("to", "3")], "InvalidParameter"),
+        (vec![("from", "1"), ("to", "1001")], "InvalidParameter"),
+        (vec![("from", "x"), ("to", "3")], "InvalidParameter"),
+        (
+            vec![("from", "1"), ("to", "3"), ("limit", "3")],
+            "UnknownParameter",
+        ),
+    ] {
+        let refused = chain("p1", &query).await;
+        assert_eq!(refused.status(), 400, "{query:?}");
+        assert_eq!(body(&refused)["error"]["code"], code, "{query:?}");
+    }
+    let widest = chain("p1", &[("from", "1"), ("to", "1000")]).await;
+    assert_eq!(widest.status(), 200);
+}

@@ -109,19 +109,76 @@ pub fn export_route(req: &Request) -> Result<ExportRoute, ApiError> {
 pub enum IntegrityRoute {
     Checkpoint(CustomerId),
     PublicKey,
+    /// A customer's chain links with sequences `from` to `to` (inclusive).
+    Chain {
+        customer: CustomerId,
+        from: u64,
+        to: u64,
+    },
 }
+
+/// Sequences one `GET /customers/{id}/chain` covers at most.
+pub const MAX_CHAIN_SPAN: u64 = 1000;
 
 pub fn integrity_route(req: &Request) -> Result<IntegrityRoute, ApiError> {
     let segments = segments(req);
     let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
     match tail.as_slice() {
         [.., "integrity", "public-key"] => Ok(IntegrityRoute::PublicKey),
+        [.., "customers", c, "chain"] => {
+            let customer = parse_customer(c)?;
+            let (from, to) = chain_span(req)?;
+            Ok(IntegrityRoute::Chain { customer, from, to })
+        }
         [.., "customers", c, "checkpoint"] => parse_customer(c).map(IntegrityRoute::Checkpoint),
         _ => match path_param(req, "customerId") {
             Some(c) => parse_customer(&c).map(IntegrityRoute::Checkpoint),
             None => Err(no_route()),
         },
     }
+}
+
+/// `from` and `to` of `GET /customers/{id}/chain`: sequences, `1 <= from <= to`, at most
+/// [`MAX_CHAIN_SPAN`] of them; nothing else in the query string.
+fn chain_span(req: &Request) -> Result<(u64, u64), ApiError> {
+    let q = req.query_string_parameters_ref();
+    if let Some(name) = q
+        .into_iter()
+        .flat_map(|q| q.iter().map(|(n, _)| n))
+        .find(|n| *n != "from" && *n != "to")
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::UnknownParameter,
+            format!("unknown query parameter {name:?}"),
+        ));
+    }
+    let sequence = |name: &str| {
+        let values = q.and_then(|q| q.all(name)).unwrap_or_default();
+        match values.as_slice() {
+            [v] => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidParameter,
+                    format!("{name} must be a sequence (a whole number from 1)"),
+                )
+            }),
+            [] => Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("{name} is required (a sequence)"),
+            )),
+            _ => Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("query parameter {name} is given more than once"),
+            )),
+        }
+    };
+    let (from, to) = (sequence("from")?, sequence("to")?);
+    if to < from || to - from >= MAX_CHAIN_SPAN {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("to must be from from to {MAX_CHAIN_SPAN} sequences after it"),
+        ));
+    }
+    Ok((from, to))
 }
 
 /// A customer id given by the caller (path, query string or body).

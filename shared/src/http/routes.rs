@@ -52,17 +52,19 @@ pub const DETAIL: Route = read(
 );
 pub const CHECKPOINT: Route = read("GET", "/customers/{customerId}/checkpoint", SIGNER);
 pub const PUBLIC_KEY: Route = read("GET", "/integrity/public-key", SIGNER);
+pub const CHAIN: Route = read("GET", "/customers/{customerId}/chain", SIGNER);
 pub const CREATE_EXPORT: Route = read("POST", "/exports", EXPORTER);
 pub const EXPORT_STATUS: Route = read("GET", "/exports/{exportId}", EXPORTER);
 
 /// Every route of the API.
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 9] = [
     RECORD,
     TENANT_LOG,
     CUSTOMER_LOG,
     DETAIL,
     CHECKPOINT,
     PUBLIC_KEY,
+    CHAIN,
     CREATE_EXPORT,
     EXPORT_STATUS,
 ];
