@@ -14,6 +14,12 @@ export type Activity = Omit<Schemas['Activity'], 'details'> & { details: unknown
  * SHA-256 over JCS of the first five members; `signature` is standard base64 of DER). */
 export type Checkpoint = Schemas['Checkpoint'];
 
+/** `GET /customers/{customerId}/chain`: the links the log holds between two sequences. */
+export type ChainLinks = Schemas['ChainLinks'];
+
+/** Sequences one `GET /customers/{customerId}/chain` covers at most. */
+export const MAX_CHAIN_SPAN = 1000;
+
 /** `GET /integrity/public-key`: the key checkpoints are signed with. */
 export type PublicKey = Schemas['PublicKey'];
 
@@ -32,6 +38,10 @@ export const PUBLIC_KEY_PATH = '/integrity/public-key';
 
 export function checkpointPath(customerId: string): string {
   return `/customers/${encodeURIComponent(customerId)}/checkpoint`;
+}
+
+export function chainPath(customerId: string, from: number, to: number): string {
+  return `/customers/${encodeURIComponent(customerId)}/chain?from=${from}&to=${to}`;
 }
 
 /** An answer other than 2xx, with the API's error code and message. */

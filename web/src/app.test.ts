@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import type { Activity, Checkpoint } from './api';
 import { App } from './app';
 import { GENESIS_HASH, checkpointMessage } from './chain';
-import { chain as chainOf } from './test-fixtures';
+import { chainLinks, chain as chainOf } from './test-fixtures';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const PUBLIC_KEY = { keyId: 'k1', pem: '', jwk: publicKey.export({ format: 'jwk' }) };
@@ -35,6 +35,7 @@ function serve(list: Activity[], full: Activity[] = list, checkpoint: Checkpoint
     if (url.pathname === '/activities') return json({ items: list, nextCursor: null });
     if (url.pathname === '/integrity/public-key') return json(PUBLIC_KEY);
     if (url.pathname === '/customers/c1/checkpoint') return json(checkpoint);
+    if (url.pathname === '/customers/c1/chain') return json(chainLinks(full, url));
     const one = full.find((a) => a.links.self === url.pathname);
     return one ? json(one) : json({ error: { code: 'NotFound', message: 'no such activity' } }, 404);
   }) as typeof fetch;
@@ -147,27 +148,28 @@ describe('the page', () => {
     expect(root.querySelector('tr.row-tampered td:first-child > .sr-only')?.textContent).toBe('(failed verification)');
   });
 
-  test('sequences not in the view are counted, not called missing; a forged signature fails', async () => {
+  test('sequences not in the view are checked against the service’s chain, not called missing; a forged signature fails', async () => {
     const full = chain(4);
     // A view's period is by when activities occurred, the chain by when they were recorded:
-    // sequences between the loaded ones may lie outside the period.
-    serve(full.filter((a) => a.id !== 'a2'));
+    // sequences between the loaded ones may lie outside the period. The service's chain holds
+    // them, linked to the loaded ones.
+    serve(full.filter((a) => a.id !== 'a2'), full);
     await open('?customer=c1&lang=en');
     button('Verify')?.click();
     await until(() => liveText().startsWith('Verified'));
     expect(liveText()).toBe(
-      'Verified: 3 activities (sequences 1–4) match their hashes and the signed checkpoint at 4. 1 sequence between them is not in this view (outside its period or filters).',
+      "Verified: 3 activities (sequences 1–4) match their hashes and the signed checkpoint at 4. 1 sequence between them is not in this view (outside its period or filters); the service's chain holds it, linked.",
     );
     expect(root.querySelector('tr.row-tampered')).toBeNull();
     render(null, root);
     root.remove();
 
-    serve(full.filter((a) => a.id !== 'a2'));
+    serve(full.filter((a) => a.id !== 'a2'), full);
     await open('?customer=c1&status=succeeded&lang=en');
     button('Verify')?.click();
     await until(() => liveText().startsWith('Verified'));
     expect(liveText()).toBe(
-      'Verified: 3 activities (sequences 1–4) match their hashes and the signed checkpoint at 4. 1 sequence between them is not in this view (outside its period or filters).',
+      "Verified: 3 activities (sequences 1–4) match their hashes and the signed checkpoint at 4. 1 sequence between them is not in this view (outside its period or filters); the service's chain holds it, linked.",
     );
     render(null, root);
     root.remove();

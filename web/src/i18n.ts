@@ -72,7 +72,11 @@ const en = {
     `Verified: ${n.toLocaleString('en')} ${n === 1 ? `activity (sequence ${first}) matches its hash` : `activities (sequences ${first}–${last}) match their hashes`}` +
     (reaches ? ` and the signed checkpoint at ${checkpoint}.` : `; the signed checkpoint is at ${checkpoint} (newer activities are not loaded).`),
   notInView: (n: number) =>
-    ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them ${n === 1 ? 'is' : 'are'} not in this view (outside its period or filters).`,
+    ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them ${n === 1 ? 'is' : 'are'} not in this view (outside its period or filters); the service's chain holds ${n === 1 ? 'it' : 'them'}, linked.`,
+  expiredBetween: (n: number) =>
+    ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them expired (older than the signed retention).`,
+  notChecked: (n: number) =>
+    ` ${n.toLocaleString('en')} ${n === 1 ? 'sequence' : 'sequences'} between them ${n === 1 ? 'was' : 'were'} not checked: too many for the page (activity-log-verify --api checks the whole chain).`,
   verifyNothing: 'Nothing to verify: no activity of this customer is loaded.',
   verifyUnchained: (id: string) => `Verification failed: activity ${id} has no sequence or hash: its place in the chain was removed.`,
   verifyAltered: (id: string, sequence: number) => `Verification failed: activity ${id} (sequence ${sequence}) was altered.`,
@@ -159,7 +163,9 @@ const zhTW: Words = {
   verified: (n: number, first: number, last: number, checkpoint: number, reaches: boolean) =>
     `已驗證：${n.toLocaleString('zh-TW')} 筆活動（序號 ${n === 1 ? first : `${first}–${last}`}）` +
     (reaches ? `與其雜湊及序號 ${checkpoint} 的已簽署檢查點相符。` : `與其雜湊相符；已簽署的檢查點位於序號 ${checkpoint}（較新的活動尚未載入）。`),
-  notInView: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號不在此檢視中（在其期間或篩選條件之外）。`,
+  notInView: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號不在此檢視中（在其期間或篩選條件之外），服務的鏈中仍保有且相連。`,
+  expiredBetween: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號已超過簽署的保留期而到期。`,
+  notChecked: (n: number) => `其間有 ${n.toLocaleString('zh-TW')} 個序號未檢查：數量超過頁面可處理的範圍（activity-log-verify --api 會檢查整條鏈）。`,
   verifyNothing: '沒有可驗證的項目：尚未載入此客戶的任何活動。',
   verifyUnchained: (id: string) => `驗證失敗：活動 ${id} 沒有序號或雜湊：它在鏈中的位置已被移除。`,
   verifyAltered: (id: string, sequence: number) => `驗證失敗：活動 ${id}（序號 ${sequence}）已遭竄改。`,

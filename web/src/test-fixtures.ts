@@ -1,7 +1,7 @@
 // Test data shared by the page's tests (app.test.ts, verify.test.ts): not part of the page.
 import { createHash } from 'node:crypto';
 
-import type { Activity } from './api';
+import type { Activity, ChainLinks } from './api';
 import { GENESIS_HASH, jcs, recordOf } from './chain';
 
 /** Customer c1's chain of `n` activities (partner p1), hashed as the service chains them, newest
@@ -35,4 +35,15 @@ export function chain(n: number, recordedBy: (i: number) => string | null = () =
     rows.push(a);
   }
   return rows.reverse();
+}
+
+/** `GET /customers/c1/chain?from=&to=` over `rows` (the service's chain as storage holds it). */
+export function chainLinks(rows: readonly Activity[], url: URL): ChainLinks {
+  const from = Number(url.searchParams.get('from'));
+  const to = Number(url.searchParams.get('to'));
+  const links = rows
+    .filter((a) => a.sequence !== null && a.sequence >= from && a.sequence <= to)
+    .sort((a, b) => (a.sequence as number) - (b.sequence as number))
+    .map((a) => ({ sequence: a.sequence as number, hash: a.hash as string, previousHash: a.previousHash as string }));
+  return { customerId: 'c1', from, to, links };
 }

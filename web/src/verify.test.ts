@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { ApiError, call, type Activity, type Checkpoint } from './api';
 import { checkpointMessage } from './chain';
 import { WORDS } from './i18n';
-import { chain } from './test-fixtures';
+import { chain, chainLinks } from './test-fixtures';
 import { failedKey, tone, verifyMessage, verifyView, type Outcome } from './verify';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -17,12 +17,15 @@ function checkpointOf(rows: Activity[], sequence = rows[0].sequence as number, h
   return { ...c, signature: sign('sha256', checkpointMessage(c), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
 }
 
-/** The API as the page sees it: the key, the checkpoint (or 404), each activity in full. */
-function api(full: Activity[], checkpoint: Checkpoint | null) {
+/** The API as the page sees it: the key, the checkpoint (or 404), each activity in full, the
+ * chain's links (`stored`: what storage holds, by default `full`). */
+function api(full: Activity[], checkpoint: Checkpoint | null, stored: Activity[] = full) {
   const asked: string[] = [];
   const get = async <T,>(path: string): Promise<T> => {
     asked.push(path);
     if (path === '/integrity/public-key') return PUBLIC_KEY as T;
+    const url = new URL(path, 'http://page.test');
+    if (url.pathname === '/customers/c1/chain') return chainLinks(stored, url) as T;
     if (path === '/customers/c1/checkpoint') {
       if (!checkpoint) throw new ApiError(404, 'NotFound', 'no chained activity');
       return checkpoint as T;
@@ -44,7 +47,7 @@ describe('Verify', () => {
     const rows = chain(5);
     const { asked, deps } = api(rows, checkpointOf(rows));
     const outcome = await verifyView(listed(rows, 'a2'), 'c1', true, deps);
-    expect(outcome).toEqual({ kind: 'verified', count: 5, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 });
+    expect(outcome).toEqual({ kind: 'verified', count: 5, first: 1, last: 5, checkpoint: 5, reachesCheckpoint: true, notInView: 0, expired: 0, notChecked: 0, pastCheckpoint: 0 });
     expect(asked.sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
   });
 
@@ -68,7 +71,33 @@ describe('Verify', () => {
 
     const gap = rows.filter((a) => a.id !== 'a2' && a.id !== 'a3');
     expect(await verifyView(gap, 'c1', true, deps)).toEqual({ kind: 'missing', key: 'c1/a4', from: 2, to: 3 });
-    expect(await verifyView(gap, 'c1', false, deps)).toMatchObject({ kind: 'verified', count: 3 });
+    expect(await verifyView(gap, 'c1', false, deps)).toMatchObject({ kind: 'verified', count: 3, notInView: 2 });
+  });
+
+  test('sequences outside the view are checked against the service’s chain', async () => {
+    const rows = chain(6);
+    const view = rows.filter((a) => a.id !== 'a2' && a.id !== 'a3' && a.id !== 'a5');
+    // Held and linked: outside the view, and said so; one read covers both gaps.
+    const held = api(rows, checkpointOf(rows));
+    expect(await verifyView(view, 'c1', false, held.deps)).toMatchObject({ kind: 'verified', count: 3, notInView: 3, expired: 0, notChecked: 0 });
+    expect(held.asked.filter((p) => p.includes('/chain'))).toEqual(['/customers/c1/chain?from=2&to=5']);
+    // Activity a3 deleted from storage (the head still extends the anchor, so it is signed):
+    // the gap before a4 is missing.
+    const deleted = api(rows, checkpointOf(rows), rows.filter((a) => a.id !== 'a3'));
+    expect(await verifyView(view, 'c1', false, deleted.deps)).toEqual({ kind: 'missing', key: 'c1/a4', from: 2, to: 3 });
+    // Held, but not linked to the rows around it (rewritten in storage): altered.
+    const rewritten = rows.map((a) => (a.id === 'a5' ? { ...a, hash: 'ab'.repeat(32) } : a));
+    expect(await verifyView(view, 'c1', false, api(rows, checkpointOf(rows), rewritten).deps)).toEqual({ kind: 'altered', key: 'c1/a6', id: 'a6', sequence: 6 });
+    // Gone, but the activity after it shows the one before it recorded longer than the signed
+    // retention ago: expired.
+    const old = checkpointOf(rows);
+    const expiredKeyed = { ...old, retentionDays: 1 };
+    const resigned = { ...expiredKeyed, signature: sign('sha256', checkpointMessage(expiredKeyed), { key: privateKey, dsaEncoding: 'der' }).toString('base64') };
+    expect(await verifyView(view, 'c1', false, api(rows, resigned, rows.filter((a) => a.id !== 'a3')).deps)).toMatchObject({
+      kind: 'verified',
+      notInView: 1,
+      expired: 2,
+    });
   });
 
   test('a bad signature, another customer’s checkpoint, none at all', async () => {
@@ -176,15 +205,15 @@ describe('the words of Verify', () => {
 
   test('success, reaching the checkpoint or not', () => {
     const base = { kind: 'verified', count: 37, first: 1, last: 37 } as const;
-    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
+    expect(say({ ...base, checkpoint: 37, reachesCheckpoint: true, notInView: 0, expired: 0, notChecked: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes and the signed checkpoint at 37.',
       '已驗證：37 筆活動（序號 1–37）與其雜湊及序號 37 的已簽署檢查點相符。',
     ]);
-    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false, notInView: 0, pastCheckpoint: 0 })).toEqual([
+    expect(say({ ...base, checkpoint: 40, reachesCheckpoint: false, notInView: 0, expired: 0, notChecked: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 37 activities (sequences 1–37) match their hashes; the signed checkpoint is at 40 (newer activities are not loaded).',
       '已驗證：37 筆活動（序號 1–37）與其雜湊相符；已簽署的檢查點位於序號 40（較新的活動尚未載入）。',
     ]);
-    expect(say({ kind: 'verified', count: 1, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 0 })).toEqual([
+    expect(say({ kind: 'verified', count: 1, first: 7, last: 7, checkpoint: 7, reachesCheckpoint: true, notInView: 0, expired: 0, notChecked: 0, pastCheckpoint: 0 })).toEqual([
       'Verified: 1 activity (sequence 7) matches its hash and the signed checkpoint at 7.',
       '已驗證：1 筆活動（序號 7）與其雜湊及序號 7 的已簽署檢查點相符。',
     ]);
@@ -206,7 +235,7 @@ describe('the words of Verify', () => {
       'Verification failed: activity a3 has no sequence or hash: its place in the chain was removed.',
       '驗證失敗：活動 a3 沒有序號或雜湊：它在鏈中的位置已被移除。',
     ]);
-    expect(say({ kind: 'verified', count: 2, first: 1, last: 2, checkpoint: 2, reachesCheckpoint: true, notInView: 0, pastCheckpoint: 1 })[0]).toContain(
+    expect(say({ kind: 'verified', count: 2, first: 1, last: 2, checkpoint: 2, reachesCheckpoint: true, notInView: 0, expired: 0, notChecked: 0, pastCheckpoint: 1 })[0]).toContain(
       ' 1 loaded activity was recorded after the checkpoint was signed and was not checked.',
     );
     expect([en.verify, zh.verify, en.verifying, zh.verifying, en.sequence, zh.sequence, en.recordedBy, zh.recordedBy]).toEqual([

@@ -1,7 +1,8 @@
 // The Verify button's work: the service's public key and a fresh signed checkpoint of the
-// customer, then the loaded rows of that customer against them (chain.ts). What it found, and
-// the words for it in the page's language.
-import { ApiError, PUBLIC_KEY_PATH, checkpointPath, type Activity, type Checkpoint, type PublicKey } from './api';
+// customer, then the loaded rows of that customer against them (chain.ts), and the sequences
+// between them that the view does not hold against the links the service's chain holds. What it
+// found, and the words for it in the page's language.
+import { ApiError, MAX_CHAIN_SPAN, PUBLIC_KEY_PATH, chainPath, checkpointPath, type Activity, type ChainLinks, type Checkpoint, type PublicKey } from './api';
 import { verifyCheckpoint, verifyRows, type ChainRow } from './chain';
 import { checkHeld, heldCheckpoint, keepCheckpoint, type HeldStore } from './held';
 import type { Words } from './i18n';
@@ -10,7 +11,11 @@ import type { Words } from './i18n';
 const DETAIL_FETCHES = 4;
 
 export type Outcome =
-  | { kind: 'verified'; count: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number; pastCheckpoint: number }
+  /** `notInView`: sequences between the rows that the view does not hold and the service's
+   * chain does, linked to the rows on either side; `expired`: sequences between them gone with
+   * the retention; `notChecked`: sequences between them not read (more than [MAX_GAP_READS]
+   * reads). */
+  | { kind: 'verified'; count: number; first: number; last: number; checkpoint: number; reachesCheckpoint: boolean; notInView: number; expired: number; notChecked: number; pastCheckpoint: number }
   | { kind: 'altered'; key: string; id: string; sequence: number }
   | { kind: 'missing'; key?: string; from: number; to: number }
   | { kind: 'outOfOrder'; key: string; id: string; sequence: number }
@@ -86,7 +91,14 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
   }
   if (result.ok) {
     const { count, first, last, reachesCheckpoint, notInRows, pastCheckpoint } = result;
-    return { kind: 'verified', count, first, last, checkpoint: result.checkpoint, reachesCheckpoint, notInView: notInRows, pastCheckpoint };
+    let gaps: GapCheck = { notInView: notInRows, expired: result.expired, notChecked: 0 };
+    if (notInRows > 0) {
+      const signed = complete.filter((r) => (r.sequence ?? 0) <= checkpoint.sequence);
+      const checked = await checkGaps(signed, checkpoint, deps.get, Date.now());
+      if ('kind' in checked) return checked;
+      gaps = checked;
+    }
+    return { kind: 'verified', count, first, last, checkpoint: result.checkpoint, reachesCheckpoint, ...gaps, pastCheckpoint };
   }
   if (result.kind === 'missingBeforeCheckpoint') return { kind: 'missing', from: result.last + 1, to: result.checkpoint };
   const rowKey = `${result.customerId}/${result.id}`;
@@ -110,6 +122,76 @@ export async function verifyView(rows: readonly Activity[], customerId: string, 
   }
 }
 
+/** What the sequences between the rows turned out to be. */
+type GapCheck = { notInView: number; expired: number; notChecked: number };
+
+/** Reads of the service's chain one Verify makes at most: beyond them, gaps are counted as not
+ * checked. */
+export const MAX_GAP_READS = 20;
+
+/** The sequences between the rows (`rows`: verified, none past the checkpoint) that the view
+ * does not hold, against the links the service's chain holds (`GET /customers/{id}/chain`,
+ * nearby gaps read together, [MAX_CHAIN_SPAN] sequences a read): a gap whose every sequence the
+ * chain holds, linked to each other and to the rows on either side, is outside the view; one
+ * whose activities the chain does not all hold is missing unless the row after it shows the one
+ * before it recorded longer than the signed retention ago (expired); one the chain holds but
+ * not linked to the rows around it was altered. */
+async function checkGaps(rows: readonly ChainRow[], checkpoint: Checkpoint, get: VerifyDeps['get'], now: number): Promise<GapCheck | Outcome> {
+  const sorted = [...rows].sort((a, b) => (a.sequence as number) - (b.sequence as number));
+  const gaps: { before: ChainRow; after: ChainRow; from: number; to: number }[] = [];
+  for (let i = 1; i < sorted.length; i++) {
+    const [before, after] = [sorted[i - 1], sorted[i]];
+    const from = (before.sequence as number) + 1;
+    const to = (after.sequence as number) - 1;
+    if (from <= to) gaps.push({ before, after, from, to });
+  }
+  // The spans to read: each at most MAX_CHAIN_SPAN sequences, covering every gap.
+  const spans: [number, number][] = [];
+  for (const g of gaps) {
+    for (let from = g.from; from <= g.to; from += MAX_CHAIN_SPAN) {
+      const to = Math.min(g.to, from + MAX_CHAIN_SPAN - 1);
+      const last = spans.at(-1);
+      if (last && to - last[0] < MAX_CHAIN_SPAN) last[1] = to;
+      else spans.push([from, to]);
+    }
+  }
+  const held = new Map<number, ChainLinks['links'][number]>();
+  const read = spans.slice(0, MAX_GAP_READS);
+  const readUpTo = read.at(-1)?.[1] ?? 0;
+  for (const [from, to] of read) {
+    const answer = await get<ChainLinks>(chainPath(checkpoint.customerId, from, to));
+    for (const l of answer.links) held.set(l.sequence, l);
+  }
+  const key = (r: ChainRow) => `${r.customerId}/${r.id}`;
+  let notInView = 0;
+  let expired = 0;
+  let notChecked = 0;
+  for (const { before, after, from, to } of gaps) {
+    if (to > readUpTo) {
+      notChecked += to - Math.max(from, readUpTo + 1) + 1;
+      if (from > readUpTo) continue;
+    }
+    const run: ChainLinks['links'] = [];
+    for (let s = from; s <= to; s++) {
+      const l = held.get(s);
+      if (l) run.push(l);
+    }
+    if (run.length === to - from + 1) {
+      const linked = run[0].previousHash === before.hash && after.previousHash === run[run.length - 1].hash && run.every((l, i) => i === 0 || l.previousHash === run[i - 1].hash);
+      if (!linked) return { kind: 'altered', key: key(after), id: after.id, sequence: after.sequence as number };
+      notInView += run.length;
+      continue;
+    }
+    const recorded = after.previousRecordedAt ?? null;
+    if (recorded !== null && Date.parse(recorded) + checkpoint.retentionDays * 86_400_000 <= now) {
+      expired += to - from + 1;
+      continue;
+    }
+    return { kind: 'missing', key: key(after), from, to };
+  }
+  return { notInView, expired, notChecked };
+}
+
 /** The row (`customerId/id`) the outcome names, if any: the page marks it. */
 export function failedKey(o: Outcome): string | undefined {
   return 'key' in o ? o.key : undefined;
@@ -127,6 +209,8 @@ export function verifyMessage(o: Outcome, t: Words): string {
       return (
         t.verified(o.count, o.first, o.last, o.checkpoint, o.reachesCheckpoint) +
         (o.notInView > 0 ? t.notInView(o.notInView) : '') +
+        (o.expired > 0 ? t.expiredBetween(o.expired) : '') +
+        (o.notChecked > 0 ? t.notChecked(o.notChecked) : '') +
         (o.pastCheckpoint > 0 ? t.pastCheckpoint(o.pastCheckpoint) : '')
       );
     case 'nothing':

@@ -1,7 +1,8 @@
 // Verify: the loaded rows of the view's customer against their hashes and a fresh signed
 // checkpoint. A view never holds a whole stretch of the chain for sure — its period is by when
 // activities occurred, the chain by when they were recorded — so sequences between the loaded
-// ones are counted, not reported missing (activity-log-verify --api checks the whole chain).
+// ones are checked against the links the service's chain holds (GET /customers/{id}/chain):
+// held and linked, they are outside the view; gone and not expired, they are missing.
 import { useState } from 'preact/hooks';
 
 import { ApiError, SignInRequired, type Activity } from '../api';
