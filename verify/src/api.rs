@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use activity_log::domain::chain::{ChainRow, ChainSummary, Expiry, Finding, verify};
 use activity_log::domain::integrity::{Checkpoint, HeldSummary, PublicKey, check_held};
 use activity_log::domain::time;
+
+use crate::anchors;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Client, Response, StatusCode, Url, header};
 use serde::Deserialize;
@@ -40,6 +42,9 @@ pub struct ApiOptions {
     pub held: Vec<PathBuf>,
     /// Where to write the checkpoint verified now, for the next check to hold.
     pub save_checkpoint: Option<PathBuf>,
+    /// A copy of the anchor bucket (`--anchors`): the chain must extend every anchored head of
+    /// the customer ([`crate::anchors`]).
+    pub anchors: Option<PathBuf>,
 }
 
 impl ApiOptions {
@@ -53,6 +58,7 @@ impl ApiOptions {
             public_key: None,
             held: Vec::new(),
             save_checkpoint: None,
+            anchors: None,
         }
     }
 }
@@ -77,8 +83,10 @@ pub struct ApiReport {
     /// The key the checkpoint names.
     pub key_id: String,
     pub key_source: KeySource,
-    /// Held checkpoints given, and what they vouched for.
+    /// Held checkpoints given (the anchored heads read included), and what they vouched for.
     pub held: usize,
+    /// Anchored heads of the customer read from `--anchors` (`None`: not given).
+    pub anchors: Option<usize>,
     pub held_summary: HeldSummary,
     /// Activities recorded after the checkpoint was signed: not checked.
     pub after_checkpoint: u64,
@@ -139,6 +147,15 @@ impl ApiReport {
             lines.push(format!(
                 "{} recorded after the checkpoint: not checked",
                 activities(self.after_checkpoint)
+            ));
+        }
+        if let Some(n) = self.anchors {
+            lines.push(format!(
+                "anchors: {} of the customer read from the copy of the anchor bucket (signatures and seals checked), held below",
+                match n {
+                    1 => "1 head".to_owned(),
+                    n => format!("{n} heads"),
+                }
             ));
         }
         lines.extend(held::line(self.held, &self.held_summary));
@@ -309,7 +326,19 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
         None => (api.public_key().await?.1, KeySource::Api),
     };
     let checkpoint = api.checkpoint(customer, &key).await?;
-    let heads = held::heads(&held_files, &checkpoint.partner_id, customer, &key, true)?;
+    let mut heads = held::heads(&held_files, &checkpoint.partner_id, customer, &key, true)?;
+    let anchored = match &opts.anchors {
+        Some(dir) => Some(anchors::heads(
+            dir,
+            &checkpoint.partner_id,
+            customer,
+            &checkpoint.key_id,
+            &key,
+        )?),
+        None => None,
+    };
+    let anchored_count = anchored.as_ref().map(Vec::len);
+    heads.extend(anchored.into_iter().flatten());
     let days = checkpoint.retention_days;
     let retention = days_of(days, i64::from(days))?;
     let period = retained_period(now, days)?;
@@ -333,6 +362,7 @@ pub async fn verify_api_at(opts: &ApiOptions, now: DateTime<Utc>) -> Result<ApiR
         checkpoint,
         key_source,
         held: heads.len(),
+        anchors: anchored_count,
         held_summary,
         after_checkpoint: read.after_checkpoint,
         details_fetched: read.details_fetched,

@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
-//!     [--checkpoint HELD.json ...] [--save-checkpoint FILE]
+//!     [--checkpoint HELD.json ...] [--save-checkpoint FILE] [--anchors DIR]
 //! ```
 //!
 //! A checkpoint saved from an earlier check (`--checkpoint`, in either mode) must be extended
@@ -38,6 +38,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod anchors;
 mod api;
 mod export;
 mod fast;
@@ -85,9 +86,11 @@ pub const USAGE: &str = "\
 usage: activity-log-verify EXPORT.jsonl --manifest MANIFEST.json --public-key KEY.pem
                            [--checkpoint HELD.json ...]
        activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
-                           [--checkpoint HELD.json ...] [--save-checkpoint FILE]
+                           [--checkpoint HELD.json ...] [--save-checkpoint FILE] [--anchors DIR]
 
-The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --public-key pins the key you
+--anchors names a copy of the anchor bucket (aws s3 sync s3://BUCKET DIR): the chain must extend
+every head anchored for the customer, each checked (its signature, or the signed seal that lists
+it). The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --public-key pins the key you
 hold (with --api, the key the API names is used otherwise). The retention that tells expired
 activities from deleted ones is the one the service signs in its checkpoint. --checkpoint (repeatable) names a checkpoint saved earlier:
 the chain must extend it. --save-checkpoint writes the checkpoint verified now.
@@ -151,6 +154,7 @@ where
                 | "--token"
                 | "--customer"
                 | "--save-checkpoint"
+                | "--anchors"
         ) {
             return Err(usage(format!("unknown option {name}")));
         }
@@ -193,6 +197,7 @@ where
             public_key: take("--public-key").map(PathBuf::from),
             held,
             save_checkpoint: take("--save-checkpoint").map(PathBuf::from),
+            anchors: take("--anchors").map(PathBuf::from),
         })
     } else {
         let mut files = positional.into_iter();

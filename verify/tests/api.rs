@@ -685,3 +685,108 @@ fn a_saved_checkpoint_is_held_by_the_next_check() {
         )
     );
 }
+
+/// A copy of the anchor bucket in `dir`: the customer's head at 3 anchored with its signed
+/// checkpoint, and at 5 by seal 1 (`listed`: whether the seal lists it).
+fn anchored(dir: &Scratch, rows: &[Row], listed: bool, with_seal: bool) -> String {
+    use activity_log::domain::integrity::{Seal, SealedHead, anchor, seal};
+    let head_at = |sequence: u64| Head {
+        sequence,
+        hash: rows.iter().find(|r| r["sequence"] == sequence).unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        recorded_at: None,
+    };
+    let cp = service_key()
+        .checkpoint(PARTNER, CUSTOMER, &head_at(3), "2026-11-28T09:00:00.000Z")
+        .unwrap();
+    dir.write(&anchor::key(&cp).unwrap(), serde_json::to_vec(&cp).unwrap());
+    let sealed_at = "2026-11-28T09:30:00.000Z";
+    let at_5 = head_at(5);
+    dir.write(
+        &anchor::sealed_key(PARTNER, CUSTOMER, &at_5, 365, sealed_at, 1),
+        b"{}",
+    );
+    let mut s = Seal {
+        sequence: 1,
+        previous_hash: Seal::GENESIS.to_owned(),
+        sealed_at: sealed_at.into(),
+        covers_until: sealed_at.into(),
+        retention_days: 365,
+        heads: vec![SealedHead {
+            partner_id: PARTNER.into(),
+            customer_id: if listed { CUSTOMER } else { "someone else" }.into(),
+            sequence: 5,
+            hash: at_5.hash.clone(),
+        }],
+        refused: Vec::new(),
+        key_id: String::new(),
+        signature: String::new(),
+    };
+    service_key().sign_seal(&mut s).unwrap();
+    if with_seal {
+        dir.write(&seal::key(1), serde_json::to_vec(&s).unwrap());
+    }
+    dir.path().to_str().unwrap().to_owned()
+}
+
+#[test]
+fn every_anchored_head_in_a_copy_of_the_anchor_bucket_is_held() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let dir = Scratch::new("anchors-ok");
+    let copy = anchored(&dir, &rows, true, true);
+    let (run, _) = check(served(rows.clone(), &checkpoint), &["--anchors", &copy]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines = run.lines();
+    assert!(
+        lines.contains(&"anchors: 2 heads of the customer read from the copy of the anchor bucket (signatures and seals checked), held below")
+            && lines.contains(&"held: 2 checkpoints the signed chain extends"),
+        "{run:?}"
+    );
+
+    // The tail truncated behind the sealed head, the head set back to 3 and signed afresh (as
+    // a service that checked only its own latest anchor, or none, would): the copy says no.
+    let truncated = without(&rows, &[4, 5, 6]);
+    let head = Head {
+        sequence: 3,
+        hash: rows.iter().find(|r| r["sequence"] == 3).unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        recorded_at: None,
+    };
+    let signed_now = service_key()
+        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
+        .unwrap();
+    let (run, _) = check(served(truncated, &signed_now), &["--anchors", &copy]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAILED: 客戶 #2: history changed since 2026-11-28T09:30:00.000Z: the checkpoint signed at 2026-11-28T10:00:00.000Z is at sequence 3, behind the held checkpoint's sequence 5\n"
+    );
+}
+
+#[test]
+fn a_sealed_anchor_needs_the_signed_seal_that_lists_it() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let dir = Scratch::new("anchors-no-seal");
+    let copy = anchored(&dir, &rows, true, false);
+    let (run, _) = check(served(rows.clone(), &checkpoint), &["--anchors", &copy]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("was sealed by seal 1, which the copy does not hold"),
+        "{run:?}"
+    );
+    // An anchor someone added beside a seal that does not list it.
+    let dir = Scratch::new("anchors-unlisted");
+    let copy = anchored(&dir, &rows, false, true);
+    let (run, _) = check(served(rows, &checkpoint), &["--anchors", &copy]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("is not a head seal 1 lists: it was added by someone else"),
+        "{run:?}"
+    );
+}

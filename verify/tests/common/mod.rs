@@ -46,8 +46,15 @@ impl Scratch {
 
     pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
         let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
         std::fs::write(&path, bytes).unwrap();
         path
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
     }
 }
 
