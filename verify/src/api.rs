@@ -235,7 +235,8 @@ impl Api {
             .map_err(|e| Error::Failed(format!("{}{path} is not a URL: {e}", self.base)))
     }
 
-    /// GETs `url` as JSON, waiting out 429 and 503 as Retry-After says.
+    /// GETs `url` as JSON, waiting out 429 and 503 as Retry-After says, and a connection that
+    /// could not be made or was dropped before an answer (1, 2, 4, 8 s apart).
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, Error> {
         let what = match url.query() {
             Some(_) => format!("GET {}?…", url.path()),
@@ -244,14 +245,22 @@ impl Api {
         let mut tries = 0;
         let response = loop {
             tries += 1;
-            let response = self
+            let sent = self
                 .client
                 .get(url.clone())
                 .bearer_auth(&self.token)
                 .header(header::ACCEPT, "application/json")
                 .send()
-                .await
-                .map_err(|e| Error::Failed(format!("{what}: {e}")))?;
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                // Nothing was answered: safe to ask again (a GET).
+                Err(e) if (e.is_connect() || e.is_request()) && tries < MAX_TRIES => {
+                    tokio::time::sleep(Duration::from_secs(1 << (tries - 1))).await;
+                    continue;
+                }
+                Err(e) => return Err(Error::Failed(format!("{what}: {e}"))),
+            };
             let status = response.status();
             let retry = matches!(
                 status,

@@ -39,6 +39,8 @@ struct Served {
     withheld: Vec<String>,
     /// Answer this many requests 429 with Retry-After: 1.
     throttle: usize,
+    /// Close this many connections as soon as they are made, before any answer.
+    drop_connections: usize,
     /// Paths and queries asked for, in order.
     requests: Vec<String>,
 }
@@ -178,6 +180,14 @@ fn serve(rt: &tokio::runtime::Runtime, state: Shared) -> String {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
+                {
+                    let mut s = state.lock().unwrap();
+                    if s.drop_connections > 0 {
+                        s.drop_connections -= 1;
+                        drop(stream);
+                        continue;
+                    }
+                }
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let response = handle(&state, &req);
@@ -470,6 +480,20 @@ fn throttling_is_retried_five_times_at_most() {
         "{run:?}"
     );
     assert_eq!(state.lock().unwrap().requests.len(), 5);
+}
+
+#[test]
+fn a_connection_dropped_before_an_answer_is_tried_again() {
+    let (rows, checkpoint) = fixture(&service_key(), recent());
+    let mut served = served(rows, &checkpoint);
+    served.drop_connections = 2;
+    let (run, state) = check(served, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        state.lock().unwrap().drop_connections,
+        0,
+        "both were dropped"
+    );
 }
 
 #[test]
