@@ -24,102 +24,107 @@ def main():
     def check(area, what, figure, budget, ok):
         rows.append((area, what, figure, budget, "met" if ok else "**MISSED**"))
 
-    init = results["init"]["binaries"]
-    hello = init["hello-runtime"]["medianMs"]
-    check("1 Init", "hello-world `lambda_runtime` (baseline)", f"{hello:.2f} ms median", "-", True)
-    check("1 Init", "no-op `lambda_http`", f"{init['noop-http']['medianMs']:.2f} ms "
-          f"({init['noop-http']['ratioToHello']:.2f}x)", "-", True)
-    for name in ("record-activity", "query-activity", "export-activity", "export-worker", "integrity"):
-        r = init[name]
-        check("1 Init", name, f"{r['medianMs']:.2f} ms median = {r['ratioToHello']:.2f}x hello",
-              "<= 3x hello", r["ratioToHello"] <= 3)
+    if results.get("init"):  # BENCH_ONLY may leave parts out
+        init = results["init"]["binaries"]
+        hello = init["hello-runtime"]["medianMs"]
+        check("1 Init", "hello-world `lambda_runtime` (baseline)", f"{hello:.2f} ms median", "-", True)
+        check("1 Init", "no-op `lambda_http`", f"{init['noop-http']['medianMs']:.2f} ms "
+              f"({init['noop-http']['ratioToHello']:.2f}x)", "-", True)
+        for name in ("record-activity", "query-activity", "export-activity", "export-worker", "integrity"):
+            r = init[name]
+            check("1 Init", name, f"{r['medianMs']:.2f} ms median = {r['ratioToHello']:.2f}x hello",
+                  "<= 3x hello", r["ratioToHello"] <= 3)
 
-    for name, p in sorted(packages.items()):
-        if name not in ("record-activity", "query-activity", "export-activity", "export-worker",
-                        "integrity"):
-            continue
-        check("2 Package", f"{name} (stripped: {p['stripped']})",
-              f"{p['zipped'] / MB:.2f} MB zipped ({p['bytes'] / MB:.2f} MB bootstrap)",
-              "<= 10 MB", p["zipped"] <= 10 * MB and p["stripped"])
+        for name, p in sorted(packages.items()):
+            if name not in ("record-activity", "query-activity", "export-activity", "export-worker",
+                            "integrity"):
+                continue
+            check("2 Package", f"{name} (stripped: {p['stripped']})",
+                  f"{p['zipped'] / MB:.2f} MB zipped ({p['bytes'] / MB:.2f} MB bootstrap)",
+                  "<= 10 MB", p["zipped"] <= 10 * MB and p["stripped"])
 
-    req = results["requests"]
-    noop = req["noop"]["cpuPerRequestUs"]
-    check("3 Request CPU", "no-op `lambda_http` (baseline)",
-          f"{noop:.1f} us (rounds: {rounds(req['noop'])})", "-", True)
-    floor = req["sdkFloor"]
-    check("3 Request CPU", "no-op + one DynamoDB GetItem through the SDK (floor)",
-          f"{floor['run']['cpuPerRequestUs']:.1f} us = {floor['ratioToNoop']:.1f}x no-op "
-          f"(rounds: {rounds(floor['run'])})", "-", True)
-    for key, what, budget in (("record", "record (POST /activities, 1 activity)", 300),
-                              ("query", f"one-page query ({req['query']['itemsPerPage']} items)", 1000),
-                              ("exportStatus", "export status with presigned link", 200)):
-        run = req[key]["run"]
-        us = run["cpuPerRequestUs"]
-        floor_us = floor["run"]["cpuPerRequestUs"]
-        check("3 Request CPU", what, f"{us:.1f} us = {req[key]['ratioToNoop']:.1f}x no-op, "
-              f"{us / floor_us:.1f}x floor (rounds: {rounds(run)})", f"<= {budget} us", us <= budget)
+    if results.get("requests"):
+        req = results["requests"]
+        noop = req["noop"]["cpuPerRequestUs"]
+        check("3 Request CPU", "no-op `lambda_http` (baseline)",
+              f"{noop:.1f} us (rounds: {rounds(req['noop'])})", "-", True)
+        floor = req["sdkFloor"]
+        check("3 Request CPU", "no-op + one DynamoDB GetItem through the SDK (floor)",
+              f"{floor['run']['cpuPerRequestUs']:.1f} us = {floor['ratioToNoop']:.1f}x no-op "
+              f"(rounds: {rounds(floor['run'])})", "-", True)
+        for key, what, budget in (("record", "record (POST /activities, 1 activity)", 300),
+                                  ("query", f"one-page query ({req['query']['itemsPerPage']} items)", 1000),
+                                  ("exportStatus", "export status with presigned link", 200)):
+            run = req[key]["run"]
+            us = run["cpuPerRequestUs"]
+            floor_us = floor["run"]["cpuPerRequestUs"]
+            check("3 Request CPU", what, f"{us:.1f} us = {req[key]['ratioToNoop']:.1f}x no-op, "
+                  f"{us / floor_us:.1f}x floor (rounds: {rounds(run)})", f"<= {budget} us", us <= budget)
 
-    ex = results["exports"]
-    mem = ex["memory"]
-    small, large = mem["rows10k"]["peakRssKib"], mem["rows1m"]["peakRssKib"]
-    check("4 Export memory", "peak RSS, 10,000 rows (pages from memory)", f"{small / 1024:.1f} MiB", "-", True)
-    check("4 Export memory", "peak RSS, 1,000,000 rows (pages from memory)",
-          f"{large / 1024:.1f} MiB = {mem['ratio1mTo10k']:.2f}x 10k", "<= 1.5x 10k and <= 128 MB",
-          mem["ratio1mTo10k"] <= 1.5 and large * 1024 <= 128 * MB)
-    emu = ex["emulator"]
-    ours = emu["ours"]
-    check("4 Export memory", f"peak RSS, export-worker, {emu['rows']:,} rows from the emulator",
-          f"{ours['peakRssKib'] / 1024:.1f} MiB", "<= 128 MB", ours["peakRssKib"] * 1024 <= 128 * MB)
+    if results.get("exports") and results.get("limits"):
+        ex = results["exports"]
+        mem = ex["memory"]
+        small, large = mem["rows10k"]["peakRssKib"], mem["rows1m"]["peakRssKib"]
+        check("4 Export memory", "peak RSS, 10,000 rows (pages from memory)", f"{small / 1024:.1f} MiB", "-", True)
+        check("4 Export memory", "peak RSS, 1,000,000 rows (pages from memory)",
+              f"{large / 1024:.1f} MiB = {mem['ratio1mTo10k']:.2f}x 10k", "<= 1.5x 10k and <= 128 MB",
+              mem["ratio1mTo10k"] <= 1.5 and large * 1024 <= 128 * MB)
+        emu = ex["emulator"]
+        ours = emu["ours"]
+        check("4 Export memory", f"peak RSS, export-worker, {emu['rows']:,} rows from the emulator",
+              f"{ours['peakRssKib'] / 1024:.1f} MiB", "<= 128 MB", ours["peakRssKib"] * 1024 <= 128 * MB)
 
-    cpu = ex["cpu"]
-    check("5 Export CPU", f"page -> CSV -> part buffer + SHA-256, {cpu['rows']:,} rows",
-          f"{cpu['oursRowsPerSecond']:,.0f} rows/s = {cpu['ratio'] * 100:.0f}% of raw csv + SHA-256 "
-          f"({cpu['rawCsvSha256RowsPerSecond']:,.0f} rows/s)", ">= 50% of raw csv + SHA-256",
-          cpu["ratio"] >= 0.5)
-    check("5 Export CPU", "the same, to raw csv without the hash",
-          f"{cpu['ratioToCsvAlone'] * 100:.0f}% of raw csv ({cpu['rawCsvRowsPerSecond']:,.0f} rows/s)",
-          "-", True)
+        cpu = ex["cpu"]
+        check("5 Export CPU", f"page -> CSV -> part buffer + SHA-256, {cpu['rows']:,} rows",
+              f"{cpu['oursRowsPerSecond']:,.0f} rows/s = {cpu['ratio'] * 100:.0f}% of raw csv + SHA-256 "
+              f"({cpu['rawCsvSha256RowsPerSecond']:,.0f} rows/s)", ">= 50% of raw csv + SHA-256",
+              cpu["ratio"] >= 0.5)
+        check("5 Export CPU", "the same, to raw csv without the hash",
+              f"{cpu['ratioToCsvAlone'] * 100:.0f}% of raw csv ({cpu['rawCsvRowsPerSecond']:,.0f} rows/s)",
+              "-", True)
 
-    py = emu["boto3"]
-    check("6 vs boto3", f"CPU per 100k rows, export-worker ({emu['rows']:,} rows)",
-          f"{ours['cpuMsPer100k']:,.0f} ms", "-", True)
-    check("6 vs boto3", "CPU per 100k rows, Python + boto3, same data and emulator",
-          f"{py['cpuMsPer100k']:,.0f} ms = {emu['boto3CpuToOurs']:.1f}x ours", ">= 10x ours",
-          emu["boto3CpuToOurs"] >= 10)
+        py = emu["boto3"]
+        check("6 vs boto3", f"CPU per 100k rows, export-worker ({emu['rows']:,} rows)",
+              f"{ours['cpuMsPer100k']:,.0f} ms", "-", True)
+        check("6 vs boto3", "CPU per 100k rows, Python + boto3, same data and emulator",
+              f"{py['cpuMsPer100k']:,.0f} ms = {emu['boto3CpuToOurs']:.1f}x ours", ">= 10x ours",
+              emu["boto3CpuToOurs"] >= 10)
 
-    lim = results["limits"]
-    ops = lim["operations"]
-    parts_ok = (lim["smallestNonFinalPartBytes"] is None or lim["smallestNonFinalPartBytes"] >= 5 * MIB)
-    check("7 Limits", "non-final parts (emulator export)",
-          f"smallest {lim['smallestNonFinalPartBytes']} bytes", ">= 5 MiB (5,242,880)", parts_ok)
-    m = mem["rows1m"]
-    check("7 Limits", "non-final parts (1M rows)", f"smallest {m['smallestNonFinalPart']} bytes, "
-          f"{m['parts']} parts", ">= 5 MiB, <= 10,000 parts",
-          m["smallestNonFinalPart"] >= 5 * MIB and m["parts"] <= 10000)
-    check("7 Limits", "parts per upload (emulator export)", f"{lim['mostParts']}", "<= 10,000",
-          lim["mostParts"] <= 10000)
-    for op, limit in (("TransactWriteItems", 100), ("BatchGetItem", 100), ("BatchWriteItem", 25)):
-        o = ops.get(op, {"calls": 0, "maxItems": 0})
-        check("7 Limits", f"{op} items per call", f"max {o['maxItems']} in {o['calls']} calls",
-              f"<= {limit}", o["maxItems"] <= limit)
-    b = lim["batchOf99"]
-    get = ops.get("BatchGetItem", {"calls": 0})
-    check("7 Limits", "UnprocessedKeys asked for again (BatchGetItem of a replayed 99-item batch)",
-          f"{b['unprocessedKeysInjected']} partial answers injected, {get['calls']} calls, "
-          f"replay {b['replayStatus']} with {b['replayItems']} items", "all 99 back",
-          b["replayItems"] == 99 and get["calls"] > b["unprocessedKeysInjected"])
-    exp = lim["presignExpiresSeconds"]
-    check("7 Limits", "presigned link expiry", f"{exp} s", "<= 900 s", exp is not None and exp <= 900)
+        lim = results["limits"]
+        ops = lim["operations"]
+        parts_ok = (lim["smallestNonFinalPartBytes"] is None or lim["smallestNonFinalPartBytes"] >= 5 * MIB)
+        check("7 Limits", "non-final parts (emulator export)",
+              f"smallest {lim['smallestNonFinalPartBytes']} bytes", ">= 5 MiB (5,242,880)", parts_ok)
+        m = mem["rows1m"]
+        check("7 Limits", "non-final parts (1M rows)", f"smallest {m['smallestNonFinalPart']} bytes, "
+              f"{m['parts']} parts", ">= 5 MiB, <= 10,000 parts",
+              m["smallestNonFinalPart"] >= 5 * MIB and m["parts"] <= 10000)
+        check("7 Limits", "parts per upload (emulator export)", f"{lim['mostParts']}", "<= 10,000",
+              lim["mostParts"] <= 10000)
+        for op, limit in (("TransactWriteItems", 100), ("BatchGetItem", 100), ("BatchWriteItem", 25)):
+            o = ops.get(op, {"calls": 0, "maxItems": 0})
+            check("7 Limits", f"{op} items per call", f"max {o['maxItems']} in {o['calls']} calls",
+                  f"<= {limit}", o["maxItems"] <= limit)
+        b = lim["batchOf99"]
+        get = ops.get("BatchGetItem", {"calls": 0})
+        check("7 Limits", "UnprocessedKeys asked for again (BatchGetItem of a replayed 99-item batch)",
+              f"{b['unprocessedKeysInjected']} partial answers injected, {get['calls']} calls, "
+              f"replay {b['replayStatus']} with {b['replayItems']} items", "all 99 back",
+              b["replayItems"] == 99 and get["calls"] > b["unprocessedKeysInjected"])
+        exp = lim["presignExpiresSeconds"]
+        check("7 Limits", "presigned link expiry", f"{exp} s", "<= 900 s", exp is not None and exp <= 900)
 
-    before = req.get("recordBeforeChain")
-    if before:
-        now_us, before_us = req["record"]["run"]["cpuPerRequestUs"], before["run"]["cpuPerRequestUs"]
-        check("8 Chain", "record CPU per request with the chain vs before it (same rounds)",
-              f"{now_us:.1f} us vs {before_us:.1f} us = {now_us / before_us:.2f}x "
-              f"(rounds before: {rounds(before['run'])})", "<= 1.3x", now_us / before_us <= 1.3)
-    else:
-        check("8 Chain", "record CPU per request with the chain vs before it",
-              "not measured (no record-activity-before build)", "<= 1.3x", False)
+    if results.get("requests"):
+        req = results["requests"]
+        before = req.get("recordBeforeChain")
+        if before:
+            now_us, before_us = req["record"]["run"]["cpuPerRequestUs"], before["run"]["cpuPerRequestUs"]
+            check("8 Chain", "record CPU per request with the chain vs before it (same rounds)",
+                  f"{now_us:.1f} us vs {before_us:.1f} us = {now_us / before_us:.2f}x "
+                  f"(rounds before: {rounds(before['run'])})", "<= 1.3x", now_us / before_us <= 1.3)
+        else:
+            check("8 Chain", "record CPU per request with the chain vs before it",
+                  "not measured (no record-activity-before build)", "<= 1.3x", False)
     ver = results.get("verifier")
     if ver:
         check("8 Chain", f"activity-log-verify, {ver['rows']:,} rows of JSON Lines ({ver['bytes'] / MB:.0f} MB), one core",
