@@ -9,6 +9,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { dayIn, monthBefore } from '../src/period';
+import { hideAnchors, truncateTail } from './emulator';
 
 const WEB = process.env.ACTIVITY_LOG_WEB_URL ?? 'http://127.0.0.1:8080';
 const OUT = new URL('../test-output/', import.meta.url).pathname;
@@ -470,6 +471,43 @@ describe('other users', () => {
     figures['helpdesk: form submitted to first rows, measured by the test (ms)'] = submitToRows;
     await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe('活動記錄');
     expect(await rows(page).count()).toBeGreaterThan(0);
+    await context.close();
+  });
+});
+
+// Last: it changes the stored log of one demo customer behind the service's back.
+describe('tampering with storage', () => {
+  test('Verify names a refused head, then history changed since the checkpoint this browser holds', async () => {
+    const context = await newContext();
+    const { page } = await signIn(context, 'globaladmin@demo-partner.example');
+    const verify = async () => {
+      await page.goto(`${WEB}/?range=90d&customer=northwind&lang=en`);
+      await rows(page).first().waitFor();
+      await loadAll(page);
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.waitForFunction(() => /^(Verified|Verification)/.test(document.querySelector('.verify-line [role="status"]')?.textContent ?? ''), null, POLL);
+      return page.locator('.verify-line [role="status"]').innerText();
+    };
+    // Verified once: the service anchors the head, and this browser keeps the checkpoint.
+    expect(await verify()).toMatch(/^Verified: /);
+    const held = await page.evaluate(() => Object.keys(window.localStorage).filter((k) => k.startsWith('activity-log.checkpoint.')));
+    expect(held.some((k) => k.includes('northwind'))).toBe(true);
+
+    // The last two activities deleted and the head set back: the service will not sign it.
+    expect(await truncateTail('demo-partner', 'northwind', 2)).toBeGreaterThan(0);
+    expect(await verify()).toBe(
+      'Verification failed: the service refused to sign this customer’s log, because it no longer extends what the service signed before (it was changed in storage).',
+    );
+    await shot(page, 'verify-refused');
+
+    // Someone who can also change the anchor bucket's policy hides its anchors: the service
+    // signs the truncated head, and the checkpoint this browser holds says no.
+    expect(await hideAnchors('demo-partner', 'northwind')).toBeGreaterThan(0);
+    const said = await verify();
+    // The held checkpoint's time, as the page writes times (in the zone it shows).
+    expect(said).toMatch(/^Verification failed: history changed since \d{4}-\d\d-\d\d \d\d:\d\d \S+\. The log no longer extends the checkpoint verified in this browser then\.$/);
+    await shot(page, 'verify-history-changed');
+    await axeCheck(page, 'history changed');
     await context.close();
   });
 });
