@@ -8,6 +8,7 @@
 - Two narrow exclusions, each logged and counted by the test:
   * "Schema-valid request rejected" (ST202) when the 400 names a rule a JSON Schema cannot state:
     opaque cursors (only the server issues valid ones), calendar/range/order rules of a period,
+    the order and span of a chain's sequences (`to` at least `from`, at most 999 after it),
     the retention window of `occurredAt`, membership of the IANA time zone database, and the
     I-JSON rule of `details` (integers within ±(2^53−1) at any depth, as its description says).
   * A request body that is not UTF-8, which the local router (`cargo lambda watch`) answers with
@@ -25,7 +26,7 @@ LOG = os.environ.get("ACTIVITY_LOG_ST_LOG")
 EXPECT_UNAUTHENTICATED = bool(os.environ.get("ACTIVITY_LOG_ST_EXPECT_UNAUTHENTICATED"))
 
 # Error codes whose rule lies outside what the contract's schemas can express.
-SEMANTIC_CODES = {"InvalidCursor", "InvalidDateRange"}
+SEMANTIC_CODES = {"InvalidCursor", "InvalidDateRange", "InvalidSequenceRange"}
 
 
 def _log(kind, operation, status, code=""):

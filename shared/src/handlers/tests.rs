@@ -798,8 +798,8 @@ async fn the_chain_route_gives_the_links_between_two_sequences() {
     for (query, code) in [
         (vec![("from", "2")], "InvalidParameter"),
         (vec![("from", "0"), ("to", "3")], "InvalidParameter"),
-        (vec![("from", "4"), ("to", "3")], "InvalidParameter"),
-        (vec![("from", "1"), ("to", "1001")], "InvalidParameter"),
+        (vec![("from", "4"), ("to", "3")], "InvalidSequenceRange"),
+        (vec![("from", "1"), ("to", "1001")], "InvalidSequenceRange"),
         (vec![("from", "x"), ("to", "3")], "InvalidParameter"),
         (
             vec![("from", "1"), ("to", "3"), ("limit", "3")],

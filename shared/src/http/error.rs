@@ -16,6 +16,7 @@ pub enum ErrorCode {
     ValidationFailed,
     BatchTooLarge,
     InvalidDateRange,
+    InvalidSequenceRange,
     InvalidLimit,
     InvalidCursor,
     InvalidParameter,

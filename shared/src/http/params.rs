@@ -174,7 +174,7 @@ fn chain_span(req: &Request) -> Result<(u64, u64), ApiError> {
     let (from, to) = (sequence("from")?, sequence("to")?);
     if to < from || to - from >= MAX_CHAIN_SPAN {
         return Err(ApiError::bad_request(
-            ErrorCode::InvalidParameter,
+            ErrorCode::InvalidSequenceRange,
             format!("to must be from from to {MAX_CHAIN_SPAN} sequences after it"),
         ));
     }
