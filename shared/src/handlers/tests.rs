@@ -802,6 +802,10 @@ async fn the_chain_route_gives_the_links_between_two_sequences() {
         (vec![("from", "1"), ("to", "1001")], "InvalidSequenceRange"),
         (vec![("from", "x"), ("to", "3")], "InvalidParameter"),
         (
+            vec![("from", "9007199254740992"), ("to", "9007199254740992")],
+            "InvalidParameter",
+        ),
+        (
             vec![("from", "1"), ("to", "3"), ("limit", "3")],
             "UnknownParameter",
         ),

@@ -120,6 +120,10 @@ pub enum IntegrityRoute {
 /// Sequences one `GET /customers/{id}/chain` covers at most.
 pub const MAX_CHAIN_SPAN: u64 = 1000;
 
+/// The largest sequence the chain route takes (2^53 − 1, as the contract states: every JSON
+/// reader holds it exactly).
+pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
+
 pub fn integrity_route(req: &Request) -> Result<IntegrityRoute, ApiError> {
     let segments = segments(req);
     let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -155,12 +159,18 @@ fn chain_span(req: &Request) -> Result<(u64, u64), ApiError> {
     let sequence = |name: &str| {
         let values = q.and_then(|q| q.all(name)).unwrap_or_default();
         match values.as_slice() {
-            [v] => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidParameter,
-                    format!("{name} must be a sequence (a whole number from 1)"),
-                )
-            }),
+            [v] => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_SEQUENCE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        ErrorCode::InvalidParameter,
+                        format!(
+                            "{name} must be a sequence (a whole number from 1 to {MAX_SEQUENCE})"
+                        ),
+                    )
+                }),
             [] => Err(ApiError::bad_request(
                 ErrorCode::InvalidParameter,
                 format!("{name} is required (a sequence)"),
