@@ -555,24 +555,38 @@ fn a_held_checkpoint_the_chain_extends_passes_and_is_counted() {
     );
 }
 
+/// The fixture's head at `sequence`.
+fn head_at(rows: &[Row], sequence: u64) -> Head {
+    Head {
+        sequence,
+        hash: rows.iter().find(|r| r["sequence"] == sequence).unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        recorded_at: None,
+    }
+}
+
+/// The fixture with 4, 5 and 6 deleted and the head set back to 3, signed afresh by the service.
+fn truncated_behind_5(rows: &[Row]) -> (Vec<Row>, Checkpoint) {
+    let signed_now = service_key()
+        .checkpoint(
+            PARTNER,
+            CUSTOMER,
+            &head_at(rows, 3),
+            "2026-11-28T10:00:00.000Z",
+        )
+        .unwrap();
+    (without(rows, &[4, 5, 6]), signed_now)
+}
+
 #[test]
 fn a_tail_truncated_with_its_head_rolled_back_fails_against_a_held_checkpoint() {
     // The operator deleted 4 and 5 and set the head back to 3; the service signs 3 afresh.
     let dir = Scratch::new("held-rollback");
     let (rows, _) = fixture(&service_key(), recent());
     let at_5 = held(&dir, &service_key(), &rows, 5, "2026-11-27T10:00:00.000Z");
-    let truncated = without(&rows, &[4, 5, 6]);
-    let head = Head {
-        sequence: 3,
-        hash: rows.iter().find(|r| r["sequence"] == 3).unwrap()["hash"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        recorded_at: None,
-    };
-    let signed_now = service_key()
-        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
-        .unwrap();
+    let (truncated, signed_now) = truncated_behind_5(&rows);
     // Without the held checkpoint the truncated chain passes: that is what holding one adds.
     let (run, _) = check(served(truncated.clone(), &signed_now), &[]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -714,14 +728,7 @@ fn a_saved_checkpoint_is_held_by_the_next_check() {
 /// checkpoint, and at 5 by seal 1 (`listed`: whether the seal lists it).
 fn anchored(dir: &Scratch, rows: &[Row], listed: bool, with_seal: bool) -> String {
     use activity_log::domain::integrity::{Seal, SealedHead, anchor, seal};
-    let head_at = |sequence: u64| Head {
-        sequence,
-        hash: rows.iter().find(|r| r["sequence"] == sequence).unwrap()["hash"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        recorded_at: None,
-    };
+    let head_at = |sequence: u64| head_at(rows, sequence);
     let cp = service_key()
         .checkpoint(PARTNER, CUSTOMER, &head_at(3), "2026-11-28T09:00:00.000Z")
         .unwrap();
@@ -771,18 +778,7 @@ fn every_anchored_head_in_a_copy_of_the_anchor_bucket_is_held() {
 
     // The tail truncated behind the sealed head, the head set back to 3 and signed afresh (as
     // a service that checked only its own latest anchor, or none, would): the copy says no.
-    let truncated = without(&rows, &[4, 5, 6]);
-    let head = Head {
-        sequence: 3,
-        hash: rows.iter().find(|r| r["sequence"] == 3).unwrap()["hash"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        recorded_at: None,
-    };
-    let signed_now = service_key()
-        .checkpoint(PARTNER, CUSTOMER, &head, "2026-11-28T10:00:00.000Z")
-        .unwrap();
+    let (truncated, signed_now) = truncated_behind_5(&rows);
     let (run, _) = check(served(truncated, &signed_now), &["--anchors", &copy]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(

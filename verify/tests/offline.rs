@@ -296,13 +296,14 @@ fn a_sequence_the_manifest_says_was_left_out_passes_and_is_counted() {
         .find(|r| r["customerId"] == C1 && r["sequence"] == 3)
         .cloned()
         .unwrap();
-    let (_, file, mut manifest) = without_c1_3(&rows, &checkpoints);
-    manifest.customers[0].left_out = vec![LeftOut {
+    let left_out = vec![LeftOut {
         first: 3,
         last: 3,
         previous_hash: third["previousHash"].as_str().unwrap().to_owned(),
         hash: third["hash"].as_str().unwrap().to_owned(),
     }];
+    let (_, file, mut manifest) = without_c1_3(&rows, &checkpoints);
+    manifest.customers[0].left_out = left_out.clone();
     service_key().sign_manifest(&mut manifest).unwrap();
     let files = write("left-out", &file, &manifest);
     let run = verify(&files.args());
@@ -325,12 +326,7 @@ fn a_sequence_the_manifest_says_was_left_out_passes_and_is_counted() {
 
     // Listed where the file holds the rows: refused.
     let (file, mut manifest) = signed(&rows, &checkpoints, &service_key());
-    manifest.customers[0].left_out = vec![LeftOut {
-        first: 3,
-        last: 3,
-        previous_hash: third["previousHash"].as_str().unwrap().to_owned(),
-        hash: third["hash"].as_str().unwrap().to_owned(),
-    }];
+    manifest.customers[0].left_out = left_out;
     service_key().sign_manifest(&mut manifest).unwrap();
     let files = write("left-out-held", &file, &manifest);
     let run = verify(&files.args());
