@@ -769,11 +769,7 @@ async fn seed_alternating(w: &World) {
 async fn a_manifest_names_the_export_and_the_runs_it_leaves_out() {
     let w = World::new();
     seed_alternating(&w).await;
-    let mut request: Value =
-        serde_json::from_str(&fixed_period(Some("placed an order"))).unwrap_or_default();
-    request["customerId"] = json!("c1");
-    request["format"] = json!("jsonl");
-    let id = id_of(&w.create("p1", &request.to_string()).await);
+    let id = id_of(&w.create("p1", &orders_in_jsonl(Some("c1"))).await);
     let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
     assert!(
         matches!(end, RunOutcome::Succeeded { rows: 3, .. }),
@@ -815,6 +811,27 @@ async fn a_manifest_names_the_export_and_the_runs_it_leaves_out() {
     assert_eq!(at(5)["previousHash"], c1.left_out[1].hash.as_str());
 }
 
+/// p1's export of its orders (every customer's, or `customer`'s) over the fixed period, in
+/// JSON Lines.
+fn orders_in_jsonl(customer: Option<&str>) -> String {
+    let mut request: Value =
+        serde_json::from_str(&fixed_period(Some("placed an order"))).unwrap_or_default();
+    if let Some(c) = customer {
+        request["customerId"] = json!(c);
+    }
+    request["format"] = json!("jsonl");
+    request.to_string()
+}
+
+/// [`seed_alternating`], then c1's head anchored ([`anchor_c1`]).
+async fn alternating_anchored() -> (World, PartnerId) {
+    let w = World::new();
+    seed_alternating(&w).await;
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    anchor_c1(&w, &partner).await;
+    (w, partner)
+}
+
 /// c1's head (6) signed and anchored, as a checkpoint request does.
 async fn anchor_c1(w: &World, partner: &PartnerId) {
     let ports = super::integrity::AnchorPorts {
@@ -832,17 +849,11 @@ async fn anchor_c1(w: &World, partner: &PartnerId) {
 
 #[tokio::test]
 async fn a_gap_the_log_does_not_hold_is_not_listed_as_left_out() {
-    let w = World::new();
-    seed_alternating(&w).await;
-    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
-    anchor_c1(&w, &partner).await;
+    let (w, partner) = alternating_anchored().await;
     // Someone deletes refund a4, before the anchor, from the table: the head still extends the
     // anchor, but the export of the orders cannot vouch for 4 (the verifier reports it missing).
     assert!(w.store.remove_activity(&partner, "c1", "a4"));
-    let mut request: Value =
-        serde_json::from_str(&fixed_period(Some("placed an order"))).unwrap_or_default();
-    request["format"] = json!("jsonl");
-    let id = id_of(&w.create("p1", &request.to_string()).await);
+    let id = id_of(&w.create("p1", &orders_in_jsonl(None)).await);
     let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
     assert!(
         matches!(end, RunOutcome::Succeeded { rows: 4, .. }),
@@ -863,11 +874,8 @@ async fn a_gap_the_log_does_not_hold_is_not_listed_as_left_out() {
 
 #[tokio::test]
 async fn a_chain_that_does_not_extend_its_anchor_fails_the_export_and_nothing_is_signed() {
-    let w = World::new();
-    seed_alternating(&w).await;
-    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
     // c1's head signed and anchored at 6, then its last activity deleted.
-    anchor_c1(&w, &partner).await;
+    let (w, partner) = alternating_anchored().await;
     assert!(w.store.remove_activity(&partner, "c1", "a6"));
     let id = id_of(&w.create("p1", &fixed_period(None)).await);
     let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
