@@ -10,7 +10,8 @@
 
 ARCHITECTURE ?= arm64
 PROFILE ?= release
-FUNCTIONS := record-activity query-activity export-activity export-worker integrity seal-heads
+FUNCTIONS := record-activity query-activity export-activity export-worker integrity seal-heads \
+  sequence-feed
 
 ifeq ($(ARCHITECTURE),arm64)
   TARGET := aarch64-unknown-linux-gnu
@@ -28,7 +29,7 @@ LAMBDA_DIR := target/sam-lambda/$(ARCHITECTURE)-$(PROFILE)
 
 .PHONY: functions build-RecordActivityFunction build-QueryActivityFunction \
   build-ExportActivityFunction build-ExportWorkerFunction build-IntegrityFunction \
-  build-SealHeadsFunction
+  build-SealHeadsFunction build-SequenceFeedFunction
 
 functions:
 	cargo lambda build --profile $(PROFILE) --target $(TARGET) --lambda-dir $(LAMBDA_DIR) \
@@ -51,3 +52,5 @@ build-IntegrityFunction: functions
 	$(call copy-bootstrap,integrity)
 build-SealHeadsFunction: functions
 	$(call copy-bootstrap,seal-heads)
+build-SequenceFeedFunction: functions
+	$(call copy-bootstrap,sequence-feed)

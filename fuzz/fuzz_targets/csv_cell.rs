@@ -162,6 +162,7 @@ fuzz_target!(|data: &[u8]| {
 /// An activity with `text` in every free-text field.
 fn activity(occurred_at: DateTime<Utc>, text: &str) -> Activity {
     Activity {
+        feed_position: None,
         id: ActivityId::parse("a1").unwrap(),
         customer_id: CustomerId::parse("c1").unwrap(),
         customer_name: text.into(),

@@ -75,8 +75,17 @@ pub const EXPORTS_FAILED: Metric = Metric::count("ExportsFailed");
 /// `inconsistent`): storage was changed behind the service's back.
 pub const CHAIN_INCONSISTENCIES: Metric = Metric::count("ChainInconsistencies");
 
+/// Activities the sequencer placed in their tenants' feeds (outcome `placed`).
+pub const FEED_PLACED: Metric = Metric::count("FeedPlaced");
+/// How long after it was recorded an activity got its feed position, the newest of a batch
+/// (outcome `placed`): the feed's lag behind recording.
+pub const FEED_LAG: Metric = Metric::milliseconds("FeedLag");
+/// Activity inserts of the stream the sequencer could not read (outcome `unreadable`): they
+/// are left out of the feed, so an alarm watches it.
+pub const FEED_UNREADABLE: Metric = Metric::count("FeedUnreadable");
+
 /// Every metric the functions publish.
-pub const METRICS: [Metric; 7] = [
+pub const METRICS: [Metric; 10] = [
     ACTIVITIES_RECORDED,
     REQUESTS_REFUSED,
     QUERY_ITEMS_RETURNED,
@@ -84,6 +93,9 @@ pub const METRICS: [Metric; 7] = [
     EXPORT_DURATION,
     EXPORTS_FAILED,
     CHAIN_INCONSISTENCIES,
+    FEED_PLACED,
+    FEED_LAG,
+    FEED_UNREADABLE,
 ];
 
 static FUNCTION_NAME: OnceLock<&'static str> = OnceLock::new();

@@ -5,6 +5,7 @@
 pub mod cloudformation;
 pub mod fault_proxy;
 pub mod load;
+pub mod stream_pump;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -364,7 +365,7 @@ pub fn newest_first_ids(items: &[serde_json::Value]) -> Vec<String> {
     keyed.into_iter().map(|(_, id)| id).collect()
 }
 
-/// The whole service as developers run it: all four functions under `cargo lambda watch` on a
+/// The whole service as developers run it: the functions under `cargo lambda watch` on a
 /// free port (local token verification, router paths as in AWS), DynamoDB in the emulator and S3
 /// at `s3_endpoint`, each in a fresh table and bucket.
 pub struct LocalStack {
@@ -398,6 +399,8 @@ pub async fn local_stack(
     let log = start_watch(&env, port, concurrency);
     let base = format!("http://127.0.0.1:{port}");
     wait_for_functions(&base).await;
+    // The table's stream into the sequencer, as the event source mapping does in AWS.
+    stream_pump::pump_into_function(&endpoint, &table, &base, "sequence-feed");
     eprintln!(
         "stack up at {base}; cargo lambda watch log: {}",
         log.display()

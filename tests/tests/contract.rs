@@ -120,6 +120,7 @@ fn query_parameters_and_bodies_match_the_code() {
 
 fn sample(details: Details) -> Activity {
     Activity {
+        feed_position: None,
         id: ActivityId::parse("a1").unwrap_or_else(|e| panic!("{e}")),
         customer_id: CustomerId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
         customer_name: "Contoso".into(),

@@ -1325,6 +1325,23 @@ fn page_routes_are_answered_with_index_html_and_files_as_they_are() {
 /// partition key is `pk` (its `dynamodb:LeadingKeys`), as IAM evaluates the statements' keys
 /// and `ForAllValues:StringLike` / `StringNotLike` conditions.
 fn table_write_allowed(function: &Value, action: &str, pk: &str) -> bool {
+    // Any write may name the ttl (a past one deletes).
+    table_write_naming_allowed(
+        function,
+        action,
+        pk,
+        &["pk", "sk", activity_log::store::dynamodb::TTL],
+    )
+}
+
+/// Whether `function` may make the write `action` to partition `pk` naming only `attributes`
+/// (a statement bound by `dynamodb:Attributes` allows it only if it lists every one).
+fn table_write_naming_allowed(
+    function: &Value,
+    action: &str,
+    pk: &str,
+    attributes: &[&str],
+) -> bool {
     let statements = items(at(function, "Properties.Policies"))
         .iter()
         .flat_map(|p| items(at(p, "Statement")).iter());
@@ -1351,8 +1368,13 @@ fn table_write_allowed(function: &Value, action: &str, pk: &str) -> bool {
             };
             let like = patterns("ForAllValues:StringLike");
             let not_like = patterns("ForAllValues:StringNotLike");
+            let named = condition
+                .get("ForAllValues:StringEquals")
+                .and_then(|c| c.get("dynamodb:Attributes"))
+                .map(texts);
             like.is_none_or(|ps| ps.iter().any(|p| iam_like(p, pk)))
                 && not_like.is_none_or(|ps| !ps.iter().any(|p| iam_like(p, pk)))
+                && named.is_none_or(|allowed| attributes.iter().all(|a| allowed.contains(a)))
         })
 }
 
@@ -1393,6 +1415,7 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
         ("IntegrityFunction", false, false, true),
         ("ExportActivityFunction", false, true, true),
         ("ExportWorkerFunction", false, true, false),
+        ("SequenceFeedFunction", false, false, false),
     ];
     for (name, customers, exports, counts) in expected {
         let f = function(name);
@@ -1409,6 +1432,20 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
         for pk in [&job, &slots] {
             let allowed = writes.iter().any(|a| table_write_allowed(&f, a, pk));
             assert_eq!(allowed, exports, "{name} writing {pk}");
+        }
+        // Only the sequencer places activities in the feed, by an update naming nothing but
+        // the activity's key and feedPosition.
+        for pk in &customer_pks {
+            assert_eq!(
+                table_write_naming_allowed(
+                    &f,
+                    "dynamodb:UpdateItem",
+                    pk,
+                    &["pk", "sk", keys::FEED_POSITION]
+                ),
+                name == "SequenceFeedFunction",
+                "{name} placing an activity of {pk} in the feed"
+            );
         }
         assert_eq!(
             table_write_allowed(&f, "dynamodb:UpdateItem", &rate),
@@ -1554,7 +1591,7 @@ fn the_route_table_is_the_contract_the_template_the_router_and_the_build_check()
     }
     assert_eq!(
         checked,
-        function_crates().len() - 2,
-        "every HTTP function (all but the export worker and the sealer)"
+        function_crates().len() - 3,
+        "every HTTP function (all but the export worker, the sealer and the sequencer)"
     );
 }

@@ -89,6 +89,9 @@ pub struct Activity {
     pub recorded_by: Option<String>,
     /// Its place in its customer's chain (`None`: recorded before the chain, not backfilled).
     pub chain: Option<Link>,
+    /// Its place in its partner's feed (`None` until the sequencer has placed it, moments after
+    /// it was recorded). Not part of the hashed record: it is given after the write.
+    pub feed_position: Option<u64>,
 }
 
 impl Activity {

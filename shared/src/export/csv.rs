@@ -335,6 +335,7 @@ mod tests {
 
     fn activity(name: &str, user: &str) -> Activity {
         Activity {
+            feed_position: None,
             id: ActivityId::parse("a1").unwrap(),
             customer_id: CustomerId::parse("c1").unwrap(),
             customer_name: name.into(),

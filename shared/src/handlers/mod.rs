@@ -3,6 +3,7 @@
 
 pub mod export_worker;
 pub mod exports;
+pub mod feed;
 pub mod integrity;
 pub mod query;
 pub mod record;

@@ -1,5 +1,6 @@
-//! `GET /activities`, `GET /customers/{customerId}/activities` and
-//! `GET /customers/{customerId}/activities/{activityId}`.
+//! `GET /activities`, `GET /customers/{customerId}/activities`,
+//! `GET /customers/{customerId}/activities/{activityId}` and `GET /feed` (in
+//! [`feed`](super::feed)).
 
 use chrono::Utc;
 use lambda_http::http::StatusCode;
@@ -15,13 +16,13 @@ use crate::http::params::{ListParams, ReadRoute, read_route};
 use crate::http::response::{ActivityView, Links, json};
 use crate::http::{ApiError, ErrorCode, edge, routes};
 use crate::metrics;
-use crate::store::{ActivityReader, DetailsBlobs};
+use crate::store::{ActivityReader, DetailsBlobs, FeedLog};
 
 /// Response bytes a page may fill before it is cut short (Lambda responses are limited to 6 MB).
 pub const PAGE_BYTE_BUDGET: usize = 4 * 1024 * 1024;
 
 /// The read routes through the edge, uncounted (in-process callers: the tests).
-pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
+pub async fn handle<R: ActivityReader + FeedLog, B: DetailsBlobs>(
     config: &Config,
     reader: &R,
     blobs: &B,
@@ -34,7 +35,7 @@ pub async fn handle<R: ActivityReader, B: DetailsBlobs>(
 }
 
 /// Answers a verified reader (`app::serve_api` puts it behind the whole edge).
-pub async fn serve<R: ActivityReader, B: DetailsBlobs>(
+pub async fn serve<R: ActivityReader + FeedLog, B: DetailsBlobs>(
     config: &Config,
     reader: &R,
     blobs: &B,
@@ -54,6 +55,7 @@ pub async fn serve<R: ActivityReader, B: DetailsBlobs>(
             let customer = params.selection.customer()?;
             list(config, reader, &who, customer, &params).await
         }
+        ReadRoute::Feed => super::feed::serve_feed(config, reader, &who, &req).await,
     }
 }
 

@@ -215,6 +215,7 @@ fn to_record(
     };
     let recorded_at = crate::domain::time::truncate_millis(rules.now);
     Activity {
+        feed_position: None,
         id: new.id.clone(),
         customer_id: new.customer_id.clone(),
         customer_name: new.customer_name.clone(),

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ErrorCode};
 use crate::domain::activity::{MAX_LABEL_CHARS, MAX_RESOURCE_TYPE_CHARS};
+use crate::domain::feed::{DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT, MAX_POSITION};
 use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::time;
@@ -56,6 +57,8 @@ pub enum ReadRoute {
     TenantLog,
     CustomerLog(CustomerId),
     Detail(CustomerId, ActivityId),
+    /// `GET /feed`.
+    Feed,
 }
 
 pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
@@ -64,6 +67,7 @@ pub fn read_route(req: &Request) -> Result<ReadRoute, ApiError> {
     let (customer, activity) = match tail.as_slice() {
         [.., "customers", c, "activities", a] => (Some((*c).to_owned()), Some((*a).to_owned())),
         [.., "customers", c, "activities"] => (Some((*c).to_owned()), None),
+        [.., "feed"] => return Ok(ReadRoute::Feed),
         [.., "activities"] => (None, None),
         // Path parameters are the fallback.
         _ => match (path_param(req, "customerId"), path_param(req, "activityId")) {
@@ -142,44 +146,54 @@ pub fn integrity_route(req: &Request) -> Result<IntegrityRoute, ApiError> {
     }
 }
 
+/// The query string's values by name, each of `known` given at most once; any other name is
+/// refused, so a typo never silently changes what is read.
+fn query_once<'a>(req: &'a Request, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+    let Some(q) = req.query_string_parameters_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut values = Vec::new();
+    for (name, value) in q.iter() {
+        if !known.contains(&name) {
+            return Err(ApiError::bad_request(
+                ErrorCode::UnknownParameter,
+                format!("unknown query parameter {name:?}"),
+            ));
+        }
+        if q.all(name).is_some_and(|v| v.len() > 1) {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("query parameter {name} is given more than once"),
+            ));
+        }
+        values.push((name, value));
+    }
+    Ok(values)
+}
+
+/// A whole number from `low` to `high` given as `name`.
+fn whole_number(name: &str, text: &str, low: u64, high: u64, what: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| (low..=high).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("{name} must be {what} (a whole number from {low} to {high})"),
+            )
+        })
+}
+
 /// `from` and `to` of `GET /customers/{id}/chain`: sequences, `1 <= from <= to`, at most
 /// [`MAX_CHAIN_SPAN`] of them; nothing else in the query string.
 fn chain_span(req: &Request) -> Result<(u64, u64), ApiError> {
-    let q = req.query_string_parameters_ref();
-    if let Some(name) = q
-        .into_iter()
-        .flat_map(|q| q.iter().map(|(n, _)| n))
-        .find(|n| *n != "from" && *n != "to")
-    {
-        return Err(ApiError::bad_request(
-            ErrorCode::UnknownParameter,
-            format!("unknown query parameter {name:?}"),
-        ));
-    }
-    let sequence = |name: &str| {
-        let values = q.and_then(|q| q.all(name)).unwrap_or_default();
-        match values.as_slice() {
-            [v] => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=MAX_SEQUENCE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        ErrorCode::InvalidParameter,
-                        format!(
-                            "{name} must be a sequence (a whole number from 1 to {MAX_SEQUENCE})"
-                        ),
-                    )
-                }),
-            [] => Err(ApiError::bad_request(
-                ErrorCode::InvalidParameter,
-                format!("{name} is required (a sequence)"),
-            )),
-            _ => Err(ApiError::bad_request(
-                ErrorCode::InvalidParameter,
-                format!("query parameter {name} is given more than once"),
-            )),
-        }
+    let given = query_once(req, &["from", "to"])?;
+    let sequence = |name: &str| match given.iter().find(|(n, _)| *n == name) {
+        Some((_, v)) => whole_number(name, v, 1, MAX_SEQUENCE, "a sequence"),
+        None => Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("{name} is required (a sequence)"),
+        )),
     };
     let (from, to) = (sequence("from")?, sequence("to")?);
     if to < from || to - from >= MAX_CHAIN_SPAN {
@@ -189,6 +203,43 @@ fn chain_span(req: &Request) -> Result<(u64, u64), ApiError> {
         ));
     }
     Ok((from, to))
+}
+
+/// The query string of `GET /feed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedParams {
+    /// Read the positions after this one (0: from the start).
+    pub after: u64,
+    pub limit: usize,
+}
+
+impl FeedParams {
+    pub fn from_request(req: &Request) -> Result<Self, ApiError> {
+        let mut params = Self {
+            after: 0,
+            limit: DEFAULT_FEED_LIMIT,
+        };
+        for (name, value) in query_once(req, &["after", "limit"])? {
+            match name {
+                "after" => {
+                    params.after = whole_number(name, value, 0, MAX_POSITION, "a feed position")?;
+                }
+                _ => {
+                    params.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_FEED_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                ErrorCode::InvalidLimit,
+                                format!("limit must be a whole number from 1 to {MAX_FEED_LIMIT}"),
+                            )
+                        })?;
+                }
+            }
+        }
+        Ok(params)
+    }
 }
 
 /// A customer id given by the caller (path, query string or body).

@@ -53,6 +53,8 @@ pub struct ActivityView<'a> {
     previous_hash: Option<&'a str>,
     /// When the activity before it was recorded (`null` for sequence 1).
     previous_recorded_at: Option<String>,
+    /// Its place in its tenant's feed (`null` until it is placed, moments after recording).
+    feed_position: Option<u64>,
     links: ActivityLinks,
 }
 
@@ -95,6 +97,7 @@ impl<'a> ActivityView<'a> {
                 .as_ref()
                 .and_then(|l| l.previous_recorded_at)
                 .map(time::format),
+            feed_position: a.feed_position,
             links: ActivityLinks {
                 this: format!(
                     "/customers/{}/activities/{}",

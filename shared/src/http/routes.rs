@@ -50,6 +50,7 @@ pub const DETAIL: Route = read(
     "/customers/{customerId}/activities/{activityId}",
     READER,
 );
+pub const FEED: Route = read("GET", "/feed", READER);
 pub const CHECKPOINT: Route = read("GET", "/customers/{customerId}/checkpoint", SIGNER);
 pub const PUBLIC_KEY: Route = read("GET", "/integrity/public-key", SIGNER);
 pub const CHAIN: Route = read("GET", "/customers/{customerId}/chain", SIGNER);
@@ -57,11 +58,12 @@ pub const CREATE_EXPORT: Route = read("POST", "/exports", EXPORTER);
 pub const EXPORT_STATUS: Route = read("GET", "/exports/{exportId}", EXPORTER);
 
 /// Every route of the API.
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     RECORD,
     TENANT_LOG,
     CUSTOMER_LOG,
     DETAIL,
+    FEED,
     CHECKPOINT,
     PUBLIC_KEY,
     CHAIN,

@@ -74,6 +74,9 @@ struct StoredActivity {
         with = "time::millis::option"
     )]
     previous_recorded_at: Option<DateTime<Utc>>,
+    /// Set by the sequencer after the write (never by the writer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    feed_position: Option<u64>,
 }
 
 /// The attributes a listed activity needs: everything but keys, fingerprint and TTL. Query
@@ -137,6 +140,7 @@ pub fn activity_to_item(partner: &PartnerId, a: &Activity) -> Result<Item, Store
             hash: a.chain.as_ref().map(|l| l.hash.clone()),
             previous_hash: a.chain.as_ref().map(|l| l.previous_hash.clone()),
             previous_recorded_at: a.chain.as_ref().and_then(|l| l.previous_recorded_at),
+            feed_position: a.feed_position,
         },
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Other(format!("activity item: {e}")))
@@ -183,6 +187,7 @@ pub fn activity_from_item(item: Item) -> Result<Activity, StoreError> {
                 ));
             }
         },
+        feed_position: s.feed_position,
     })
 }
 

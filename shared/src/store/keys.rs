@@ -19,6 +19,12 @@
 //! activity recorded, moved in the same transaction as the activities. Signed heads are kept
 //! outside the table, in the anchor bucket, which only the signing functions write.
 //!
+//! A tenant's feed (README, "Streaming"): its head, `pk = P#<partner>#FEED`, `sk = HEAD`, holds
+//! `position`, the last position given; the entry at each position is
+//! `pk = P#<partner>#F#<position / FEED_BLOCK>`, `sk = <position, 20 digits>`, naming the
+//! customer and activity, with the activity's TTL. The activity itself carries `feedPosition`.
+//! Blocks keep each item collection small (the table's local index limits one to 10 GB).
+//!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
 
@@ -50,6 +56,11 @@ pub const HEAD_SHARD: &str = "headShard";
 pub const HEAD_SHARDS: u32 = 8;
 /// Sort keys of activities start with it.
 pub const ACTIVITY_SK_PREFIX: &str = "A#";
+
+/// Positions of one feed block (one partition of feed entries).
+pub const FEED_BLOCK: u64 = 1_000_000;
+/// Attribute of an activity holding its feed position.
+pub const FEED_POSITION: &str = "feedPosition";
 
 /// Sort key of a customer's chain head.
 pub const CHAIN_HEAD_SK: &str = "HEAD";
@@ -101,6 +112,22 @@ impl TableKey {
         }
     }
 
+    /// The head of `partner`'s feed.
+    pub fn feed_head(partner: &PartnerId) -> Self {
+        Self {
+            pk: format!("P#{partner}#FEED"),
+            sk: CHAIN_HEAD_SK.to_owned(),
+        }
+    }
+
+    /// The entry at `position` of `partner`'s feed.
+    pub fn feed_entry(partner: &PartnerId, position: u64) -> Self {
+        Self {
+            pk: feed_block_pk(partner, position / FEED_BLOCK),
+            sk: feed_sk(position),
+        }
+    }
+
     /// The request counter of `partner` for the window starting at `window_start` (epoch
     /// seconds).
     pub fn rate_window(partner: &PartnerId, window_start: i64) -> Self {
@@ -139,6 +166,16 @@ pub fn head_shard(pk: &str) -> String {
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     (n % HEAD_SHARDS).to_string()
+}
+
+/// The partition of `partner`'s feed entries of block `block`.
+pub fn feed_block_pk(partner: &PartnerId, block: u64) -> String {
+    format!("P#{partner}#F#{block}")
+}
+
+/// The sort key of a feed entry: its position, zero-padded so string order is position order.
+pub fn feed_sk(position: u64) -> String {
+    format!("{position:020}")
 }
 
 pub fn activity_sk(id: &ActivityId) -> String {

@@ -37,6 +37,9 @@ pub struct MemoryStore {
     requests: Mutex<HashMap<(PartnerId, i64), u32>>,
     /// Small objects (`put_bytes`).
     small: Mutex<HashMap<String, Vec<u8>>>,
+    /// Feed heads by tenant, and each feed's entries by (tenant, position).
+    feed_heads: Mutex<HashMap<PartnerId, u64>>,
+    feed: Mutex<BTreeMap<(String, u64), (CustomerId, ActivityId)>>,
     /// Anchors by key, listed in key order.
     anchors: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
@@ -160,6 +163,88 @@ impl ActivityWriter for MemoryStore {
                 .map(|(c, head)| (keys::customer_pk(partner, c), head)),
         );
         Ok(InsertOutcome::Written(written))
+    }
+}
+
+impl super::FeedLog for MemoryStore {
+    async fn feed_head(&self, partner: &PartnerId) -> Result<u64, StoreError> {
+        Ok(locked(&self.feed_heads)?.get(partner).copied().unwrap_or(0))
+    }
+
+    async fn append_feed(
+        &self,
+        partner: &PartnerId,
+        expected: u64,
+        entries: &[crate::domain::feed::FeedEntry],
+    ) -> Result<super::FeedAppend, StoreError> {
+        let mut rows = locked(&self.rows)?;
+        let mut heads = locked(&self.feed_heads)?;
+        let mut feed = locked(&self.feed)?;
+        if heads.get(partner).copied().unwrap_or(0) != expected {
+            return Ok(super::FeedAppend::HeadMoved);
+        }
+        let key = |e: &crate::domain::feed::FeedEntry| {
+            (
+                keys::customer_pk(partner, &e.customer_id),
+                e.activity_id.to_string(),
+            )
+        };
+        let placed: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                rows.get(&key(e))
+                    .is_none_or(|(_, a)| a.feed_position.is_some())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !placed.is_empty() {
+            return Ok(super::FeedAppend::Placed(placed));
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let position = expected + 1 + i as u64;
+            if let Some((_, a)) = rows.get_mut(&key(e)) {
+                a.feed_position = Some(position);
+            }
+            feed.insert(
+                (partner.to_string(), position),
+                (e.customer_id.clone(), e.activity_id.clone()),
+            );
+        }
+        heads.insert(partner.clone(), expected + entries.len() as u64);
+        Ok(super::FeedAppend::Appended)
+    }
+
+    async fn feed_page(
+        &self,
+        partner: &PartnerId,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<super::FeedPage, StoreError> {
+        let rows = locked(&self.rows)?;
+        let feed = locked(&self.feed)?;
+        let mut page = super::FeedPage {
+            activities: Vec::new(),
+            last: through.max(after),
+        };
+        if after >= through || limit == 0 {
+            return Ok(page);
+        }
+        let range = (partner.to_string(), after + 1)..=(partner.to_string(), through);
+        let entries: Vec<_> = feed.range(range).take(limit).collect();
+        if entries.len() == limit {
+            page.last = entries.last().map_or(page.last, |((_, p), _)| *p);
+        }
+        for ((_, position), (customer, id)) in entries {
+            let key = (keys::customer_pk(partner, customer), id.to_string());
+            if let Some((_, a)) = rows.get(&key) {
+                let mut a = a.clone();
+                a.feed_position = Some(*position);
+                page.activities.push(a);
+            }
+        }
+        Ok(page)
     }
 }
 

@@ -20,6 +20,8 @@ pub mod keys;
 #[cfg(feature = "service")]
 pub mod dynamodb;
 #[cfg(feature = "service")]
+mod feed;
+#[cfg(feature = "service")]
 mod items;
 #[cfg(feature = "service")]
 pub mod jobs;
@@ -216,6 +218,56 @@ pub trait HeadsMoved: Send + Sync {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<MovedHead>, StoreError>> + Send;
+}
+
+/// What one append to a tenant's feed did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedAppend {
+    /// The entries now hold positions `expected + 1 ..= expected + n`, in the order given.
+    Appended,
+    /// The feed's head is no longer at `expected` (another sequencer appended): nothing was
+    /// written; read the head again.
+    HeadMoved,
+    /// Nothing was written: the entries at these indexes hold a position already (a stream
+    /// record delivered again) or their activity is gone. Append the others.
+    Placed(Vec<usize>),
+}
+
+/// One read of a tenant's feed.
+#[derive(Debug, Default)]
+pub struct FeedPage {
+    /// The activities at the positions read, in position order, each with its `feed_position`.
+    /// A position whose activity is gone (past retention) is left out.
+    pub activities: Vec<Activity>,
+    /// The last position read: every position up to it was looked at.
+    pub last: u64,
+}
+
+/// A tenant's feed: its head, appends after it, and reads in position order.
+pub trait FeedLog: Send + Sync {
+    /// The last position given (0: none yet), read strongly.
+    fn feed_head(
+        &self,
+        partner: &PartnerId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Places `entries` (at most [`MAX_APPEND`](crate::domain::feed::MAX_APPEND)) after
+    /// position `expected`, atomically: every one, or none.
+    fn append_feed(
+        &self,
+        partner: &PartnerId,
+        expected: u64,
+        entries: &[crate::domain::feed::FeedEntry],
+    ) -> impl Future<Output = Result<FeedAppend, StoreError>> + Send;
+
+    /// Positions `after + 1 ..= through` in order, stopping after `limit` activities.
+    fn feed_page(
+        &self,
+        partner: &PartnerId,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
 }
 
 /// One storage page of a query, newest first.

@@ -197,6 +197,7 @@ pub fn activity(customer: &str, id: &str, at: &str) -> Value {
 pub fn synthetic_activity(n: u64, customer: &str, occurred_at: DateTime<Utc>) -> Activity {
     let id = format!("act-{n:09}");
     Activity {
+        feed_position: None,
         id: ActivityId::parse(&id).unwrap_or_else(|e| panic!("{id}: {e}")),
         customer_id: CustomerId::parse(customer).unwrap_or_else(|e| panic!("{customer}: {e}")),
         customer_name: if n.is_multiple_of(3) {

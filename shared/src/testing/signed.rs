@@ -124,6 +124,7 @@ impl Signer {
 pub fn activity(customer: &str, n: u64, recorded_at: DateTime<Utc>) -> Result<Activity, String> {
     let id = format!("act-{n:06}");
     Ok(Activity {
+        feed_position: None,
         id: ActivityId::parse(&id).map_err(|e| format!("{id}: {e}"))?,
         customer_id: CustomerId::parse(customer).map_err(|e| format!("{customer}: {e}"))?,
         customer_name: if n.is_multiple_of(2) {

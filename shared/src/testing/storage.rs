@@ -63,6 +63,14 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         ))
         .key_schema(key(PK, KeyType::Hash).map_err(built)?)
         .key_schema(key(SK, KeyType::Range).map_err(built)?)
+        // The sequencer reads inserted activities from the stream (README, "Streaming").
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
+                .build()
+                .map_err(built)?,
+        )
         .local_secondary_indexes(
             LocalSecondaryIndex::builder()
                 .index_name(keys::BY_TIME_INDEX)

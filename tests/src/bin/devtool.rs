@@ -4,6 +4,8 @@
 //!                                                 bucket (Object Lock) in the emulator
 //!   devtool seed <api-url> <writer-token>         record demo activities through the API
 //!   devtool export <api-url> <reader-token>       export the demo log as CSV; prints the link
+//!   devtool pump <endpoint> <table> <lambda-url>  the table's stream into the sequencer under
+//!                                                 cargo lambda watch, until stopped
 
 use std::process::ExitCode;
 
@@ -35,8 +37,9 @@ async fn main() -> ExitCode {
         ["seed", api, token] => seed(api, token, demo()).await,
         ["seed-other", api, token] => seed(api, token, other_partner()).await,
         ["export", api, token] => export(api, token).await,
+        ["pump", endpoint, table, lambda] => pump(endpoint, table, lambda).await,
         ["openapi-time-zones"] => openapi_time_zones(),
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool openapi-time-zones".into()),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool pump <endpoint> <table> <lambda-url> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {
@@ -48,6 +51,19 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Plays the stream's event source mapping: every batch of the table's stream to the
+/// sequencer, until the process is stopped.
+async fn pump(endpoint: &str, table: &str, lambda: &str) -> Result<String, String> {
+    use activity_log_tests::stream_pump::{Stream, invoke};
+    let http = reqwest::Client::new();
+    let stream = Stream::of_table(endpoint, table).await?;
+    eprintln!("devtool: pumping the stream of {table} into sequence-feed at {lambda}");
+    stream
+        .pump(|event| invoke(&http, lambda, "sequence-feed", event))
+        .await
+        .map(|()| String::new())
 }
 
 /// Writes the time zone names the code accepts into openapi.yaml's `TimeZone` schema.

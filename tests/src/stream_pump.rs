@@ -1,0 +1,210 @@
+//! What Lambda's event source mapping does in AWS, for the emulator: reads the table's stream
+//! (DynamoDB Streams' wire protocol) shard by shard from its start and hands each batch of
+//! records, in order, to the sequencer, retrying a batch until it is taken. The sequencer is the
+//! function under `cargo lambda watch` (its Invoke API) or, for in-process tests, the handler.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Records per batch, as the template's event source mapping takes them.
+pub const BATCH_SIZE: usize = 100;
+/// How often an idle stream is polled.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The stream of `table` in the emulator at `endpoint`.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    http: reqwest::Client,
+    endpoint: String,
+    arn: String,
+}
+
+impl Stream {
+    /// Finds the table's stream (created with it by `create_table`).
+    pub async fn of_table(endpoint: &str, table: &str) -> Result<Self, String> {
+        let http = reqwest::Client::new();
+        let described = call(
+            &http,
+            endpoint,
+            "DynamoDB_20120810.DescribeTable",
+            json!({"TableName": table}),
+        )
+        .await?;
+        let arn = described["Table"]["LatestStreamArn"]
+            .as_str()
+            .ok_or_else(|| format!("table {table} has no stream"))?
+            .to_owned();
+        Ok(Self {
+            http,
+            endpoint: endpoint.to_owned(),
+            arn,
+        })
+    }
+
+    async fn streams(&self, operation: &str, body: Value) -> Result<Value, String> {
+        call(
+            &self.http,
+            &self.endpoint,
+            &format!("DynamoDBStreams_20120810.{operation}"),
+            body,
+        )
+        .await
+    }
+
+    /// Delivers the stream's records to `deliver` in batches of up to [`BATCH_SIZE`], in order,
+    /// forever: a batch `deliver` refuses is delivered again after a pause (as Lambda retries
+    /// a failed batch), and nothing after it is delivered before it is taken.
+    pub async fn pump<F, Fut>(&self, mut deliver: F) -> Result<(), String>
+    where
+        F: FnMut(Value) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let mut iterators: Vec<(String, Option<String>)> = Vec::new();
+        loop {
+            let description = self
+                .streams("DescribeStream", json!({"StreamArn": self.arn}))
+                .await?;
+            for shard in description["StreamDescription"]["Shards"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let id = shard["ShardId"].as_str().unwrap_or_default().to_owned();
+                if !iterators.iter().any(|(s, _)| *s == id) {
+                    let it = self
+                        .streams(
+                            "GetShardIterator",
+                            json!({"StreamArn": self.arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
+                        )
+                        .await?;
+                    iterators.push((id, it["ShardIterator"].as_str().map(str::to_owned)));
+                }
+            }
+            let mut delivered = false;
+            for (_, iterator) in &mut iterators {
+                let Some(it) = iterator.clone() else { continue };
+                let out = self
+                    .streams(
+                        "GetRecords",
+                        json!({"ShardIterator": it, "Limit": BATCH_SIZE}),
+                    )
+                    .await?;
+                let records = out["Records"].as_array().cloned().unwrap_or_default();
+                if !records.is_empty() {
+                    let event = json!({"Records": records
+                        .into_iter()
+                        .map(|mut r| {
+                            r["eventSourceARN"] = json!(self.arn);
+                            r
+                        })
+                        .collect::<Vec<_>>()});
+                    let mut attempt = 0u32;
+                    while let Err(e) = deliver(event.clone()).await {
+                        attempt += 1;
+                        eprintln!("stream pump: batch refused (attempt {attempt}): {e}");
+                        tokio::time::sleep(POLL * attempt.min(20)).await;
+                    }
+                    delivered = true;
+                }
+                *iterator = out["NextShardIterator"].as_str().map(str::to_owned);
+            }
+            if !delivered {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// One call of the emulator's JSON protocol (the emulator does not check signatures; the
+/// credential scope names the region).
+async fn call(
+    http: &reqwest::Client,
+    endpoint: &str,
+    target: &str,
+    body: Value,
+) -> Result<Value, String> {
+    let response = http
+        .post(endpoint)
+        .header("x-amz-target", target)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("{target}: {e}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{target}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{target}: HTTP {status}: {text}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{target}: {e}"))
+}
+
+/// Delivers `event` to `function` through the Invoke API at `lambda` (`cargo lambda watch`),
+/// as the event source mapping invokes the sequencer; a function error refuses the batch.
+pub async fn invoke(
+    http: &reqwest::Client,
+    lambda: &str,
+    function: &str,
+    event: Value,
+) -> Result<(), String> {
+    let response = http
+        .post(format!(
+            "{lambda}/2015-03-31/functions/{function}/invocations"
+        ))
+        .json(&event)
+        .send()
+        .await
+        .map_err(|e| format!("invoke {function}: {e}"))?;
+    let status = response.status();
+    let failed = response.headers().contains_key("x-amz-function-error");
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() || failed {
+        return Err(format!("{function} answered HTTP {status}: {text}"));
+    }
+    Ok(())
+}
+
+/// Pumps `table`'s stream into `function` at `lambda` on a thread of its own until the process
+/// exits.
+pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &str) {
+    let (endpoint, table, lambda, function) = (
+        endpoint.to_owned(),
+        table.to_owned(),
+        lambda.to_owned(),
+        function.to_owned(),
+    );
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("stream pump: no runtime: {e}");
+                return;
+            }
+        };
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            let result = async {
+                let stream = Stream::of_table(&endpoint, &table).await?;
+                stream
+                    .pump(|event| invoke(&http, &lambda, &function, event))
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                eprintln!("stream pump of {table} stopped: {e}");
+            }
+        });
+    });
+}
