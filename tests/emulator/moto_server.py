@@ -8,8 +8,10 @@ export of 100,000 activities. Reads return what moto returns (tests/emulator/che
 2. A transaction's rollback snapshot copies each table's item index shallowly, once per
    transaction, instead of deep-copying the whole table once per item of the transaction
    (O(items x table size): a 25-item batch against a 10,000-item table took seconds). Puts
-   replace items, so the shallow snapshot restores them exactly; the service's transactions
-   only put. moto registers every model instance it creates (for its reset) and so kept every
+   replace items, so the shallow snapshot restores them exactly; an update inside a
+   transaction first replaces the item with a copy of itself (moto changes items in place), so
+   a cancelled transaction (the sequencer's, whose feed head moved) leaves no update behind.
+   moto registers every model instance it creates (for its reset) and so kept every
    snapshot alive: seeding 100,000 activities grew the server past 20 GB. Snapshots are
    taken off that list.
 3. Index queries reuse their sorted candidates while nothing has been written. moto sorts the
@@ -101,6 +103,26 @@ def _one_snapshot_per_transaction(self, *args, **kwargs):
 
 
 DynamoDBBackend.transact_write_items = _one_snapshot_per_transaction
+_update_item = DynamoDBBackend.update_item
+
+
+def _copy_on_update(self, table_name, key, *args, **kwargs):
+    """Inside a transaction, an update changes a copy of the item the snapshot holds."""
+    if _snapshots is not None:
+        table = self.get_table(table_name)
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        current = table.get_item(hash_value, range_value)
+        if current is not None:
+            copied = copy.deepcopy(current)
+            if range_value is None:
+                table.items[hash_value] = copied
+            else:
+                table.items[hash_value][range_value] = copied
+    return _update_item(self, table_name, key, *args, **kwargs)
+
+
+DynamoDBBackend.update_item = _copy_on_update
 
 
 # Read caches for Query, valid until the next write (any table).
