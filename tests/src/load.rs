@@ -2,7 +2,9 @@
 //! activities in batches through `POST /activities`, retrying 429/5xx and network errors the way
 //! a well-behaved client does (same body, so retries are idempotent; `Retry-After` honoured).
 //! Then the log is read back page by page and exported, and both must hold every record exactly
-//! once. Used by `tests/tests/load.rs` and by `scripts/load` (the `load` binary).
+//! once; and the tenant's feed, once the sequencer has caught up, holds them at consecutive
+//! positions, each once. A share of the records occurred hours before they were recorded (late
+//! arrivals), which a reader paging by `occurredAt` would miss and the feed must not. Used by `tests/tests/load.rs` and by `scripts/load` (the `load` binary).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -45,6 +47,23 @@ pub struct LoadReport {
     pub exported_unique: usize,
     /// Each customer's sequences as read back, in order.
     pub sequences: BTreeMap<String, Vec<u64>>,
+    pub feed: FeedReadBack,
+}
+
+/// This run's records in the tenant's feed, read with `GET /feed` from the head before the run.
+#[derive(Debug, Default)]
+pub struct FeedReadBack {
+    /// The feed's head before the run: the run's records follow it.
+    pub after: u64,
+    pub rows: usize,
+    pub unique: usize,
+    /// Whether the positions read are exactly `after + 1 ..= after + rows`, in order.
+    pub consecutive: bool,
+    /// Rows of other runs met between this run's (none when runs do not overlap).
+    pub foreign: usize,
+    /// From the last write's answer until the sequencer had placed every record.
+    pub caught_up_seconds: f64,
+    pub pages: usize,
 }
 
 impl LoadReport {
@@ -84,6 +103,21 @@ impl std::fmt::Display for LoadReport {
             "export: {} rows ({} unique ids)",
             self.exported_rows, self.exported_unique
         )?;
+        writeln!(
+            f,
+            "feed: {} records ({} unique) at positions {}–{} ({}), read in {} pages; placed {:.1} s after the last write",
+            self.feed.rows,
+            self.feed.unique,
+            self.feed.after + 1,
+            self.feed.after + self.feed.rows as u64,
+            if self.feed.consecutive && self.feed.foreign == 0 {
+                "consecutive"
+            } else {
+                "NOT consecutive"
+            },
+            self.feed.pages,
+            self.feed.caught_up_seconds
+        )?;
         let chains: Vec<String> = self
             .sequences
             .iter()
@@ -107,11 +141,16 @@ fn customer(plan: &LoadPlan, n: usize) -> String {
 }
 
 fn batch_body(plan: &LoadPlan, first: usize, count: usize) -> Value {
+    let now = chrono::Utc::now();
     Value::Array(
         (first..first + count)
             .map(|n| {
+                // Every third record occurred up to ten hours before it is recorded.
+                let late = if n % 3 == 0 { (n * 7919) % 600 } else { 0 };
+                let occurred = now - chrono::TimeDelta::minutes(late as i64);
                 json!({
                     "id": format!("{}-{n:06}", plan.run_id),
+                    "occurredAt": occurred.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "customerId": customer(plan, n),
                     "customerName": "Load Test Ltd.",
                     "action": "changed a subscription",
@@ -201,6 +240,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         .map(|first| (first, plan.batch.min(plan.records - first)))
         .collect();
 
+    let feed_before = feed_head(&http, plan).await?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..plan.clients {
@@ -247,6 +287,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         }
     }
 
+    let feed = read_feed(&http, plan, feed_before).await?;
     let (read_back, read_back_unique, read_pages, sequences) = read_all(&http, plan).await?;
     let (exported_rows, exported_unique) = export_all(&http, plan).await?;
     Ok(LoadReport {
@@ -267,7 +308,82 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         exported_rows,
         exported_unique,
         sequences,
+        feed,
     })
+}
+
+/// The tenant's feed head (`GET /feed?after=…` past any position answers with it alone).
+async fn feed_head(http: &Client, plan: &LoadPlan) -> Result<u64, String> {
+    let r = http
+        .get(format!("{}/feed?after=9007199254740991&limit=1", plan.base))
+        .bearer_auth(&plan.reader_token)
+        .send()
+        .await
+        .map_err(|e| format!("feed head: {e}"))?;
+    if r.status() != StatusCode::OK {
+        return Err(format!("feed head: {}", r.status()));
+    }
+    let page: Value = r.json().await.map_err(|e| format!("feed head: {e}"))?;
+    page["headPosition"]
+        .as_u64()
+        .ok_or_else(|| format!("feed head: no headPosition in {page}"))
+}
+
+/// Waits (at most 10 minutes) until the sequencer has placed the run's records, then reads the
+/// feed after `after`, 1000 a page, up to the head.
+async fn read_feed(http: &Client, plan: &LoadPlan, after: u64) -> Result<FeedReadBack, String> {
+    let started = Instant::now();
+    let target = after + plan.records as u64;
+    while feed_head(http, plan).await? < target {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!(
+                "the feed did not reach position {target} in 10 minutes (at {})",
+                feed_head(http, plan).await?
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut out = FeedReadBack {
+        after,
+        consecutive: true,
+        caught_up_seconds: started.elapsed().as_secs_f64(),
+        ..FeedReadBack::default()
+    };
+    let (mut position, mut seen) = (after, HashSet::new());
+    while position < target {
+        let r = http
+            .get(format!("{}/feed?after={position}&limit=1000", plan.base))
+            .bearer_auth(&plan.reader_token)
+            .send()
+            .await
+            .map_err(|e| format!("feed: {e}"))?;
+        if r.status() != StatusCode::OK {
+            return Err(format!("feed page {}: {}", out.pages, r.status()));
+        }
+        let page: Value = r.json().await.map_err(|e| format!("feed: {e}"))?;
+        out.pages += 1;
+        for item in page["items"].as_array().into_iter().flatten() {
+            let at = item["feedPosition"].as_u64().unwrap_or(0);
+            if at > target {
+                break;
+            }
+            match item["id"].as_str().and_then(|id| ours(plan, id)) {
+                Some(id) => {
+                    out.rows += 1;
+                    seen.insert(format!("{}/{id}", item["customerId"]));
+                    out.consecutive &= at == after + out.rows as u64 + out.foreign as u64;
+                }
+                None => out.foreign += 1,
+            }
+        }
+        let next = page["nextPosition"].as_u64().unwrap_or(position);
+        if next <= position {
+            return Err(format!("the feed did not move on from position {position}"));
+        }
+        position = next;
+    }
+    out.unique = seen.len();
+    Ok(out)
 }
 
 fn ours<'a>(plan: &LoadPlan, id: &'a str) -> Option<&'a str> {

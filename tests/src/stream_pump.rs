@@ -8,10 +8,66 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// Records per batch, as the template's event source mapping takes them.
-pub const BATCH_SIZE: usize = 100;
+/// Records one `GetRecords` call reads at most (the service's limit).
+const READ_LIMIT: usize = 1000;
 /// How often an idle stream is polled.
 const POLL: Duration = Duration::from_millis(50);
+
+/// The sequencer's event source mapping as `template.yaml` declares it: the most records it
+/// hands over at once, and the filters a record must pass (Lambda drops the others).
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub batch_size: usize,
+    filters: Vec<Value>,
+}
+
+impl Mapping {
+    pub fn of_template() -> Result<Self, String> {
+        use crate::cloudformation::{at, items, text};
+        let template: serde_norway::Value =
+            serde_norway::from_str(&crate::read_workspace_file("template.yaml"))
+                .map_err(|e| format!("template.yaml: {e}"))?;
+        let mapping = at(
+            &template,
+            "Resources.SequenceFeedFunction.Properties.Events.TableStream.Properties",
+        );
+        let batch_size = at(mapping, "BatchSize")
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or("the stream mapping has no BatchSize")?;
+        let filters = items(at(mapping, "FilterCriteria.Filters"))
+            .iter()
+            .map(|f| serde_json::from_str(text(at(f, "Pattern"))).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            batch_size,
+            filters,
+        })
+    }
+
+    /// Whether `record` passes one of the filters (event filtering's rules for what the
+    /// template uses: nested fields, lists of values, `prefix`).
+    pub fn passes(&self, record: &Value) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|p| matches(p, record))
+    }
+}
+
+fn matches(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(name, p)| event.get(name).is_some_and(|e| matches(p, e))),
+        Value::Array(options) => options.iter().any(|option| match option {
+            Value::Object(rule) => rule
+                .get("prefix")
+                .and_then(Value::as_str)
+                .zip(event.as_str())
+                .is_some_and(|(prefix, value)| value.starts_with(prefix)),
+            literal => literal == event,
+        }),
+        _ => false,
+    }
+}
 
 /// The stream of `table` in the emulator at `endpoint`.
 #[derive(Clone, Debug)]
@@ -19,6 +75,7 @@ pub struct Stream {
     http: reqwest::Client,
     endpoint: String,
     arn: String,
+    mapping: Mapping,
 }
 
 impl Stream {
@@ -40,6 +97,7 @@ impl Stream {
             http,
             endpoint: endpoint.to_owned(),
             arn,
+            mapping: Mapping::of_template()?,
         })
     }
 
@@ -53,9 +111,10 @@ impl Stream {
         .await
     }
 
-    /// Delivers the stream's records to `deliver` in batches of up to [`BATCH_SIZE`], in order,
-    /// forever: a batch `deliver` refuses is delivered again after a pause (as Lambda retries
-    /// a failed batch), and nothing after it is delivered before it is taken.
+    /// Delivers the stream's records that pass the mapping's filters to `deliver` in batches of
+    /// up to its batch size, in order, forever: a batch `deliver` refuses is delivered again
+    /// after a pause (as Lambda retries a failed batch), and nothing after it is delivered
+    /// before it is taken.
     pub async fn pump<F, Fut>(&self, mut deliver: F) -> Result<(), String>
     where
         F: FnMut(Value) -> Fut,
@@ -88,25 +147,27 @@ impl Stream {
                 let out = self
                     .streams(
                         "GetRecords",
-                        json!({"ShardIterator": it, "Limit": BATCH_SIZE}),
+                        json!({"ShardIterator": it, "Limit": READ_LIMIT}),
                     )
                     .await?;
                 let records = out["Records"].as_array().cloned().unwrap_or_default();
-                if !records.is_empty() {
-                    let event = json!({"Records": records
-                        .into_iter()
-                        .map(|mut r| {
-                            r["eventSourceARN"] = json!(self.arn);
-                            r
-                        })
-                        .collect::<Vec<_>>()});
+                delivered |= !records.is_empty();
+                let passed: Vec<Value> = records
+                    .into_iter()
+                    .filter(|r| self.mapping.passes(r))
+                    .map(|mut r| {
+                        r["eventSourceARN"] = json!(self.arn);
+                        r
+                    })
+                    .collect();
+                for batch in passed.chunks(self.mapping.batch_size.max(1)) {
+                    let event = json!({ "Records": batch });
                     let mut attempt = 0u32;
                     while let Err(e) = deliver(event.clone()).await {
                         attempt += 1;
                         eprintln!("stream pump: batch refused (attempt {attempt}): {e}");
                         tokio::time::sleep(POLL * attempt.min(20)).await;
                     }
-                    delivered = true;
                 }
                 *iterator = out["NextShardIterator"].as_str().map(str::to_owned);
             }
@@ -207,4 +268,30 @@ pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: &str, sk: &str) -> Value {
+        json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": "P#p1#C#c1"}, "sk": {"S": sk}}}})
+    }
+
+    #[test]
+    fn the_template_s_filter_passes_activity_inserts_only() {
+        let mapping = Mapping::of_template().unwrap_or_else(|e| panic!("{e}"));
+        assert!(mapping.passes(&record("INSERT", "A#a1")));
+        for (event, sk) in [
+            ("MODIFY", "A#a1"),
+            ("MODIFY", "HEAD"),
+            ("INSERT", "HEAD"),
+            ("INSERT", "00000000000000000001"),
+            ("REMOVE", "A#a1"),
+        ] {
+            assert!(!mapping.passes(&record(event, sk)), "{event} {sk}");
+        }
+        assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
+        assert!(mapping.batch_size >= 1);
+    }
 }

@@ -1,8 +1,9 @@
 //! The bounded load runs against the local stack over real HTTP (client retries on 429/5xx):
 //! 20 concurrent clients record 10,000 activities of 7 customers in batches of 25, then 2,000 of
 //! just 3 customers, whose chains they all append to at once. Afterwards the log and its CSV
-//! export hold exactly the records, none twice, each customer's sequences are exactly 1..n, and
-//! the verifier passes every chain through the API. `ACTIVITY_LOG_LOAD_RECORDS` scales the first.
+//! export hold exactly the records, none twice, each customer's sequences are exactly 1..n, the
+//! tenant's feed (placed by the sequencer from the table's stream) holds them at consecutive
+//! positions, each once, and the verifier passes every chain through the API. `ACTIVITY_LOG_LOAD_RECORDS` scales the first.
 //! The figures are printed (run with `--nocapture`), not asserted: this machine is shared.
 
 use activity_log_tests::load::{LoadPlan, run};
@@ -40,6 +41,13 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
     assert_eq!(report.exported_unique, records, "distinct rows exported");
     assert!(report.requests >= records.div_ceil(plan.batch));
     assert!(report.chains_are_gapless(), "{:?}", report.sequences);
+    // The feed: every record once, at consecutive positions, late ones included.
+    assert_eq!(
+        (report.feed.rows, report.feed.unique, report.feed.foreign),
+        (records, records, 0),
+        "{report}"
+    );
+    assert!(report.feed.consecutive, "{report}");
 
     // Few customers, long chains: every client appends to the same three heads.
     let plan = LoadPlan {
@@ -60,6 +68,8 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
         ),
         (2_000, 2_000, 2_000)
     );
+    assert_eq!((report.feed.rows, report.feed.unique), (2_000, 2_000));
+    assert!(report.feed.consecutive, "{report}");
     assert_eq!(report.sequences.len(), 3);
     for (customer, sequences) in &report.sequences {
         let n = sequences.len() as u64;

@@ -77,9 +77,9 @@ afterEach(() => {
 });
 
 describe('the page', () => {
-  test('a Sequence column after Status; Recorded by and the hashes in the details panel', async () => {
+  test('a Sequence column after Status; Recorded by, the feed position and the hashes in the details panel', async () => {
     const rows = chain(3);
-    serve([...rows, { ...rows[0], id: 'old', sequence: null, hash: null, previousHash: null, links: { ...rows[0].links, self: '/activities/c1/old' } }]);
+    serve([...rows, { ...rows[0], id: 'old', sequence: null, hash: null, previousHash: null, feedPosition: null, links: { ...rows[0].links, self: '/activities/c1/old' } }]);
     await open('?lang=en');
     const heads = [...root.querySelectorAll('table.log thead th')].map((th) => th.textContent);
     expect(heads).toEqual(['Details', 'Date-Time', 'Affected customer', 'Action', 'Partner user', 'Status', 'Sequence']);
@@ -94,10 +94,15 @@ describe('the page', () => {
     const meta = [...panel.querySelectorAll('.chain-meta dt')].map((dt) => [dt.textContent, dt.nextElementSibling?.textContent]);
     expect(meta).toEqual([
       ['Recorded by', '—'],
+      ['Feed position', '1'],
       ['Hash', rows[2].hash],
       ['Previous hash', GENESIS_HASH],
     ]);
     expect((panel.querySelector('td') as HTMLTableCellElement).colSpan).toBe(7);
+    // Moments after recording the sequencer has not placed it yet.
+    (root.querySelector('tr[data-key="c1/old"] button.toggle') as HTMLButtonElement).click();
+    const pending = await until(() => root.querySelectorAll('.details-row')[1] ?? null);
+    expect(pending.querySelector('.chain-meta dt:nth-of-type(2)')?.nextElementSibling?.textContent).toBe('not yet given');
   });
 
   test('zh-TW: 序號 and 驗證', async () => {

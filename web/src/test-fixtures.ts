@@ -27,6 +27,7 @@ export function chain(n: number, recordedBy: (i: number) => string | null = () =
       sequence: i,
       previousHash: previous,
       previousRecordedAt: i === 1 ? null : `2026-11-25T01:02:0${i - 1}.500Z`,
+      feedPosition: i,
       hash: null,
       links: { self: `/activities/c1/a${i}`, subscriptions: '/s' },
     };

@@ -50,12 +50,15 @@ export function DetailsPanel({ a, t, value, details }: { a: Activity; t: Words; 
   );
 }
 
-/** Who recorded the activity and where it sits in its customer's hash chain. */
+/** Who recorded the activity, where it sits in its customer's hash chain, and its place in the
+ * tenant's feed (GET /feed; not yet given moments after recording). */
 function ChainMeta({ a, t }: { a: Activity; t: Words }) {
   return (
     <dl class="chain-meta">
       <dt>{t.recordedBy}</dt>
       <dd>{a.recordedBy ?? '—'}</dd>
+      <dt>{t.feedPosition}</dt>
+      <dd>{a.feedPosition ?? t.feedPositionPending}</dd>
       <dt>{t.hash}</dt>
       <dd class="hash">{a.hash ?? '—'}</dd>
       <dt>{t.previousHash}</dt>

@@ -70,6 +70,7 @@ const activity = (id: string, extra: Partial<Listed> = {}): Listed => ({
   hash: null,
   previousHash: null,
   previousRecordedAt: null,
+  feedPosition: null,
   links: { self: `/activities/c1/${id}`, subscriptions: '/s' },
   ...extra,
 });
