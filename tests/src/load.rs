@@ -64,6 +64,15 @@ pub struct FeedReadBack {
     /// From the last write's answer until the sequencer had placed every record.
     pub caught_up_seconds: f64,
     pub pages: usize,
+    /// What a reader following the feed while the writers wrote saw: this run's records
+    /// (repeats included), and how many it saw more than once.
+    pub followed: usize,
+    pub followed_twice: usize,
+    /// From a record's write being answered to the follower seeing it in the feed
+    /// (end-to-end lag: stream, sequencer, feed read; polled every 100 ms).
+    pub lag_p50_ms: f64,
+    pub lag_p99_ms: f64,
+    pub lag_max_ms: f64,
 }
 
 impl LoadReport {
@@ -118,6 +127,15 @@ impl std::fmt::Display for LoadReport {
             self.feed.pages,
             self.feed.caught_up_seconds
         )?;
+        writeln!(
+            f,
+            "feed followed during the writes: {} records seen, {} of them more than once; lag from the write's answer p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            self.feed.followed,
+            self.feed.followed_twice,
+            self.feed.lag_p50_ms,
+            self.feed.lag_p99_ms,
+            self.feed.lag_max_ms
+        )?;
         let chains: Vec<String> = self
             .sequences
             .iter()
@@ -169,6 +187,8 @@ struct ClientStats {
     retries: usize,
     retried: Vec<u16>,
     network_errors: usize,
+    /// Each stored batch: its first record, how many, when its answer came.
+    acked: Vec<(usize, usize, Instant)>,
 }
 
 const MAX_ATTEMPTS: u32 = 12;
@@ -241,6 +261,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         .collect();
 
     let feed_before = feed_head(&http, plan).await?;
+    let follower = tokio::spawn(follow_feed(http.clone(), plan.clone(), feed_before));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..plan.clients {
@@ -258,9 +279,11 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
                 retries: 0,
                 retried: Vec::new(),
                 network_errors: 0,
+                acked: Vec::with_capacity(mine.len()),
             };
             for (first, count) in mine {
                 post_batch(&http, &plan, &batch_body(&plan, first, count), &mut stats).await?;
+                stats.acked.push((first, count, Instant::now()));
             }
             Ok::<_, String>(stats)
         });
@@ -268,8 +291,12 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
     let mut all = Vec::new();
     let (mut requests, mut retries, mut network_errors) = (0, 0, 0);
     let mut retried: Vec<u16> = Vec::new();
+    let mut acked: Vec<Option<Instant>> = vec![None; plan.records];
     while let Some(joined) = tasks.join_next().await {
         let stats = joined.map_err(|e| e.to_string())??;
+        for (first, count, at) in stats.acked {
+            acked[first..first + count].fill(Some(at));
+        }
         all.extend(stats.latencies);
         requests += stats.requests;
         retries += stats.retries;
@@ -287,7 +314,19 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, String> {
         }
     }
 
-    let feed = read_feed(&http, plan, feed_before).await?;
+    let (seen, followed, followed_twice) = follower.await.map_err(|e| e.to_string())??;
+    let mut lags: Vec<Duration> = acked
+        .iter()
+        .zip(&seen)
+        .filter_map(|(a, s)| Some(s.as_ref()?.saturating_duration_since(*a.as_ref()?)))
+        .collect();
+    lags.sort();
+    let mut feed = read_feed(&http, plan, feed_before).await?;
+    feed.followed = followed;
+    feed.followed_twice = followed_twice;
+    feed.lag_p50_ms = percentile(&lags, 0.50);
+    feed.lag_p99_ms = percentile(&lags, 0.99);
+    feed.lag_max_ms = lags.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let (read_back, read_back_unique, read_pages, sequences) = read_all(&http, plan).await?;
     let (exported_rows, exported_unique) = export_all(&http, plan).await?;
     Ok(LoadReport {
@@ -327,6 +366,62 @@ async fn feed_head(http: &Client, plan: &LoadPlan) -> Result<u64, String> {
     page["headPosition"]
         .as_u64()
         .ok_or_else(|| format!("feed head: no headPosition in {page}"))
+}
+
+/// What a feed follower saw: when it first saw each record (by number), how many of the run's
+/// records it read, and how many of those it had read before.
+type Followed = (Vec<Option<Instant>>, usize, usize);
+
+/// Follows the feed from `after` while the writers write, as a consumer would (always from the
+/// last `nextPosition`, every 100 ms when there is nothing new), until every record of the run
+/// is seen or 15 minutes pass.
+async fn follow_feed(http: Client, plan: LoadPlan, after: u64) -> Result<Followed, String> {
+    let started = Instant::now();
+    let mut seen: Vec<Option<Instant>> = vec![None; plan.records];
+    let (mut position, mut distinct, mut rows, mut twice) = (after, 0, 0, 0);
+    while distinct < plan.records {
+        if started.elapsed() > Duration::from_secs(900) {
+            return Err(format!(
+                "the follower saw {distinct} of {} records in 15 minutes",
+                plan.records
+            ));
+        }
+        let page: Value = http
+            .get(format!("{}/feed?after={position}&limit=1000", plan.base))
+            .bearer_auth(&plan.reader_token)
+            .send()
+            .await
+            .map_err(|e| format!("follow: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("follow: {e}"))?;
+        let now = Instant::now();
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for item in &items {
+            let Some(n) = item["id"]
+                .as_str()
+                .and_then(|id| ours(&plan, id))
+                .and_then(|id| id.rsplit('-').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < plan.records)
+            else {
+                continue;
+            };
+            rows += 1;
+            match seen[n] {
+                Some(_) => twice += 1,
+                None => {
+                    seen[n] = Some(now);
+                    distinct += 1;
+                }
+            }
+        }
+        position = page["nextPosition"].as_u64().unwrap_or(position);
+        if items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok((seen, rows, twice))
 }
 
 /// Waits (at most 10 minutes) until the sequencer has placed the run's records, then reads the

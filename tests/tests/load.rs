@@ -48,6 +48,12 @@ async fn twenty_clients_record_ten_thousand_activities_exactly_once() {
         "{report}"
     );
     assert!(report.feed.consecutive, "{report}");
+    // Read while it was being written, from the last position each time: each record once.
+    assert_eq!(
+        (report.feed.followed, report.feed.followed_twice),
+        (records, 0),
+        "{report}"
+    );
 
     // Few customers, long chains: every client appends to the same three heads.
     let plan = LoadPlan {

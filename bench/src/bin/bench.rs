@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use activity_log::domain::feed::{FeedEntry, MAX_APPEND};
 use activity_log::domain::{
     Activity, ActivityQuery, CustomerId, DateRange, ExportFormat, ExportJob, ExportLocale,
     ExportSpec, ExportStatus, Filters, PartnerId,
 };
-use activity_log::store::ExportJobs;
 use activity_log::store::dynamodb::DynamoStore;
+use activity_log::store::{ExportJobs, FeedAppend, FeedLog};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::{TEST_CURSOR_KEY, local_default};
-use activity_log::testing::fixtures::{insert_activities, synthetic_activity};
+use activity_log::testing::fixtures::{insert_activities, stream_inserts, synthetic_activity};
 use activity_log_bench::process::{Measured, Stdout};
 use activity_log_bench::runtime_stub::{Outcome, RuntimeStub};
 use activity_log_tests::fault_proxy::{Fault, FaultProxy};
@@ -39,6 +40,9 @@ const EXPORT_TABLE: &str = "bench-export";
 const RECORD_TABLE: &str = "bench-records";
 const BUCKET: &str = "bench-exports";
 const API_PARTNER: &str = "partner-bench";
+/// The sequencer's own table and tenant (its throughput).
+const FEED_TABLE: &str = "bench-feed";
+const FEED_PARTNER: &str = "partner-feed";
 const EXPORT_PARTNER: &str = "partner-export";
 const INVOKE_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -169,7 +173,7 @@ async fn seed(
     customers: u64,
     rows: u64,
     now: DateTime<Utc>,
-) -> Fallible<()> {
+) -> Fallible<Vec<Activity>> {
     let batch: Vec<Activity> = (0..rows)
         .map(|i| {
             let when = now - TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0) * 10);
@@ -177,7 +181,32 @@ async fn seed(
         })
         .collect();
     insert_activities(store, partner, &batch).await;
+    Ok(batch)
+}
+
+/// Places `rows` in `partner`'s feed after its head, as the sequencer does.
+async fn place_in_feed(
+    store: &DynamoStore,
+    partner: &PartnerId,
+    rows: &[Activity],
+) -> Fallible<()> {
+    let mut head = store.feed_head(partner).await.map_err(|e| e.to_string())?;
+    for chunk in rows.chunks(MAX_APPEND) {
+        let entries: Vec<FeedEntry> = chunk.iter().map(feed_entry).collect();
+        match store.append_feed(partner, head, &entries).await {
+            Ok(FeedAppend::Appended) => head += entries.len() as u64,
+            other => return Err(format!("placing the bench's feed: {other:?}")),
+        }
+    }
     Ok(())
+}
+
+fn feed_entry(a: &Activity) -> FeedEntry {
+    FeedEntry {
+        customer_id: a.customer_id.clone(),
+        activity_id: a.id.clone(),
+        expires_at: a.expires_at,
+    }
 }
 
 fn spec(customer: Option<&str>, now: DateTime<Utc>) -> Fallible<ExportSpec> {
@@ -308,8 +337,9 @@ type Case<'a> = (&'a str, &'a str, &'a dyn Fn(usize) -> Value, u16);
 /// The signing key of the functions that sign (created in the emulator).
 const SIGNING_KEY_ALIAS: &str = "alias/bench-signing";
 
-/// The record function built from the commit before the chain (scripts/bench), if present.
-const RECORD_BEFORE: &str = "record-activity-before";
+/// Record functions built from earlier commits (scripts/bench, `BENCH_RECORD_BEFORE`) are
+/// `record-activity-before-<commit>`.
+const RECORD_BEFORE: &str = "record-activity-before-";
 
 const REQUEST_ROUNDS: usize = 3;
 
@@ -329,8 +359,10 @@ fn median_round(mut runs: Vec<Value>) -> Fallible<Value> {
 async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Value> {
     let partner = PartnerId::parse(API_PARTNER).map_err(|e| e.to_string())?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&h.sdk), API_TABLE);
-    // A customer with more than one page (100 rows, the default limit) of history.
-    seed(&store, &partner, 1, 150, now - TimeDelta::hours(1)).await?;
+    // A customer with more than one page (100 rows, the default limit) of history, every
+    // activity placed in the tenant's feed (the sequencer's appends).
+    let rows = seed(&store, &partner, 1, 150, now - TimeDelta::hours(1)).await?;
+    place_in_feed(&store, &partner, &rows).await?;
     // A finished export, for the status call that presigns its link.
     let job = ExportJob::pending(
         partner.clone(),
@@ -364,7 +396,7 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
             )
         }
     };
-    let record_of = |customer: &'static str| {
+    let record_of = |customer: String| {
         move |i: usize| {
             let body = json!([{
                 "id": format!("rec-{i:08}"),
@@ -381,9 +413,27 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
                 .event()
         }
     };
-    let record_before = record_of("fabrikam-before");
-    // Every request appends to one customer's chain, as a busy integration's would.
-    let record = record_of("fabrikam");
+    let feed = |_: usize| {
+        reader(
+            ApiRequest::get("/feed")
+                .query("after", "0")
+                .query("limit", "100"),
+        )
+    };
+    // Every request appends to one customer's chain, as a busy integration's would; each earlier
+    // build to a customer of its own.
+    let record = record_of("fabrikam".to_owned());
+    let befores: Vec<String> = std::fs::read_dir(&h.bins)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|name| name.starts_with(RECORD_BEFORE) && h.bin(name).exists())
+        .collect();
+    let before_events: Vec<Box<dyn Fn(usize) -> Value>> = befores
+        .iter()
+        .map(|name| Box::new(record_of(format!("fabrikam-{name}"))) as Box<dyn Fn(usize) -> Value>)
+        .collect();
     let export_id = job.id.to_string();
     let status = |_: usize| {
         reader(ApiRequest::get("/exports/{exportId}").path_param("exportId", &export_id))
@@ -399,12 +449,13 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
         ("record-activity", RECORD_TABLE, &record, 201),
         ("query-activity", API_TABLE, &query, 200),
         ("export-activity", API_TABLE, &status, 200),
+        ("feed-floor", API_TABLE, &feed, 200),
+        ("query-activity", API_TABLE, &feed, 200),
     ];
-    // The record function as it was before the chain (scripts/bench builds it from
-    // BENCH_RECORD_BEFORE), measured in the same rounds: the chain's cost as a ratio.
-    let before = h.bin(RECORD_BEFORE).exists();
-    if before {
-        cases.push((RECORD_BEFORE, RECORD_TABLE, &record_before, 201));
+    // The record function as it was at earlier commits (scripts/bench builds them from
+    // BENCH_RECORD_BEFORE), measured in the same rounds: what came since, as a ratio.
+    for (name, event) in befores.iter().zip(&before_events) {
+        cases.push((name, RECORD_TABLE, event.as_ref(), 201));
     }
     let mut rounds: Vec<Vec<Value>> = vec![Vec::new(); cases.len()];
     for _ in 0..REQUEST_ROUNDS {
@@ -415,7 +466,13 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
     let mut medians = rounds.into_iter().map(median_round);
     let mut next = || medians.next().ok_or("a request-CPU case is missing")?;
     let (noop, floor, rec, q, st) = (next()?, next()?, next()?, next()?, next()?);
-    let rec_before = if before { next()? } else { Value::Null };
+    let (feed_floor, feed_read) = (next()?, next()?);
+    let mut record_before = serde_json::Map::new();
+    for name in &befores {
+        let run = next()?;
+        let commit = name.trim_start_matches(RECORD_BEFORE).to_owned();
+        record_before.insert(commit, run);
+    }
 
     // A full batch (99 activities of one customer and its chain head, one TransactWriteItems),
     // then the same batch again: the
@@ -469,21 +526,93 @@ async fn requests(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Val
         .as_array()
         .map_or(0, Vec::len);
 
+    let feed_items = h.invoke_once("query-activity", API_TABLE, feed(0)).await?["items"]
+        .as_array()
+        .map_or(0, Vec::len);
     let noop_us = noop["cpuPerRequestUs"].as_f64().unwrap_or(0.0).max(1e-9);
     let ratio = |v: &Value| v["cpuPerRequestUs"].as_f64().unwrap_or(0.0) / noop_us;
+    let feed_floor_us = feed_floor["cpuPerRequestUs"]
+        .as_f64()
+        .unwrap_or(0.0)
+        .max(1e-9);
     Ok(json!({
         "noop": noop,
         "sdkFloor": {"ratioToNoop": ratio(&floor), "run": floor},
         "record": {"ratioToNoop": ratio(&rec), "activitiesPerRequest": 1, "run": rec},
-        "recordBeforeChain": if before {
-            json!({"ratioToNoop": ratio(&rec_before), "run": rec_before})
-        } else {
-            Value::Null
-        },
+        "recordBefore": record_before
+            .into_iter()
+            .map(|(commit, run)| (commit, json!({"ratioToNoop": ratio(&run), "run": run})))
+            .collect::<serde_json::Map<_, _>>(),
         "query": {"ratioToNoop": ratio(&q), "itemsPerPage": page, "run": q},
         "exportStatus": {"ratioToNoop": ratio(&st), "run": st},
+        "feedFloor": {"ratioToNoop": ratio(&feed_floor), "run": feed_floor},
+        "feed": {
+            "ratioToFeedFloor": feed_read["cpuPerRequestUs"].as_f64().unwrap_or(0.0) / feed_floor_us,
+            "itemsPerPage": feed_items,
+            "run": feed_read,
+        },
         "statusAnswer": body,
         "batch": batch,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: the sequencer
+
+/// The sequencer (`sequence-feed`) placing `count` activities of 50 customers, handed their
+/// stream records 100 at a time as the event source mapping would, against the emulator
+/// through the proxy: activities placed per second of wall time, and its CPU per activity.
+async fn sequencer(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Value> {
+    let partner = PartnerId::parse(FEED_PARTNER).map_err(|e| e.to_string())?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&h.sdk), FEED_TABLE);
+    let rows = seed(
+        &store,
+        &partner,
+        50,
+        count as u64,
+        now - TimeDelta::minutes(5),
+    )
+    .await?;
+    let events: Vec<String> = rows
+        .chunks(100)
+        .map(|chunk| stream_inserts(&partner, chunk).to_string())
+        .collect();
+    let (process, stub, _) = h.start("sequence-feed", FEED_TABLE).await?;
+    let calls_before = h.proxy.seen().len();
+    let started = Instant::now();
+    let mut placed = 0;
+    for event in events {
+        match stub.invoke(Bytes::from(event), INVOKE_DEADLINE).await? {
+            Outcome::Response(body) => {
+                let report: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                placed += report["placed"].as_u64().unwrap_or(0);
+            }
+            Outcome::Error(body) => {
+                return Err(format!(
+                    "sequence-feed failed: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let usage = process.kill_and_measure().map_err(|e| e.to_string())?;
+    let head = store.feed_head(&partner).await.map_err(|e| e.to_string())?;
+    if placed != count as u64 || head != count as u64 {
+        return Err(format!(
+            "sequence-feed placed {placed} of {count} (feed head {head})"
+        ));
+    }
+    Ok(json!({
+        "activities": count,
+        "batches": count.div_ceil(100),
+        "wallSeconds": wall.as_secs_f64(),
+        "activitiesPerSecond": count as f64 / wall.as_secs_f64().max(1e-9),
+        "cpuPerActivityUs": micros(usage.cpu()) / count as f64,
+        "transactions": h.proxy.seen()[calls_before..]
+            .iter()
+            .filter(|s| s.operation == "TransactWriteItems")
+            .count(),
     }))
 }
 
@@ -747,7 +876,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let emulator = activity_log_tests::emulator().await;
     let sdk = sdk_config(&emulator).await;
-    for table in [API_TABLE, RECORD_TABLE, EXPORT_TABLE] {
+    for table in [API_TABLE, RECORD_TABLE, EXPORT_TABLE, FEED_TABLE] {
         create_storage(&sdk, table, BUCKET).await;
     }
     activity_log_tests::signing_key(&sdk, SIGNING_KEY_ALIAS).await;
@@ -763,7 +892,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     let total = Instant::now();
     let step = |what: &str| eprintln!("bench: {what} ({:.0} s)", total.elapsed().as_secs_f64());
 
-    // BENCH_ONLY=init,requests,exports,verifier,sealer picks parts (for profiling one of them);
+    // BENCH_ONLY=init,requests,sequencer,exports,verifier,sealer picks parts (for profiling one of them);
     // default all.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
@@ -776,6 +905,11 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     if wanted("requests") {
         step("request CPU");
         requests_figures = requests(&h, env_usize("BENCH_REQUESTS", 500), now).await?;
+    }
+    let mut sequencer_figures = Value::Null;
+    if wanted("sequencer") {
+        step("sequencer");
+        sequencer_figures = sequencer(&h, env_usize("BENCH_FEED_ACTIVITIES", 4_900), now).await?;
     }
     let mut exports_figures = Value::Null;
     if wanted("exports") {
@@ -802,6 +936,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         "init": init,
         "requests": requests,
         "exports": exports,
+        "sequencer": sequencer_figures,
         "verifier": verifier_figures,
         "sealer": sealer_figures,
         "limits": limits,

@@ -204,7 +204,7 @@ pub async fn serve_feed<F: FeedLog>(
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     use super::*;
     use crate::domain::Activity;
@@ -220,23 +220,7 @@ mod tests {
 
     /// The stream records the table would carry for `rows` of `partner` (new images).
     fn inserts(partner: &str, rows: &[Activity]) -> StreamEvent {
-        let records: Vec<Value> = rows
-            .iter()
-            .map(|a| {
-                json!({
-                    "eventName": "INSERT",
-                    "dynamodb": {
-                        "Keys": {"pk": {"S": format!("P#{partner}#C#{}", a.customer_id)}, "sk": {"S": format!("A#{}", a.id)}},
-                        "NewImage": {
-                            "partnerId": {"S": partner}, "customerId": {"S": a.customer_id.as_str()},
-                            "id": {"S": a.id.as_str()}, "ttl": {"N": a.expires_at.to_string()},
-                            "recordedAt": {"S": crate::domain::time::format(a.recorded_at)}
-                        }
-                    }
-                })
-            })
-            .collect();
-        serde_json::from_value(json!({ "Records": records })).unwrap()
+        serde_json::from_value(fixtures::stream_inserts(&self::partner(partner), rows)).unwrap()
     }
 
     /// `n` activities of `customers` customers, the later ones occurring earlier (late

@@ -252,6 +252,33 @@ pub async fn insert_activities<W: ActivityWriter>(
     }
 }
 
+/// The stream records (new images, as Lambda delivers them) of inserting `rows` of `partner`:
+/// what the sequencer reads.
+pub fn stream_inserts(partner: &PartnerId, rows: &[Activity]) -> Value {
+    let records: Vec<Value> = rows
+        .iter()
+        .map(|a| {
+            let pk = crate::store::keys::customer_pk(partner, &a.customer_id);
+            let sk = crate::store::keys::activity_sk(&a.id);
+            serde_json::json!({
+                "eventName": "INSERT",
+                "dynamodb": {
+                    "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                    "NewImage": {
+                        "pk": {"S": pk}, "sk": {"S": sk},
+                        "partnerId": {"S": partner.as_str()},
+                        "customerId": {"S": a.customer_id.as_str()},
+                        "id": {"S": a.id.as_str()},
+                        "ttl": {"N": a.expires_at.to_string()},
+                        "recordedAt": {"S": crate::domain::time::format(a.recorded_at)}
+                    }
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
 /// A memory store holding `rows` of `partner`, read `page_size` items per storage page.
 pub async fn memory_log(partner: &PartnerId, page_size: usize, rows: &[Activity]) -> MemoryStore {
     let store = MemoryStore::with_page_size(page_size);
