@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use activity_log::app::App;
 use activity_log::domain::ExportLocale;
-use activity_log::domain::PartnerId;
+use activity_log::domain::feed::FeedEntry;
+use activity_log::domain::{ActivityId, CustomerId, PartnerId};
 use activity_log::export::csv::{header as csv_header, restore};
 use activity_log::handlers::{exports, query, record};
 use activity_log::store::dynamodb::DynamoStore;
 use activity_log::store::memory::MemoryStore;
 use activity_log::store::s3::S3Blobs;
-use activity_log::store::{ActivityReader, ChainIndex};
+use activity_log::store::{ActivityReader, ChainIndex, FeedAppend, FeedLog as _};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::doubles::InlineLauncher;
 use activity_log::testing::fixtures::{assert_no_formula_cell, minutes_ago as at};
@@ -272,6 +273,20 @@ async fn json_lines_export_matches_the_query_api() {
     let app = Arc::new(isolated_app().await);
     let items = sample();
     seed(&app, "p1", &items[..30]).await;
+    // Placed in the tenant's feed, as the sequencer does: each line carries its position.
+    let entries: Vec<FeedEntry> = items[..30]
+        .iter()
+        .map(|a| FeedEntry {
+            customer_id: CustomerId::parse(a["customerId"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}")),
+            activity_id: ActivityId::parse(a["id"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}")),
+            expires_at: i64::MAX,
+        })
+        .collect();
+    let partner = PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let placed = app.store.append_feed(&partner, 0, &entries).await;
+    assert_eq!(placed.ok(), Some(FeedAppend::Appended));
     let job = run_export(
         &app,
         "p1",
@@ -291,6 +306,12 @@ async fn json_lines_export_matches_the_query_api() {
         .caller("p1", &["GlobalAdmin"])
         .build();
     let listed = body(&query::handle(&app.config, &app.store, &app.blobs, req).await);
+    let mut positions: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l["feedPosition"].as_u64())
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=30).collect::<Vec<u64>>());
     assert_eq!(
         Value::Array(lines),
         listed["items"],

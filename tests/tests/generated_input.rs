@@ -426,6 +426,22 @@ async fn edge_cases_get_clear_answers() {
         let r = get(format!("/activities?limit={limit}")).await;
         expect(&format!("limit={limit}"), r, want, code);
     }
+    // The feed's position and page size at and past their bounds.
+    for (q, want, code) in [
+        ("after=0&limit=1", 200, None),
+        ("after=9007199254740991", 200, None),
+        ("after=9007199254740992", 400, Some("InvalidParameter")),
+        ("after=-1", 400, Some("InvalidParameter")),
+        ("after=1.5", 400, Some("InvalidParameter")),
+        ("after=", 400, Some("InvalidParameter")),
+        ("after=1&after=2", 400, Some("InvalidParameter")),
+        ("limit=1001", 400, Some("InvalidLimit")),
+        ("limit=0", 400, Some("InvalidLimit")),
+        ("cursor=abc", 400, Some("UnknownParameter")),
+    ] {
+        let r = get(format!("/feed?{q}")).await;
+        expect(&format!("/feed?{q}"), r, want, code);
+    }
     // Odd dates: leap second, year 0, far offsets, impossible days, whitespace.
     for (q, want, code) in [
         ("from=2016-12-31T23:59:60Z", 200, None),
