@@ -302,6 +302,9 @@ describe('the Activity Log page', () => {
     expect(inPage).toBeLessThan(500);
     expect(wall).toBeLessThan(1000);
     await expect(page.getByText('ORD-2026-0042').isVisible()).resolves.toBe(true);
+    // Its place in the tenant's feed: the stream pump of scripts/dev had the sequencer place it.
+    const position = page.locator('.details-row .chain-meta dt', { hasText: 'Feed position' }).locator('xpath=following-sibling::dd[1]');
+    expect(await position.innerText()).toMatch(/^[1-9][0-9]*$/);
     await shot(page, 'en-details');
     await axeCheck(page, 'details open');
     await button.click();
