@@ -476,7 +476,18 @@ fn parse_item(item: Value, prefix: &str, rules: WriteRules) -> Result<NewActivit
     };
     let customer_id = {
         let text = c.text("customerId", &input.customer_id, true);
-        c.parsed("customerId", text, CustomerId::parse)
+        c.parsed("customerId", text, |t| {
+            CustomerId::parse(t)
+                .map_err(|e| e.to_string())
+                .and_then(|id| match id.is_partner_account() {
+                    true => Err(format!(
+                        "{} is reserved: the service records the partner's own account changes \
+                         there",
+                        CustomerId::PARTNER_ACCOUNT
+                    )),
+                    false => Ok(id),
+                })
+        })
     };
     let customer_name = c.label("customerName", &input.customer_name, MAX_LABEL_CHARS, true);
     let action = c.label("action", &input.action, MAX_LABEL_CHARS, true);
@@ -543,6 +554,48 @@ fn parse_item(item: Value, prefix: &str, rules: WriteRules) -> Result<NewActivit
     })
 }
 
+impl NewActivity {
+    /// An activity the service records itself (a change to the partner's settings), with a
+    /// new id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn by_service(
+        customer_id: CustomerId,
+        customer_name: &str,
+        action: &str,
+        partner_user: &str,
+        occurred_at: DateTime<Utc>,
+        resource_type: Option<&str>,
+        details: &Value,
+    ) -> Self {
+        let id = ActivityId::generate();
+        let details = details.to_string();
+        let status = Status::Succeeded;
+        let content_hash = content_hash(&[
+            id.as_str(),
+            customer_id.as_str(),
+            customer_name,
+            action,
+            partner_user,
+            &time::format(occurred_at),
+            resource_type.unwrap_or(""),
+            status.as_str(),
+            &details,
+        ]);
+        Self {
+            id,
+            customer_id,
+            customer_name: customer_name.to_owned(),
+            action: action.to_owned(),
+            partner_user: partner_user.to_owned(),
+            occurred_at,
+            resource_type: resource_type.map(str::to_owned),
+            status,
+            details: Some(details),
+            content_hash,
+        }
+    }
+}
+
 /// SHA-256 over length-prefixed parts, so no two different inputs share a fingerprint by concatenation.
 fn content_hash(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -580,6 +633,20 @@ mod tests {
         assert_eq!(a.status, Status::Succeeded);
         assert_eq!(a.id.as_str().len(), 26, "a ULID");
         assert_eq!(a.details, None);
+    }
+
+    #[test]
+    fn no_writer_records_under_the_partners_own_account() {
+        let mut v = minimal();
+        v["customerId"] = json!(CustomerId::PARTNER_ACCOUNT);
+        let Err(BatchError::Invalid(errors)) = parse(v) else {
+            panic!("the reserved customer id was accepted");
+        };
+        assert_eq!(errors[0].field, "customerId");
+        assert!(errors[0].message.contains("reserved"), "{errors:?}");
+        let mut v = minimal();
+        v["customerId"] = json!("_partners");
+        assert!(parse(v).is_ok(), "only the one id is reserved");
     }
 
     #[test]

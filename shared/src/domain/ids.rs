@@ -64,6 +64,22 @@ impl CustomerId {
     }
 }
 
+impl CustomerId {
+    /// The partner's own account: the service records changes to the partner's settings (its
+    /// streaming destinations) under it. No writer may record there.
+    pub const PARTNER_ACCOUNT: &'static str = "_partner";
+    /// The name shown for it.
+    pub const PARTNER_ACCOUNT_NAME: &'static str = "Partner account";
+
+    pub fn partner_account() -> Self {
+        Self(Self::PARTNER_ACCOUNT.to_owned())
+    }
+
+    pub fn is_partner_account(&self) -> bool {
+        self.0 == Self::PARTNER_ACCOUNT
+    }
+}
+
 /// The key of one activity record, unique within a partner's customer.
 /// Chosen by the writer (for retry safety) or generated as a ULID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]

@@ -16,6 +16,9 @@ pub enum Role {
     HelpdeskAgent,
     /// A system integration that records activities; it cannot read the log.
     ActivityWriter,
+    /// Partner Center's account admin: manages the partner's streaming destinations. Not one of
+    /// the roles the log page lists as its readers, so it does not read the log.
+    AccountAdmin,
 }
 
 super::names::serde_names!(Role);
@@ -23,11 +26,24 @@ super::names::serde_names!(Role);
 impl Role {
     /// The six portal roles that may view and export the activity log.
     pub fn may_read(self) -> bool {
-        !matches!(self, Self::ActivityWriter)
+        !matches!(self, Self::ActivityWriter | Self::AccountAdmin)
     }
 
     pub fn may_record(self) -> bool {
         matches!(self, Self::ActivityWriter)
+    }
+
+    /// The roles that manage where the log is streamed.
+    pub fn may_manage(self) -> bool {
+        matches!(self, Self::GlobalAdmin | Self::AccountAdmin)
+    }
+
+    fn has(self, permission: Permission) -> bool {
+        match permission {
+            Permission::Read => self.may_read(),
+            Permission::Record => self.may_record(),
+            Permission::Manage => self.may_manage(),
+        }
     }
 }
 
@@ -36,6 +52,8 @@ impl Role {
 pub enum Permission {
     Read,
     Record,
+    /// Managing streaming destinations.
+    Manage,
 }
 
 impl Role {
@@ -50,12 +68,7 @@ impl Role {
 impl Permission {
     /// The roles that have it.
     pub fn roles(self) -> Vec<Role> {
-        Role::all()
-            .filter(|r| match self {
-                Self::Read => r.may_read(),
-                Self::Record => r.may_record(),
-            })
-            .collect()
+        Role::all().filter(|r| r.has(self)).collect()
     }
 
     /// Why a caller without it is refused: what it is and the roles that have it.
@@ -69,6 +82,10 @@ impl Permission {
             (Self::Record, [one]) => format!("recording activities needs the {one} role"),
             (Self::Record, _) => format!(
                 "recording activities needs one of the roles {}",
+                roles.join(", ")
+            ),
+            (Self::Manage, _) => format!(
+                "managing streaming destinations needs one of the roles {}",
                 roles.join(", ")
             ),
         }
@@ -85,10 +102,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn allows(&self, permission: Permission) -> bool {
-        self.roles.iter().any(|r| match permission {
-            Permission::Read => r.may_read(),
-            Permission::Record => r.may_record(),
-        })
+        self.roles.iter().any(|r| r.has(permission))
     }
 }
 
@@ -122,6 +136,15 @@ mod tests {
         }
         assert!(who(&[Role::ActivityWriter]).allows(Permission::Record));
         assert!(!who(&[Role::ActivityWriter]).allows(Permission::Read));
+        assert!(!who(&[Role::AccountAdmin]).allows(Permission::Read));
+        assert!(!who(&[Role::AccountAdmin]).allows(Permission::Record));
+        for r in Role::all() {
+            assert_eq!(
+                who(&[r]).allows(Permission::Manage),
+                matches!(r, Role::GlobalAdmin | Role::AccountAdmin),
+                "{r:?} manages destinations"
+            );
+        }
         assert!(!who(&[]).allows(Permission::Read));
     }
 
@@ -136,7 +159,11 @@ mod tests {
             Permission::Record.refusal(),
             "recording activities needs the ActivityWriter role"
         );
-        assert_eq!(Role::all().count(), 7);
+        assert_eq!(
+            Permission::Manage.refusal(),
+            "managing streaming destinations needs one of the roles GlobalAdmin, AccountAdmin"
+        );
+        assert_eq!(Role::all().count(), 8);
     }
 
     #[test]

@@ -196,7 +196,7 @@ async fn insert_new<W: ActivityWriter>(
     }
 }
 
-fn to_record(
+pub(crate) fn to_record(
     partner: &PartnerId,
     new: &NewActivity,
     rules: WriteRules,

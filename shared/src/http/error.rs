@@ -30,6 +30,9 @@ pub enum ErrorCode {
     RateLimited,
     TooManyExports,
     ChainInconsistent,
+    TooManyDestinations,
+    VersionConflict,
+    PreconditionFailed,
     ServiceUnavailable,
     InternalError,
 }
@@ -57,6 +60,11 @@ pub enum ApiError {
     /// The customer's chain does not extend the head the service anchored last: nothing is
     /// signed (409).
     ChainInconsistent(String),
+    /// The change does not fit the tenant's current state (409): `code` names why
+    /// (`TooManyDestinations`, `VersionConflict`).
+    State { code: ErrorCode, message: String },
+    /// An `If-Match` that names another version than the current one (412).
+    PreconditionFailed(String),
     /// Storage is throttling; retry later (429).
     Throttled,
     /// Over a per-tenant limit (429): `code` names it (`TooManyExports`, `RateLimited`);
@@ -87,7 +95,10 @@ impl ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::ChainInconsistent(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::ChainInconsistent(_) | Self::State { .. } => {
+                StatusCode::CONFLICT
+            }
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled | Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +108,10 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. } | Self::Limited { code, .. } => *code,
+            Self::BadRequest { code, .. }
+            | Self::Limited { code, .. }
+            | Self::State { code, .. } => *code,
+            Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
@@ -114,6 +128,8 @@ impl ApiError {
         match self {
             Self::BadRequest { message, .. }
             | Self::Limited { message, .. }
+            | Self::State { message, .. }
+            | Self::PreconditionFailed(message)
             | Self::Unauthenticated(message)
             | Self::Forbidden(message)
             | Self::NotFound(message)

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ErrorCode};
 use crate::domain::activity::{MAX_LABEL_CHARS, MAX_RESOURCE_TYPE_CHARS};
+use crate::domain::destination::DestinationId;
 use crate::domain::feed::{DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT, MAX_POSITION};
 use crate::domain::names::{choices_of, fields_of};
 use crate::domain::query::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -106,6 +107,44 @@ pub fn export_route(req: &Request) -> Result<ExportRoute, ApiError> {
     ExportId::parse(&id)
         .map(ExportRoute::Status)
         .map_err(|_| ApiError::NotFound(format!("no export {id}")))
+}
+
+/// The destination routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DestinationRoute {
+    List,
+    Create,
+    Get(DestinationId),
+    Update(DestinationId),
+    Delete(DestinationId),
+}
+
+/// The destination route a request takes; none of them takes query parameters.
+pub fn destination_route(req: &Request) -> Result<DestinationRoute, ApiError> {
+    query_once(req, &[])?;
+    let segments = segments(req);
+    let tail: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().as_str();
+    let id = match tail.as_slice() {
+        [.., "destinations"] => {
+            return match method {
+                "GET" => Ok(DestinationRoute::List),
+                "POST" => Ok(DestinationRoute::Create),
+                _ => Err(no_route()),
+            };
+        }
+        [.., "destinations", id] => (*id).to_owned(),
+        _ => path_param(req, "destinationId").ok_or_else(no_route)?,
+    };
+    // An id that cannot exist is simply not found.
+    let id = DestinationId::parse(&id)
+        .map_err(|_| ApiError::NotFound(format!("no destination {id}")))?;
+    match method {
+        "GET" => Ok(DestinationRoute::Get(id)),
+        "PATCH" => Ok(DestinationRoute::Update(id)),
+        "DELETE" => Ok(DestinationRoute::Delete(id)),
+        _ => Err(no_route()),
+    }
 }
 
 /// The integrity routes.

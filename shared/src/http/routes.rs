@@ -21,6 +21,7 @@ const RECORDER: &str = "record-activity";
 const READER: &str = "query-activity";
 const SIGNER: &str = "integrity";
 const EXPORTER: &str = "export-activity";
+const MANAGER: &str = "manage-destinations";
 
 /// A route that records.
 const fn post_record(path: &'static str, function: &'static str) -> Route {
@@ -42,6 +43,16 @@ const fn read(method: &'static str, path: &'static str, function: &'static str) 
     }
 }
 
+/// A route that manages streaming destinations.
+const fn manage(method: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        function: MANAGER,
+        permission: Permission::Manage,
+    }
+}
+
 pub const RECORD: Route = post_record("/activities", RECORDER);
 pub const TENANT_LOG: Route = read("GET", "/activities", READER);
 pub const CUSTOMER_LOG: Route = read("GET", "/customers/{customerId}/activities", READER);
@@ -56,9 +67,14 @@ pub const PUBLIC_KEY: Route = read("GET", "/integrity/public-key", SIGNER);
 pub const CHAIN: Route = read("GET", "/customers/{customerId}/chain", SIGNER);
 pub const CREATE_EXPORT: Route = read("POST", "/exports", EXPORTER);
 pub const EXPORT_STATUS: Route = read("GET", "/exports/{exportId}", EXPORTER);
+pub const LIST_DESTINATIONS: Route = manage("GET", "/destinations");
+pub const CREATE_DESTINATION: Route = manage("POST", "/destinations");
+pub const DESTINATION: Route = manage("GET", "/destinations/{destinationId}");
+pub const UPDATE_DESTINATION: Route = manage("PATCH", "/destinations/{destinationId}");
+pub const DELETE_DESTINATION: Route = manage("DELETE", "/destinations/{destinationId}");
 
 /// Every route of the API.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 15] = [
     RECORD,
     TENANT_LOG,
     CUSTOMER_LOG,
@@ -69,6 +85,11 @@ pub const ROUTES: [Route; 10] = [
     CHAIN,
     CREATE_EXPORT,
     EXPORT_STATUS,
+    LIST_DESTINATIONS,
+    CREATE_DESTINATION,
+    DESTINATION,
+    UPDATE_DESTINATION,
+    DELETE_DESTINATION,
 ];
 
 /// The permission every route of `function` needs (`None`: no route, or routes that differ).
@@ -129,11 +150,16 @@ mod tests {
             Some(("/exports/{exportId}", Permission::Read))
         );
         assert_eq!(found("DELETE", "/activities"), None);
+        assert_eq!(
+            found("PATCH", "/destinations/01J0000000000000000000000A"),
+            Some(("/destinations/{destinationId}", Permission::Manage))
+        );
         for function in [
             "record-activity",
             "query-activity",
             "integrity",
             "export-activity",
+            "manage-destinations",
         ] {
             assert!(permission_of(function).is_some(), "{function}");
         }

@@ -314,6 +314,33 @@ impl ActivityWriter for DynamoStore {
         partner: &PartnerId,
         items: &[Unchained],
     ) -> Result<InsertOutcome, StoreError> {
+        match self.insert_with(partner, items, Vec::new()).await? {
+            Inserted::Written(written) => Ok(InsertOutcome::Written(written)),
+            Inserted::Existing(existing) => Ok(InsertOutcome::Existing(existing)),
+            Inserted::Refused => Err(StoreError::Other(
+                "a write with no condition of its own was refused".into(),
+            )),
+        }
+    }
+}
+
+/// How [`DynamoStore::insert_with`] ended.
+pub(super) enum Inserted {
+    Written(Vec<Activity>),
+    Existing(Vec<Activity>),
+    /// A condition of the writes that came with the activities failed: nothing was written.
+    Refused,
+}
+
+impl DynamoStore {
+    /// Writes `items` as [`ActivityWriter::insert_all`] does, together with `with` in the same
+    /// transaction: all, or nothing.
+    pub(super) async fn insert_with(
+        &self,
+        partner: &PartnerId,
+        items: &[Unchained],
+        with: Vec<TransactWriteItem>,
+    ) -> Result<Inserted, StoreError> {
         let mut customers: Vec<&CustomerId> = Vec::new();
         for u in items {
             if !customers.contains(&&u.activity.customer_id) {
@@ -332,6 +359,7 @@ impl ActivityWriter for DynamoStore {
                 let read = heads.get(*customer).and_then(Option::as_ref);
                 writes.push(self.head_put(partner, customer, head, read)?);
             }
+            writes.extend(with.iter().cloned());
             let result = self
                 .client
                 .transact_write_items()
@@ -341,7 +369,7 @@ impl ActivityWriter for DynamoStore {
             let err = match result {
                 Ok(_) => {
                     self.remember_heads(partner, &moved);
-                    return Ok(InsertOutcome::Written(written));
+                    return Ok(Inserted::Written(written));
                 }
                 Err(e) => {
                     // Whatever went wrong, read the heads again.
@@ -350,7 +378,11 @@ impl ActivityWriter for DynamoStore {
                 }
             };
             let reasons = cancellation_reasons(err)?;
-            let (activities, heads_moved) = reasons.split_at(items.len().min(reasons.len()));
+            let (activities, rest) = reasons.split_at(items.len().min(reasons.len()));
+            let (heads_moved, others) = rest.split_at(moved.len().min(rest.len()));
+            if others.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Ok(Inserted::Refused);
+            }
             match cancelled(activities) {
                 Cancelled::Exists => {
                     let keys = items
@@ -362,7 +394,7 @@ impl ActivityWriter for DynamoStore {
                         .collect::<Result<_, _>>()?;
                     let existing = self.batch_get(keys).await?;
                     if !existing.is_empty() {
-                        return Ok(InsertOutcome::Existing(existing));
+                        return Ok(Inserted::Existing(existing));
                     }
                     // Gone since (TTL): the write may go through now.
                 }

@@ -25,6 +25,11 @@
 //! customer and activity, with the activity's TTL. The activity itself carries `feedPosition`.
 //! Blocks keep each item collection small (the table's local index limits one to 10 GB).
 //!
+//! A tenant's streaming destinations (README, "Streaming"): each is
+//! `pk = P#<partner>#DEST`, `sk = D#<destinationId>`, holding its settings under `version` and
+//! delivery's cursor `delivered`; `sk = COUNT` beside them counts them in `n` (at most
+//! [`MAX_DESTINATIONS`](crate::domain::destination::MAX_DESTINATIONS)).
+//!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
 
@@ -33,6 +38,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::destination::DestinationId;
 use crate::domain::{ActivityId, CustomerId, ExportId, PageKey, PartnerId, time};
 
 pub const PK: &str = "pk";
@@ -61,6 +67,18 @@ pub const ACTIVITY_SK_PREFIX: &str = "A#";
 pub const FEED_BLOCK: u64 = 1_000_000;
 /// Attribute of an activity holding its feed position.
 pub const FEED_POSITION: &str = "feedPosition";
+
+/// Sort keys of destinations start with it.
+pub const DESTINATION_SK_PREFIX: &str = "D#";
+/// Sort key of the item counting a tenant's destinations.
+pub const DESTINATION_COUNT_SK: &str = "COUNT";
+/// Attribute of the count item.
+pub const DESTINATION_COUNT: &str = "n";
+
+/// The partition of `partner`'s destinations.
+pub fn destinations_pk(partner: &PartnerId) -> String {
+    format!("P#{partner}#DEST")
+}
 
 /// Sort key of a customer's chain head.
 pub const CHAIN_HEAD_SK: &str = "HEAD";
@@ -125,6 +143,22 @@ impl TableKey {
         Self {
             pk: feed_block_pk(partner, position / FEED_BLOCK),
             sk: feed_sk(position),
+        }
+    }
+
+    /// A streaming destination of `partner`.
+    pub fn destination(partner: &PartnerId, id: &DestinationId) -> Self {
+        Self {
+            pk: destinations_pk(partner),
+            sk: format!("{DESTINATION_SK_PREFIX}{id}"),
+        }
+    }
+
+    /// The item counting `partner`'s destinations.
+    pub fn destination_count(partner: &PartnerId) -> Self {
+        Self {
+            pk: destinations_pk(partner),
+            sk: DESTINATION_COUNT_SK.to_owned(),
         }
     }
 

@@ -15,6 +15,7 @@ use super::{
     Unchained, append_all,
 };
 use crate::domain::chain::Head;
+use crate::domain::destination::{Destination, DestinationId};
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, ExportStatus, PageKey,
     PartnerId,
@@ -42,6 +43,8 @@ pub struct MemoryStore {
     feed: Mutex<BTreeMap<(String, u64), (CustomerId, ActivityId)>>,
     /// Anchors by key, listed in key order.
     anchors: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Streaming destinations by tenant and id.
+    destinations: Mutex<BTreeMap<(String, DestinationId), Destination>>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
     page_size: usize,
     /// Keep only the sizes of uploaded parts, not their bytes (memory benchmarks).
@@ -141,6 +144,16 @@ impl ActivityWriter for MemoryStore {
         partner: &PartnerId,
         items: &[Unchained],
     ) -> Result<InsertOutcome, StoreError> {
+        self.insert_now(partner, items)
+    }
+}
+
+impl MemoryStore {
+    fn insert_now(
+        &self,
+        partner: &PartnerId,
+        items: &[Unchained],
+    ) -> Result<InsertOutcome, StoreError> {
         let mut rows = locked(&self.rows)?;
         let mut heads = locked(&self.heads)?;
         let key = |a: &Activity| (keys::customer_pk(partner, &a.customer_id), a.id.to_string());
@@ -163,6 +176,80 @@ impl ActivityWriter for MemoryStore {
                 .map(|(c, head)| (keys::customer_pk(partner, c), head)),
         );
         Ok(InsertOutcome::Written(written))
+    }
+}
+
+impl super::Destinations for MemoryStore {
+    async fn destinations(&self, partner: &PartnerId) -> Result<Vec<Destination>, StoreError> {
+        Ok(locked(&self.destinations)?
+            .iter()
+            .filter(|((p, _), _)| p == partner.as_str())
+            .map(|(_, d)| d.clone())
+            .collect())
+    }
+
+    async fn destination(
+        &self,
+        partner: &PartnerId,
+        id: &DestinationId,
+    ) -> Result<Option<Destination>, StoreError> {
+        Ok(locked(&self.destinations)?
+            .get(&(partner.to_string(), id.clone()))
+            .cloned())
+    }
+
+    async fn change_destination(
+        &self,
+        partner: &PartnerId,
+        change: &super::DestinationChange,
+        record: &Unchained,
+    ) -> Result<super::ChangeOutcome, StoreError> {
+        use super::{ChangeOutcome, DestinationChange};
+        // Held across the record's write: the change and its record are one step.
+        let mut all = locked(&self.destinations)?;
+        let key = |id: &DestinationId| (partner.to_string(), id.clone());
+        let version_of = |all: &BTreeMap<_, Destination>, id: &DestinationId| {
+            all.get(&key(id)).map(|d| d.version)
+        };
+        let allowed = match change {
+            DestinationChange::Create(_) => {
+                all.keys().filter(|(p, _)| p == partner.as_str()).count()
+                    < crate::domain::destination::MAX_DESTINATIONS
+            }
+            DestinationChange::Update {
+                expected, after, ..
+            } => version_of(&all, &after.id) == Some(*expected),
+            DestinationChange::Delete { id, expected } => version_of(&all, id) == Some(*expected),
+        };
+        if !allowed {
+            return Ok(ChangeOutcome::Refused);
+        }
+        let written = match self.insert_now(partner, std::slice::from_ref(record))? {
+            InsertOutcome::Written(mut w) => w.pop(),
+            InsertOutcome::Existing(_) => None,
+        }
+        .ok_or_else(|| StoreError::Other("the change's record was not written".into()))?;
+        match change {
+            DestinationChange::Create(d) => {
+                all.insert(key(&d.id), (**d).clone());
+            }
+            DestinationChange::Update { after, replay, .. } => {
+                if let Some(d) = all.get_mut(&key(&after.id)) {
+                    let (delivered, failing, last) =
+                        (d.delivered, d.failing.clone(), d.last_delivered_at);
+                    *d = (**after).clone();
+                    if !replay {
+                        d.delivered = delivered;
+                        d.failing = failing;
+                    }
+                    d.last_delivered_at = last;
+                }
+            }
+            DestinationChange::Delete { id, .. } => {
+                all.remove(&key(id));
+            }
+        }
+        Ok(ChangeOutcome::Done(Box::new(written)))
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::chain::{Head, Link, Record};
+use crate::domain::destination::{Destination, DestinationId};
 use crate::domain::integrity::PublicKey;
 use crate::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, ExportId, ExportJob, PageKey, PartnerId,
@@ -17,6 +18,8 @@ use crate::domain::{
 
 pub mod keys;
 
+#[cfg(feature = "service")]
+mod destinations;
 #[cfg(feature = "service")]
 pub mod dynamodb;
 #[cfg(feature = "service")]
@@ -268,6 +271,57 @@ pub trait FeedLog: Send + Sync {
         through: u64,
         limit: usize,
     ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
+}
+
+/// A change to a tenant's destinations, written together with the activity that records it.
+#[derive(Debug, Clone)]
+pub enum DestinationChange {
+    /// A new destination, if the tenant has fewer than
+    /// [`MAX_DESTINATIONS`](crate::domain::destination::MAX_DESTINATIONS).
+    Create(Box<Destination>),
+    /// New settings for a destination still at version `expected` (`after.version` is the
+    /// next). `replay` also moves delivery's cursor to `after.delivered` and clears its failure.
+    Update {
+        expected: u64,
+        after: Box<Destination>,
+        replay: bool,
+    },
+    /// Removes a destination still at version `expected`.
+    Delete { id: DestinationId, expected: u64 },
+}
+
+/// How a destination change ended.
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    /// Made, and recorded as the activity returned.
+    Done(Box<Activity>),
+    /// Not made, nothing written: the tenant has its most destinations (create), or the
+    /// destination moved on from the expected version or is gone (update, delete).
+    Refused,
+}
+
+/// A tenant's streaming destinations.
+pub trait Destinations: Send + Sync {
+    /// Every destination of `partner`, oldest first, read strongly.
+    fn destinations(
+        &self,
+        partner: &PartnerId,
+    ) -> impl Future<Output = Result<Vec<Destination>, StoreError>> + Send;
+
+    fn destination(
+        &self,
+        partner: &PartnerId,
+        id: &DestinationId,
+    ) -> impl Future<Output = Result<Option<Destination>, StoreError>> + Send;
+
+    /// Makes `change` and records `record` (an activity of the partner's own account) in one
+    /// atomic write: both, or neither.
+    fn change_destination(
+        &self,
+        partner: &PartnerId,
+        change: &DestinationChange,
+        record: &Unchained,
+    ) -> impl Future<Output = Result<ChangeOutcome, StoreError>> + Send;
 }
 
 /// One storage page of a query, newest first.

@@ -37,6 +37,13 @@ impl ApiRequest {
         r.header("content-type", "application/json")
     }
 
+    /// A request of `method` with a JSON body (`PATCH`, `DELETE`).
+    pub fn with_body(method: &str, route: &str, body: impl Into<String>) -> Self {
+        let mut r = Self::new(method, route);
+        r.body = Some(body.into());
+        r.header("content-type", "application/json")
+    }
+
     /// Fills a `{name}` of the route, as API Gateway does.
     pub fn path_param(mut self, name: &str, value: &str) -> Self {
         self.path = self.path.replace(
