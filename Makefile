@@ -11,7 +11,7 @@
 ARCHITECTURE ?= arm64
 PROFILE ?= release
 FUNCTIONS := record-activity query-activity export-activity export-worker integrity seal-heads \
-  sequence-feed
+  sequence-feed manage-destinations
 
 ifeq ($(ARCHITECTURE),arm64)
   TARGET := aarch64-unknown-linux-gnu
@@ -29,7 +29,7 @@ LAMBDA_DIR := target/sam-lambda/$(ARCHITECTURE)-$(PROFILE)
 
 .PHONY: functions build-RecordActivityFunction build-QueryActivityFunction \
   build-ExportActivityFunction build-ExportWorkerFunction build-IntegrityFunction \
-  build-SealHeadsFunction build-SequenceFeedFunction
+  build-SealHeadsFunction build-SequenceFeedFunction build-ManageDestinationsFunction
 
 functions:
 	cargo lambda build --profile $(PROFILE) --target $(TARGET) --lambda-dir $(LAMBDA_DIR) \
@@ -54,3 +54,5 @@ build-SealHeadsFunction: functions
 	$(call copy-bootstrap,seal-heads)
 build-SequenceFeedFunction: functions
 	$(call copy-bootstrap,sequence-feed)
+build-ManageDestinationsFunction: functions
+	$(call copy-bootstrap,manage-destinations)

@@ -38,6 +38,7 @@ HTTP_ROUTES = {
     "query-activity": ("GET", "/activities"),
     "export-activity": ("POST", "/exports"),
     "integrity": ("GET", "/integrity/public-key"),
+    "manage-destinations": ("GET", "/destinations"),
 }
 
 # The event each other function is given: one it cannot serve without AWS (nothing is reachable),

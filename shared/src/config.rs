@@ -184,6 +184,10 @@ pub struct Config {
     pub anchors: AnchorSettings,
     /// What the process runs in: Lambda's variables, metrics, the SDK's set-up.
     pub runtime: Runtime,
+    /// Streaming destinations may name plain-HTTP URLs and private addresses
+    /// (`DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS=true`): a local receiver on a developer's machine
+    /// or CI. Refused unless tokens are verified locally (never behind API Gateway).
+    pub allow_private_endpoints: bool,
 }
 
 /// The anchor store of signed heads (README, Tamper-evident log).
@@ -403,7 +407,6 @@ impl Config {
             anchors: AnchorSettings::from_env(&env),
             cursor_keys,
             cursor_key_secret: env.get("CURSOR_SIGNING_KEY_SECRET"),
-            auth,
             claims: ClaimNames::from_env(&env),
             details_inline_max_bytes: env.number(
                 "DETAILS_INLINE_MAX_BYTES",
@@ -420,7 +423,23 @@ impl Config {
             rate_limit: RateLimit::from_env(&env)?,
             exports: ExportSettings::from_env(&env)?,
             runtime: Runtime::from_env(&env),
+            allow_private_endpoints: allow_private_endpoints(&env, &auth)?,
+            auth,
         })
+    }
+}
+
+fn allow_private_endpoints(env: &Env<'_>, auth: &AuthMode) -> Result<bool, ConfigError> {
+    const NAME: &str = "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS";
+    match (env.get(NAME).as_deref(), auth) {
+        (None | Some("false"), _) => Ok(false),
+        (Some("true"), AuthMode::Local(_)) => Ok(true),
+        (Some("true"), AuthMode::ApiGateway) => Err(ConfigError(format!(
+            "{NAME}=true is for the local stack only (AUTH_MODE=local)"
+        ))),
+        (Some(other), _) => Err(ConfigError(format!(
+            "{NAME} must be true or false, got {other:?}"
+        ))),
     }
 }
 

@@ -9,8 +9,12 @@
   * "Schema-valid request rejected" (ST202) when the 400 names a rule a JSON Schema cannot state:
     opaque cursors (only the server issues valid ones), calendar/range/order rules of a period,
     the order and span of a chain's sequences (`to` at least `from`, at most 999 after it),
-    the retention window of `occurredAt`, membership of the IANA time zone database, and the
-    I-JSON rule of `details` (integers within ±(2^53−1) at any depth, as its description says).
+    the retention window of `occurredAt`, membership of the IANA time zone database, the
+    I-JSON rule of `details` (integers within ±(2^53−1) at any depth, as its description says),
+    and the destinations' rules that depend on state or on more than one field: the limit of 3,
+    versions (If-Match), positions past the feed's head, a field of another type than the
+    destination's, a HEC token's tie to its format, URL syntax (WHATWG) and public addresses,
+    S3's '..' and IP-form bucket names, and a key prefix's segments.
   * A request body that is not UTF-8, which the local router (`cargo lambda watch`) answers with
     its own 500 before any function runs. The functions' handling of such bodies (400
     InvalidBody) is a unit test (shared/src/handlers/tests.rs).
@@ -26,7 +30,28 @@ LOG = os.environ.get("ACTIVITY_LOG_ST_LOG")
 EXPECT_UNAUTHENTICATED = bool(os.environ.get("ACTIVITY_LOG_ST_EXPECT_UNAUTHENTICATED"))
 
 # Error codes whose rule lies outside what the contract's schemas can express.
-SEMANTIC_CODES = {"InvalidCursor", "InvalidDateRange", "InvalidSequenceRange"}
+SEMANTIC_CODES = {
+    "InvalidCursor",
+    "InvalidDateRange",
+    "InvalidSequenceRange",
+    "TooManyDestinations",
+    "VersionConflict",
+    "PreconditionFailed",
+}
+
+# (field, the start of its message) of the destinations' rules no JSON Schema states.
+DESTINATION_RULES = [
+    ("url", ""),
+    ("bucket", "is not a bucket name S3 allows"),
+    ("prefix", "must not begin with '/'"),
+    ("startAfter", "must be at most the feed's head position"),
+    ("replayAfter", "must be at most the feed's head position"),
+    ("type", "cannot change from"),
+    ("token", "is required for the splunkHec format"),
+    ("token", "is only for the splunkHec format"),
+    ("rotateSecret", "is only for webhooks"),
+    ("", "is not a field of a destination of type"),
+]
 
 
 def _log(kind, operation, status, code=""):
@@ -125,6 +150,9 @@ def _semantic_field(f):
     if field.endswith("].id") and "more than once in this batch" in message:
         # Distinct by one member: JSON Schema's uniqueItems compares whole items only.
         return "distinct ids"
+    for name, start in DESTINATION_RULES:
+        if (not name or field == name) and message.startswith(start):
+            return f"destination {field}"
     return None
 
 

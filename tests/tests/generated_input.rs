@@ -28,6 +28,17 @@ const OPERATIONS: [&str; 6] = [
     "GET /exports/{exportId}",
 ];
 
+/// The streaming destinations' operations: a run of their own with fewer cases (most of their
+/// requests name a destination that does not exist, or meet the limit of 3).
+const DESTINATION_OPERATIONS: [&str; 5] = [
+    "GET /destinations",
+    "POST /destinations",
+    "GET /destinations/{destinationId}",
+    "PATCH /destinations/{destinationId}",
+    "DELETE /destinations/{destinationId}",
+];
+const DESTINATION_PATHS: &str = "^/destinations";
+
 const PARTNER: &str = "st-partner";
 
 /// One stack for this test binary; the tests take turns (one function instance each).
@@ -109,6 +120,9 @@ struct Run {
     expect_unauthenticated: bool,
     /// Only this operation (`METHOD /path`); all when `None`.
     only: Option<&'static str>,
+    /// Only the paths this regular expression matches (`Some((true, re))`), or all but those
+    /// (`Some((false, re))`).
+    paths: Option<(bool, &'static str)>,
 }
 
 /// Per operation: responses by status, and the exclusions the hooks logged.
@@ -156,6 +170,15 @@ fn run_schemathesis(base: &str, run: &Run, seed: &str) -> BTreeMap<String, Tally
     if let Some((method, path)) = run.only.and_then(|op| op.split_once(' ')) {
         cmd.args(["--include-method", method, "--include-path", path]);
     }
+    match run.paths {
+        Some((true, re)) => {
+            cmd.args(["--include-path-regex", re]);
+        }
+        Some((false, re)) => {
+            cmd.args(["--exclude-path-regex", re]);
+        }
+        None => {}
+    }
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run schemathesis ({}): {e}", tool("st").display()));
@@ -192,8 +215,8 @@ fn read_log(log: &Path) -> BTreeMap<String, Tally> {
 
 fn print_tally(name: &str, tally: &BTreeMap<String, Tally>) {
     eprintln!("schemathesis run `{name}`: requests per operation");
-    for op in OPERATIONS {
-        let t = tally.get(op);
+    for op in OPERATIONS.iter().chain(&DESTINATION_OPERATIONS) {
+        let t = tally.get(*op);
         eprintln!(
             "  {op:<55} {:>6}  statuses {:?}  excluded {:?}",
             t.map_or(0, |t| t.requests),
@@ -230,6 +253,7 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
         examples: n,
         expect_unauthenticated: false,
         only: None,
+        paths: Some((false, DESTINATION_PATHS)),
     };
     let base = stack.base.clone();
     let seed = seed_value();
@@ -254,6 +278,7 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
             examples: n,
             expect_unauthenticated: false,
             only: Some(op),
+            paths: None,
         };
         let (base, seed) = (base.clone(), seed.clone());
         let more = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
@@ -322,6 +347,84 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
     }
 }
 
+/// Server errors of `op` other than the local router's excused ones, and the router's 500s.
+fn unexcused_server_errors(tally: &BTreeMap<String, Tally>, op: &str) -> (usize, usize) {
+    let t = tally.get(op);
+    let server_errors: usize = t
+        .map(|t| t.by_status.range(500..).map(|(_, c)| c).sum())
+        .unwrap_or(0);
+    let count = |prefix: &str| -> usize {
+        t.map(|t| {
+            t.excluded
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(_, c)| c)
+                .sum()
+        })
+        .unwrap_or(0)
+    };
+    let router_500s = count("excluded-local-router:ST101");
+    let excused = count("excluded-non-utf8:ST101") + router_500s;
+    (server_errors.saturating_sub(excused), router_500s)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_destination_requests_get_contract_answers() {
+    let _turn = TURN.lock().await;
+    let stack = stack().await;
+    let n = (examples() / 5).max(20);
+    let admin = token(PARTNER, &["AccountAdmin"], "schemathesis", 3 * 3600);
+    let run = Run {
+        name: "destinations",
+        token: admin.clone(),
+        examples: n,
+        expect_unauthenticated: false,
+        only: None,
+        paths: Some((true, DESTINATION_PATHS)),
+    };
+    let (base, seed) = (stack.base.clone(), seed_value());
+    let tally = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for op in DESTINATION_OPERATIONS {
+        let requests = tally.get(op).map_or(0, |t| t.requests);
+        assert!(requests >= n, "{op}: only {requests} requests (want {n})");
+        let (unexcused, router_500s) = unexcused_server_errors(&tally, op);
+        assert!(
+            router_500s <= 3,
+            "{op}: {router_500s} 500s from the local router"
+        );
+        assert_eq!(
+            unexcused, 0,
+            "{op}: 5xx answers other than the local router's"
+        );
+    }
+    let created = tally
+        .get("POST /destinations")
+        .and_then(|t| t.by_status.get(&201))
+        .copied()
+        .unwrap_or(0);
+    assert!(created > 0, "POST /destinations: no 201 in the whole run");
+    // However many it tried, the partner holds at most three.
+    let listed: Value = http()
+        .get(format!("{}/destinations", stack.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list: {e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let held = listed["items"].as_array().map_or(0, Vec::len);
+    assert!((1..=3).contains(&held), "{listed}");
+    let log = std::fs::read_to_string(&stack.log).unwrap_or_default();
+    assert!(
+        !log.contains("panicked"),
+        "a function panicked; see {}",
+        stack.log.display()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_requests_with_bad_tokens_are_all_unauthenticated() {
     let _turn = TURN.lock().await;
@@ -336,14 +439,15 @@ async fn generated_requests_with_bad_tokens_are_all_unauthenticated() {
             examples: n,
             expect_unauthenticated: true,
             only: None,
+            paths: None,
         };
         let base = stack.base.clone();
         let seed = seed_value();
         let tally = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        for op in OPERATIONS {
-            let t = tally.get(op);
+        for op in OPERATIONS.iter().chain(&DESTINATION_OPERATIONS) {
+            let t = tally.get(*op);
             assert!(
                 t.map_or(0, |t| t.requests) >= n,
                 "{name}: {op} under-tested"

@@ -122,7 +122,12 @@ fn function_crates_build_without_the_test_support() {
 #[test]
 fn local_only_settings_never_reach_aws() {
     let t = read_workspace_file("template.yaml");
-    for local in ["AUTH_MODE", "LOCAL_JWT_SECRET", "AWS_ENDPOINT_URL"] {
+    for local in [
+        "AUTH_MODE",
+        "LOCAL_JWT_SECRET",
+        "AWS_ENDPOINT_URL",
+        "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS",
+    ] {
         assert!(!t.contains(local), "template.yaml sets {local}");
     }
 }
@@ -1416,6 +1421,8 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
         ("ExportActivityFunction", false, true, true),
         ("ExportWorkerFunction", false, true, false),
         ("SequenceFeedFunction", false, false, false),
+        // It records each change in the partner's own account only (checked below).
+        ("ManageDestinationsFunction", false, false, true),
     ];
     for (name, customers, exports, counts) in expected {
         let f = function(name);
@@ -1473,6 +1480,48 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
                     "{name} may delete details: {actions:?}"
                 );
             }
+        }
+    }
+
+    // Destinations and the records of their changes: the manager writes the tenant's
+    // destinations and the partner's own account, and no other function writes either.
+    let account = CustomerId::partner_account();
+    let id = ActivityId::parse("a1").unwrap_or_else(|e| panic!("{e}"));
+    let account_pks = [
+        TableKey::activity(&partner, &account, &id).pk,
+        TableKey::chain_head(&partner, &account).pk,
+    ];
+    let destination = TableKey::destination(
+        &partner,
+        &activity_log::domain::destination::DestinationId::generate(),
+    )
+    .pk;
+    let look_alike = CustomerId::parse("x#C#_partner").unwrap_or_else(|e| panic!("{e}"));
+    let look_alike = TableKey::activity(&partner, &look_alike, &id).pk;
+    for (name, ..) in expected {
+        let f = function(name);
+        let manager = name == "ManageDestinationsFunction";
+        for pk in &account_pks {
+            assert_eq!(
+                table_write_allowed(&f, "dynamodb:PutItem", pk),
+                manager || name == "RecordActivityFunction",
+                "{name} recording in {pk}"
+            );
+        }
+        assert_eq!(
+            writes
+                .iter()
+                .any(|a| table_write_allowed(&f, a, &destination)),
+            manager,
+            "{name} writing {destination}"
+        );
+        if manager {
+            assert!(
+                !writes
+                    .iter()
+                    .any(|a| table_write_allowed(&f, a, &look_alike)),
+                "{name} writing {look_alike}, a customer made to look like the partner's account"
+            );
         }
     }
 

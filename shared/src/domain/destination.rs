@@ -576,29 +576,28 @@ impl Rules {
 
 /// An S3 bucket name (the general-purpose bucket rules).
 fn bucket(p: &mut Problems, value: &str) -> Option<String> {
-    let ok = (3..=63).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && value
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && value
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && !value.contains("..")
-        && value.parse::<std::net::Ipv4Addr>().is_err();
-    if ok {
-        Some(value.to_owned())
-    } else {
+    let bytes = value.as_bytes();
+    let shape = (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
+    if !shape {
         p.add(
             "bucket",
             "must be an S3 bucket name: 3 to 63 lower-case letters, digits, '.' and '-', \
              beginning and ending with a letter or digit",
         );
         None
+    } else if value.contains("..") || value.parse::<std::net::Ipv4Addr>().is_ok() {
+        p.add(
+            "bucket",
+            "is not a bucket name S3 allows: it holds '..' or has the form of an IP address",
+        );
+        None
+    } else {
+        Some(value.to_owned())
     }
 }
 

@@ -8,11 +8,10 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{AuthMode, Config};
+use crate::config::Config;
 use crate::domain::destination::{
-    DEFAULT_AUTO_PAUSE_MINUTES, Destination, DestinationFields, DestinationId, Failing,
-    HttpsFormat, MAX_DESTINATIONS, Pause, PausedBy, Problems, Rules, State, Target,
-    new_signing_secret,
+    DEFAULT_AUTO_PAUSE_MINUTES, Destination, DestinationFields, DestinationId, HttpsFormat,
+    MAX_DESTINATIONS, Pause, PausedBy, Problems, Rules, State, Target, new_signing_secret,
 };
 use crate::domain::{CustomerId, Identity, NewActivity, WriteRules, time};
 use crate::http::params::{DestinationRoute, destination_route};
@@ -47,9 +46,7 @@ pub async fn serve<S: Destinations + FeedLog>(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let rules = Rules {
-        // Plain HTTP and private addresses only where tokens are verified locally: a developer's
-        // machine or CI, never behind API Gateway.
-        allow_private_endpoints: matches!(config.auth, AuthMode::Local(_)),
+        allow_private_endpoints: config.allow_private_endpoints,
     };
     let ctx = Ctx {
         config,
@@ -503,8 +500,15 @@ impl<S: Destinations + FeedLog> Ctx<'_, S> {
             name: d.name.clone(),
             target: d.target.clone(),
             state: d.state(),
-            paused: d.paused.clone(),
-            failing: d.failing.clone(),
+            paused: d.paused.as_ref().map(|p| PauseView {
+                by: p.by,
+                at: time::format(p.at),
+            }),
+            failing: d.failing.as_ref().map(|f| FailingView {
+                since: time::format(f.since),
+                last_error: f.last_error.clone(),
+                last_error_at: time::format(f.last_error_at),
+            }),
             auto_pause_after_minutes: d.auto_pause_after_minutes,
             delivered_position: d.delivered,
             head_position: head,
@@ -567,8 +571,8 @@ struct DestinationView {
     #[serde(flatten)]
     target: Target,
     state: State,
-    paused: Option<Pause>,
-    failing: Option<Failing>,
+    paused: Option<PauseView>,
+    failing: Option<FailingView>,
     auto_pause_after_minutes: u32,
     delivered_position: u64,
     head_position: u64,
@@ -588,6 +592,20 @@ struct DestinationView {
     updated_by: String,
     version: u64,
     links: ViewLinks,
+}
+
+#[derive(Serialize)]
+struct PauseView {
+    by: PausedBy,
+    at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FailingView {
+    since: String,
+    last_error: String,
+    last_error_at: String,
 }
 
 #[derive(Serialize)]
@@ -670,8 +688,16 @@ fn parse_body(req: &Request) -> Result<DestinationFields, ApiError> {
     let invalid = |m: String| ApiError::bad_request(ErrorCode::InvalidBody, m);
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
-    if !value.is_object() {
+    let Some(fields) = value.as_object() else {
         return Err(invalid("body must be a JSON object".into()));
+    };
+    if let Some((name, _)) = fields.iter().find(|(_, v)| v.is_null()) {
+        return Err(invalid(format!(
+            "{name} must not be null: leave out what does not change"
+        )));
+    }
+    if fields.is_empty() {
+        return Err(invalid("the body names nothing to set".into()));
     }
     serde_json::from_value(value).map_err(|e| invalid(format!("body: {e}")))
 }

@@ -1,16 +1,19 @@
 //! A tenant's streaming destinations in the activity table (key design in [`keys`](super::keys)).
 //! Each change is one transaction with the activity that records it and its chain head, so a
-//! change is never made without its record, nor recorded without being made.
+//! change is never made without its record, nor recorded without being made. A deleted
+//! destination stays as a tombstone until the table's TTL removes it (no function may delete a
+//! table item).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{TimeDelta, Utc};
 
 use super::dynamodb::{DynamoStore, Inserted};
-use super::items::key_item;
+use super::items::{TTL, key_item};
 use super::keys::{self, DESTINATION_COUNT, DESTINATION_SK_PREFIX, PK, SK, TableKey};
 use super::sdk_error::classify;
 use super::{ChangeOutcome, DestinationChange, Destinations, StoreError, Unchained};
-use crate::domain::PartnerId;
 use crate::domain::destination::{Destination, DestinationId, MAX_DESTINATIONS};
+use crate::domain::{PartnerId, time};
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 
@@ -28,25 +31,35 @@ const SETTINGS: [&str; 8] = [
 /// The attributes a replay writes besides the settings.
 const REPLAY: [&str; 2] = ["delivered", "failing"];
 
+/// How long a deleted destination's item stays (as a tombstone, then TTL removes it).
+const DELETED_KEPT_DAYS: i64 = 30;
+/// Attribute of a deleted destination: when it was deleted. No function may delete a table
+/// item, so a delete leaves a tombstone that the table's TTL removes.
+const DELETED_AT: &str = "deletedAt";
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredDestination {
     #[serde(flatten)]
     key: TableKey,
     #[serde(flatten)]
     destination: Destination,
+    #[serde(default, rename = "deletedAt", skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
 }
 
 fn to_item(partner: &PartnerId, d: &Destination) -> Result<Item, StoreError> {
     serde_dynamo::to_item(StoredDestination {
         key: TableKey::destination(partner, &d.id),
         destination: d.clone(),
+        deleted_at: None,
     })
     .map_err(|e| StoreError::Other(format!("destination item: {e}")))
 }
 
-fn from_item(item: Item) -> Result<Destination, StoreError> {
+/// The destination an item holds, unless it was deleted.
+fn from_item(item: Item) -> Result<Option<Destination>, StoreError> {
     serde_dynamo::from_item::<_, StoredDestination>(item)
-        .map(|s| s.destination)
+        .map(|s| s.deleted_at.is_none().then_some(s.destination))
         .map_err(|e| StoreError::Corrupt(format!("destination: {e}")))
 }
 
@@ -110,7 +123,8 @@ impl DynamoStore {
                 let mut update = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_item(TableKey::destination(partner, &after.id))?))
-                    .condition_expression("#version = :expected")
+                    .condition_expression("#version = :expected AND attribute_not_exists(#deleted)")
+                    .expression_attribute_names("#deleted", DELETED_AT)
                     .expression_attribute_values(":expected", n(expected));
                 let mut sets = Vec::new();
                 for (i, name) in names.iter().enumerate() {
@@ -131,15 +145,25 @@ impl DynamoStore {
                 ]
             }
             DestinationChange::Delete { id, expected } => {
-                let delete = Delete::builder()
+                let now = Utc::now();
+                let tombstone = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_item(TableKey::destination(partner, id))?))
-                    .condition_expression("#version = :expected")
+                    .update_expression("SET #deleted = :now, #ttl = :ttl, #version = :next")
+                    .condition_expression("#version = :expected AND attribute_not_exists(#deleted)")
                     .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(":expected", n(expected));
+                    .expression_attribute_names("#deleted", DELETED_AT)
+                    .expression_attribute_names("#ttl", TTL)
+                    .expression_attribute_values(":now", AttributeValue::S(time::format(now)))
+                    .expression_attribute_values(
+                        ":ttl",
+                        n((now + TimeDelta::days(DELETED_KEPT_DAYS)).timestamp()),
+                    )
+                    .expression_attribute_values(":expected", n(expected))
+                    .expression_attribute_values(":next", n(expected + 1));
                 vec![
                     TransactWriteItem::builder()
-                        .delete(built(delete.build())?)
+                        .update(built(tombstone.build())?)
                         .build(),
                     count(-1)?,
                 ]
@@ -164,11 +188,11 @@ impl Destinations for DynamoStore {
             .await
             .map_err(classify)?;
         // Ids are ULIDs: key order is creation order.
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let mut found = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            found.extend(from_item(item)?);
+        }
+        Ok(found)
     }
 
     async fn destination(
@@ -185,7 +209,7 @@ impl Destinations for DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        out.item.map(from_item).transpose()
+        Ok(out.item.map(from_item).transpose()?.flatten())
     }
 
     async fn change_destination(
