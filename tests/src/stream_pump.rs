@@ -295,3 +295,38 @@ mod tests {
         assert!(mapping.batch_size >= 1);
     }
 }
+
+/// Pumps `app`'s table stream into the sequencer handler, in this process, until the test ends.
+pub async fn pump_into_sequencer(app: &activity_log::app::App) {
+    let stream = Stream::of_table(&crate::emulator().await, &app.config.table_name)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        let result = stream
+            .pump(|event| {
+                let store = store.clone();
+                async move {
+                    let event = serde_json::from_value(event).map_err(|e| e.to_string())?;
+                    activity_log::handlers::feed::sequence(&store, &event)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await;
+        panic!("the stream pump stopped: {result:?}");
+    });
+}
+
+/// Waits until partner `p`'s feed has given position `head`.
+pub async fn wait_for_head(app: &activity_log::app::App, p: &str, head: u64) {
+    use activity_log::store::FeedLog as _;
+    let partner = activity_log::domain::PartnerId::parse(p).unwrap_or_else(|e| panic!("{e}"));
+    crate::wait_until(
+        &format!("the feed of {p} at position {head}"),
+        Duration::from_secs(120),
+        || async { app.store.feed_head(&partner).await.is_ok_and(|h| h >= head) },
+    )
+    .await;
+}

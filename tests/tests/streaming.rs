@@ -14,51 +14,13 @@ use activity_log::handlers::{feed, query};
 use activity_log::store::{ActivityReader as _, FeedAppend, FeedLog as _};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::{self, activity, minutes_ago};
-use activity_log_tests::stream_pump::Stream;
-use activity_log_tests::{emulator, isolated_app, json_body as body, wait_until};
+use activity_log_tests::stream_pump::{Stream, pump_into_sequencer, wait_for_head};
+use activity_log_tests::{emulator, isolated_app, json_body as body};
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 
 fn partner(p: &str) -> PartnerId {
     PartnerId::parse(p).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Pumps the app's table stream into the sequencer handler, in this process, until the test
-/// ends.
-async fn pump_into_sequencer(app: &App) {
-    let stream = Stream::of_table(&emulator().await, &app.config.table_name)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = app.store.clone();
-    tokio::spawn(async move {
-        let result = stream
-            .pump(|event| {
-                let store = store.clone();
-                async move {
-                    let event = serde_json::from_value(event).map_err(|e| e.to_string())?;
-                    feed::sequence(&store, &event)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
-            })
-            .await;
-        panic!("the stream pump stopped: {result:?}");
-    });
-}
-
-async fn wait_for_head(app: &App, p: &str, head: u64) {
-    wait_until(
-        &format!("the feed of {p} at position {head}"),
-        Duration::from_secs(120),
-        || async {
-            app.store
-                .feed_head(&partner(p))
-                .await
-                .is_ok_and(|h| h >= head)
-        },
-    )
-    .await;
 }
 
 /// Reads `p`'s whole feed through `GET /feed`, `limit` at a time: the activities, and the
