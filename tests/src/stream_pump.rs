@@ -270,32 +270,6 @@ pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(event: &str, sk: &str) -> Value {
-        json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": "P#p1#C#c1"}, "sk": {"S": sk}}}})
-    }
-
-    #[test]
-    fn the_template_s_filter_passes_activity_inserts_only() {
-        let mapping = Mapping::of_template().unwrap_or_else(|e| panic!("{e}"));
-        assert!(mapping.passes(&record("INSERT", "A#a1")));
-        for (event, sk) in [
-            ("MODIFY", "A#a1"),
-            ("MODIFY", "HEAD"),
-            ("INSERT", "HEAD"),
-            ("INSERT", "00000000000000000001"),
-            ("REMOVE", "A#a1"),
-        ] {
-            assert!(!mapping.passes(&record(event, sk)), "{event} {sk}");
-        }
-        assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
-        assert!(mapping.batch_size >= 1);
-    }
-}
-
 /// Pumps `app`'s table stream into the sequencer handler, in this process, until the test ends.
 pub async fn pump_into_sequencer(app: &activity_log::app::App) {
     let stream = Stream::of_table(&crate::emulator().await, &app.config.table_name)
@@ -329,4 +303,30 @@ pub async fn wait_for_head(app: &activity_log::app::App, p: &str, head: u64) {
         || async { app.store.feed_head(&partner).await.is_ok_and(|h| h >= head) },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: &str, sk: &str) -> Value {
+        json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": "P#p1#C#c1"}, "sk": {"S": sk}}}})
+    }
+
+    #[test]
+    fn the_template_s_filter_passes_activity_inserts_only() {
+        let mapping = Mapping::of_template().unwrap_or_else(|e| panic!("{e}"));
+        assert!(mapping.passes(&record("INSERT", "A#a1")));
+        for (event, sk) in [
+            ("MODIFY", "A#a1"),
+            ("MODIFY", "HEAD"),
+            ("INSERT", "HEAD"),
+            ("INSERT", "00000000000000000001"),
+            ("REMOVE", "A#a1"),
+        ] {
+            assert!(!mapping.passes(&record(event, sk)), "{event} {sk}");
+        }
+        assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
+        assert!(mapping.batch_size >= 1);
+    }
 }
