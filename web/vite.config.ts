@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // cargo lambda watch, as CloudFront does in AWS (same origin, no CORS). Page routes fall back to
 // index.html; API paths never do.
 const api = `http://127.0.0.1:${process.env.ACTIVITY_LOG_API_PORT ?? '9000'}`;
-const apiPaths = ['/activities', '/customers', '/exports', '/feed', '/integrity'];
+const apiPaths = ['/activities', '/customers', '/destinations', '/exports', '/feed', '/integrity'];
 
 export default defineConfig({
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },

@@ -22,5 +22,7 @@ pub mod launch;
 pub mod logging;
 #[cfg(feature = "service")]
 pub mod sdk;
+#[cfg(feature = "service")]
+pub mod sinks;
 #[cfg(all(feature = "service", any(test, feature = "testing")))]
 pub mod testing;

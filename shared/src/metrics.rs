@@ -84,8 +84,16 @@ pub const FEED_LAG: Metric = Metric::milliseconds("FeedLag");
 /// are left out of the feed, so an alarm watches it.
 pub const FEED_UNREADABLE: Metric = Metric::count("FeedUnreadable");
 
+/// Events destinations acknowledged (outcome `delivered`).
+pub const DELIVERED_EVENTS: Metric = Metric::count("DeliveredEvents");
+/// Delivery attempts that failed (outcome `delivered`): a destination is failing.
+pub const DELIVERY_FAILURES: Metric = Metric::count("DeliveryFailures");
+/// How long the oldest activity a run delivered had waited since it was recorded (outcome
+/// `delivered`): delivery's lag behind recording.
+pub const DELIVERY_LAG: Metric = Metric::milliseconds("DeliveryLag");
+
 /// Every metric the functions publish.
-pub const METRICS: [Metric; 10] = [
+pub const METRICS: [Metric; 13] = [
     ACTIVITIES_RECORDED,
     REQUESTS_REFUSED,
     QUERY_ITEMS_RETURNED,
@@ -96,6 +104,9 @@ pub const METRICS: [Metric; 10] = [
     FEED_PLACED,
     FEED_LAG,
     FEED_UNREADABLE,
+    DELIVERED_EVENTS,
+    DELIVERY_FAILURES,
+    DELIVERY_LAG,
 ];
 
 static FUNCTION_NAME: OnceLock<&'static str> = OnceLock::new();

@@ -124,7 +124,7 @@ def _not_utf8(body):
 
 
 def _semantic_rejection(case, response):
-    if response.status_code != 400:
+    if response.status_code not in (400, 409, 412):
         return None
     err = _error(response) or {}
     code = err.get("code")

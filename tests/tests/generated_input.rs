@@ -39,6 +39,16 @@ const DESTINATION_OPERATIONS: [&str; 5] = [
 ];
 const DESTINATION_PATHS: &str = "^/destinations";
 
+/// Cases schemathesis can make of an operation: `n`, or a handful for one that takes no input
+/// at all (`GET /destinations`: only its headers vary).
+fn cases(op: &str, n: usize) -> usize {
+    if op == "GET /destinations" {
+        n.min(3)
+    } else {
+        n
+    }
+}
+
 const PARTNER: &str = "st-partner";
 
 /// One stack for this test binary; the tests take turns (one function instance each).
@@ -388,7 +398,11 @@ async fn generated_destination_requests_get_contract_answers() {
         .unwrap_or_else(|e| panic!("{e}"));
     for op in DESTINATION_OPERATIONS {
         let requests = tally.get(op).map_or(0, |t| t.requests);
-        assert!(requests >= n, "{op}: only {requests} requests (want {n})");
+        let want = cases(op, n);
+        assert!(
+            requests >= want,
+            "{op}: only {requests} requests (want {want})"
+        );
         let (unexcused, router_500s) = unexcused_server_errors(&tally, op);
         assert!(
             router_500s <= 3,
@@ -405,7 +419,7 @@ async fn generated_destination_requests_get_contract_answers() {
         .copied()
         .unwrap_or(0);
     assert!(created > 0, "POST /destinations: no 201 in the whole run");
-    // However many it tried, the partner holds at most three.
+    // However many it created (and deleted), the partner holds at most three.
     let listed: Value = http()
         .get(format!("{}/destinations", stack.base))
         .bearer_auth(&admin)
@@ -416,7 +430,7 @@ async fn generated_destination_requests_get_contract_answers() {
         .await
         .unwrap_or_default();
     let held = listed["items"].as_array().map_or(0, Vec::len);
-    assert!((1..=3).contains(&held), "{listed}");
+    assert!(held <= 3, "{listed}");
     let log = std::fs::read_to_string(&stack.log).unwrap_or_default();
     assert!(
         !log.contains("panicked"),
@@ -449,7 +463,7 @@ async fn generated_requests_with_bad_tokens_are_all_unauthenticated() {
         for op in OPERATIONS.iter().chain(&DESTINATION_OPERATIONS) {
             let t = tally.get(*op);
             assert!(
-                t.map_or(0, |t| t.requests) >= n,
+                t.map_or(0, |t| t.requests) >= cases(op, n),
                 "{name}: {op} under-tested"
             );
             // The check already failed the run on anything else; this shows it was applied.

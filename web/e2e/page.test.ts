@@ -362,12 +362,34 @@ describe('the Activity Log page', () => {
     await axeCheck(page, 'verified');
   });
 
+  test('Streaming: an admin sees the demo destination, its progress and Pause', async () => {
+    await page.goto(`${WEB}/?range=7d&lang=en`);
+    const heading = page.getByRole('heading', { level: 2, name: 'Streaming' });
+    await heading.waitFor();
+    const table = page.getByRole('table', { name: 'Streaming' });
+    const row = table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'Security SIEM', exact: true }) });
+    expect(await row.count()).toBe(1);
+    const [type, where, state, delivered, lag] = await row.getByRole('cell').allInnerTexts();
+    expect([type, where]).toEqual(['HTTPS webhook', 'https://siem.demo-partner.example/hooks/activity']);
+    expect(state).toMatch(/^(Active|Failing since .+|Paused by (you|delivery) since .+)$/);
+    expect(delivered).toMatch(/^[\d,]+ of [\d,]+$/);
+    expect(lag).toMatch(/^(up to date|[\d,]+ activit(y|ies)(, .+)?)$/);
+    // Not clicked: a pause is recorded in the demo partner's log.
+    const pause = row.getByRole('button', { name: 'Pause Security SIEM', exact: true });
+    await expect(pause.isVisible()).resolves.toBe(true);
+    expect(await pause.innerText()).toBe('Pause');
+    await heading.scrollIntoViewIfNeeded();
+    await shot(page, 'en-streaming');
+    await axeCheck(page, 'streaming');
+  });
+
   test('Traditional Chinese: the seed’s words in the page and in the exported file', async () => {
     await page.goto(`${WEB}/?range=30d&customer=northwind&lang=en`);
     await rows(page).first().waitFor();
     await page.getByLabel('Language').selectOption('zh-TW');
     await page.waitForURL(/lang=zh-TW/);
     await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe('活動記錄');
+    await page.getByRole('heading', { level: 2, name: '串流', exact: true }).waitFor();
     expect(await page.locator('table.log thead th').allInnerTexts()).toEqual([expect.any(String), '日期 / 時間', '受影響客戶', '動作', '合作夥伴使用者', '狀態', '序號']);
     await expect(page.getByLabel('從', { exact: true }).isVisible()).resolves.toBe(true);
     await expect(page.getByLabel('到', { exact: true }).isVisible()).resolves.toBe(true);

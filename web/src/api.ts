@@ -32,9 +32,24 @@ export type ExportRequest = Schemas['ExportRequest'];
 /** An export job (`POST /exports`, `GET /exports/{exportId}`). */
 export type ExportJob = Schemas['ExportJob'];
 
+/** A streaming destination, with its state and delivery's progress (`GET /destinations`). */
+export type Destination = Schemas['Destination'];
+
+/** `GET /destinations`: the tenant's destinations (GlobalAdmin, AccountAdmin; others get 403). */
+export type DestinationList = operations['listDestinations']['responses'][200]['content']['application/json'];
+
+/** `PATCH /destinations/{destinationId}`'s body. */
+export type DestinationUpdate = Schemas['DestinationUpdate'];
+
 type ErrorBody = Schemas['Error'];
 
 export const PUBLIC_KEY_PATH = '/integrity/public-key';
+
+export const DESTINATIONS_PATH = '/destinations';
+
+export function destinationPath(destinationId: string): string {
+  return `${DESTINATIONS_PATH}/${encodeURIComponent(destinationId)}`;
+}
 
 export function checkpointPath(customerId: string): string {
   return `/customers/${encodeURIComponent(customerId)}/checkpoint`;

@@ -26,13 +26,16 @@ function checkpointOf(head: Activity): Checkpoint {
 
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
-/** The fake API: the list (with `list` rows), each activity in full (`full`), the key and the checkpoint. */
+/** The fake API: the list (with `list` rows), each activity in full (`full`), the key and the
+ * checkpoint; destinations are refused (a reader). */
 function serve(list: Activity[], full: Activity[] = list, checkpoint: Checkpoint = checkpointOf(full[0])) {
   const asked: string[] = [];
   globalThis.fetch = (async (input: RequestInfo | URL) => {
     const url = new URL(String(input), 'http://page.test');
     asked.push(url.pathname);
     if (url.pathname === '/activities') return json({ items: list, nextCursor: null });
+    // A reader, not an admin: no Streaming section (streaming.test.ts).
+    if (url.pathname === '/destinations') return json({ error: { code: 'Forbidden', message: 'not an admin' } }, 403);
     if (url.pathname === '/integrity/public-key') return json(PUBLIC_KEY);
     if (url.pathname === '/customers/c1/checkpoint') return json(checkpoint);
     if (url.pathname === '/customers/c1/chain') return json(chainLinks(full, url));
@@ -131,7 +134,7 @@ describe('the page', () => {
     expect(liveText()).toBe('Verified: 5 activities (sequences 1–5) match their hashes and the signed checkpoint at 5.');
     expect(root.querySelector('.verify-status')?.classList.contains('verify-ok')).toBe(true);
     expect(verify.disabled).toBe(false);
-    expect(asked.filter((p) => p !== '/activities').sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
+    expect(asked.filter((p) => p !== '/activities' && p !== '/destinations').sort()).toEqual(['/activities/c1/a2', '/customers/c1/checkpoint', '/integrity/public-key']);
     expect(root.querySelector('.row-tampered')).toBeNull();
 
     // Show details of a2 reuses what Verify fetched.

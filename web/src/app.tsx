@@ -1,5 +1,6 @@
-// The Activity Log page: the view (kept in the URL), its rows page by page, their details, Export
-// and Verify. Each is held by its hook (hooks/) and shown by its component (components/).
+// The Activity Log page: the view (kept in the URL), its rows page by page, their details, Export,
+// Verify, and Streaming (for admins, even an AccountAdmin who may not read the log). Each is held
+// by its hook (hooks/) and shown by its component (components/).
 import type { User, UserManager } from 'oidc-client-ts';
 import { useState } from 'preact/hooks';
 
@@ -9,9 +10,11 @@ import { ActivityTable, TableFooter } from './components/ActivityTable';
 import { ExportControls, StatusLine } from './components/ExportBar';
 import { FilterForm } from './components/FilterForm';
 import { Header } from './components/Header';
+import { StreamingSection } from './components/StreamingSection';
 import { Toolbar } from './components/Toolbar';
 import { VerifyBar } from './components/VerifyBar';
 import { useApi } from './hooks/useApi';
+import { useDestinations } from './hooks/useDestinations';
 import { useDetails } from './hooks/useDetails';
 import { useExport } from './hooks/useExport';
 import { usePages } from './hooks/usePages';
@@ -29,7 +32,9 @@ export function App({ um, user: initialUser, fallbackLang, signingKeyPem }: { um
   const details = useDetails(api, pages.fail, JSON.stringify(query), periodValid);
   const exp = useExport(api, pages.fail, viewState);
   const verify = useVerify(api, pages, view.customer, details.fullDetails, signingKeyPem);
+  const destinations = useDestinations(api, pages.fail);
   const { rows, phase } = pages;
+  const streaming = <StreamingSection destinations={destinations} t={t} lang={view.lang} zone={zone} />;
 
   const header = (
     <Header t={t} lang={view.lang} onLang={(lang) => setView({ ...view, lang })} userName={displayName(user)} onSignOut={() => um.signoutRedirect()} />
@@ -38,7 +43,9 @@ export function App({ um, user: initialUser, fallbackLang, signingKeyPem }: { um
     return (
       <>
         {header}
-        <AccessMessage t={t} problem={phase} onSignInAgain={() => um.removeUser().then(() => signIn(um))} />
+        <AccessMessage t={t} problem={phase} onSignInAgain={() => um.removeUser().then(() => signIn(um))}>
+          {phase === 'noAccess' && streaming}
+        </AccessMessage>
       </>
     );
   }
@@ -67,6 +74,7 @@ export function App({ um, user: initialUser, fallbackLang, signingKeyPem }: { um
         <ActivityTable rows={rows} busy={phase === 'loading'} t={t} lang={view.lang} zone={zone} period={period} details={details} tampered={verify.tampered} />
         <TableFooter pages={pages} t={t} periodValid={periodValid} />
         {verify.can && <VerifyBar verify={verify} t={t} disabled={pages.loadingMore} />}
+        {streaming}
       </main>
     </>
   );

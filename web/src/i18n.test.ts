@@ -19,6 +19,14 @@ describe('languages', () => {
     ]);
   });
 
+  test('a destination’s lag: how many activities, and how long the oldest has waited', () => {
+    const [en, zh] = [WORDS.en, WORDS['zh-TW']];
+    expect([en.lag(1, 45), en.lag(12, 180), en.lag(3, 7200), en.lag(1500, 90_061), en.lag(2, null)]).toEqual([
+      '1 activity, 45 s', '12 activities, 3 min', '3 activities, 2 h', '1,500 activities, 1 d 1 h', '2 activities',
+    ]);
+    expect([zh.lag(1, 45), zh.lag(12, 3700), zh.lag(1500, 90_061)]).toEqual(['1 筆活動，45 秒', '12 筆活動，1 小時 1 分鐘', '1,500 筆活動，1 天 1 小時']);
+  });
+
   test('both languages have every word', () => {
     expect(Object.keys(WORDS['zh-TW']).sort()).toEqual(Object.keys(WORDS.en).sort());
   });

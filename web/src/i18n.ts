@@ -6,6 +6,21 @@ export type Lang = 'en' | 'zh-TW';
 export const LANGS: Lang[] = ['en', 'zh-TW'];
 export const LANG_NAMES: Record<Lang, string> = { en: 'English', 'zh-TW': '繁體中文' };
 
+/** A duration in at most two whole units, largest first: [[1, 'h'], [5, 'min']]. */
+function durationParts(seconds: number): [number, 'd' | 'h' | 'min' | 's'][] {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return [[s, 's']];
+  if (s < 3600) return [[Math.floor(s / 60), 'min']];
+  const [big, bigUnit, small, smallUnit] =
+    s < 86400 ? [Math.floor(s / 3600), 'h' as const, Math.floor((s % 3600) / 60), 'min' as const] : [Math.floor(s / 86400), 'd' as const, Math.floor((s % 86400) / 3600), 'h' as const];
+  return small > 0 ? [[big, bigUnit], [small, smallUnit]] : [[big, bigUnit]];
+}
+
+const duration = (seconds: number, units: Record<'d' | 'h' | 'min' | 's', string>, lang: string) =>
+  durationParts(seconds)
+    .map(([n, u]) => `${n.toLocaleString(lang)} ${units[u]}`)
+    .join(' ');
+
 const en = {
   title: 'Activity log',
   intro: 'Every action taken on your customers’ accounts, newest first.',
@@ -95,6 +110,34 @@ const en = {
   verifyHistoryChanged: (since: string) => `Verification failed: history changed since ${since}. The log no longer extends the checkpoint verified in this browser then.`,
   verifyRefused: 'Verification failed: the service refused to sign this customer’s log, because it no longer extends what the service signed before (it was changed in storage).',
   verifyError: (message: string) => `Verification could not be completed: ${message}`,
+  streaming: 'Streaming',
+  streamingIntro: 'Destinations that receive every activity of your log as it is recorded.',
+  destinationName: 'Name',
+  destinationType: 'Type',
+  destinationWhere: 'Where',
+  destinationState: 'State',
+  destinationDelivered: 'Delivered',
+  destinationLag: 'Lag',
+  destinationActions: 'Pause or resume',
+  destinationTypes: { s3: 'Amazon S3', webhook: 'HTTPS webhook', splunkHec: 'Splunk HEC', eventBridge: 'Amazon EventBridge' },
+  stateActive: 'Active',
+  stateFailing: 'Failing',
+  stateFailingSince: (since: string, error: string) => `Failing since ${since}: ${error}`,
+  statePaused: 'Paused',
+  statePausedByPartner: (since: string) => `Paused by you since ${since}`,
+  statePausedByDelivery: (since: string) => `Paused by delivery since ${since}`,
+  delivered: (position: number, head: number) => `${position.toLocaleString('en')} of ${head.toLocaleString('en')}`,
+  upToDate: 'up to date',
+  lag: (n: number, seconds: number | null) =>
+    `${n.toLocaleString('en')} ${n === 1 ? 'activity' : 'activities'}` + (seconds ? `, ${duration(seconds, { d: 'd', h: 'h', min: 'min', s: 's' }, 'en')}` : ''),
+  pause: 'Pause',
+  resume: 'Resume',
+  pauseNamed: (name: string) => `Pause ${name}`,
+  resumeNamed: (name: string) => `Resume ${name}`,
+  noDestinations: 'No destinations yet.',
+  destinationsHint: (n: number) => `Up to ${n} can be added through the API (README, “Streaming”).`,
+  destinationChanged: (name: string) => `${name} was changed meanwhile; the list now shows it as it is.`,
+  destinationChangeFailed: (message: string) => `The change did not go through: ${message}`,
   statusNames: { succeeded: 'Succeeded', failed: 'Failed', inProgress: 'In progress' } as Record<string, string>,
 };
 
@@ -182,6 +225,34 @@ const zhTW: Words = {
   verifyHistoryChanged: (since: string) => `驗證失敗：自 ${since} 以來記錄已被變更。記錄不再延續當時在此瀏覽器驗證的檢查點。`,
   verifyRefused: '驗證失敗：服務拒絕簽署此客戶的記錄，因為它已不再延續服務先前簽署的內容（儲存內容遭到變更）。',
   verifyError: (message: string) => `無法完成驗證：${message}`,
+  streaming: '串流',
+  streamingIntro: '這些目的地會在您記錄中的每筆活動被記錄時即時收到該活動。',
+  destinationName: '名稱',
+  destinationType: '類型',
+  destinationWhere: '位置',
+  destinationState: '狀態',
+  destinationDelivered: '已傳遞',
+  destinationLag: '延遲',
+  destinationActions: '暫停或繼續',
+  destinationTypes: { s3: 'Amazon S3', webhook: 'HTTPS Webhook', splunkHec: 'Splunk HEC', eventBridge: 'Amazon EventBridge' },
+  stateActive: '使用中',
+  stateFailing: '失敗中',
+  stateFailingSince: (since: string, error: string) => `失敗中（自 ${since} 起）：${error}`,
+  statePaused: '已暫停',
+  statePausedByPartner: (since: string) => `已暫停（由您於 ${since} 暫停）`,
+  statePausedByDelivery: (since: string) => `已暫停（因傳遞持續失敗，自 ${since} 起自動暫停）`,
+  delivered: (position: number, head: number) => `${position.toLocaleString('zh-TW')} / ${head.toLocaleString('zh-TW')}`,
+  upToDate: '已是最新',
+  lag: (n: number, seconds: number | null) =>
+    `${n.toLocaleString('zh-TW')} 筆活動` + (seconds ? `，${duration(seconds, { d: '天', h: '小時', min: '分鐘', s: '秒' }, 'zh-TW')}` : ''),
+  pause: '暫停',
+  resume: '繼續',
+  pauseNamed: (name: string) => `暫停 ${name}`,
+  resumeNamed: (name: string) => `繼續 ${name}`,
+  noDestinations: '尚無目的地。',
+  destinationsHint: (n: number) => `最多可透過 API 新增 ${n} 個目的地（請參閱 README 的「Streaming」一節）。`,
+  destinationChanged: (name: string) => `「${name}」在此期間已有變更；清單已更新為目前的狀態。`,
+  destinationChangeFailed: (message: string) => `變更未完成：${message}`,
   statusNames: { succeeded: '成功', failed: '失敗', inProgress: '進行中' },
 };
 

@@ -224,16 +224,44 @@ pub struct DestinationFields {
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
     pub event_bus_arn: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub auto_pause_after_minutes: Option<u32>,
     /// Create only: deliver what comes after this feed position (default: the head, so only
     /// what is recorded from now on; `0`: everything the feed still holds).
+    #[serde(default, deserialize_with = "whole_number")]
     pub start_after: Option<u64>,
     /// Update only: `true` pauses, `false` resumes from the cursor.
     pub paused: Option<bool>,
     /// Update only: deliver again everything after this feed position.
+    #[serde(default, deserialize_with = "whole_number")]
     pub replay_after: Option<u64>,
     /// Update only: `true` replaces a webhook's signing secret (the answer shows the new one).
     pub rotate_secret: Option<bool>,
+}
+
+/// A whole number given as JSON writes it: `15` or `15.0` (JSON Schema's integers include both),
+/// from 0 to 2^53 − 1 (what every JSON reader holds exactly) and within `T`.
+fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f))
+            if f >= 0.0 && f.fract() == 0.0 && f <= super::feed::MAX_POSITION as f64 =>
+        {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    whole
+        .filter(|u| *u <= super::feed::MAX_POSITION)
+        .and_then(|u| T::try_from(u).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number from 0 to 2^53 - 1")))
 }
 
 /// Where plain-HTTP endpoints and private addresses are allowed: only on a developer's machine.
@@ -790,6 +818,27 @@ mod tests {
             ),
             Err(vec!["token".into()])
         );
+    }
+
+    #[test]
+    fn positions_and_minutes_are_whole_numbers_however_json_writes_them() {
+        let f = fields(serde_json::json!({"startAfter": 916570.0, "autoPauseAfterMinutes": 30}));
+        assert_eq!(
+            (f.start_after, f.auto_pause_after_minutes),
+            (Some(916570), Some(30))
+        );
+        for bad in [
+            serde_json::json!({"startAfter": 1.5}),
+            serde_json::json!({"startAfter": -1}),
+            serde_json::json!({"replayAfter": 9007199254740992_u64}),
+            serde_json::json!({"autoPauseAfterMinutes": 4294967296_u64}),
+            serde_json::json!({"startAfter": "5"}),
+        ] {
+            assert!(
+                serde_json::from_value::<DestinationFields>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

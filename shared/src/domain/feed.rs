@@ -78,6 +78,13 @@ fn whole(image: &HashMap<String, Value>, name: &str) -> Option<i64> {
     image.get(name)?.get("N")?.as_str()?.parse().ok()
 }
 
+impl StreamRecord {
+    /// The partition key of the item the record is about.
+    pub fn partition_key(&self) -> Option<&str> {
+        string(&self.dynamodb.keys, "pk")
+    }
+}
+
 impl StreamEvent {
     /// The activities it inserted, grouped by tenant; everything else is counted and left.
     pub fn inserted(&self) -> Inserted {

@@ -21,7 +21,7 @@ fn check_len(value: &str, min: usize, max: usize) -> Result<(), IdError> {
 
 /// The tenant: a cloud-solution partner. Taken only from a verified identity.
 /// Restricted to a safe ASCII set because it is a component of storage keys and S3 object keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
 pub struct PartnerId(String);
 

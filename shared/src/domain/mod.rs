@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod chain;
+pub mod delivery;
 pub mod destination;
 pub mod feed;
 pub mod ids;

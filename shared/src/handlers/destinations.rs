@@ -222,13 +222,14 @@ impl<S: Destinations + FeedLog> Ctx<'_, S> {
         }
         for _ in 0..CHANGE_ATTEMPTS {
             let before = self.existing(id).await?;
+            let head = self.store.feed_head(&self.who.partner).await?;
+            // Bad input is refused as such, whatever the version.
+            let change = self.changed(&before, &f, head)?;
             if let Some(expected) = if_match
                 && expected != before.version
             {
                 return Err(precondition(&before));
             }
-            let head = self.store.feed_head(&self.who.partner).await?;
-            let change = self.changed(&before, &f, head)?;
             let Some(Change {
                 after,
                 action,
@@ -448,32 +449,15 @@ impl<S: Destinations + FeedLog> Ctx<'_, S> {
 
     /// The activity that records a change to `d`, by the caller, in the partner's own account.
     fn record(&self, action: &str, d: &Destination, details: Value) -> Result<Unchained, ApiError> {
-        let rules = WriteRules {
-            now: self.now,
-            retention_days: self.config.retention_days,
-        };
-        let new = NewActivity::by_service(
-            CustomerId::partner_account(),
-            CustomerId::PARTNER_ACCOUNT_NAME,
-            action,
-            &self.who.subject,
-            self.now,
-            Some(RESOURCE_TYPE),
-            &json!({ "destination": d.name, "type": d.target.kind(), "change": details }),
-        );
-        let activity = super::record::to_record(
-            &self.who.partner,
-            &new,
-            rules,
+        Ok(change_record(
             self.config,
+            &self.who.partner,
             &self.who.subject,
-        );
-        // Details of a change are a few hundred bytes: always kept in the table item.
-        let activity = crate::domain::Activity {
-            details: crate::domain::Details::Inline(new.details.clone().unwrap_or_default()),
-            ..activity
-        };
-        Ok(Unchained::new(&self.who.partner, activity, None)?)
+            action,
+            d,
+            details,
+            self.now,
+        )?)
     }
 
     /// `d` as the API shows it, with delivery's progress against the feed's head.
@@ -549,6 +533,39 @@ impl<S: Destinations + FeedLog> Ctx<'_, S> {
         }
         Ok(response)
     }
+}
+
+/// The activity that records a change to `d` by `by`, in `partner`'s own account: what the API's
+/// changes and delivery's automatic pause write together with the change.
+pub(crate) fn change_record(
+    config: &Config,
+    partner: &crate::domain::PartnerId,
+    by: &str,
+    action: &str,
+    d: &Destination,
+    details: Value,
+    now: DateTime<Utc>,
+) -> Result<Unchained, crate::store::StoreError> {
+    let rules = WriteRules {
+        now,
+        retention_days: config.retention_days,
+    };
+    let new = NewActivity::by_service(
+        CustomerId::partner_account(),
+        CustomerId::PARTNER_ACCOUNT_NAME,
+        action,
+        by,
+        now,
+        Some(RESOURCE_TYPE),
+        &json!({ "destination": d.name, "type": d.target.kind(), "change": details }),
+    );
+    let activity = super::record::to_record(partner, &new, rules, config, by);
+    // Details of a change are a few hundred bytes: always kept in the table item.
+    let activity = crate::domain::Activity {
+        details: crate::domain::Details::Inline(new.details.clone().unwrap_or_default()),
+        ..activity
+    };
+    Unchained::new(partner, activity, None)
 }
 
 /// A change `changed` found.

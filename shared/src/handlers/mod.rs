@@ -1,6 +1,7 @@
 //! What each function does, written against the storage ports so it runs the same in Lambda,
 //! in integration tests against the emulator, and in unit tests against memory.
 
+pub mod deliver;
 pub mod destinations;
 pub mod export_worker;
 pub mod exports;

@@ -28,7 +28,9 @@
 //! A tenant's streaming destinations (README, "Streaming"): each is
 //! `pk = P#<partner>#DEST`, `sk = D#<destinationId>`, holding its settings under `version` and
 //! delivery's cursor `delivered`; `sk = COUNT` beside them counts them in `n` (at most
-//! [`MAX_DESTINATIONS`](crate::domain::destination::MAX_DESTINATIONS)).
+//! [`MAX_DESTINATIONS`](crate::domain::destination::MAX_DESTINATIONS)). Every tenant's
+//! destinations are also listed under `pk = DESTINATIONS`, `sk = <partner>#<destinationId>`, for
+//! scheduled delivery.
 //!
 //! `occurredAt` is fixed-width RFC 3339 UTC with milliseconds, so string order is time order.
 //! Partner ids cannot contain `#`, so partitions of different tenants never collide.
@@ -70,6 +72,9 @@ pub const FEED_POSITION: &str = "feedPosition";
 
 /// Sort keys of destinations start with it.
 pub const DESTINATION_SK_PREFIX: &str = "D#";
+/// The partition that lists every tenant's destinations (`sk = <partner>#<destinationId>`),
+/// which scheduled delivery reads.
+pub const DESTINATION_REGISTRY_PK: &str = "DESTINATIONS";
 /// Sort key of the item counting a tenant's destinations.
 pub const DESTINATION_COUNT_SK: &str = "COUNT";
 /// Attribute of the count item.
@@ -151,6 +156,14 @@ impl TableKey {
         Self {
             pk: destinations_pk(partner),
             sk: format!("{DESTINATION_SK_PREFIX}{id}"),
+        }
+    }
+
+    /// `partner`'s destination `id` in the registry of every tenant's destinations.
+    pub fn registered_destination(partner: &PartnerId, id: &DestinationId) -> Self {
+        Self {
+            pk: DESTINATION_REGISTRY_PK.to_owned(),
+            sk: format!("{partner}#{id}"),
         }
     }
 

@@ -45,11 +45,16 @@ pub struct MemoryStore {
     anchors: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Streaming destinations by tenant and id.
     destinations: Mutex<BTreeMap<(String, DestinationId), Destination>>,
+    /// Delivery's retry state and claim of each destination: (attempts, next attempt, lease).
+    delivery: Mutex<DeliveryMeta>,
     /// Items per storage page, to exercise paging loops (0: everything in one page).
     page_size: usize,
     /// Keep only the sizes of uploaded parts, not their bytes (memory benchmarks).
     discard_object_bytes: bool,
 }
+
+type DeliveryMeta =
+    HashMap<(String, DestinationId), (u32, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>;
 
 /// A completed upload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +94,39 @@ impl MemoryStore {
     }
 
     /// Keeps only the sizes of uploaded parts, not their bytes.
+    /// Every activity of `partner`, in key order.
+    pub fn rows_of(&self, partner: &PartnerId) -> Vec<Activity> {
+        self.rows
+            .lock()
+            .map(|rows| {
+                rows.values()
+                    .filter(|(p, _)| p == partner)
+                    .map(|(_, a)| a.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Ends every destination's backoff, as if its time had passed.
+    pub fn retry_deliveries_now(&self) {
+        if let Ok(mut meta) = self.delivery.lock() {
+            for m in meta.values_mut() {
+                m.1 = None;
+            }
+        }
+    }
+
+    /// Makes a failing destination's failure start at `since`.
+    pub fn fail_since(&self, partner: &PartnerId, id: &DestinationId, since: DateTime<Utc>) {
+        if let Ok(mut all) = self.destinations.lock()
+            && let Some(f) = all
+                .get_mut(&(partner.to_string(), id.clone()))
+                .and_then(|d| d.failing.as_mut())
+        {
+            f.since = since;
+        }
+    }
+
     pub fn discarding_object_bytes(mut self) -> Self {
         self.discard_object_bytes = true;
         self
@@ -234,6 +272,13 @@ impl super::Destinations for MemoryStore {
                 all.insert(key(&d.id), (**d).clone());
             }
             DestinationChange::Update { after, replay, .. } => {
+                // A changed destination is tried again at once; a replay starts counting anew.
+                if let Some(m) = locked(&self.delivery)?.get_mut(&key(&after.id)) {
+                    m.1 = None;
+                    if *replay {
+                        m.0 = 0;
+                    }
+                }
                 if let Some(d) = all.get_mut(&key(&after.id)) {
                     let (delivered, failing, last) =
                         (d.delivered, d.failing.clone(), d.last_delivered_at);
@@ -250,6 +295,112 @@ impl super::Destinations for MemoryStore {
             }
         }
         Ok(ChangeOutcome::Done(Box::new(written)))
+    }
+}
+
+impl super::DeliveryLog for MemoryStore {
+    async fn registered(&self) -> Result<Vec<(PartnerId, DestinationId)>, StoreError> {
+        locked(&self.destinations)?
+            .keys()
+            .map(|(p, id)| {
+                PartnerId::parse(p)
+                    .map(|p| (p, id.clone()))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        partner: &PartnerId,
+        id: &DestinationId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<super::Claimed>, StoreError> {
+        let key = (partner.to_string(), id.clone());
+        let Some(destination) = locked(&self.destinations)?.get(&key).cloned() else {
+            return Ok(None);
+        };
+        let mut meta = locked(&self.delivery)?;
+        let entry = meta.entry(key).or_default();
+        if entry.2.is_some_and(|lease| lease >= now) {
+            return Ok(None);
+        }
+        entry.2 = Some(until);
+        Ok(Some(super::Claimed {
+            destination,
+            attempts: entry.0,
+            next_attempt_at: entry.1,
+            lease_until: until,
+        }))
+    }
+
+    async fn advance(
+        &self,
+        partner: &PartnerId,
+        claim: &super::Claimed,
+        from: u64,
+        to: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = (partner.to_string(), claim.destination.id.clone());
+        // Destinations before delivery's state, as every step that takes both.
+        let mut all = locked(&self.destinations)?;
+        let mut meta = locked(&self.delivery)?;
+        let (Some(entry), Some(d)) = (meta.get_mut(&key), all.get_mut(&key)) else {
+            return Ok(false);
+        };
+        if d.delivered != from || entry.2 != Some(claim.lease_until) {
+            return Ok(false);
+        }
+        d.delivered = to;
+        d.last_delivered_at = Some(now);
+        d.failing = None;
+        *entry = (0, None, entry.2);
+        Ok(true)
+    }
+
+    async fn failed(
+        &self,
+        partner: &PartnerId,
+        claim: &super::Claimed,
+        at: u64,
+        after: &crate::domain::delivery::AfterFailure,
+        record: Option<&Unchained>,
+    ) -> Result<bool, StoreError> {
+        let key = (partner.to_string(), claim.destination.id.clone());
+        // Destinations before delivery's state, as every step that takes both.
+        let mut all = locked(&self.destinations)?;
+        let mut meta = locked(&self.delivery)?;
+        let (Some(entry), Some(d)) = (meta.get_mut(&key), all.get_mut(&key)) else {
+            return Ok(false);
+        };
+        if d.delivered != at
+            || entry.2 != Some(claim.lease_until)
+            || d.version != claim.destination.version
+        {
+            return Ok(false);
+        }
+        if let Some(record) = record {
+            self.insert_now(partner, std::slice::from_ref(record))?;
+        }
+        d.failing = Some(after.failing.clone());
+        if let Some(pause) = &after.pause {
+            d.paused = Some(pause.clone());
+            d.version += 1;
+        }
+        *entry = (after.attempts, Some(after.next_attempt_at), entry.2);
+        Ok(true)
+    }
+
+    async fn release(&self, partner: &PartnerId, claim: &super::Claimed) -> Result<(), StoreError> {
+        let key = (partner.to_string(), claim.destination.id.clone());
+        if let Some(entry) = locked(&self.delivery)?.get_mut(&key)
+            && entry.2 == Some(claim.lease_until)
+        {
+            entry.2 = None;
+        }
+        Ok(())
     }
 }
 

@@ -324,6 +324,64 @@ pub trait Destinations: Send + Sync {
     ) -> impl Future<Output = Result<ChangeOutcome, StoreError>> + Send;
 }
 
+/// A destination as delivery takes it: with its retry state.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub destination: Destination,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+    /// Not to be tried again before this (a failing destination's backoff).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The claim: held until then, by this run.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// Delivery's hold on destinations and its progress.
+pub trait DeliveryLog: Send + Sync {
+    /// Every live destination of every tenant (for the scheduled run), oldest first per tenant.
+    fn registered(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(PartnerId, DestinationId)>, StoreError>> + Send;
+
+    /// Takes `id` for delivery until `until`, unless another run holds it or it is gone.
+    fn claim(
+        &self,
+        partner: &PartnerId,
+        id: &DestinationId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Claimed>, StoreError>> + Send;
+
+    /// Moves the cursor of the claimed destination from `from` to `to` and clears its failure,
+    /// only if the cursor is still at `from` (a replay moves it) and the claim still holds.
+    fn advance(
+        &self,
+        partner: &PartnerId,
+        claim: &Claimed,
+        from: u64,
+        to: u64,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a failed attempt of the claimed destination (its cursor still at `at`); when
+    /// `after.pause` is set it also pauses it, recorded by `record` in the same write.
+    fn failed(
+        &self,
+        partner: &PartnerId,
+        claim: &Claimed,
+        at: u64,
+        after: &crate::domain::delivery::AfterFailure,
+        record: Option<&Unchained>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the claim back.
+    fn release(
+        &self,
+        partner: &PartnerId,
+        claim: &Claimed,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// One storage page of a query, newest first.
 #[derive(Debug, Default)]
 pub struct StorePage {

@@ -1,7 +1,10 @@
-// What the page says instead of the log when the session has ended or the user may not read it.
+// What the page says instead of the log when the session has ended or the user may not read it
+// (and, as children, what such a user may still see: Streaming, for an AccountAdmin).
+import type { ComponentChildren } from 'preact';
+
 import type { Words } from '../i18n';
 
-export function AccessMessage({ t, problem, onSignInAgain }: { t: Words; problem: 'signIn' | 'noAccess'; onSignInAgain: () => void }) {
+export function AccessMessage({ t, problem, onSignInAgain, children }: { t: Words; problem: 'signIn' | 'noAccess'; onSignInAgain: () => void; children?: ComponentChildren }) {
   return (
     <main class="page">
       <h1>{t.title}</h1>
@@ -20,6 +23,7 @@ export function AccessMessage({ t, problem, onSignInAgain }: { t: Words; problem
           <p>{t.noAccessHint}</p>
         </div>
       )}
+      {children}
     </main>
   );
 }

@@ -1,0 +1,378 @@
+//! Delivery of a tenant's feed to its destinations: what each destination receives (events,
+//! batches, signatures), and the rules of retrying, failing and pausing. No I/O.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::destination::{Destination, Failing, HttpsFormat, Pause, PausedBy};
+use super::ids::PartnerId;
+
+/// The most bytes one HTTPS request carries.
+pub const MAX_HTTPS_BATCH_BYTES: usize = 1_000_000;
+/// The most events one HTTPS request carries.
+pub const MAX_HTTPS_BATCH_EVENTS: usize = 500;
+/// The header that carries a webhook's signature.
+pub const SIGNATURE_HEADER: &str = "activity-log-signature";
+/// The header that names the destination a request is for.
+pub const DESTINATION_HEADER: &str = "activity-log-destination";
+/// The first retry of a failing destination waits this long, each next one twice as long …
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+/// … up to this.
+const LONGEST_RETRY: Duration = Duration::from_secs(600);
+
+/// The id a delivered event carries: the tenant and the feed position, the same however often
+/// the event is delivered (consumers dedupe by it).
+pub fn event_id(partner: &PartnerId, position: u64) -> String {
+    format!("{partner}:{position}")
+}
+
+/// One activity as a destination receives it: its id, its feed position and the activity as the
+/// API shows it (`activity`, whose `feedPosition` is the same).
+pub fn event(partner: &PartnerId, position: u64, activity: Value) -> Value {
+    json!({
+        "eventId": event_id(partner, position),
+        "feedPosition": position,
+        "partnerId": partner,
+        "activity": activity,
+    })
+}
+
+/// A request's worth of events: the feed positions it covers and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub first: u64,
+    pub last: u64,
+    pub count: usize,
+    pub body: Vec<u8>,
+}
+
+/// Splits `events` (position, event, in position order) into HTTPS request bodies of at most
+/// [`MAX_HTTPS_BATCH_BYTES`] and [`MAX_HTTPS_BATCH_EVENTS`] (and at most `max_events`), in order.
+/// A webhook body is `{"destinationId", "events": [...]}`; a Splunk HEC body is the events'
+/// HEC objects one after another. An event too large for a request on its own gets a request
+/// on its own (the receiver decides).
+pub fn https_batches(
+    destination: &str,
+    format: HttpsFormat,
+    events: &[(u64, Value)],
+    max_events: usize,
+) -> Vec<Batch> {
+    let max_events = max_events.clamp(1, MAX_HTTPS_BATCH_EVENTS);
+    let encoded: Vec<(u64, Vec<u8>)> = events
+        .iter()
+        .map(|(p, e)| {
+            let bytes = match format {
+                HttpsFormat::Webhook => e.to_string().into_bytes(),
+                HttpsFormat::SplunkHec => hec_event(e).to_string().into_bytes(),
+            };
+            (*p, bytes)
+        })
+        .collect();
+    let (open, close): (Vec<u8>, &[u8]) = match format {
+        HttpsFormat::Webhook => (
+            format!("{{\"destinationId\":{},\"events\":[", json!(destination)).into_bytes(),
+            b"]}",
+        ),
+        HttpsFormat::SplunkHec => (Vec::new(), b""),
+    };
+    let separator: &[u8] = match format {
+        HttpsFormat::Webhook => b",",
+        HttpsFormat::SplunkHec => b"\n",
+    };
+    let mut batches = Vec::new();
+    let mut current: Option<Batch> = None;
+    for (position, bytes) in encoded {
+        let full = current.as_ref().is_some_and(|b| {
+            b.body.len() + separator.len() + bytes.len() + close.len() > MAX_HTTPS_BATCH_BYTES
+                || b.count >= max_events
+        });
+        if full && let Some(mut done) = current.take() {
+            done.body.extend_from_slice(close);
+            batches.push(done);
+        }
+        match &mut current {
+            Some(b) => {
+                b.body.extend_from_slice(separator);
+                b.body.extend_from_slice(&bytes);
+                b.last = position;
+                b.count += 1;
+            }
+            None => {
+                let mut body = open.clone();
+                body.extend_from_slice(&bytes);
+                current = Some(Batch {
+                    first: position,
+                    last: position,
+                    count: 1,
+                    body,
+                });
+            }
+        }
+    }
+    if let Some(mut b) = current {
+        b.body.extend_from_slice(close);
+        batches.push(b);
+    }
+    batches
+}
+
+/// A delivered event in Splunk HEC's event format.
+fn hec_event(event: &Value) -> Value {
+    let recorded = event["activity"]["recordedAt"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis() as f64 / 1000.0);
+    json!({
+        "time": recorded,
+        "host": "activity-log",
+        "source": "activity-log",
+        "sourcetype": "activity-log:activity",
+        "event": event,
+    })
+}
+
+/// The webhook signature header's value for `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, as Stripe signs.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Whether `header` is a valid signature of `body` by `secret`, made at most `tolerance` from
+/// `now` (what a receiver checks; the tests use it).
+pub fn verify_signature(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> bool {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.push(v),
+            _ => {}
+        }
+    }
+    let Some(t) = timestamp else {
+        return false;
+    };
+    let fresh = (now.timestamp() - t).unsigned_abs() <= tolerance.as_secs();
+    let expected = signature(secret, t, body);
+    let expected = expected.rsplit("v1=").next().unwrap_or_default();
+    fresh
+        && signatures
+            .iter()
+            .any(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How long to wait before retrying a destination that failed `attempts` times in a row
+/// (exponential from 5 s to 10 min), scaled by `jitter` in [0, 1) to between half and all of it.
+pub fn retry_delay(attempts: u32, jitter: f64) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    let full = FIRST_RETRY
+        .saturating_mul(1 << doublings)
+        .min(LONGEST_RETRY);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// What a failed delivery attempt makes of a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterFailure {
+    pub failing: Failing,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// Set when it has been failing for its whole auto-pause period: delivery pauses it.
+    pub pause: Option<Pause>,
+}
+
+/// `d` after an attempt failed with `error` at `now`.
+pub fn after_failure(
+    d: &Destination,
+    attempts_before: u32,
+    error: &str,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> AfterFailure {
+    let since = d.failing.as_ref().map_or(now, |f| f.since);
+    let attempts = attempts_before.saturating_add(1);
+    let limit = TimeDelta::minutes(i64::from(d.auto_pause_after_minutes));
+    let pause = (now - since >= limit).then_some(Pause {
+        by: PausedBy::Delivery,
+        at: now,
+    });
+    let delay = retry_delay(attempts, jitter);
+    AfterFailure {
+        failing: Failing {
+            since,
+            last_error: error.chars().take(500).collect(),
+            last_error_at: now,
+        },
+        attempts,
+        next_attempt_at: now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(600)),
+        pause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::destination::{DestinationId, Target};
+
+    fn partner() -> PartnerId {
+        PartnerId::parse("p1").unwrap()
+    }
+
+    fn events(n: u64, pad: usize) -> Vec<(u64, Value)> {
+        (1..=n)
+            .map(|p| {
+                let activity = json!({"id": format!("a{p}"), "recordedAt": "2026-12-07T10:00:00.250Z",
+                                      "details": {"pad": "x".repeat(pad)}});
+                (p, event(&partner(), p, activity))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn webhook_batches_hold_every_event_once_in_order_within_the_limits() {
+        let all = events(30, 100_000);
+        let batches = https_batches("D1", HttpsFormat::Webhook, &all, 500);
+        assert!(batches.len() >= 3, "{}", batches.len());
+        let mut seen = Vec::new();
+        for b in &batches {
+            assert!(b.body.len() <= MAX_HTTPS_BATCH_BYTES, "{}", b.body.len());
+            let v: Value = serde_json::from_slice(&b.body).unwrap();
+            assert_eq!(v["destinationId"], "D1");
+            let positions: Vec<u64> = v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["feedPosition"].as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                (positions[0], *positions.last().unwrap()),
+                (b.first, b.last)
+            );
+            assert_eq!(positions.len(), b.count);
+            seen.extend(positions);
+        }
+        assert_eq!(seen, (1..=30).collect::<Vec<_>>());
+        let small = https_batches("D1", HttpsFormat::Webhook, &events(7, 10), 3);
+        assert_eq!(small.iter().map(|b| b.count).collect::<Vec<_>>(), [3, 3, 1]);
+        assert_eq!(events(1, 0)[0].1["eventId"], "p1:1");
+    }
+
+    #[test]
+    fn hec_batches_are_hec_events_one_after_another() {
+        let b = https_batches("D1", HttpsFormat::SplunkHec, &events(3, 10), 500);
+        assert_eq!(b.len(), 1);
+        let text = String::from_utf8(b[0].body.clone()).unwrap();
+        let objects: Vec<Value> = serde_json::Deserializer::from_str(&text)
+            .into_iter::<Value>()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects[0]["time"], 1796637600.25);
+        assert_eq!(objects[0]["sourcetype"], "activity-log:activity");
+        assert_eq!(objects[2]["event"]["feedPosition"], 3);
+    }
+
+    #[test]
+    fn a_signature_checks_only_the_same_body_secret_and_a_fresh_time() {
+        let now = Utc::now();
+        let t = now.timestamp();
+        let header = signature("whsec_k", t, b"{\"a\":1}");
+        let tolerance = Duration::from_secs(300);
+        assert!(verify_signature(
+            "whsec_k",
+            &header,
+            b"{\"a\":1}",
+            now,
+            tolerance
+        ));
+        assert!(!verify_signature(
+            "whsec_k",
+            &header,
+            b"{\"a\":2}",
+            now,
+            tolerance
+        ));
+        assert!(!verify_signature(
+            "whsec_x",
+            &header,
+            b"{\"a\":1}",
+            now,
+            tolerance
+        ));
+        let later = now + TimeDelta::minutes(10);
+        assert!(!verify_signature(
+            "whsec_k",
+            &header,
+            b"{\"a\":1}",
+            later,
+            tolerance
+        ));
+        // A known vector: HMAC-SHA256("key", "1.body").
+        assert_eq!(
+            signature("key", 1, b"body"),
+            format!("t=1,v1={}", {
+                let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(b"key").unwrap();
+                m.update(b"1.body");
+                hex::encode(m.finalize().into_bytes())
+            })
+        );
+    }
+
+    #[test]
+    fn retries_back_off_with_jitter_and_a_long_failure_pauses() {
+        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(5));
+        assert_eq!(retry_delay(2, 1.0), Duration::from_secs(10));
+        assert_eq!(retry_delay(1, 0.0), Duration::from_millis(2500));
+        assert_eq!(retry_delay(30, 1.0), Duration::from_secs(600));
+        let now = Utc::now();
+        let mut d = Destination {
+            id: DestinationId::generate(),
+            name: "n".into(),
+            target: Target::Https {
+                url: "https://a.example".into(),
+                format: HttpsFormat::Webhook,
+            },
+            secret: None,
+            paused: None,
+            auto_pause_after_minutes: 15,
+            created_at: now,
+            created_by: "u".into(),
+            updated_at: now,
+            updated_by: "u".into(),
+            version: 1,
+            delivered: 0,
+            last_delivered_at: None,
+            failing: None,
+        };
+        let first = after_failure(&d, 0, "HTTP 500", now, 1.0);
+        assert_eq!((first.failing.since, first.attempts), (now, 1));
+        assert!(first.pause.is_none());
+        d.failing = Some(first.failing);
+        let later = now + TimeDelta::minutes(16);
+        let again = after_failure(&d, 7, "timed out", later, 0.5);
+        assert_eq!(again.failing.since, now, "failing since the first failure");
+        assert_eq!(again.pause.map(|p| p.by), Some(PausedBy::Delivery));
+    }
+}

@@ -1,0 +1,365 @@
+//! Delivery (README, "Streaming"): sends each destination its tenant's feed after its cursor, in
+//! order, and moves the cursor only after the destination acknowledged. A failure is kept on
+//! the destination (state `failing`, its last error, since when) and retried after a jittered
+//! backoff; one that lasts the destination's auto-pause period pauses it (recorded like a
+//! partner's pause). Runs from the table's stream (new feed entries: low lag) and on a schedule
+//! (retries, and anything the stream's runs left).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::domain::PartnerId;
+use crate::domain::delivery::{
+    self, DESTINATION_HEADER, MAX_HTTPS_BATCH_EVENTS, SIGNATURE_HEADER, after_failure,
+};
+use crate::domain::destination::{DestinationId, HttpsFormat, Target};
+use crate::domain::feed::StreamEvent;
+use crate::http::response::{ActivityView, Links};
+use crate::metrics;
+use crate::sinks::{HttpsSink, SendError};
+use crate::store::{Claimed, DeliveryLog, Destinations, FeedLog, StoreError};
+
+/// How long a run holds a destination: longer than it delivers to one.
+const LEASE: Duration = Duration::from_secs(120);
+/// Feed positions read per storage page.
+const READ_PAGE: usize = MAX_HTTPS_BATCH_EVENTS;
+/// The `partnerUser` of what delivery records (its automatic pause).
+pub const DELIVERY_USER: &str = "activity-log delivery";
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// New feed entries: deliver now, except to destinations waiting out a failure's backoff.
+    Feed,
+    /// The schedule: every destination whose backoff is over.
+    Schedule,
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryReport {
+    pub destinations: usize,
+    pub events: usize,
+    pub requests: usize,
+    pub failures: usize,
+    pub paused: usize,
+    /// Destinations another run held, or waiting out a backoff.
+    pub skipped: usize,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, other: &Self) {
+        self.destinations += other.destinations;
+        self.events += other.events;
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.paused += other.paused;
+        self.skipped += other.skipped;
+    }
+}
+
+/// The tenants whose feed got new entries in `event` (feed entry inserts: `pk` is
+/// `P#<partner>#F#<block>`).
+pub fn partners_with_new_entries(event: &StreamEvent) -> BTreeSet<PartnerId> {
+    event
+        .records
+        .iter()
+        .filter(|r| r.event_name == "INSERT")
+        .filter_map(|r| r.partition_key())
+        .filter_map(|pk| {
+            let rest = pk.strip_prefix("P#")?;
+            let (partner, block) = rest.split_once("#F#")?;
+            block.bytes().all(|b| b.is_ascii_digit()).then_some(partner)
+        })
+        .filter_map(|p| PartnerId::parse(p).ok())
+        .collect()
+}
+
+/// Delivers to every destination of `partners` (`None`: of every tenant), all at once, until
+/// `deadline`.
+pub async fn deliver<S, H>(
+    config: &Config,
+    store: &S,
+    sink: &H,
+    partners: Option<&BTreeSet<PartnerId>>,
+    trigger: Trigger,
+    deadline: Instant,
+) -> Result<DeliveryReport, StoreError>
+where
+    S: DeliveryLog + Destinations + FeedLog,
+    H: HttpsSink,
+{
+    let mut targets: Vec<(PartnerId, DestinationId)> = Vec::new();
+    match partners {
+        Some(partners) => {
+            for p in partners {
+                for d in store.destinations(p).await? {
+                    targets.push((p.clone(), d.id));
+                }
+            }
+        }
+        None => targets = store.registered().await?,
+    }
+    // Destinations apart: one that is slow or failing never holds up another's delivery.
+    let runs = targets
+        .iter()
+        .map(|(p, id)| deliver_one(config, store, sink, p, id, trigger, deadline));
+    let mut report = DeliveryReport::default();
+    for result in futures_util::future::join_all(runs).await {
+        report.add(&result?);
+    }
+    metrics::emit(
+        "delivered",
+        &[
+            (metrics::DELIVERED_EVENTS, report.events as f64),
+            (metrics::DELIVERY_FAILURES, report.failures as f64),
+        ],
+        metrics::About::default(),
+    );
+    Ok(report)
+}
+
+/// Delivers to one destination, if no other run holds it and it is due.
+async fn deliver_one<S, H>(
+    config: &Config,
+    store: &S,
+    sink: &H,
+    partner: &PartnerId,
+    id: &DestinationId,
+    trigger: Trigger,
+    deadline: Instant,
+) -> Result<DeliveryReport, StoreError>
+where
+    S: DeliveryLog + Destinations + FeedLog,
+    H: HttpsSink,
+{
+    let mut report = DeliveryReport {
+        destinations: 1,
+        ..DeliveryReport::default()
+    };
+    let now = Utc::now();
+    let until = now + TimeDelta::from_std(LEASE).unwrap_or(TimeDelta::seconds(120));
+    let Some(claim) = store.claim(partner, id, now, until).await? else {
+        report.skipped = 1;
+        return Ok(report);
+    };
+    let waiting = claim.next_attempt_at.is_some_and(|t| t > now);
+    // A failing destination is retried by the schedule only: the stream's runs, which serve
+    // every tenant of a shard, never wait on it.
+    let failing = claim.destination.failing.is_some() && trigger == Trigger::Feed;
+    if claim.destination.paused.is_some() || waiting || failing {
+        report.skipped = usize::from(claim.destination.paused.is_none());
+        store.release(partner, &claim).await?;
+        return Ok(report);
+    }
+    let outcome = send_all(config, store, sink, partner, &claim, deadline, &mut report).await;
+    if let Err(failure) = outcome {
+        report.failures += 1;
+        let at = failure.at;
+        let d = &claim.destination;
+        let after = after_failure(d, claim.attempts, &failure.message, Utc::now(), jitter());
+        tracing::warn!(partner = %partner, destination = %id, position = at + 1, attempts = after.attempts, error = %failure.message, "delivery failed");
+        let record = match &after.pause {
+            Some(_) => Some(super::destinations::change_record(
+                config,
+                partner,
+                DELIVERY_USER,
+                "Pause streaming destination",
+                d,
+                json!({
+                    "destinationId": d.id,
+                    "changed": ["paused"],
+                    "reason": format!(
+                        "failing since {} (longer than {} minutes): {}",
+                        crate::domain::time::format(after.failing.since),
+                        d.auto_pause_after_minutes,
+                        after.failing.last_error
+                    ),
+                    "deliveredPosition": at,
+                }),
+                Utc::now(),
+            )?),
+            None => None,
+        };
+        if store
+            .failed(partner, &claim, at, &after, record.as_ref())
+            .await?
+            && after.pause.is_some()
+        {
+            report.paused += 1;
+            tracing::warn!(partner = %partner, destination = %id, "delivery paused the destination after its failing period");
+        }
+    }
+    store.release(partner, &claim).await?;
+    Ok(report)
+}
+
+/// A failed request: the cursor it left the destination at, and why.
+struct Failure {
+    at: u64,
+    message: String,
+}
+
+/// Sends everything after the cursor, page by page, until the head or the deadline.
+async fn send_all<S, H>(
+    config: &Config,
+    store: &S,
+    sink: &H,
+    partner: &PartnerId,
+    claim: &Claimed,
+    deadline: Instant,
+    report: &mut DeliveryReport,
+) -> Result<(), Failure>
+where
+    S: DeliveryLog + FeedLog,
+    H: HttpsSink,
+{
+    let d = &claim.destination;
+    let mut cursor = d.delivered;
+    let stored = |e: StoreError, at: u64| Failure {
+        at,
+        message: format!("the service could not read its feed: {e}"),
+    };
+    let links = Links::new(config.subscriptions_url_template.as_str());
+    let mut oldest_recorded = None;
+    while Instant::now() < deadline {
+        let head = store
+            .feed_head(partner)
+            .await
+            .map_err(|e| stored(e, cursor))?;
+        if cursor >= head {
+            break;
+        }
+        if !matches!(d.target, Target::Https { .. }) {
+            return Err(Failure {
+                at: cursor,
+                message: format!(
+                    "delivery to {} destinations is not available yet",
+                    d.target.kind()
+                ),
+            });
+        }
+        let page_start = cursor;
+        let page = store
+            .feed_page(partner, cursor, head, READ_PAGE)
+            .await
+            .map_err(|e| stored(e, cursor))?;
+        oldest_recorded = oldest_recorded.or(page.activities.first().map(|a| a.recorded_at));
+        let events: Vec<(u64, serde_json::Value)> = page
+            .activities
+            .iter()
+            .filter_map(|a| {
+                let position = a.feed_position?;
+                let view = serde_json::to_value(ActivityView::new(a, None, &links)).ok()?;
+                Some((position, delivery::event(partner, position, view)))
+            })
+            .collect();
+        for batch in batches(d, &events) {
+            send(sink, d, &batch).await.map_err(|e| Failure {
+                at: cursor,
+                message: e.to_string(),
+            })?;
+            report.requests += 1;
+            report.events += batch.count;
+            cursor = advance(store, partner, claim, cursor, batch.last).await?;
+        }
+        // Positions past the last event (their activities expired) are read: move past them.
+        if page.last > cursor {
+            cursor = advance(store, partner, claim, cursor, page.last).await?;
+        }
+        if cursor == page_start {
+            break;
+        }
+    }
+    if let Some(at) = oldest_recorded {
+        let lag = (Utc::now() - at).num_milliseconds().max(0);
+        metrics::emit(
+            "delivered",
+            &[(metrics::DELIVERY_LAG, lag as f64)],
+            metrics::About {
+                partner: Some(partner.as_str()),
+                request_id: None,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Moves the cursor; a replay or a lost claim meanwhile ends this run (the next starts from
+/// the stored cursor).
+async fn advance<S: DeliveryLog>(
+    store: &S,
+    partner: &PartnerId,
+    claim: &Claimed,
+    from: u64,
+    to: u64,
+) -> Result<u64, Failure> {
+    match store.advance(partner, claim, from, to, Utc::now()).await {
+        Ok(true) => Ok(to),
+        Ok(false) => Err(Failure {
+            at: from,
+            message: "the cursor moved meanwhile (a replay)".into(),
+        }),
+        Err(e) => Err(Failure {
+            at: from,
+            message: format!("the service could not store its progress: {e}"),
+        }),
+    }
+}
+
+fn batches(
+    d: &crate::domain::destination::Destination,
+    events: &[(u64, serde_json::Value)],
+) -> Vec<delivery::Batch> {
+    let format = match &d.target {
+        Target::Https { format, .. } => *format,
+        // Refused before (send_all): nothing of theirs is read.
+        Target::S3 { .. } | Target::EventBridge { .. } => HttpsFormat::Webhook,
+    };
+    delivery::https_batches(d.id.as_str(), format, events, MAX_HTTPS_BATCH_EVENTS)
+}
+
+async fn send<H: HttpsSink>(
+    sink: &H,
+    d: &crate::domain::destination::Destination,
+    batch: &delivery::Batch,
+) -> Result<(), SendError> {
+    let Target::Https { url, format } = &d.target else {
+        return Err(SendError::Other(format!(
+            "delivery to {} destinations is not available yet",
+            d.target.kind()
+        )));
+    };
+    let secret = d.secret.clone().unwrap_or_default();
+    let mut headers = vec![
+        ("content-type", "application/json".to_owned()),
+        (DESTINATION_HEADER, d.id.to_string()),
+    ];
+    match format {
+        HttpsFormat::Webhook => headers.push((
+            SIGNATURE_HEADER,
+            delivery::signature(&secret, Utc::now().timestamp(), &batch.body),
+        )),
+        HttpsFormat::SplunkHec => headers.push(("authorization", format!("Splunk {secret}"))),
+    }
+    sink.post(url, &headers, batch.body.clone()).await
+}
+
+/// A number in [0, 1) for the backoff's jitter.
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    match getrandom::fill(&mut b) {
+        Ok(()) => f64::from(u16::from_le_bytes(b)) / 65536.0,
+        Err(_) => 0.5,
+    }
+}
+
+#[cfg(test)]
+#[path = "deliver_tests.rs"]
+mod tests;
