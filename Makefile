@@ -11,7 +11,7 @@
 ARCHITECTURE ?= arm64
 PROFILE ?= release
 FUNCTIONS := record-activity query-activity export-activity export-worker integrity seal-heads \
-  sequence-feed manage-destinations
+  sequence-feed manage-destinations deliver-feed
 
 ifeq ($(ARCHITECTURE),arm64)
   TARGET := aarch64-unknown-linux-gnu
@@ -29,7 +29,8 @@ LAMBDA_DIR := target/sam-lambda/$(ARCHITECTURE)-$(PROFILE)
 
 .PHONY: functions build-RecordActivityFunction build-QueryActivityFunction \
   build-ExportActivityFunction build-ExportWorkerFunction build-IntegrityFunction \
-  build-SealHeadsFunction build-SequenceFeedFunction build-ManageDestinationsFunction
+  build-SealHeadsFunction build-SequenceFeedFunction build-ManageDestinationsFunction \
+  build-DeliverFeedFunction
 
 functions:
 	cargo lambda build --profile $(PROFILE) --target $(TARGET) --lambda-dir $(LAMBDA_DIR) \
@@ -56,3 +57,5 @@ build-SequenceFeedFunction: functions
 	$(call copy-bootstrap,sequence-feed)
 build-ManageDestinationsFunction: functions
 	$(call copy-bootstrap,manage-destinations)
+build-DeliverFeedFunction: functions
+	$(call copy-bootstrap,deliver-feed)

@@ -42,8 +42,10 @@ HTTP_ROUTES = {
 }
 
 # The event each other function is given: one it cannot serve without AWS (nothing is reachable),
-# so its answer is an error. The sequencer: a stream record inserting an activity.
+# so its answer is an error. The sequencer: a stream record inserting an activity; delivery: its
+# schedule's event (it reads every destination).
 EVENTS = {
+    "deliver-feed": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
     "sequence-feed": {
         "Records": [
             {

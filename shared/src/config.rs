@@ -188,6 +188,47 @@ pub struct Config {
     /// (`DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS=true`): a local receiver on a developer's machine
     /// or CI. Refused unless tokens are verified locally (never behind API Gateway).
     pub allow_private_endpoints: bool,
+    pub delivery: DeliverySettings,
+}
+
+/// Settings of delivery to streaming destinations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// The longest a destination may take to answer a request (`DELIVERY_REQUEST_TIMEOUT_SECONDS`,
+    /// 1 to 30, default 10).
+    pub request_timeout: Duration,
+    /// The first retry's wait after a failure; each next one doubles, up to 10 minutes
+    /// (`DELIVERY_FIRST_RETRY_SECONDS`, 1 to 60, default 5).
+    pub first_retry: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            first_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DeliverySettings {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let default = Self::default();
+        Ok(Self {
+            request_timeout: env.seconds(
+                "DELIVERY_REQUEST_TIMEOUT_SECONDS",
+                default.request_timeout.as_secs(),
+                1,
+                30,
+            )?,
+            first_retry: env.seconds(
+                "DELIVERY_FIRST_RETRY_SECONDS",
+                default.first_retry.as_secs(),
+                1,
+                60,
+            )?,
+        })
+    }
 }
 
 /// The anchor store of signed heads (README, Tamper-evident log).
@@ -424,6 +465,7 @@ impl Config {
             exports: ExportSettings::from_env(&env)?,
             runtime: Runtime::from_env(&env),
             allow_private_endpoints: allow_private_endpoints(&env, &auth)?,
+            delivery: DeliverySettings::from_env(&env)?,
             auth,
         })
     }

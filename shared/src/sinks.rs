@@ -29,8 +29,6 @@ pub trait HttpsSink: Send + Sync {
     ) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-/// The longest a destination may take to answer one request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error answer's body kept for the destination's last error.
 const ERROR_BODY_CHARS: usize = 200;
@@ -44,10 +42,7 @@ pub struct Https {
 }
 
 impl Https {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Self::with_timeout(REQUEST_TIMEOUT)
-    }
-
+    /// `timeout`: the longest an endpoint may take to answer (`DeliverySettings`).
     pub fn with_timeout(timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))

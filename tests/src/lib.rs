@@ -5,6 +5,7 @@
 pub mod cloudformation;
 pub mod fault_proxy;
 pub mod load;
+pub mod receiver;
 pub mod stream_pump;
 
 use std::net::TcpListener;
@@ -380,6 +381,9 @@ pub struct LocalStack {
 /// Starts a [`LocalStack`] with up to `concurrency` instances of each function, and waits until
 /// the query and record functions give real answers (each function is built and started on its
 /// first call). Code changes do not reload it. It runs until the test binary exits.
+/// How often the local stack runs delivery's schedule (a minute in AWS).
+pub const DELIVERY_SCHEDULE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn local_stack(
     s3_endpoint: &str,
     extra_env: &[(&str, String)],
@@ -399,8 +403,11 @@ pub async fn local_stack(
     let log = start_watch(&env, port, concurrency);
     let base = format!("http://127.0.0.1:{port}");
     wait_for_functions(&base).await;
-    // The table's stream into the sequencer, as the event source mapping does in AWS.
-    stream_pump::pump_into_function(&endpoint, &table, &base, "sequence-feed");
+    // The table's stream into the sequencer and delivery, as the event source mappings do in
+    // AWS, and delivery's schedule.
+    stream_pump::pump_into_function(&endpoint, &table, &base, stream_pump::SEQUENCER);
+    stream_pump::pump_into_function(&endpoint, &table, &base, stream_pump::DELIVERY);
+    stream_pump::tick_function(&base, stream_pump::DELIVERY.function, DELIVERY_SCHEDULE);
     eprintln!(
         "stack up at {base}; cargo lambda watch log: {}",
         log.display()

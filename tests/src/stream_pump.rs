@@ -13,8 +13,33 @@ const READ_LIMIT: usize = 1000;
 /// How often an idle stream is polled.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The sequencer's event source mapping as `template.yaml` declares it: the most records it
-/// hands over at once, and the filters a record must pass (Lambda drops the others).
+/// A function the table's stream runs, and its event source mapping in `template.yaml`.
+#[derive(Clone, Copy, Debug)]
+pub struct Consumer {
+    /// Its logical id in the template.
+    pub resource: &'static str,
+    /// The name of its stream event there.
+    pub event: &'static str,
+    /// Its crate (its name under `cargo lambda watch`).
+    pub function: &'static str,
+}
+
+/// The sequencer: every activity insert.
+pub const SEQUENCER: Consumer = Consumer {
+    resource: "SequenceFeedFunction",
+    event: "TableStream",
+    function: "sequence-feed",
+};
+
+/// Delivery: every new feed entry.
+pub const DELIVERY: Consumer = Consumer {
+    resource: "DeliverFeedFunction",
+    event: "FeedEntries",
+    function: "deliver-feed",
+};
+
+/// An event source mapping as `template.yaml` declares it: the most records it hands over at
+/// once, and the filters a record must pass (Lambda drops the others).
 #[derive(Clone, Debug)]
 pub struct Mapping {
     pub batch_size: usize,
@@ -22,14 +47,17 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub fn of_template() -> Result<Self, String> {
+    pub fn of_template(consumer: &Consumer) -> Result<Self, String> {
         use crate::cloudformation::{at, items, text};
         let template: serde_norway::Value =
             serde_norway::from_str(&crate::read_workspace_file("template.yaml"))
                 .map_err(|e| format!("template.yaml: {e}"))?;
         let mapping = at(
             &template,
-            "Resources.SequenceFeedFunction.Properties.Events.TableStream.Properties",
+            &format!(
+                "Resources.{}.Properties.Events.{}.Properties",
+                consumer.resource, consumer.event
+            ),
         );
         let batch_size = at(mapping, "BatchSize")
             .as_u64()
@@ -79,8 +107,13 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Finds the table's stream (created with it by `create_table`).
-    pub async fn of_table(endpoint: &str, table: &str) -> Result<Self, String> {
+    /// Finds the table's stream (created with it by `create_table`), as `consumer`'s mapping
+    /// reads it.
+    pub async fn of_table(
+        endpoint: &str,
+        table: &str,
+        consumer: &Consumer,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::new();
         let described = call(
             &http,
@@ -97,7 +130,7 @@ impl Stream {
             http,
             endpoint: endpoint.to_owned(),
             arn,
-            mapping: Mapping::of_template()?,
+            mapping: Mapping::of_template(consumer)?,
         })
     }
 
@@ -234,15 +267,10 @@ pub async fn invoke(
     Ok(())
 }
 
-/// Pumps `table`'s stream into `function` at `lambda` on a thread of its own until the process
+/// Pumps `table`'s stream into `consumer` at `lambda` on a thread of its own until the process
 /// exits.
-pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &str) {
-    let (endpoint, table, lambda, function) = (
-        endpoint.to_owned(),
-        table.to_owned(),
-        lambda.to_owned(),
-        function.to_owned(),
-    );
+pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, consumer: Consumer) {
+    let (endpoint, table, lambda) = (endpoint.to_owned(), table.to_owned(), lambda.to_owned());
     std::thread::spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -257,9 +285,9 @@ pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &
         runtime.block_on(async {
             let http = reqwest::Client::new();
             let result = async {
-                let stream = Stream::of_table(&endpoint, &table).await?;
+                let stream = Stream::of_table(&endpoint, &table, &consumer).await?;
                 stream
-                    .pump(|event| invoke(&http, &lambda, &function, event))
+                    .pump(|event| invoke(&http, &lambda, consumer.function, event))
                     .await
             }
             .await;
@@ -272,7 +300,7 @@ pub fn pump_into_function(endpoint: &str, table: &str, lambda: &str, function: &
 
 /// Pumps `app`'s table stream into the sequencer handler, in this process, until the test ends.
 pub async fn pump_into_sequencer(app: &activity_log::app::App) {
-    let stream = Stream::of_table(&crate::emulator().await, &app.config.table_name)
+    let stream = Stream::of_table(&crate::emulator().await, &app.config.table_name, &SEQUENCER)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let store = app.store.clone();
@@ -315,7 +343,7 @@ mod tests {
 
     #[test]
     fn the_template_s_filter_passes_activity_inserts_only() {
-        let mapping = Mapping::of_template().unwrap_or_else(|e| panic!("{e}"));
+        let mapping = Mapping::of_template(&SEQUENCER).unwrap_or_else(|e| panic!("{e}"));
         assert!(mapping.passes(&record("INSERT", "A#a1")));
         for (event, sk) in [
             ("MODIFY", "A#a1"),
@@ -329,4 +357,30 @@ mod tests {
         assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
         assert!(mapping.batch_size >= 1);
     }
+}
+
+/// Invokes `function` at `lambda` every `period` with a scheduled event (as EventBridge's
+/// schedule does in AWS), on a thread of its own until the process exits.
+pub fn tick_function(lambda: &str, function: &'static str, period: Duration) {
+    let lambda = lambda.to_owned();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            eprintln!("schedule of {function}: no runtime");
+            return;
+        };
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            loop {
+                tokio::time::sleep(period).await;
+                let event = json!({"source": "aws.events", "detail-type": "Scheduled Event",
+                                   "detail": {}});
+                if let Err(e) = invoke(&http, &lambda, function, event).await {
+                    eprintln!("schedule of {function}: {e}");
+                }
+            }
+        });
+    });
 }

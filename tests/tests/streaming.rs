@@ -14,7 +14,7 @@ use activity_log::handlers::{feed, query};
 use activity_log::store::{ActivityReader as _, FeedAppend, FeedLog as _};
 use activity_log::testing::ApiRequest;
 use activity_log::testing::fixtures::{self, activity, minutes_ago};
-use activity_log_tests::stream_pump::{Stream, pump_into_sequencer, wait_for_head};
+use activity_log_tests::stream_pump::{SEQUENCER, Stream, pump_into_sequencer, wait_for_head};
 use activity_log_tests::{emulator, isolated_app, json_body as body};
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -107,7 +107,7 @@ async fn the_stream_places_every_activity_once_in_commit_order_however_late_it_o
     assert_eq!(position, Some(3 * 15 + 7));
 
     // The whole stream delivered again (a retried batch, a replayed shard): nothing moves.
-    let stream = Stream::of_table(&emulator().await, &app.config.table_name)
+    let stream = Stream::of_table(&emulator().await, &app.config.table_name, &SEQUENCER)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let store = app.store.clone();

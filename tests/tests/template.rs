@@ -1423,6 +1423,8 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
         ("SequenceFeedFunction", false, false, false),
         // It records each change in the partner's own account only (checked below).
         ("ManageDestinationsFunction", false, false, true),
+        // It records an automatic pause there (checked below).
+        ("DeliverFeedFunction", false, false, false),
     ];
     for (name, customers, exports, counts) in expected {
         let f = function(name);
@@ -1501,10 +1503,11 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
     for (name, ..) in expected {
         let f = function(name);
         let manager = name == "ManageDestinationsFunction";
+        let deliverer = name == "DeliverFeedFunction";
         for pk in &account_pks {
             assert_eq!(
                 table_write_allowed(&f, "dynamodb:PutItem", pk),
-                manager || name == "RecordActivityFunction",
+                manager || deliverer || name == "RecordActivityFunction",
                 "{name} recording in {pk}"
             );
         }
@@ -1512,10 +1515,10 @@ fn each_function_writes_only_the_partitions_it_owns_and_nothing_deletes_the_log(
             writes
                 .iter()
                 .any(|a| table_write_allowed(&f, a, &destination)),
-            manager,
+            manager || deliverer,
             "{name} writing {destination}"
         );
-        if manager {
+        if manager || deliverer {
             assert!(
                 !writes
                     .iter()
@@ -1640,7 +1643,7 @@ fn the_route_table_is_the_contract_the_template_the_router_and_the_build_check()
     }
     assert_eq!(
         checked,
-        function_crates().len() - 3,
-        "every HTTP function (all but the export worker, the sealer and the sequencer)"
+        function_crates().len() - 4,
+        "every HTTP function (all but the export worker, the sealer, the sequencer and delivery)"
     );
 }

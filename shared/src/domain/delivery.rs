@@ -19,9 +19,7 @@ pub const MAX_HTTPS_BATCH_EVENTS: usize = 500;
 pub const SIGNATURE_HEADER: &str = "activity-log-signature";
 /// The header that names the destination a request is for.
 pub const DESTINATION_HEADER: &str = "activity-log-destination";
-/// The first retry of a failing destination waits this long, each next one twice as long …
-const FIRST_RETRY: Duration = Duration::from_secs(5);
-/// … up to this.
+/// The longest wait between two retries of a failing destination.
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
 
 /// The id a delivered event carries: the tenant and the feed position, the same however often
@@ -184,12 +182,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// How long to wait before retrying a destination that failed `attempts` times in a row
-/// (exponential from 5 s to 10 min), scaled by `jitter` in [0, 1) to between half and all of it.
-pub fn retry_delay(attempts: u32, jitter: f64) -> Duration {
+/// (exponential from `first` to 10 min), scaled by `jitter` in [0, 1) to between half and all
+/// of it.
+pub fn retry_delay(first: Duration, attempts: u32, jitter: f64) -> Duration {
     let doublings = attempts.saturating_sub(1).min(16);
-    let full = FIRST_RETRY
-        .saturating_mul(1 << doublings)
-        .min(LONGEST_RETRY);
+    let full = first.saturating_mul(1 << doublings).min(LONGEST_RETRY);
     full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
@@ -209,6 +206,7 @@ pub fn after_failure(
     attempts_before: u32,
     error: &str,
     now: DateTime<Utc>,
+    first_retry: Duration,
     jitter: f64,
 ) -> AfterFailure {
     let since = d.failing.as_ref().map_or(now, |f| f.since);
@@ -218,7 +216,7 @@ pub fn after_failure(
         by: PausedBy::Delivery,
         at: now,
     });
-    let delay = retry_delay(attempts, jitter);
+    let delay = retry_delay(first_retry, attempts, jitter);
     AfterFailure {
         failing: Failing {
             since,
@@ -342,10 +340,11 @@ mod tests {
 
     #[test]
     fn retries_back_off_with_jitter_and_a_long_failure_pauses() {
-        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(5));
-        assert_eq!(retry_delay(2, 1.0), Duration::from_secs(10));
-        assert_eq!(retry_delay(1, 0.0), Duration::from_millis(2500));
-        assert_eq!(retry_delay(30, 1.0), Duration::from_secs(600));
+        let five = Duration::from_secs(5);
+        assert_eq!(retry_delay(five, 1, 1.0), Duration::from_secs(5));
+        assert_eq!(retry_delay(five, 2, 1.0), Duration::from_secs(10));
+        assert_eq!(retry_delay(five, 1, 0.0), Duration::from_millis(2500));
+        assert_eq!(retry_delay(five, 30, 1.0), Duration::from_secs(600));
         let now = Utc::now();
         let mut d = Destination {
             id: DestinationId::generate(),
@@ -366,12 +365,12 @@ mod tests {
             last_delivered_at: None,
             failing: None,
         };
-        let first = after_failure(&d, 0, "HTTP 500", now, 1.0);
+        let first = after_failure(&d, 0, "HTTP 500", now, five, 1.0);
         assert_eq!((first.failing.since, first.attempts), (now, 1));
         assert!(first.pause.is_none());
         d.failing = Some(first.failing);
         let later = now + TimeDelta::minutes(16);
-        let again = after_failure(&d, 7, "timed out", later, 0.5);
+        let again = after_failure(&d, 7, "timed out", later, five, 0.5);
         assert_eq!(again.failing.since, now, "failing since the first failure");
         assert_eq!(again.pause.map(|p| p.by), Some(PausedBy::Delivery));
     }

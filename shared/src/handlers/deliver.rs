@@ -81,6 +81,42 @@ pub fn partners_with_new_entries(event: &StreamEvent) -> BTreeSet<PartnerId> {
         .collect()
 }
 
+/// One invocation of the delivery function: a stream batch of new feed entries (their tenants'
+/// destinations) or the schedule (every destination), until `deadline`.
+pub async fn run<S, H>(
+    config: &Config,
+    store: &S,
+    sink: &H,
+    event: serde_json::Value,
+    deadline: Instant,
+) -> Result<DeliveryReport, StoreError>
+where
+    S: DeliveryLog + Destinations + FeedLog,
+    H: HttpsSink,
+{
+    let stream = event
+        .get("Records")
+        .is_some()
+        .then(|| serde_json::from_value::<StreamEvent>(event))
+        .transpose()
+        .map_err(|e| StoreError::Other(format!("a stream event that cannot be read: {e}")))?;
+    match stream {
+        Some(stream) => {
+            let partners = partners_with_new_entries(&stream);
+            deliver(
+                config,
+                store,
+                sink,
+                Some(&partners),
+                Trigger::Feed,
+                deadline,
+            )
+            .await
+        }
+        None => deliver(config, store, sink, None, Trigger::Schedule, deadline).await,
+    }
+}
+
 /// Delivers to every destination of `partners` (`None`: of every tenant), all at once, until
 /// `deadline`.
 pub async fn deliver<S, H>(
@@ -163,7 +199,15 @@ where
         report.failures += 1;
         let at = failure.at;
         let d = &claim.destination;
-        let after = after_failure(d, claim.attempts, &failure.message, Utc::now(), jitter());
+        let first_retry = config.delivery.first_retry;
+        let after = after_failure(
+            d,
+            claim.attempts,
+            &failure.message,
+            Utc::now(),
+            first_retry,
+            jitter(),
+        );
         tracing::warn!(partner = %partner, destination = %id, position = at + 1, attempts = after.attempts, error = %failure.message, "delivery failed");
         let record = match &after.pause {
             Some(_) => Some(super::destinations::change_record(

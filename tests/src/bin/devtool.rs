@@ -56,12 +56,23 @@ async fn main() -> ExitCode {
 /// Plays the stream's event source mapping: every batch of the table's stream to the
 /// sequencer, until the process is stopped.
 async fn pump(endpoint: &str, table: &str, lambda: &str) -> Result<String, String> {
-    use activity_log_tests::stream_pump::{Stream, invoke};
+    use activity_log_tests::stream_pump::{
+        DELIVERY, SEQUENCER, Stream, invoke, pump_into_function, tick_function,
+    };
+    // Delivery on threads of its own: the stream's new feed entries, and its schedule.
+    pump_into_function(endpoint, table, lambda, DELIVERY);
+    tick_function(
+        lambda,
+        DELIVERY.function,
+        std::time::Duration::from_secs(10),
+    );
     let http = reqwest::Client::new();
-    let stream = Stream::of_table(endpoint, table).await?;
-    eprintln!("devtool: pumping the stream of {table} into sequence-feed at {lambda}");
+    let stream = Stream::of_table(endpoint, table, &SEQUENCER).await?;
+    eprintln!(
+        "devtool: pumping the stream of {table} into sequence-feed and deliver-feed at {lambda}"
+    );
     stream
-        .pump(|event| invoke(&http, lambda, "sequence-feed", event))
+        .pump(|event| invoke(&http, lambda, SEQUENCER.function, event))
         .await
         .map(|()| String::new())
 }

@@ -1,0 +1,336 @@
+//! Delivery end to end: every function under `cargo lambda watch`, the emulator's stream pumped
+//! into the sequencer and into delivery as the event source mappings would, delivery's schedule
+//! ticking, and a partner's endpoint on a loopback port that fails (500s, answers that never
+//! come, closed connections) before it recovers. Destinations are made and changed through the
+//! API over real HTTP.
+
+use std::time::Duration;
+
+use activity_log::domain::delivery::{SIGNATURE_HEADER, verify_signature};
+use activity_log_tests::receiver::{Answer, Receiver};
+use activity_log_tests::{LocalStack, emulator, local_stack, token, wait_until};
+use chrono::{TimeDelta, Utc};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+/// The stack of this file; its tests take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn stack() -> &'static LocalStack {
+    static STACK: tokio::sync::OnceCell<LocalStack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let s3 = emulator().await;
+            local_stack(
+                &s3,
+                &[
+                    // The partner's endpoint is on this machine.
+                    ("DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS", "true".to_owned()),
+                    ("DELIVERY_REQUEST_TIMEOUT_SECONDS", "2".to_owned()),
+                    ("DELIVERY_FIRST_RETRY_SECONDS", "1".to_owned()),
+                    ("TENANT_RATE_LIMIT", "0".to_owned()),
+                ],
+                4,
+            )
+            .await
+        })
+        .await
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn call(method: &str, path: &str, bearer: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let base = &stack().await.base;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut req = http()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn admin(partner: &str) -> String {
+    token(partner, &["AccountAdmin"], "ops@partner.example", 3600)
+}
+
+/// Records `n` activities of `partner` from `writers` writers at once, over many customers, a
+/// third of them occurring hours late. Returns the ids (customer, activity).
+async fn record(
+    partner: &str,
+    tag: &str,
+    writers: usize,
+    per_writer: usize,
+) -> Vec<(String, String)> {
+    let writer = token(partner, &["ActivityWriter"], "orders", 3600);
+    let runs = (0..writers).map(|w| {
+        let writer = writer.clone();
+        async move {
+            let mut ids = Vec::new();
+            for chunk in 0..per_writer.div_ceil(10) {
+                let items: Vec<Value> = (0..10.min(per_writer - chunk * 10))
+                    .map(|i| {
+                        let n = chunk * 10 + i;
+                        let late = if n % 3 == 0 { TimeDelta::hours(5) } else { TimeDelta::zero() };
+                        let at = (Utc::now() - late)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        json!({"id": format!("{tag}-{w}-{n}"), "customerId": format!("c{}", (w + n) % 13),
+                               "customerName": "Contoso", "action": "placed an order",
+                               "partnerUser": "ann@partner.example", "occurredAt": at})
+                    })
+                    .collect();
+                let (status, body) =
+                    call("POST", "/activities", &writer, Some(json!(items))).await;
+                assert_eq!(status, 201, "{body}");
+                for a in body["items"].as_array().into_iter().flatten() {
+                    ids.push((
+                        a["customerId"].as_str().unwrap_or_default().to_owned(),
+                        a["id"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+            ids
+        }
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn destination(partner: &str, id: &str) -> Value {
+    let (status, d) = call("GET", &format!("/destinations/{id}"), &admin(partner), None).await;
+    assert_eq!(status, 200, "{d}");
+    d
+}
+
+/// Waits until the destination has delivered everything up to the feed's head, `at_least`.
+async fn caught_up(partner: &str, id: &str, at_least: u64) -> Value {
+    wait_until(
+        &format!("destination {id} delivering position {at_least}"),
+        Duration::from_secs(300),
+        || async {
+            let d = destination(partner, id).await;
+            d["deliveredPosition"].as_u64() >= Some(at_least)
+                && d["deliveredPosition"] == d["headPosition"]
+        },
+    )
+    .await;
+    destination(partner, id).await
+}
+
+/// The events the endpoint acknowledged, in order, each request's signature checked.
+fn events(receiver: &Receiver, secret: &str) -> Vec<Value> {
+    receiver
+        .received()
+        .iter()
+        .flat_map(|r| {
+            let signature = r.header(SIGNATURE_HEADER).unwrap_or_default();
+            assert!(
+                verify_signature(
+                    secret,
+                    signature,
+                    &r.body,
+                    Utc::now(),
+                    Duration::from_secs(600)
+                ),
+                "a request whose signature does not check"
+            );
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            body["events"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+fn positions(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["feedPosition"].as_u64().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_that_fails_for_a_while_gets_every_activity_once_in_order() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p1";
+    let receiver = Receiver::start(vec![
+        Answer::Status(500),
+        Answer::Hang(Duration::from_secs(4)),
+        Answer::Close,
+        Answer::Status(503),
+    ])
+    .await;
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "https", "name": "SIEM", "url": receiver.url, "startAfter": 0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let secret = made["signingSecret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let recorded = record(partner, "a", 20, 30).await;
+    assert_eq!(recorded.len(), 600);
+    // The create is the feed's first activity (the partner's account), then the 600.
+    let d = caught_up(partner, &id, 601).await;
+    assert_eq!(d["state"], "active", "{d}");
+    assert_eq!(d["failing"], Value::Null);
+    assert_eq!(d["lagPositions"], 0);
+    let got = events(&receiver, &secret);
+    // Every position once, in order: the failed requests were not acknowledged, so nothing of
+    // them counts, and each retry started from the cursor.
+    assert_eq!(positions(&got), (1..=601).collect::<Vec<u64>>());
+    assert!(receiver.attempts() >= receiver.received().len() + 4);
+    let mut delivered: Vec<(String, String)> = got
+        .iter()
+        .filter(|e| e["activity"]["customerId"] != "_partner")
+        .map(|e| {
+            (
+                e["activity"]["customerId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = recorded.clone();
+    delivered.sort();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    for e in &got {
+        let position = e["feedPosition"].as_u64().unwrap_or_default();
+        assert_eq!(e["eventId"], format!("{partner}:{position}"));
+        assert_eq!(e["activity"]["feedPosition"], position);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_resume_and_replay_through_the_api() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p2";
+    let receiver = Receiver::start(Vec::new()).await;
+    let (_, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "https", "name": "SIEM", "url": receiver.url, "startAfter": 0})),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let secret = made["signingSecret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    record(partner, "a", 2, 10).await;
+    caught_up(partner, &id, 21).await;
+
+    let (status, paused) = call(
+        "PATCH",
+        &format!("/destinations/{id}"),
+        &admin(partner),
+        Some(json!({"paused": true})),
+    )
+    .await;
+    assert_eq!(
+        (status, &paused["state"]),
+        (StatusCode::OK, &json!("paused"))
+    );
+    let before = receiver.received().len();
+    record(partner, "b", 1, 10).await;
+    // Ticks of the schedule and the stream's runs pass; nothing goes to a paused destination.
+    tokio::time::sleep(activity_log_tests::DELIVERY_SCHEDULE * 3).await;
+    assert_eq!(receiver.received().len(), before);
+    let d = destination(partner, &id).await;
+    assert!(d["lagPositions"].as_u64() >= Some(10), "{d}");
+
+    let (_, resumed) = call(
+        "PATCH",
+        &format!("/destinations/{id}"),
+        &admin(partner),
+        Some(json!({"paused": false})),
+    )
+    .await;
+    assert_eq!(resumed["state"], "active");
+    // 21 + pause + 10 + resume.
+    caught_up(partner, &id, 33).await;
+    let (_, replay) = call(
+        "PATCH",
+        &format!("/destinations/{id}"),
+        &admin(partner),
+        Some(json!({"replayAfter": 30})),
+    )
+    .await;
+    assert_eq!(replay["deliveredPosition"], 30, "{replay}");
+    caught_up(partner, &id, 34).await;
+    let got = positions(&events(&receiver, &secret));
+    // Up to 33 once, then 31.. again (the replay's own record is 34).
+    let mut expected: Vec<u64> = (1..=33).collect();
+    expected.extend(31..=34);
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_endpoint_fails_with_a_clear_error_and_recording_goes_on() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p3";
+    // A port nothing listens on.
+    let closed = format!("http://127.0.0.1:{}/hook", activity_log_tests::free_port());
+    let (_, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "https", "name": "gone", "url": closed, "startAfter": 0})),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let recorded = record(partner, "a", 4, 10).await;
+    assert_eq!(
+        recorded.len(),
+        40,
+        "recording is not held up by the failing destination"
+    );
+    wait_until(
+        "the destination failing",
+        Duration::from_secs(120),
+        || async { destination(partner, &id).await["state"] == "failing" },
+    )
+    .await;
+    let d = destination(partner, &id).await;
+    let error = d["failing"]["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("could not connect"), "{d}");
+    assert_eq!(d["deliveredPosition"], 0);
+    assert!(d["lagPositions"].as_u64() >= Some(41), "{d}");
+
+    // Another tenant's destinations are not this one's to see.
+    let (status, _) = call(
+        "GET",
+        &format!("/destinations/{id}"),
+        &admin("deliver-p1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        "GET",
+        "/destinations",
+        &token(partner, &["HelpdeskAgent"], "h", 3600),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
