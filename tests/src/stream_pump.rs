@@ -333,32 +333,6 @@ pub async fn wait_for_head(app: &activity_log::app::App, p: &str, head: u64) {
     .await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(event: &str, sk: &str) -> Value {
-        json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": "P#p1#C#c1"}, "sk": {"S": sk}}}})
-    }
-
-    #[test]
-    fn the_template_s_filter_passes_activity_inserts_only() {
-        let mapping = Mapping::of_template(&SEQUENCER).unwrap_or_else(|e| panic!("{e}"));
-        assert!(mapping.passes(&record("INSERT", "A#a1")));
-        for (event, sk) in [
-            ("MODIFY", "A#a1"),
-            ("MODIFY", "HEAD"),
-            ("INSERT", "HEAD"),
-            ("INSERT", "00000000000000000001"),
-            ("REMOVE", "A#a1"),
-        ] {
-            assert!(!mapping.passes(&record(event, sk)), "{event} {sk}");
-        }
-        assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
-        assert!(mapping.batch_size >= 1);
-    }
-}
-
 /// Invokes `function` at `lambda` every `period` with a scheduled event (as EventBridge's
 /// schedule does in AWS), on a thread of its own until the process exits.
 pub fn tick_function(lambda: &str, function: &'static str, period: Duration) {
@@ -383,4 +357,30 @@ pub fn tick_function(lambda: &str, function: &'static str, period: Duration) {
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: &str, sk: &str) -> Value {
+        json!({"eventName": event, "dynamodb": {"Keys": {"pk": {"S": "P#p1#C#c1"}, "sk": {"S": sk}}}})
+    }
+
+    #[test]
+    fn the_template_s_filter_passes_activity_inserts_only() {
+        let mapping = Mapping::of_template(&SEQUENCER).unwrap_or_else(|e| panic!("{e}"));
+        assert!(mapping.passes(&record("INSERT", "A#a1")));
+        for (event, sk) in [
+            ("MODIFY", "A#a1"),
+            ("MODIFY", "HEAD"),
+            ("INSERT", "HEAD"),
+            ("INSERT", "00000000000000000001"),
+            ("REMOVE", "A#a1"),
+        ] {
+            assert!(!mapping.passes(&record(event, sk)), "{event} {sk}");
+        }
+        assert!(!mapping.passes(&json!({"eventName": "INSERT"})));
+        assert!(mapping.batch_size >= 1);
+    }
 }
