@@ -4,8 +4,11 @@
 //!                                                 bucket (Object Lock) in the emulator
 //!   devtool seed <api-url> <writer-token>         record demo activities through the API
 //!   devtool export <api-url> <reader-token>       export the demo log as CSV; prints the link
-//!   devtool pump <endpoint> <table> <lambda-url>  the table's stream into the sequencer under
-//!                                                 cargo lambda watch, until stopped
+//!   devtool destination <api-url> <admin-token> <name> <url>
+//!                                                 add an HTTPS webhook destination (once)
+//!   devtool pump <endpoint> <table> <lambda-url>  the table's stream into the sequencer and
+//!                                                 delivery under cargo lambda watch, and
+//!                                                 delivery's schedule, until stopped
 
 use std::process::ExitCode;
 
@@ -37,9 +40,10 @@ async fn main() -> ExitCode {
         ["seed", api, token] => seed(api, token, demo()).await,
         ["seed-other", api, token] => seed(api, token, other_partner()).await,
         ["export", api, token] => export(api, token).await,
+        ["destination", api, token, name, url] => destination(api, token, name, url).await,
         ["pump", endpoint, table, lambda] => pump(endpoint, table, lambda).await,
         ["openapi-time-zones"] => openapi_time_zones(),
-        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool pump <endpoint> <table> <lambda-url> | devtool openapi-time-zones".into()),
+        _ => Err("usage: devtool storage <endpoint> <table> <bucket> <key-alias> <anchor-bucket> | devtool seed|seed-other <api-url> <writer-token> | devtool export <api-url> <reader-token> | devtool destination <api-url> <admin-token> <name> <url> | devtool pump <endpoint> <table> <lambda-url> | devtool openapi-time-zones".into()),
     };
     match result {
         Ok(msg) => {
@@ -212,6 +216,41 @@ async fn seed(api: &str, token: &str, items: Vec<Value>) -> Result<String, Strin
         }
     }
     Ok(format!("seeded {} activities", items.len()))
+}
+
+/// Adds an HTTPS webhook destination named `name` unless the partner has one of that name.
+async fn destination(api: &str, token: &str, name: &str, url: &str) -> Result<String, String> {
+    let client = reqwest::Client::new();
+    let listed: Value = client
+        .get(format!("{api}/destinations"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("GET /destinations: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("GET /destinations: {e}"))?;
+    let exists = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["name"] == name);
+    if exists {
+        return Ok(format!("destination {name:?} is there already"));
+    }
+    let r = client
+        .post(format!("{api}/destinations"))
+        .bearer_auth(token)
+        .json(&json!({"type": "https", "name": name, "url": url}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /destinations: {e}"))?;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    if status != reqwest::StatusCode::CREATED {
+        return Err(format!("POST /destinations answered {status}: {text}"));
+    }
+    Ok(format!("destination {name:?} added"))
 }
 
 /// Starts a CSV export of the whole demo log and waits for it; prints the download link.
