@@ -157,6 +157,11 @@ def main():
         check("9 Streaming", f"sequencer, {seq['activities']:,} activities in {seq['batches']} stream batches, emulator",
               f"{seq['activitiesPerSecond']:,.0f} activities/s, {seq['cpuPerActivityUs']:.0f} us CPU per activity, "
               f"{seq['transactions']} transactions", "-", True)
+    dlv = results.get("delivery")
+    if dlv:
+        check("9 Streaming", f"delivery, {dlv['activities']:,} activities to a webhook on this machine, emulator",
+              f"{dlv['activitiesPerSecond']:,.0f} activities/s in {dlv['requests']} requests, "
+              f"{dlv['cpuPerActivityUs']:.0f} us CPU per activity, {dlv['storageCalls']} storage calls", "-", True)
 
     print("| budget | what | figure | budget | result |")
     print("|---|---|---|---|---|")

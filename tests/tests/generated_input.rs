@@ -28,8 +28,8 @@ const OPERATIONS: [&str; 6] = [
     "GET /exports/{exportId}",
 ];
 
-/// The streaming destinations' operations: a run of their own with fewer cases (most of their
-/// requests name a destination that does not exist, or meet the limit of 3).
+/// The streaming destinations' operations: a run of their own with a tenth of the cases (most of
+/// their requests name a destination that does not exist, or meet the limit of 3).
 const DESTINATION_OPERATIONS: [&str; 5] = [
     "GET /destinations",
     "POST /destinations",
@@ -278,33 +278,15 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
     // fuzzing early (seen: 13 cases of GET /customers/{customerId}/activities in a run of all six,
     // thousands when it runs alone). An operation left short gets a run of its own, so that each
     // still gets its thousand requests.
-    for op in OPERATIONS {
-        if tally.get(op).map_or(0, |t| t.requests) >= n {
-            continue;
-        }
-        let run = Run {
-            name: "valid-token-top-up",
-            token: token.clone(),
-            examples: n,
-            expect_unauthenticated: false,
-            only: Some(op),
-            paths: None,
-        };
-        let (base, seed) = (base.clone(), seed.clone());
-        let more = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(extra) = more.get(op) {
-            let t = tally.entry(op.to_owned()).or_default();
-            t.requests += extra.requests;
-            for (status, c) in &extra.by_status {
-                *t.by_status.entry(*status).or_default() += c;
-            }
-            for (kind, c) in &extra.excluded {
-                *t.excluded.entry(kind.clone()).or_default() += c;
-            }
-        }
-    }
+    top_up(
+        &mut tally,
+        &OPERATIONS,
+        "valid-token-top-up",
+        &base,
+        &token,
+        n,
+    )
+    .await;
     for op in OPERATIONS {
         let t = tally.get(op);
         let requests = t.map_or(0, |t| t.requests);
@@ -357,6 +339,45 @@ async fn generated_requests_with_a_valid_token_get_contract_answers() {
     }
 }
 
+/// Gives each of `ops` that `tally` holds short of its cases a run of its own (`name`), and adds
+/// what it got.
+async fn top_up(
+    tally: &mut BTreeMap<String, Tally>,
+    ops: &[&'static str],
+    name: &'static str,
+    base: &str,
+    token: &str,
+    n: usize,
+) {
+    for op in ops {
+        if tally.get(*op).map_or(0, |t| t.requests) >= cases(op, n) {
+            continue;
+        }
+        let run = Run {
+            name,
+            token: token.to_owned(),
+            examples: n,
+            expect_unauthenticated: false,
+            only: Some(op),
+            paths: None,
+        };
+        let (base, seed) = (base.to_owned(), seed_value());
+        let more = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(extra) = more.get(*op) {
+            let t = tally.entry((*op).to_owned()).or_default();
+            t.requests += extra.requests;
+            for (status, c) in &extra.by_status {
+                *t.by_status.entry(*status).or_default() += c;
+            }
+            for (kind, c) in &extra.excluded {
+                *t.excluded.entry(kind.clone()).or_default() += c;
+            }
+        }
+    }
+}
+
 /// Server errors of `op` other than the local router's excused ones, and the router's 500s.
 fn unexcused_server_errors(tally: &BTreeMap<String, Tally>, op: &str) -> (usize, usize) {
     let t = tally.get(op);
@@ -382,7 +403,7 @@ fn unexcused_server_errors(tally: &BTreeMap<String, Tally>, op: &str) -> (usize,
 async fn generated_destination_requests_get_contract_answers() {
     let _turn = TURN.lock().await;
     let stack = stack().await;
-    let n = (examples() / 5).max(20);
+    let n = (examples() / 10).max(20);
     let admin = token(PARTNER, &["AccountAdmin"], "schemathesis", 3 * 3600);
     let run = Run {
         name: "destinations",
@@ -393,9 +414,19 @@ async fn generated_destination_requests_get_contract_answers() {
         paths: Some((true, DESTINATION_PATHS)),
     };
     let (base, seed) = (stack.base.clone(), seed_value());
-    let tally = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
+    let mut tally = tokio::task::spawn_blocking(move || run_schemathesis(&base, &run, &seed))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let base = stack.base.clone();
+    top_up(
+        &mut tally,
+        &DESTINATION_OPERATIONS,
+        "destinations-top-up",
+        &base,
+        &admin,
+        n,
+    )
+    .await;
     for op in DESTINATION_OPERATIONS {
         let requests = tally.get(op).map_or(0, |t| t.requests);
         let want = cases(op, n);

@@ -182,7 +182,7 @@ describe('Streaming', () => {
     expect(cells()).toEqual([
       ['Security SIEM', 'HTTPS Webhook', 'https://siem.demo-partner.example/hooks/activity', '使用中', '2,417 / 2,417', '已是最新', '暫停 Security SIEM'],
       ['Archive', 'Amazon S3', 's3://activity-archive/demo/log', `失敗中（自 ${at('zh-TW')} 起）：AccessDenied on PutObject`, '2,405 / 2,417', '12 筆活動，3 分鐘', '暫停 Archive'],
-      ['Ops bus', 'Splunk HEC', 'https://hec.example.com/services/collector', `已暫停（由您於 ${at('zh-TW')} 暫停）`, '2,416 / 2,417', '1 筆活動，1 小時 1 分鐘', '繼續 Ops bus'],
+      ['Ops bus', 'Splunk HEC', 'https://hec.example.com/services/collector', `已暫停（由管理員於 ${at('zh-TW')} 暫停）`, '2,416 / 2,417', '1 筆活動，1 小時 1 分鐘', '繼續 Ops bus'],
     ]);
     expect(button('暫停 Security SIEM')?.textContent).toBe('暫停');
     expect(button('繼續 Ops bus')?.textContent).toBe('繼續');
@@ -247,7 +247,7 @@ describe('Streaming', () => {
       { method: 'PATCH', path: '/destinations/d1', ifMatch: '"4"', body: '{"paused":true}' },
       { method: 'GET', path: '/destinations', ifMatch: null, body: undefined },
     ]);
-    expect(cells()[0][3]).toBe(`Paused by you since ${at('en', '2026-11-26T08:00:00.000Z')}`);
+    expect(cells()[0][3]).toBe(`Paused by an admin since ${at('en', '2026-11-26T08:00:00.000Z')}`);
     expect(statusText()).toBe('');
 
     button('Resume Security SIEM')?.click();

@@ -43,6 +43,7 @@ const API_PARTNER: &str = "partner-bench";
 /// The sequencer's own table and tenant (its throughput).
 const FEED_TABLE: &str = "bench-feed";
 const FEED_PARTNER: &str = "partner-feed";
+const DELIVERY_PARTNER: &str = "partner-delivery";
 const EXPORT_PARTNER: &str = "partner-export";
 const INVOKE_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -616,6 +617,120 @@ async fn sequencer(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Va
     }))
 }
 
+/// Delivery's throughput to an HTTPS endpoint on this machine that acknowledges at once: `count`
+/// activities placed in a tenant's feed, one webhook destination from position 0, the release
+/// `deliver-feed` run on its schedule's event until the destination has them all.
+async fn delivery(h: &Harness, count: usize, now: DateTime<Utc>) -> Fallible<Value> {
+    use activity_log::domain::destination::{
+        DEFAULT_AUTO_PAUSE_MINUTES, Destination, DestinationId, HttpsFormat, Target,
+    };
+    use activity_log::store::{DestinationChange, Destinations};
+    use activity_log_tests::receiver::Receiver;
+    let partner = PartnerId::parse(DELIVERY_PARTNER).map_err(|e| e.to_string())?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&h.sdk), FEED_TABLE);
+    let rows = seed(
+        &store,
+        &partner,
+        50,
+        count as u64,
+        now - TimeDelta::minutes(5),
+    )
+    .await?;
+    for chunk in rows.chunks(100) {
+        let event =
+            serde_json::from_value(stream_inserts(&partner, chunk)).map_err(|e| e.to_string())?;
+        activity_log::handlers::feed::sequence(&store, &event)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let receiver = Receiver::start(Vec::new()).await;
+    let config = activity_log::testing::fixtures::config();
+    let d = Destination {
+        id: DestinationId::generate(),
+        name: "bench".into(),
+        target: Target::Https {
+            url: receiver.url.clone(),
+            format: HttpsFormat::Webhook,
+        },
+        secret: Some("whsec_bench".into()),
+        paused: None,
+        auto_pause_after_minutes: DEFAULT_AUTO_PAUSE_MINUTES,
+        created_at: now,
+        created_by: "bench".into(),
+        updated_at: now,
+        updated_by: "bench".into(),
+        version: 1,
+        delivered: 0,
+        last_delivered_at: None,
+        failing: None,
+    };
+    let record = activity_log::handlers::destinations::change_record(
+        &config,
+        &partner,
+        "bench",
+        "Create streaming destination",
+        &d,
+        json!({}),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    store
+        .change_destination(
+            &partner,
+            &DestinationChange::Create(Box::new(d.clone())),
+            &record,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (process, stub, _) = h.start("deliver-feed", FEED_TABLE).await?;
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let calls_before = h.proxy.seen().len();
+    let started = Instant::now();
+    let mut events = 0;
+    for _ in 0..20 {
+        match stub
+            .invoke(Bytes::from(scheduled.to_string()), INVOKE_DEADLINE)
+            .await?
+        {
+            Outcome::Response(body) => {
+                let report: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                events += report["events"].as_u64().unwrap_or(0);
+            }
+            Outcome::Error(body) => {
+                return Err(format!(
+                    "deliver-feed failed: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
+        if events >= count as u64 {
+            break;
+        }
+    }
+    let wall = started.elapsed();
+    let usage = process.kill_and_measure().map_err(|e| e.to_string())?;
+    let stored = store
+        .destination(&partner, &d.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the bench destination is gone")?;
+    let requests = receiver.received().len();
+    if stored.delivered != count as u64 || events != count as u64 {
+        return Err(format!(
+            "deliver-feed delivered {events} of {count} (cursor {})",
+            stored.delivered
+        ));
+    }
+    Ok(json!({
+        "activities": count,
+        "requests": requests,
+        "wallSeconds": wall.as_secs_f64(),
+        "activitiesPerSecond": count as f64 / wall.as_secs_f64().max(1e-9),
+        "cpuPerActivityUs": micros(usage.cpu()) / count as f64,
+        "storageCalls": h.proxy.seen().len() - calls_before,
+    }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4-6. Exports
 
@@ -892,7 +1007,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     let total = Instant::now();
     let step = |what: &str| eprintln!("bench: {what} ({:.0} s)", total.elapsed().as_secs_f64());
 
-    // BENCH_ONLY=init,requests,sequencer,exports,verifier,sealer picks parts (for profiling one of them);
+    // BENCH_ONLY=init,requests,sequencer,delivery,exports,verifier,sealer picks parts (for profiling one of them);
     // default all.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
@@ -910,6 +1025,11 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
     if wanted("sequencer") {
         step("sequencer");
         sequencer_figures = sequencer(&h, env_usize("BENCH_FEED_ACTIVITIES", 4_900), now).await?;
+    }
+    let mut delivery_figures = Value::Null;
+    if wanted("delivery") {
+        step("delivery");
+        delivery_figures = delivery(&h, env_usize("BENCH_DELIVERY_ACTIVITIES", 5_000), now).await?;
     }
     let mut exports_figures = Value::Null;
     if wanted("exports") {
@@ -937,6 +1057,7 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         "requests": requests,
         "exports": exports,
         "sequencer": sequencer_figures,
+        "delivery": delivery_figures,
         "verifier": verifier_figures,
         "sealer": sealer_figures,
         "limits": limits,

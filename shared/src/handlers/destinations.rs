@@ -537,7 +537,7 @@ impl<S: Destinations + FeedLog> Ctx<'_, S> {
 
 /// The activity that records a change to `d` by `by`, in `partner`'s own account: what the API's
 /// changes and delivery's automatic pause write together with the change.
-pub(crate) fn change_record(
+pub fn change_record(
     config: &Config,
     partner: &crate::domain::PartnerId,
     by: &str,

@@ -91,7 +91,7 @@ function typeName(d: Destination, t: Words): string {
 
 /** Where it delivers: the URL, the bucket and prefix, or the bus. */
 function where(d: Destination): string {
-  if (d.type === 's3') return `s3://${d.bucket ?? ''}/${d.prefix ?? ''}`;
+  if (d.type === 's3') return d.prefix ? `s3://${d.bucket ?? ''}/${d.prefix}` : `s3://${d.bucket ?? ''}`;
   if (d.type === 'eventBridge') return d.eventBusArn ?? '';
   return d.url ?? '';
 }
