@@ -389,6 +389,26 @@ pub async fn local_stack(
     extra_env: &[(&str, String)],
     concurrency: usize,
 ) -> LocalStack {
+    start_stack(s3_endpoint, extra_env, concurrency, false).await
+}
+
+/// [`local_stack`] that also delivers to streaming destinations: the stream pumped into
+/// `deliver-feed` and its schedule ticking every [`DELIVERY_SCHEDULE`]. (The other stacks leave
+/// it out: on two cores its polling takes from the writers.)
+pub async fn local_stack_delivering(
+    s3_endpoint: &str,
+    extra_env: &[(&str, String)],
+    concurrency: usize,
+) -> LocalStack {
+    start_stack(s3_endpoint, extra_env, concurrency, true).await
+}
+
+async fn start_stack(
+    s3_endpoint: &str,
+    extra_env: &[(&str, String)],
+    concurrency: usize,
+    delivering: bool,
+) -> LocalStack {
     let endpoint = emulator().await;
     let (table, bucket) = (unique_name("stack"), unique_name("stack"));
     let key = stack_storage(&endpoint, s3_endpoint, &table, &bucket).await;
@@ -403,11 +423,13 @@ pub async fn local_stack(
     let log = start_watch(&env, port, concurrency);
     let base = format!("http://127.0.0.1:{port}");
     wait_for_functions(&base).await;
-    // The table's stream into the sequencer and delivery, as the event source mappings do in
+    // The table's stream into the sequencer (and delivery), as the event source mappings do in
     // AWS, and delivery's schedule.
     stream_pump::pump_into_function(&endpoint, &table, &base, stream_pump::SEQUENCER);
-    stream_pump::pump_into_function(&endpoint, &table, &base, stream_pump::DELIVERY);
-    stream_pump::tick_function(&base, stream_pump::DELIVERY.function, DELIVERY_SCHEDULE);
+    if delivering {
+        stream_pump::pump_into_function(&endpoint, &table, &base, stream_pump::DELIVERY);
+        stream_pump::tick_function(&base, stream_pump::DELIVERY.function, DELIVERY_SCHEDULE);
+    }
     eprintln!(
         "stack up at {base}; cargo lambda watch log: {}",
         log.display()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use activity_log::domain::delivery::{SIGNATURE_HEADER, verify_signature};
 use activity_log_tests::receiver::{Answer, Receiver};
-use activity_log_tests::{LocalStack, emulator, local_stack, token, wait_until};
+use activity_log_tests::{LocalStack, emulator, local_stack_delivering, token, wait_until};
 use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ async fn stack() -> &'static LocalStack {
     STACK
         .get_or_init(|| async {
             let s3 = emulator().await;
-            local_stack(
+            local_stack_delivering(
                 &s3,
                 &[
                     // The partner's endpoint is on this machine.
