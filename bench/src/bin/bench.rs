@@ -44,6 +44,9 @@ const API_PARTNER: &str = "partner-bench";
 const FEED_TABLE: &str = "bench-feed";
 const FEED_PARTNER: &str = "partner-feed";
 const DELIVERY_PARTNER: &str = "partner-delivery";
+/// The anchor bucket of the functions under test (`anchors-<table>`, as the harness names it).
+const ANCHORED_TABLE: &str = "bench";
+const ANCHOR_BUCKET: &str = "anchors-bench";
 const EXPORT_PARTNER: &str = "partner-export";
 const INVOKE_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -98,7 +101,7 @@ impl Harness {
             ("SIGNING_KEY_ID", SIGNING_KEY_ALIAS),
             // The integrity function starts only with its anchor store named (its init is
             // measured; the harness asks it for no checkpoint).
-            ("ANCHOR_BUCKET", "bench-anchors"),
+            ("ANCHOR_BUCKET", ANCHOR_BUCKET),
             // The harness sends its requests back to back from one partner: the rate counter is
             // updated on every request (its cost is in the figures) but never refuses one.
             ("TENANT_RATE_LIMIT", "1000000"),
@@ -995,6 +998,9 @@ async fn run(bins: PathBuf, report: PathBuf) -> Fallible<()> {
         create_storage(&sdk, table, BUCKET).await;
     }
     activity_log_tests::signing_key(&sdk, SIGNING_KEY_ALIAS).await;
+    // The anchors the export worker checks a manifest's heads against (none: nothing sealed).
+    let anchors = activity_log_tests::anchor_bucket(&sdk, ANCHORED_TABLE).await;
+    debug_assert_eq!(anchors, ANCHOR_BUCKET);
     let proxy = FaultProxy::start(&emulator).await;
     let h = Harness {
         bins,
