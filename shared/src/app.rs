@@ -182,6 +182,15 @@ impl App {
         Ok(self.launcher_of(function))
     }
 
+    /// Partners' buckets, written with roles assumed from this app's credentials (delivery).
+    pub fn partner_buckets(&self) -> crate::sinks::PartnerBuckets {
+        let sdk = self
+            .sdk
+            .clone()
+            .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
+        crate::sinks::PartnerBuckets::new(sdk, self.config.runtime.sdk.s3_endpoint_overridden)
+    }
+
     fn launcher_of(&self, function: String) -> LambdaLauncher {
         let sdk = self
             .sdk

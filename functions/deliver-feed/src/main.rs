@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use activity_log::app::App;
 use activity_log::handlers::deliver;
-use activity_log::sinks::Https;
+use activity_log::sinks::{Https, Sinks};
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
 /// Time kept back from the invocation's deadline to give claims back and log.
@@ -18,7 +18,10 @@ async fn main() -> Result<(), Error> {
     // Names this function in its metrics (activity_log::metrics).
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
-    let https = &Https::with_timeout(app.config.delivery.request_timeout)?;
+    let sinks = &Sinks {
+        https: Https::with_timeout(app.config.delivery.request_timeout)?,
+        buckets: app.partner_buckets(),
+    };
     lambda_runtime::run(service_fn(async |event: LambdaEvent<serde_json::Value>| {
         let left = Duration::from_millis(event.context.deadline)
             .checked_sub(Duration::from_millis(now_ms()))
@@ -26,7 +29,7 @@ async fn main() -> Result<(), Error> {
             .saturating_sub(MARGIN)
             .max(Duration::from_secs(1));
         let deadline = Instant::now() + left;
-        let report = deliver::run(&app.config, &app.store, https, event.payload, deadline).await?;
+        let report = deliver::run(&app.config, &app.store, sinks, event.payload, deadline).await?;
         Ok::<_, Error>(serde_json::to_value(report)?)
     }))
     .await

@@ -181,6 +181,100 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What one S3 delivery writes: the gzipped JSON Lines object and its manifest, and the feed
+/// positions they cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Batch {
+    pub first: u64,
+    pub last: u64,
+    pub count: usize,
+    /// `<prefix>/YYYY/MM/DD/HH/<first>-<last>.jsonl.gz`: the hour (UTC) its first activity was
+    /// recorded, positions zero-padded to 12 digits so that keys sort in feed order.
+    pub object_key: String,
+    /// The object's gzipped JSON Lines: one event per line, in position order.
+    pub object: Vec<u8>,
+    /// `<same>.manifest.json`, written after the object.
+    pub manifest_key: String,
+    pub manifest: Vec<u8>,
+}
+
+/// The version of the manifest's shape.
+pub const S3_MANIFEST_VERSION: u32 = 1;
+
+/// The object and manifest that deliver `events` (position, event, in position order, at least
+/// one) to an S3 destination of `partner` under `prefix`, written at `now`. The manifest names
+/// the object, its position range and event count, its size and SHA-256, the recording times it
+/// spans and, for each customer in it, its latest chain link there (`sequence`, `hash`): a
+/// checkpoint to compare with the customer's chain and the service's signed heads.
+pub fn s3_batch(
+    partner: &PartnerId,
+    destination: &str,
+    prefix: &str,
+    events: &[(u64, Value)],
+    now: DateTime<Utc>,
+) -> Option<S3Batch> {
+    use std::io::Write as _;
+    let (first, _) = events.first()?;
+    let (last, _) = events.last()?;
+    let recorded = |e: &Value| {
+        e["activity"]["recordedAt"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let hour = events.first().and_then(|(_, e)| recorded(e)).unwrap_or(now);
+    let dir = match prefix.trim_end_matches('/') {
+        "" => hour.format("%Y/%m/%d/%H").to_string(),
+        p => format!("{p}/{}", hour.format("%Y/%m/%d/%H")),
+    };
+    let stem = format!("{dir}/{first:012}-{last:012}");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut customers: std::collections::BTreeMap<&str, Value> = Default::default();
+    for (_, e) in events {
+        // Writing into memory cannot fail.
+        let _ = gz.write_all(e.to_string().as_bytes());
+        let _ = gz.write_all(b"\n");
+        let a = &e["activity"];
+        if let (Some(customer), Some(sequence)) = (a["customerId"].as_str(), a["sequence"].as_u64())
+        {
+            customers.insert(
+                customer,
+                json!({"customerId": customer, "sequence": sequence, "hash": a["hash"],
+                       "recordedAt": a["recordedAt"]}),
+            );
+        }
+    }
+    let object = gz.finish().ok()?;
+    let object_key = format!("{stem}.jsonl.gz");
+    let times: Vec<DateTime<Utc>> = events.iter().filter_map(|(_, e)| recorded(e)).collect();
+    let manifest = json!({
+        "version": S3_MANIFEST_VERSION,
+        "partnerId": partner,
+        "destinationId": destination,
+        "object": object_key,
+        "contentEncoding": "gzip",
+        "format": "jsonl",
+        "firstPosition": first,
+        "lastPosition": last,
+        "events": events.len(),
+        "bytes": object.len(),
+        "sha256": hex::encode(<Sha256 as sha2::Digest>::digest(&object)),
+        "recordedFrom": times.iter().min().map(|t| super::time::format(*t)),
+        "recordedTo": times.iter().max().map(|t| super::time::format(*t)),
+        "writtenAt": super::time::format(now),
+        "customers": customers.into_values().collect::<Vec<_>>(),
+    });
+    Some(S3Batch {
+        first: *first,
+        last: *last,
+        count: events.len(),
+        object_key,
+        object,
+        manifest_key: format!("{stem}.manifest.json"),
+        manifest: serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    })
+}
+
 /// How long to wait before retrying a destination that failed `attempts` times in a row
 /// (exponential from `first` to 10 min), scaled by `jitter` in [0, 1) to between half and all
 /// of it.
@@ -246,6 +340,70 @@ mod tests {
                 (p, event(&partner(), p, activity))
             })
             .collect()
+    }
+
+    #[test]
+    fn an_s3_batch_is_gzipped_json_lines_with_a_manifest_naming_range_digest_and_checkpoints() {
+        use std::io::Read as _;
+        let mut all = events(5, 10);
+        for (p, e) in &mut all {
+            e["activity"]["customerId"] = json!(if *p % 2 == 0 { "c-even" } else { "c-odd" });
+            e["activity"]["sequence"] = json!(*p);
+            e["activity"]["hash"] = json!(format!("h{p}"));
+        }
+        all[4].1["activity"]["recordedAt"] = json!("2026-12-07T11:30:00Z");
+        let now = "2026-12-07T12:00:00Z".parse().unwrap();
+        let b = s3_batch(&partner(), "D1", "audit/activity", &all[1..], now).unwrap();
+        assert_eq!(
+            b.object_key,
+            "audit/activity/2026/12/07/10/000000000002-000000000005.jsonl.gz"
+        );
+        assert_eq!(
+            b.manifest_key,
+            "audit/activity/2026/12/07/10/000000000002-000000000005.manifest.json"
+        );
+        assert_eq!((b.first, b.last, b.count), (2, 5, 4));
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&b.object[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            all[1..].iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()
+        );
+        let m: Value = serde_json::from_slice(&b.manifest).unwrap();
+        assert_eq!(m["object"], b.object_key);
+        assert_eq!(
+            (
+                m["firstPosition"].as_u64(),
+                m["lastPosition"].as_u64(),
+                m["events"].as_u64()
+            ),
+            (Some(2), Some(5), Some(4))
+        );
+        assert_eq!(
+            m["sha256"],
+            hex::encode(<Sha256 as sha2::Digest>::digest(&b.object))
+        );
+        assert_eq!(m["bytes"].as_u64(), Some(b.object.len() as u64));
+        assert_eq!(m["recordedFrom"], "2026-12-07T10:00:00.250Z");
+        assert_eq!(m["recordedTo"], "2026-12-07T11:30:00.000Z");
+        assert_eq!(
+            m["customers"],
+            json!([{"customerId": "c-even", "sequence": 4, "hash": "h4", "recordedAt": "2026-12-07T10:00:00.250Z"},
+                   {"customerId": "c-odd", "sequence": 5, "hash": "h5", "recordedAt": "2026-12-07T11:30:00Z"}])
+        );
+        // No prefix: the keys begin with the year. Nothing to deliver: no batch.
+        let bare = s3_batch(&partner(), "D1", "", &all[..1], now).unwrap();
+        assert_eq!(
+            bare.object_key,
+            "2026/12/07/10/000000000001-000000000001.jsonl.gz"
+        );
+        assert!(s3_batch(&partner(), "D1", "p", &[], now).is_none());
     }
 
     #[test]

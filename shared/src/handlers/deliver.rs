@@ -21,7 +21,7 @@ use crate::domain::destination::{DestinationId, HttpsFormat, Target};
 use crate::domain::feed::StreamEvent;
 use crate::http::response::{ActivityView, Links};
 use crate::metrics;
-use crate::sinks::{HttpsSink, SendError};
+use crate::sinks::{BucketSink, HttpsSink, PartnerBucket, SendError};
 use crate::store::{Claimed, DeliveryLog, Destinations, FeedLog, StoreError};
 
 /// How long a run holds a destination: longer than it delivers to one.
@@ -92,7 +92,7 @@ pub async fn run<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink,
+    H: HttpsSink + BucketSink,
 {
     let stream = event
         .get("Records")
@@ -129,13 +129,18 @@ pub async fn deliver<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink,
+    H: HttpsSink + BucketSink,
 {
     let mut targets: Vec<(PartnerId, DestinationId)> = Vec::new();
     match partners {
         Some(partners) => {
             for p in partners {
                 for d in store.destinations(p).await? {
+                    // S3 destinations are written on the schedule only: an object a minute
+                    // rather than one per stream batch.
+                    if trigger == Trigger::Feed && matches!(d.target, Target::S3 { .. }) {
+                        continue;
+                    }
                     targets.push((p.clone(), d.id));
                 }
             }
@@ -173,7 +178,7 @@ async fn deliver_one<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink,
+    H: HttpsSink + BucketSink,
 {
     let mut report = DeliveryReport {
         destinations: 1,
@@ -262,7 +267,7 @@ async fn send_all<S, H>(
 ) -> Result<(), Failure>
 where
     S: DeliveryLog + FeedLog,
-    H: HttpsSink,
+    H: HttpsSink + BucketSink,
 {
     let d = &claim.destination;
     let mut cursor = d.delivered;
@@ -280,7 +285,7 @@ where
         if cursor >= head {
             break;
         }
-        if !matches!(d.target, Target::Https { .. }) {
+        if matches!(d.target, Target::EventBridge { .. }) {
             return Err(Failure {
                 at: cursor,
                 message: format!(
@@ -304,14 +309,14 @@ where
                 Some((position, delivery::event(partner, position, view)))
             })
             .collect();
-        for batch in batches(d, &events) {
-            send(sink, d, &batch).await.map_err(|e| Failure {
+        for request in requests(partner, d, &events) {
+            send(sink, d, &request).await.map_err(|e| Failure {
                 at: cursor,
                 message: e.to_string(),
             })?;
             report.requests += 1;
-            report.events += batch.count;
-            cursor = advance(store, partner, claim, cursor, batch.last).await?;
+            report.events += request.count();
+            cursor = advance(store, partner, claim, cursor, request.last()).await?;
         }
         // Positions past the last event (their activities expired) are read: move past them.
         if page.last > cursor {
@@ -357,42 +362,114 @@ async fn advance<S: DeliveryLog>(
     }
 }
 
-fn batches(
-    d: &crate::domain::destination::Destination,
-    events: &[(u64, serde_json::Value)],
-) -> Vec<delivery::Batch> {
-    let format = match &d.target {
-        Target::Https { format, .. } => *format,
-        // Refused before (send_all): nothing of theirs is read.
-        Target::S3 { .. } | Target::EventBridge { .. } => HttpsFormat::Webhook,
-    };
-    delivery::https_batches(d.id.as_str(), format, events, MAX_HTTPS_BATCH_EVENTS)
+/// One acknowledged unit of delivery: an HTTPS request, or an S3 object and its manifest.
+enum Request {
+    Https(delivery::Batch),
+    S3(delivery::S3Batch),
 }
 
-async fn send<H: HttpsSink>(
+impl Request {
+    fn last(&self) -> u64 {
+        match self {
+            Self::Https(b) => b.last,
+            Self::S3(b) => b.last,
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Self::Https(b) => b.count,
+            Self::S3(b) => b.count,
+        }
+    }
+}
+
+/// What delivers `events` (a page of the feed, in position order) to `d`.
+fn requests(
+    partner: &PartnerId,
+    d: &crate::domain::destination::Destination,
+    events: &[(u64, serde_json::Value)],
+) -> Vec<Request> {
+    match &d.target {
+        Target::Https { format, .. } => {
+            delivery::https_batches(d.id.as_str(), *format, events, MAX_HTTPS_BATCH_EVENTS)
+                .into_iter()
+                .map(Request::Https)
+                .collect()
+        }
+        Target::S3 { prefix, .. } => {
+            delivery::s3_batch(partner, d.id.as_str(), prefix, events, Utc::now())
+                .into_iter()
+                .map(Request::S3)
+                .collect()
+        }
+        // Refused before (send_all): nothing of theirs is read.
+        Target::EventBridge { .. } => Vec::new(),
+    }
+}
+
+async fn send<H: HttpsSink + BucketSink>(
     sink: &H,
     d: &crate::domain::destination::Destination,
-    batch: &delivery::Batch,
+    request: &Request,
 ) -> Result<(), SendError> {
-    let Target::Https { url, format } = &d.target else {
-        return Err(SendError::Other(format!(
+    match (&d.target, request) {
+        (Target::Https { url, format }, Request::Https(batch)) => {
+            let secret = d.secret.clone().unwrap_or_default();
+            let mut headers = vec![
+                ("content-type", "application/json".to_owned()),
+                (DESTINATION_HEADER, d.id.to_string()),
+            ];
+            match format {
+                HttpsFormat::Webhook => headers.push((
+                    SIGNATURE_HEADER,
+                    delivery::signature(&secret, Utc::now().timestamp(), &batch.body),
+                )),
+                HttpsFormat::SplunkHec => {
+                    headers.push(("authorization", format!("Splunk {secret}")));
+                }
+            }
+            sink.post(url, &headers, batch.body.clone()).await
+        }
+        (
+            Target::S3 {
+                bucket,
+                region,
+                role_arn,
+                external_id,
+                ..
+            },
+            Request::S3(batch),
+        ) => {
+            let session_name = format!("activity-log-{}", d.id);
+            let to = PartnerBucket {
+                bucket,
+                region,
+                role_arn,
+                external_id,
+                session_name: &session_name,
+            };
+            // The object first: a manifest always names an object that is there.
+            sink.put(
+                &to,
+                &batch.object_key,
+                "application/gzip",
+                batch.object.clone(),
+            )
+            .await?;
+            sink.put(
+                &to,
+                &batch.manifest_key,
+                "application/json",
+                batch.manifest.clone(),
+            )
+            .await
+        }
+        _ => Err(SendError::Other(format!(
             "delivery to {} destinations is not available yet",
             d.target.kind()
-        )));
-    };
-    let secret = d.secret.clone().unwrap_or_default();
-    let mut headers = vec![
-        ("content-type", "application/json".to_owned()),
-        (DESTINATION_HEADER, d.id.to_string()),
-    ];
-    match format {
-        HttpsFormat::Webhook => headers.push((
-            SIGNATURE_HEADER,
-            delivery::signature(&secret, Utc::now().timestamp(), &batch.body),
-        )),
-        HttpsFormat::SplunkHec => headers.push(("authorization", format!("Splunk {secret}"))),
+        ))),
     }
-    sink.post(url, &headers, batch.body.clone()).await
 }
 
 /// A number in [0, 1) for the backoff's jitter.

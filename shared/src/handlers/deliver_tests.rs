@@ -17,6 +17,8 @@ use crate::testing::fixtures::{self, insert_activities, json_body, synthetic_act
 
 /// A request an endpoint acknowledged: URL, headers, body.
 type Received = (String, Vec<(String, String)>, Vec<u8>);
+/// An object put into a bucket: bucket, key, content type, body.
+type Put = (String, String, String, Vec<u8>);
 
 /// An endpoint that answers each request with the next scripted result (then 200), and keeps
 /// what it received.
@@ -24,6 +26,8 @@ type Received = (String, Vec<(String, String)>, Vec<u8>);
 struct Endpoint {
     script: Mutex<Vec<Result<(), SendError>>>,
     received: Mutex<Vec<Received>>,
+    /// Objects put into buckets, in the order put.
+    objects: Mutex<Vec<Put>>,
 }
 
 impl Endpoint {
@@ -70,6 +74,27 @@ impl HttpsSink for Endpoint {
                 .lock()
                 .unwrap()
                 .push((url.to_owned(), headers, body));
+        }
+        next
+    }
+}
+
+impl BucketSink for Endpoint {
+    async fn put(
+        &self,
+        to: &PartnerBucket<'_>,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let next = self.script.lock().unwrap().pop().unwrap_or(Ok(()));
+        if next.is_ok() {
+            self.objects.lock().unwrap().push((
+                to.bucket.to_owned(),
+                key.to_owned(),
+                content_type.to_owned(),
+                body,
+            ));
         }
         next
     }
@@ -272,6 +297,17 @@ async fn one_failing_destination_leaves_the_others_alone_and_tenants_get_their_o
             self.0.post(url, headers, body).await
         }
     }
+    impl BucketSink for Split {
+        async fn put(
+            &self,
+            to: &PartnerBucket<'_>,
+            key: &str,
+            content_type: &str,
+            body: Vec<u8>,
+        ) -> Result<(), SendError> {
+            self.0.put(to, key, content_type, body).await
+        }
+    }
     let endpoint = Split(Endpoint::default());
     let deadline = Instant::now() + Duration::from_secs(30);
     let report = deliver(
@@ -333,4 +369,124 @@ async fn a_replay_sends_again_from_the_position_given() {
     // 16..20 again (in memory no stream places the changes' own records).
     expected.extend(16..=20);
     assert_eq!(endpoint.acknowledged(), expected);
+}
+
+fn s3(name: &str) -> Value {
+    serde_json::json!({"type": "s3", "name": name, "bucket": "acme-audit", "prefix": "activity",
+        "region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/activity-log",
+        "externalId": "acme-42", "startAfter": 0})
+}
+
+#[tokio::test]
+async fn an_s3_destination_gets_gzipped_objects_in_order_each_after_its_manifest_names_it() {
+    use std::io::Read as _;
+    let store = MemoryStore::default();
+    placed(&store, "p1", 1200).await;
+    let d = destination(&store, "p1", s3("lake")).await;
+    let endpoint = Endpoint::default();
+    // The stream's runs leave S3 destinations to the schedule: an object a minute.
+    let partners = BTreeSet::from([partner("p1")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let config = fixtures::config();
+    let report = deliver(
+        &config,
+        &store,
+        &endpoint,
+        Some(&partners),
+        Trigger::Feed,
+        deadline,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.destinations, report.events), (0, 0), "{report:?}");
+    assert!(endpoint.objects.lock().unwrap().is_empty());
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (1200, 0), "{report:?}");
+    assert_eq!(current(&store, "p1", &d).await.delivered, 1200);
+    let objects = endpoint.objects.lock().unwrap().clone();
+    // Three pages of the feed: an object, then its manifest, for each.
+    assert_eq!(objects.len(), 6);
+    let mut positions = Vec::new();
+    for pair in objects.chunks(2) {
+        let [
+            (bucket, key, kind, body),
+            (_, manifest_key, manifest_kind, manifest),
+        ] = pair
+        else {
+            unreachable!()
+        };
+        assert_eq!(bucket, "acme-audit");
+        assert_eq!(
+            (kind.as_str(), manifest_kind.as_str()),
+            ("application/gzip", "application/json")
+        );
+        assert!(
+            key.starts_with("activity/") && key.ends_with(".jsonl.gz"),
+            "{key}"
+        );
+        assert_eq!(manifest_key, &key.replace(".jsonl.gz", ".manifest.json"));
+        let m: Value = serde_json::from_slice(manifest).unwrap();
+        assert_eq!(m["object"], key.as_str());
+        assert_eq!(
+            m["sha256"],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let lines: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["feedPosition"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            (m["firstPosition"].as_u64(), m["lastPosition"].as_u64()),
+            (lines.first().copied(), lines.last().copied())
+        );
+        assert_eq!(m["customers"].as_array().unwrap().len(), 3, "{m}");
+        positions.extend(lines);
+    }
+    assert_eq!(positions, (1..=1200).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn a_bucket_that_refuses_keeps_the_cursor_before_the_object_and_says_why() {
+    let store = MemoryStore::default();
+    placed(&store, "p1", 10).await;
+    let d = destination(&store, "p1", s3("lake")).await;
+    let refused = SendError::Refused {
+        service: "S3",
+        status: 404,
+        code: "NoSuchBucket".into(),
+        message: "The specified bucket does not exist".into(),
+    };
+    // The object is written, its manifest refused: nothing counts as delivered.
+    let endpoint = Endpoint::failing(vec![Ok(()), Err(refused)]);
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (0, 1), "{report:?}");
+    let after = current(&store, "p1", &d).await;
+    assert_eq!(after.delivered, 0);
+    assert_eq!(
+        after.failing.unwrap().last_error,
+        "S3 refused: HTTP 404 NoSuchBucket: The specified bucket does not exist"
+    );
+    // The retry writes the same object again (same key), then its manifest.
+    store.retry_deliveries_now();
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (10, 0), "{report:?}");
+    let keys: Vec<String> = endpoint
+        .objects
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|o| o.1.clone())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0], keys[1]);
+    assert!(keys[2].ends_with(".manifest.json"));
+    assert!(current(&store, "p1", &d).await.failing.is_none());
 }
