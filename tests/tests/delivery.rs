@@ -334,3 +334,170 @@ async fn an_unreachable_endpoint_fails_with_a_clear_error_and_recording_goes_on(
     .await;
     assert_eq!(status, 403);
 }
+
+/// The partner's bucket in the emulator, as the partner's role reaches it.
+async fn partner_bucket(name: &str) -> aws_sdk_s3::Client {
+    let sdk = activity_log_tests::sdk_config(&emulator().await).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+    s3
+}
+
+async fn object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("read {key}: {e}"))
+        .into_bytes()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_destination_gets_every_activity_in_order_in_objects_its_manifests_name() {
+    use std::io::Read as _;
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p4";
+    let bucket = activity_log_tests::unique_name("partner-audit");
+    let s3 = partner_bucket(&bucket).await;
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "s3", "name": "Data lake", "bucket": bucket, "prefix": "audit/activity",
+                    "region": "us-east-1", "roleArn": "arn:aws:iam::210987654321:role/activity-log-delivery",
+                    "externalId": "deliver-p4-7f3a", "startAfter": 0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let recorded = record(partner, "a", 10, 20).await;
+    assert_eq!(recorded.len(), 200);
+    caught_up(partner, &id, 201).await;
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("audit/activity/")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list: {e:?}"));
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    let manifests: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.ends_with(".manifest.json"))
+        .collect();
+    assert!(!manifests.is_empty(), "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        2 * manifests.len(),
+        "an object for each manifest: {keys:?}"
+    );
+    let mut events: Vec<Value> = Vec::new();
+    // Keys sort in feed order (zero-padded positions under the hour of recording).
+    for key in manifests {
+        let manifest: Value =
+            serde_json::from_slice(&object(&s3, &bucket, key).await).unwrap_or_default();
+        let name = manifest["object"].as_str().unwrap_or_default();
+        assert_eq!(name, key.replace(".manifest.json", ".jsonl.gz"));
+        let gz = object(&s3, &bucket, name).await;
+        assert_eq!(
+            manifest["sha256"],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&gz)),
+            "{key}"
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{name} is not gzip: {e}"));
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_default())
+            .collect();
+        let first = positions(&lines).first().copied();
+        let last = positions(&lines).last().copied();
+        assert_eq!(manifest["firstPosition"].as_u64(), first, "{manifest}");
+        assert_eq!(manifest["lastPosition"].as_u64(), last, "{manifest}");
+        assert_eq!(manifest["events"].as_u64(), Some(lines.len() as u64));
+        // Each customer's checkpoint is its last activity in the object.
+        for c in manifest["customers"].as_array().into_iter().flatten() {
+            let latest = lines
+                .iter()
+                .rev()
+                .find(|e| e["activity"]["customerId"] == c["customerId"])
+                .unwrap_or_else(|| panic!("{c} names a customer the object does not hold"));
+            assert_eq!(c["sequence"], latest["activity"]["sequence"]);
+            assert_eq!(c["hash"], latest["activity"]["hash"]);
+        }
+        events.extend(lines);
+    }
+    assert_eq!(positions(&events), (1..=201).collect::<Vec<u64>>());
+    let mut delivered: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["activity"]["customerId"] != "_partner")
+        .map(|e| {
+            (
+                e["activity"]["customerId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = recorded;
+    delivered.sort();
+    expected.sort();
+    assert_eq!(delivered, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_destination_whose_bucket_is_missing_fails_with_s3s_reason() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p5";
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "s3", "name": "Gone", "bucket": activity_log_tests::unique_name("no-such"),
+                    "prefix": "", "region": "us-east-1",
+                    "roleArn": "arn:aws:iam::210987654321:role/activity-log-delivery",
+                    "externalId": "deliver-p5", "startAfter": 0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let recorded = record(partner, "a", 2, 10).await;
+    assert_eq!(recorded.len(), 20, "recording is not held up");
+    wait_until(
+        "the destination failing",
+        Duration::from_secs(120),
+        || async { destination(partner, &id).await["state"] == "failing" },
+    )
+    .await;
+    let d = destination(partner, &id).await;
+    let error = d["failing"]["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("S3 refused: HTTP 404 NoSuchBucket"),
+        "{d}"
+    );
+    assert_eq!(d["deliveredPosition"], 0);
+}
