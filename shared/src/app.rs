@@ -182,13 +182,14 @@ impl App {
         Ok(self.launcher_of(function))
     }
 
-    /// Partners' buckets, written with roles assumed from this app's credentials (delivery).
-    pub fn partner_buckets(&self) -> crate::sinks::PartnerBuckets {
+    /// Partners' buckets and event buses, reached with roles assumed from this app's
+    /// credentials (delivery).
+    pub fn partner_accounts(&self) -> crate::sinks::PartnerAccounts {
         let sdk = self
             .sdk
             .clone()
             .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
-        crate::sinks::PartnerBuckets::new(sdk, self.config.runtime.sdk.s3_endpoint_overridden)
+        crate::sinks::PartnerAccounts::new(sdk, self.config.runtime.sdk.s3_endpoint_overridden)
     }
 
     fn launcher_of(&self, function: String) -> LambdaLauncher {

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::domain::delivery::{BUS_DETAIL_TYPE, BUS_SOURCE, BusEvent};
+
 /// Why a request was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -39,27 +41,47 @@ pub trait HttpsSink: Send + Sync {
     ) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-/// A bucket of a partner's account and the role of that account that may write to it.
+/// A role of a partner's account that the service assumes (STS `AssumeRole` with the external
+/// id the partner gave), and the region it is used in.
 #[derive(Debug, Clone, Copy)]
-pub struct PartnerBucket<'a> {
-    pub bucket: &'a str,
-    pub region: &'a str,
+pub struct PartnerRole<'a> {
     pub role_arn: &'a str,
     pub external_id: &'a str,
+    pub region: &'a str,
     /// Names the session in the partner's CloudTrail (the destination).
     pub session_name: &'a str,
 }
 
 /// Writes objects into partners' buckets.
 pub trait BucketSink: Send + Sync {
-    /// Puts one object; `Ok` when S3 acknowledged it.
+    /// Puts one object into `bucket` as `role`; `Ok` when S3 acknowledged it.
     fn put(
         &self,
-        to: &PartnerBucket<'_>,
+        role: &PartnerRole<'_>,
+        bucket: &str,
         key: &str,
         content_type: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), SendError>> + Send;
+}
+
+/// A `PutEvents` that was not wholly acknowledged: how many of its entries, from the first,
+/// were, and why the next was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotPut {
+    pub acknowledged: usize,
+    pub error: SendError,
+}
+
+/// Puts events on partners' event buses.
+pub trait BusSink: Send + Sync {
+    /// Puts `entries` (at most 10, at most 256 KB) on the bus `event_bus_arn` as `role`.
+    fn put_events(
+        &self,
+        role: &PartnerRole<'_>,
+        event_bus_arn: &str,
+        entries: &[BusEvent],
+    ) -> impl Future<Output = Result<(), NotPut>> + Send;
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,16 +156,22 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// The S3 adapter: for each (role, external id, region) a client whose credentials are the
-/// role's, assumed with STS (`AssumeRole` with the external id, from the function's own
-/// credentials) and kept until they expire.
-pub struct PartnerBuckets {
+/// The adapter of partners' accounts (S3 and EventBridge): for each (role, external id, region)
+/// clients whose credentials are the role's, assumed with STS from the function's own
+/// credentials and kept until they expire.
+pub struct PartnerAccounts {
     sdk: aws_config::SdkConfig,
     path_style: bool,
-    clients: Mutex<HashMap<(String, String, String), aws_sdk_s3::Client>>,
+    clients: Mutex<HashMap<(String, String, String), AccountClients>>,
 }
 
-impl PartnerBuckets {
+#[derive(Clone)]
+struct AccountClients {
+    s3: aws_sdk_s3::Client,
+    events: aws_sdk_eventbridge::Client,
+}
+
+impl PartnerAccounts {
     /// `sdk`: the function's configuration (its credentials assume the roles); `path_style`
     /// when S3's endpoint is overridden (an emulator).
     pub fn new(sdk: aws_config::SdkConfig, path_style: bool) -> Self {
@@ -154,81 +182,175 @@ impl PartnerBuckets {
         }
     }
 
-    async fn client(&self, to: &PartnerBucket<'_>) -> aws_sdk_s3::Client {
+    async fn clients(&self, role: &PartnerRole<'_>) -> AccountClients {
         let key = (
-            to.role_arn.to_owned(),
-            to.external_id.to_owned(),
-            to.region.to_owned(),
+            role.role_arn.to_owned(),
+            role.external_id.to_owned(),
+            role.region.to_owned(),
         );
         if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return c;
         }
-        let region = aws_config::Region::new(to.region.to_owned());
-        let role = aws_config::sts::AssumeRoleProvider::builder(to.role_arn)
-            .external_id(to.external_id)
-            .session_name(to.session_name)
+        let region = aws_config::Region::new(role.region.to_owned());
+        let assumed = aws_config::sts::AssumeRoleProvider::builder(role.role_arn)
+            .external_id(role.external_id)
+            .session_name(role.session_name)
             .region(region.clone())
             .configure(&self.sdk)
             .build()
             .await;
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+        let sdk = self
+            .sdk
+            .to_builder()
             .region(region)
-            .credentials_provider(role)
-            .force_path_style(self.path_style)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(assumed))
             .build();
-        let client = aws_sdk_s3::Client::from_conf(conf);
+        let clients = AccountClients {
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .force_path_style(self.path_style)
+                    .build(),
+            ),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+        };
         if let Ok(mut m) = self.clients.lock() {
-            m.insert(key, client.clone());
+            m.insert(key, clients.clone());
         }
-        client
+        clients
     }
 }
 
-impl BucketSink for PartnerBuckets {
+/// What an AWS service's refusal or failure says, as delivery keeps it.
+fn aws_error<E, R>(
+    service: &'static str,
+    role: &PartnerRole<'_>,
+    err: aws_sdk_s3::error::SdkError<E, R>,
+) -> SendError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    match err {
+        SdkError::ServiceError(e) => SendError::Refused {
+            service,
+            status: e.raw().status(),
+            code: e.err().code().unwrap_or("Unknown").to_owned(),
+            message: e.err().message().unwrap_or_default().to_owned(),
+        },
+        SdkError::TimeoutError(_) => SendError::Other(format!("{service} did not answer in time")),
+        // Credentials come first: a role that cannot be assumed fails here, and the chain of
+        // causes says why (STS's own code and message).
+        e => SendError::Other(format!(
+            "as {} in {}: {}",
+            role.role_arn,
+            role.region,
+            DisplayErrorContext(&e)
+        )),
+    }
+}
+
+/// The status of an SDK's raw response.
+trait HttpStatus {
+    fn status(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl BucketSink for PartnerAccounts {
     async fn put(
         &self,
-        to: &PartnerBucket<'_>,
+        role: &PartnerRole<'_>,
+        bucket: &str,
         key: &str,
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(), SendError> {
-        use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-        let client = self.client(to).await;
-        let sent = client
+        let clients = self.clients(role).await;
+        clients
+            .s3
             .put_object()
-            .bucket(to.bucket)
+            .bucket(bucket)
             .key(key)
             .content_type(content_type)
             .body(aws_sdk_s3::primitives::ByteStream::from(body))
             .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) => Err(SendError::Refused {
-                service: "S3",
-                status: e.raw().status().as_u16(),
-                code: e.err().code().unwrap_or("Unknown").to_owned(),
-                message: e.err().message().unwrap_or_default().to_owned(),
-            }),
-            Err(SdkError::TimeoutError(_)) => {
-                Err(SendError::Other("S3 did not answer in time".into()))
-            }
-            // Credentials come first: a role that cannot be assumed fails here, and the chain
-            // of causes says why (STS's own code and message).
-            Err(e) => Err(SendError::Other(format!(
-                "as {} in {}: {}",
-                to.role_arn,
-                to.region,
-                DisplayErrorContext(&e)
-            ))),
+            .await
+            .map_err(|e| aws_error("S3", role, e))?;
+        Ok(())
+    }
+}
+
+impl BusSink for PartnerAccounts {
+    async fn put_events(
+        &self,
+        role: &PartnerRole<'_>,
+        event_bus_arn: &str,
+        entries: &[BusEvent],
+    ) -> Result<(), NotPut> {
+        use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+        let clients = self.clients(role).await;
+        let request = entries.iter().map(|e| {
+            PutEventsRequestEntry::builder()
+                .event_bus_name(event_bus_arn)
+                .source(BUS_SOURCE)
+                .detail_type(BUS_DETAIL_TYPE)
+                .detail(&e.detail)
+                .set_time(e.time.map(|t| {
+                    aws_sdk_eventbridge::primitives::DateTime::from_millis(t.timestamp_millis())
+                }))
+                .build()
+        });
+        let out = clients
+            .events
+            .put_events()
+            .set_entries(Some(request.collect()))
+            .send()
+            .await
+            .map_err(|e| NotPut {
+                acknowledged: 0,
+                error: aws_error("EventBridge", role, e),
+            })?;
+        if out.failed_entry_count() == 0 {
+            return Ok(());
         }
+        // Entries are put one by one: those before the first refused one are on the bus.
+        let results = out.entries();
+        let refused = results
+            .iter()
+            .position(|r| r.error_code().is_some())
+            .unwrap_or(results.len().min(entries.len()));
+        let (code, message) = results.get(refused).map_or(("Unknown", ""), |r| {
+            (
+                r.error_code().unwrap_or("Unknown"),
+                r.error_message().unwrap_or_default(),
+            )
+        });
+        Err(NotPut {
+            acknowledged: refused,
+            error: SendError::Refused {
+                service: "EventBridge",
+                status: 200,
+                code: code.to_owned(),
+                message: format!(
+                    "{message} (entry {} of {}; {} refused)",
+                    refused + 1,
+                    entries.len(),
+                    out.failed_entry_count()
+                ),
+            },
+        })
     }
 }
 
 /// Both adapters: what the delivery function sends with.
 pub struct Sinks {
     pub https: Https,
-    pub buckets: PartnerBuckets,
+    pub accounts: PartnerAccounts,
 }
 
 impl HttpsSink for Sinks {
@@ -245,11 +367,25 @@ impl HttpsSink for Sinks {
 impl BucketSink for Sinks {
     async fn put(
         &self,
-        to: &PartnerBucket<'_>,
+        role: &PartnerRole<'_>,
+        bucket: &str,
         key: &str,
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(), SendError> {
-        self.buckets.put(to, key, content_type, body).await
+        self.accounts
+            .put(role, bucket, key, content_type, body)
+            .await
+    }
+}
+
+impl BusSink for Sinks {
+    async fn put_events(
+        &self,
+        role: &PartnerRole<'_>,
+        event_bus_arn: &str,
+        entries: &[BusEvent],
+    ) -> Result<(), NotPut> {
+        self.accounts.put_events(role, event_bus_arn, entries).await
     }
 }

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let app = &App::start().await?;
     let sinks = &Sinks {
         https: Https::with_timeout(app.config.delivery.request_timeout)?,
-        buckets: app.partner_buckets(),
+        accounts: app.partner_accounts(),
     };
     lambda_runtime::run(service_fn(async |event: LambdaEvent<serde_json::Value>| {
         let left = Duration::from_millis(event.context.deadline)

@@ -275,6 +275,84 @@ pub fn s3_batch(
     })
 }
 
+/// The most entries one EventBridge `PutEvents` carries.
+pub const MAX_BUS_BATCH_ENTRIES: usize = 10;
+/// The most bytes of entries one `PutEvents` carries, as EventBridge counts them.
+pub const MAX_BUS_BATCH_BYTES: usize = 256 * 1024;
+/// The `source` of the events put on partners' buses.
+pub const BUS_SOURCE: &str = "activity-log";
+/// Their `detail-type`.
+pub const BUS_DETAIL_TYPE: &str = "Activity";
+
+/// One event as put on an event bus: its feed position, its time (when the activity was
+/// recorded) and its detail, the event as every destination receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEvent {
+    pub position: u64,
+    pub time: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
+/// A `PutEvents`' worth of events, in position order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusBatch {
+    pub first: u64,
+    pub last: u64,
+    pub events: Vec<BusEvent>,
+}
+
+/// An entry's size as EventBridge counts it: its time (14), source, detail type and detail.
+fn bus_entry_size(detail: &str) -> usize {
+    14 + BUS_SOURCE.len() + BUS_DETAIL_TYPE.len() + detail.len()
+}
+
+/// Splits `events` (position, event, in position order) into `PutEvents` calls of at most
+/// [`MAX_BUS_BATCH_ENTRIES`] entries and [`MAX_BUS_BATCH_BYTES`], in order. An event too large
+/// for an entry on its own is put without its details (`details: null`,
+/// `detailsIncluded: false`; its `links.self` reads them).
+pub fn bus_batches(events: &[(u64, Value)]) -> Vec<BusBatch> {
+    let mut batches: Vec<BusBatch> = Vec::new();
+    let mut size = 0;
+    for (position, e) in events {
+        let mut detail = e.to_string();
+        if bus_entry_size(&detail) > MAX_BUS_BATCH_BYTES {
+            let mut smaller = e.clone();
+            smaller["activity"]["details"] = Value::Null;
+            smaller["activity"]["detailsIncluded"] = Value::Bool(false);
+            detail = smaller.to_string();
+        }
+        let entry = bus_entry_size(&detail);
+        let time = e["activity"]["recordedAt"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let event = BusEvent {
+            position: *position,
+            time,
+            detail,
+        };
+        match batches.last_mut() {
+            Some(b)
+                if b.events.len() < MAX_BUS_BATCH_ENTRIES
+                    && size + entry <= MAX_BUS_BATCH_BYTES =>
+            {
+                b.last = *position;
+                b.events.push(event);
+                size += entry;
+            }
+            _ => {
+                batches.push(BusBatch {
+                    first: *position,
+                    last: *position,
+                    events: vec![event],
+                });
+                size = entry;
+            }
+        }
+    }
+    batches
+}
+
 /// How long to wait before retrying a destination that failed `attempts` times in a row
 /// (exponential from `first` to 10 min), scaled by `jitter` in [0, 1) to between half and all
 /// of it.
@@ -404,6 +482,45 @@ mod tests {
             "2026/12/07/10/000000000001-000000000001.jsonl.gz"
         );
         assert!(s3_batch(&partner(), "D1", "p", &[], now).is_none());
+    }
+
+    #[test]
+    fn bus_batches_hold_at_most_ten_entries_and_256_kb_and_an_oversize_event_loses_its_details() {
+        let all = events(25, 50_000);
+        let batches = bus_batches(&all);
+        let mut seen = Vec::new();
+        for b in &batches {
+            assert!(b.events.len() <= MAX_BUS_BATCH_ENTRIES);
+            let bytes: usize = b.events.iter().map(|e| bus_entry_size(&e.detail)).sum();
+            assert!(bytes <= MAX_BUS_BATCH_BYTES, "{bytes}");
+            assert_eq!(
+                (b.first, b.last),
+                (b.events[0].position, b.events[b.events.len() - 1].position)
+            );
+            for e in &b.events {
+                let v: Value = serde_json::from_str(&e.detail).unwrap();
+                assert_eq!(v, all[e.position as usize - 1].1);
+                assert_eq!(e.time, Some("2026-12-07T10:00:00.250Z".parse().unwrap()));
+                seen.push(e.position);
+            }
+        }
+        // 50 KB events: five to a call.
+        assert_eq!(batches.len(), 5);
+        assert_eq!(seen, (1..=25).collect::<Vec<u64>>());
+        let small = bus_batches(&events(25, 10));
+        assert_eq!(
+            small.iter().map(|b| b.events.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        // Too large for an entry: put without their details, small enough to share a call.
+        let huge = bus_batches(&events(2, 300_000));
+        assert_eq!(huge.len(), 1);
+        for (i, e) in huge[0].events.iter().enumerate() {
+            let v: Value = serde_json::from_str(&e.detail).unwrap();
+            assert_eq!(v["activity"]["details"], Value::Null);
+            assert_eq!(v["activity"]["detailsIncluded"], false);
+            assert_eq!(v["eventId"], format!("p1:{}", i + 1));
+        }
     }
 
     #[test]

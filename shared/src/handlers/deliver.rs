@@ -21,7 +21,7 @@ use crate::domain::destination::{DestinationId, HttpsFormat, Target};
 use crate::domain::feed::StreamEvent;
 use crate::http::response::{ActivityView, Links};
 use crate::metrics;
-use crate::sinks::{BucketSink, HttpsSink, PartnerBucket, SendError};
+use crate::sinks::{BucketSink, BusSink, HttpsSink, NotPut, PartnerRole, SendError};
 use crate::store::{Claimed, DeliveryLog, Destinations, FeedLog, StoreError};
 
 /// How long a run holds a destination: longer than it delivers to one.
@@ -92,7 +92,7 @@ pub async fn run<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink + BucketSink,
+    H: HttpsSink + BucketSink + BusSink,
 {
     let stream = event
         .get("Records")
@@ -129,7 +129,7 @@ pub async fn deliver<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink + BucketSink,
+    H: HttpsSink + BucketSink + BusSink,
 {
     let mut targets: Vec<(PartnerId, DestinationId)> = Vec::new();
     match partners {
@@ -178,7 +178,7 @@ async fn deliver_one<S, H>(
 ) -> Result<DeliveryReport, StoreError>
 where
     S: DeliveryLog + Destinations + FeedLog,
-    H: HttpsSink + BucketSink,
+    H: HttpsSink + BucketSink + BusSink,
 {
     let mut report = DeliveryReport {
         destinations: 1,
@@ -267,7 +267,7 @@ async fn send_all<S, H>(
 ) -> Result<(), Failure>
 where
     S: DeliveryLog + FeedLog,
-    H: HttpsSink + BucketSink,
+    H: HttpsSink + BucketSink + BusSink,
 {
     let d = &claim.destination;
     let mut cursor = d.delivered;
@@ -285,15 +285,6 @@ where
         if cursor >= head {
             break;
         }
-        if matches!(d.target, Target::EventBridge { .. }) {
-            return Err(Failure {
-                at: cursor,
-                message: format!(
-                    "delivery to {} destinations is not available yet",
-                    d.target.kind()
-                ),
-            });
-        }
         let page_start = cursor;
         let page = store
             .feed_page(partner, cursor, head, READ_PAGE)
@@ -310,10 +301,17 @@ where
             })
             .collect();
         for request in requests(partner, d, &events) {
-            send(sink, d, &request).await.map_err(|e| Failure {
-                at: cursor,
-                message: e.to_string(),
-            })?;
+            if let Err(not) = send(sink, d, &request).await {
+                // What the destination did take of the request counts.
+                if let Some((through, count)) = not.acknowledged {
+                    report.events += count;
+                    cursor = advance(store, partner, claim, cursor, through).await?;
+                }
+                return Err(Failure {
+                    at: cursor,
+                    message: not.error.to_string(),
+                });
+            }
             report.requests += 1;
             report.events += request.count();
             cursor = advance(store, partner, claim, cursor, request.last()).await?;
@@ -362,10 +360,12 @@ async fn advance<S: DeliveryLog>(
     }
 }
 
-/// One acknowledged unit of delivery: an HTTPS request, or an S3 object and its manifest.
+/// One acknowledged unit of delivery: an HTTPS request, an S3 object and its manifest, or a
+/// `PutEvents`.
 enum Request {
     Https(delivery::Batch),
     S3(delivery::S3Batch),
+    Bus(delivery::BusBatch),
 }
 
 impl Request {
@@ -373,6 +373,7 @@ impl Request {
         match self {
             Self::Https(b) => b.last,
             Self::S3(b) => b.last,
+            Self::Bus(b) => b.last,
         }
     }
 
@@ -380,6 +381,7 @@ impl Request {
         match self {
             Self::Https(b) => b.count,
             Self::S3(b) => b.count,
+            Self::Bus(b) => b.events.len(),
         }
     }
 }
@@ -403,16 +405,35 @@ fn requests(
                 .map(Request::S3)
                 .collect()
         }
-        // Refused before (send_all): nothing of theirs is read.
-        Target::EventBridge { .. } => Vec::new(),
+        Target::EventBridge { .. } => delivery::bus_batches(events)
+            .into_iter()
+            .map(Request::Bus)
+            .collect(),
     }
 }
 
-async fn send<H: HttpsSink + BucketSink>(
+/// A request not (wholly) acknowledged: the last position and the number of events it
+/// delivered before it failed, if any, and why it failed.
+struct NotSent {
+    acknowledged: Option<(u64, usize)>,
+    error: SendError,
+}
+
+impl From<SendError> for NotSent {
+    fn from(error: SendError) -> Self {
+        Self {
+            acknowledged: None,
+            error,
+        }
+    }
+}
+
+async fn send<H: HttpsSink + BucketSink + BusSink>(
     sink: &H,
     d: &crate::domain::destination::Destination,
     request: &Request,
-) -> Result<(), SendError> {
+) -> Result<(), NotSent> {
+    let session_name = format!("activity-log-{}", d.id);
     match (&d.target, request) {
         (Target::Https { url, format }, Request::Https(batch)) => {
             let secret = d.secret.clone().unwrap_or_default();
@@ -429,7 +450,7 @@ async fn send<H: HttpsSink + BucketSink>(
                     headers.push(("authorization", format!("Splunk {secret}")));
                 }
             }
-            sink.post(url, &headers, batch.body.clone()).await
+            Ok(sink.post(url, &headers, batch.body.clone()).await?)
         }
         (
             Target::S3 {
@@ -441,34 +462,67 @@ async fn send<H: HttpsSink + BucketSink>(
             },
             Request::S3(batch),
         ) => {
-            let session_name = format!("activity-log-{}", d.id);
-            let to = PartnerBucket {
-                bucket,
-                region,
+            let role = PartnerRole {
                 role_arn,
                 external_id,
+                region,
                 session_name: &session_name,
             };
             // The object first: a manifest always names an object that is there.
             sink.put(
-                &to,
+                &role,
+                bucket,
                 &batch.object_key,
                 "application/gzip",
                 batch.object.clone(),
             )
             .await?;
-            sink.put(
-                &to,
-                &batch.manifest_key,
-                "application/json",
-                batch.manifest.clone(),
-            )
-            .await
+            Ok(sink
+                .put(
+                    &role,
+                    bucket,
+                    &batch.manifest_key,
+                    "application/json",
+                    batch.manifest.clone(),
+                )
+                .await?)
+        }
+        (
+            Target::EventBridge {
+                event_bus_arn,
+                role_arn,
+                external_id,
+            },
+            Request::Bus(batch),
+        ) => {
+            // The bus's region: arn:<partition>:events:<region>:<account>:event-bus/<name>.
+            let region = event_bus_arn.split(':').nth(3).unwrap_or_default();
+            let role = PartnerRole {
+                role_arn,
+                external_id,
+                region,
+                session_name: &session_name,
+            };
+            sink.put_events(&role, event_bus_arn, &batch.events)
+                .await
+                .map_err(
+                    |NotPut {
+                         acknowledged,
+                         error,
+                     }| NotSent {
+                        acknowledged: acknowledged
+                            .checked_sub(1)
+                            .and_then(|i| batch.events.get(i))
+                            .map(|e| (e.position, acknowledged)),
+                        error,
+                    },
+                )
         }
         _ => Err(SendError::Other(format!(
-            "delivery to {} destinations is not available yet",
+            "a request of another kind than the destination's ({})",
             d.target.kind()
-        ))),
+        ))
+        .into()),
     }
 }
 

@@ -28,6 +28,10 @@ struct Endpoint {
     received: Mutex<Vec<Received>>,
     /// Objects put into buckets, in the order put.
     objects: Mutex<Vec<Put>>,
+    /// Events put on buses (bus, region, event), in the order put.
+    put_events: Mutex<Vec<(String, String, delivery::BusEvent)>>,
+    /// Where a scripted failure of a `PutEvents` refuses its entries.
+    bus_refuses: Mutex<usize>,
 }
 
 impl Endpoint {
@@ -82,7 +86,8 @@ impl HttpsSink for Endpoint {
 impl BucketSink for Endpoint {
     async fn put(
         &self,
-        to: &PartnerBucket<'_>,
+        _role: &PartnerRole<'_>,
+        bucket: &str,
         key: &str,
         content_type: &str,
         body: Vec<u8>,
@@ -90,13 +95,40 @@ impl BucketSink for Endpoint {
         let next = self.script.lock().unwrap().pop().unwrap_or(Ok(()));
         if next.is_ok() {
             self.objects.lock().unwrap().push((
-                to.bucket.to_owned(),
+                bucket.to_owned(),
                 key.to_owned(),
                 content_type.to_owned(),
                 body,
             ));
         }
         next
+    }
+}
+
+impl BusSink for Endpoint {
+    /// A scripted failure refuses the entry at the index `bus_refuses` names (0: the call).
+    async fn put_events(
+        &self,
+        role: &PartnerRole<'_>,
+        event_bus_arn: &str,
+        entries: &[delivery::BusEvent],
+    ) -> Result<(), NotPut> {
+        let next = self.script.lock().unwrap().pop().unwrap_or(Ok(()));
+        let refused_at = match &next {
+            Ok(()) => entries.len(),
+            Err(_) => (*self.bus_refuses.lock().unwrap()).min(entries.len()),
+        };
+        let mut put = self.put_events.lock().unwrap();
+        for e in &entries[..refused_at] {
+            put.push((event_bus_arn.to_owned(), role.region.to_owned(), e.clone()));
+        }
+        match next {
+            Ok(()) => Ok(()),
+            Err(error) => Err(NotPut {
+                acknowledged: refused_at,
+                error,
+            }),
+        }
     }
 }
 
@@ -300,12 +332,23 @@ async fn one_failing_destination_leaves_the_others_alone_and_tenants_get_their_o
     impl BucketSink for Split {
         async fn put(
             &self,
-            to: &PartnerBucket<'_>,
+            role: &PartnerRole<'_>,
+            bucket: &str,
             key: &str,
             content_type: &str,
             body: Vec<u8>,
         ) -> Result<(), SendError> {
-            self.0.put(to, key, content_type, body).await
+            self.0.put(role, bucket, key, content_type, body).await
+        }
+    }
+    impl BusSink for Split {
+        async fn put_events(
+            &self,
+            role: &PartnerRole<'_>,
+            event_bus_arn: &str,
+            entries: &[delivery::BusEvent],
+        ) -> Result<(), NotPut> {
+            self.0.put_events(role, event_bus_arn, entries).await
         }
     }
     let endpoint = Split(Endpoint::default());
@@ -489,4 +532,77 @@ async fn a_bucket_that_refuses_keeps_the_cursor_before_the_object_and_says_why()
     assert_eq!(keys[0], keys[1]);
     assert!(keys[2].ends_with(".manifest.json"));
     assert!(current(&store, "p1", &d).await.failing.is_none());
+}
+
+fn bus(name: &str) -> Value {
+    serde_json::json!({"type": "eventBridge", "name": name,
+        "eventBusArn": "arn:aws:events:eu-central-1:123456789012:event-bus/audit",
+        "roleArn": "arn:aws:iam::123456789012:role/put-events", "externalId": "acme-42",
+        "startAfter": 0})
+}
+
+#[tokio::test]
+async fn an_event_bus_gets_every_event_in_order_ten_to_a_call() {
+    let store = MemoryStore::default();
+    placed(&store, "p1", 95).await;
+    let d = destination(&store, "p1", bus("bus")).await;
+    let endpoint = Endpoint::default();
+    let report = run(&store, &endpoint, Trigger::Feed).await;
+    assert_eq!(
+        (report.events, report.requests, report.failures),
+        (95, 10, 0),
+        "{report:?}"
+    );
+    assert_eq!(current(&store, "p1", &d).await.delivered, 95);
+    let put = endpoint.put_events.lock().unwrap().clone();
+    assert!(
+        put.iter()
+            .all(|(bus, region, _)| bus.ends_with(":event-bus/audit") && region == "eu-central-1")
+    );
+    let positions: Vec<u64> = put
+        .iter()
+        .map(|(_, _, e)| {
+            serde_json::from_str::<Value>(&e.detail).unwrap()["feedPosition"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(positions, (1..=95).collect::<Vec<u64>>());
+    assert!(put.iter().all(|(_, _, e)| e.time.is_some()));
+}
+
+#[tokio::test]
+async fn an_entry_the_bus_refuses_keeps_the_cursor_after_the_ones_before_it() {
+    let store = MemoryStore::default();
+    placed(&store, "p1", 25).await;
+    let d = destination(&store, "p1", bus("bus")).await;
+    let refused = SendError::Refused {
+        service: "EventBridge",
+        status: 200,
+        code: "ThrottlingException".into(),
+        message: "Rate exceeded (entry 4 of 10; 7 refused)".into(),
+    };
+    // The first call goes through, the second's fourth entry is refused.
+    let endpoint = Endpoint::failing(vec![Ok(()), Err(refused)]);
+    *endpoint.bus_refuses.lock().unwrap() = 3;
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (13, 1), "{report:?}");
+    let after = current(&store, "p1", &d).await;
+    assert_eq!(after.delivered, 13);
+    assert_eq!(
+        after.failing.unwrap().last_error,
+        "EventBridge refused: HTTP 200 ThrottlingException: Rate exceeded (entry 4 of 10; 7 refused)"
+    );
+    store.retry_deliveries_now();
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (12, 0), "{report:?}");
+    let positions: Vec<u64> = endpoint
+        .put_events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, e)| e.position)
+        .collect();
+    // Nothing twice: the retry begins after the entries the bus took.
+    assert_eq!(positions, (1..=25).collect::<Vec<u64>>());
 }
