@@ -501,3 +501,143 @@ async fn an_s3_destination_whose_bucket_is_missing_fails_with_s3s_reason() {
     );
     assert_eq!(d["deliveredPosition"], 0);
 }
+
+/// A partner's event bus in the emulator whose rule passes the service's events to a FIFO
+/// queue (in the order they were put); the bus's ARN and the queue's URL.
+async fn partner_bus() -> (String, String, aws_sdk_sqs::Client) {
+    use aws_sdk_eventbridge::types::{SqsParameters, Target};
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sdk = activity_log_tests::sdk_config(&emulator().await).await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = activity_log_tests::unique_name("partner-bus");
+    let bus = events
+        .create_event_bus()
+        .name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bus: {e:?}"));
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create queue: {e:?}"));
+    let url = queue.queue_url().unwrap_or_default().to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("queue arn: {e:?}"));
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    events
+        .put_rule()
+        .event_bus_name(&name)
+        .name("activity-log")
+        .event_pattern(r#"{"source": ["activity-log"]}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put rule: {e:?}"));
+    events
+        .put_targets()
+        .event_bus_name(&name)
+        .rule("activity-log")
+        .targets(
+            Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .sqs_parameters(
+                    SqsParameters::builder()
+                        .message_group_id("activity")
+                        .build(),
+                )
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put targets: {e:?}"));
+    (bus.event_bus_arn().unwrap_or_default().to_owned(), url, sqs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_bus_gets_every_activity_as_an_event_in_feed_order() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p6";
+    let (bus, queue, sqs) = partner_bus().await;
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(
+            json!({"type": "eventBridge", "name": "Bus", "eventBusArn": bus,
+                    "roleArn": "arn:aws:iam::123456789012:role/put-events",
+                    "externalId": "deliver-p6", "startAfter": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let recorded = record(partner, "a", 3, 20).await;
+    assert_eq!(recorded.len(), 60);
+    caught_up(partner, &id, 61).await;
+
+    let mut received: Vec<Value> = Vec::new();
+    for _ in 0..60 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("receive: {e:?}"));
+        let messages = out.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            received.push(serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default());
+            sqs.delete_message()
+                .queue_url(&queue)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("delete: {e:?}"));
+        }
+    }
+    for e in &received {
+        assert_eq!(e["source"], "activity-log", "{e}");
+        assert_eq!(e["detail-type"], "Activity", "{e}");
+        let position = e["detail"]["feedPosition"].as_u64().unwrap_or_default();
+        assert_eq!(e["detail"]["eventId"], format!("{partner}:{position}"));
+        assert_eq!(e["detail"]["activity"]["feedPosition"], position);
+    }
+    let details: Vec<Value> = received.iter().map(|e| e["detail"].clone()).collect();
+    // As put: in feed order, each once.
+    assert_eq!(positions(&details), (1..=61).collect::<Vec<u64>>());
+    let mut delivered: Vec<(String, String)> = details
+        .iter()
+        .filter(|e| e["activity"]["customerId"] != "_partner")
+        .map(|e| {
+            (
+                e["activity"]["customerId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = recorded;
+    delivered.sort();
+    expected.sort();
+    assert_eq!(delivered, expected);
+}
