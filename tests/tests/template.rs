@@ -1647,3 +1647,52 @@ fn the_route_table_is_the_contract_the_template_the_router_and_the_build_check()
         "every HTTP function (all but the export worker, the sealer, the sequencer and delivery)"
     );
 }
+
+#[test]
+fn only_delivery_assumes_roles_and_only_partners_roles_with_an_external_id() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        let policies = f.get("Properties").and_then(|p| p.get("Policies"));
+        let statements: Vec<&Value> = policies
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("Statement"))
+            .flat_map(items)
+            .collect();
+        let assume: Vec<&&Value> = statements
+            .iter()
+            .filter(|s| {
+                s.get("Action")
+                    .is_some_and(|a| texts(a).contains(&"sts:AssumeRole"))
+            })
+            .collect();
+        if name != "DeliverFeedFunction" {
+            assert!(assume.is_empty(), "{name} may assume roles");
+            continue;
+        }
+        let [s] = assume.as_slice() else {
+            panic!("delivery has {} statements that assume roles", assume.len());
+        };
+        assert_eq!(texts(at(s, "Action")), ["sts:AssumeRole"]);
+        assert_eq!(
+            intrinsic(at(s, "Resource"), "Sub").map(text),
+            Some("arn:${AWS::Partition}:iam::*:role/*")
+        );
+        // Never this account's roles (the service's own), always with an external id, under
+        // a session name that says who asks.
+        assert_eq!(
+            intrinsic(
+                at(s, "Condition.StringNotEquals.aws:ResourceAccount"),
+                "Ref"
+            )
+            .map(text),
+            Some("AWS::AccountId")
+        );
+        assert_eq!(text(at(s, "Condition.Null.sts:ExternalId")), "false");
+        assert_eq!(
+            text(at(s, "Condition.StringLike.sts:RoleSessionName")),
+            "activity-log-*"
+        );
+    }
+}
