@@ -1,7 +1,7 @@
 //! A partner's HTTPS endpoint for delivery tests, on a free loopback port: each connection
 //! (one request each: no keep-alive) gets the next scripted answer — a status, an answer that
-//! never comes, or a connection closed mid-request — and, once the script is used up, 200. It
-//! keeps every request it acknowledged.
+//! never comes, or a connection closed mid-request — and, once the script is used up, 200 (or
+//! 413 to a body over its limit, if it has one). It keeps every request it acknowledged.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -49,6 +49,8 @@ struct State {
     script: VecDeque<Answer>,
     received: Vec<Received>,
     attempts: usize,
+    /// The largest body it takes; a larger one gets 413.
+    max_body: Option<usize>,
 }
 
 /// A running endpoint; it stops with the test's runtime.
@@ -112,6 +114,11 @@ impl Receiver {
         lock(&self.state).script.extend(answers);
     }
 
+    /// From now on, answers 413 to a body of more than `bytes`.
+    pub fn refuse_bodies_over(&self, bytes: usize) {
+        lock(&self.state).max_body = Some(bytes);
+    }
+
     /// Every request acknowledged so far, in order.
     pub fn received(&self) -> Vec<Received> {
         lock(&self.state).received.clone()
@@ -145,8 +152,10 @@ async fn respond(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
+    let too_large = lock(state).max_body.is_some_and(|max| body.len() > max);
     let status = match answer {
         Answer::Status(s) => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        _ if too_large => StatusCode::PAYLOAD_TOO_LARGE,
         _ => {
             lock(state).received.push(Received { headers, body });
             StatusCode::OK
@@ -154,6 +163,8 @@ async fn respond(
     };
     let text = if status.is_success() {
         "{\"text\":\"Success\",\"code\":0}"
+    } else if too_large {
+        "Request Entity Too Large"
     } else {
         "the receiver is down for maintenance"
     };

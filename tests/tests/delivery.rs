@@ -641,3 +641,66 @@ async fn an_event_bus_gets_every_activity_as_an_event_in_feed_order() {
     expected.sort();
     assert_eq!(delivered, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_too_large_for_the_endpoint_are_split_and_an_event_too_large_fails_clearly() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p7";
+    let receiver = Receiver::start(Vec::new()).await;
+    // A proxy in front of the endpoint that takes requests of at most 8,000 bytes.
+    receiver.refuse_bodies_over(8_000);
+    let (_, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "https", "name": "SIEM", "url": receiver.url, "startAfter": 0})),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let secret = made["signingSecret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    record(partner, "a", 2, 30).await;
+    caught_up(partner, &id, 61).await;
+    assert_eq!(
+        positions(&events(&receiver, &secret)),
+        (1..=61).collect::<Vec<u64>>()
+    );
+    assert!(receiver.received().iter().all(|r| r.body.len() <= 8_000));
+    assert!(
+        receiver.attempts() > receiver.received().len(),
+        "nothing was refused"
+    );
+
+    // One activity larger than the endpoint takes: failing, and the error says why.
+    let writer = token(partner, &["ActivityWriter"], "orders", 3600);
+    let (status, body) = call(
+        "POST",
+        "/activities",
+        &writer,
+        Some(
+            json!({"id": "big-1", "customerId": "c1", "customerName": "Contoso",
+                    "action": "placed an order", "partnerUser": "ann@partner.example",
+                    "occurredAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "details": {"note": "x".repeat(20_000)}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    wait_until(
+        "the destination failing",
+        Duration::from_secs(120),
+        || async { destination(partner, &id).await["state"] == "failing" },
+    )
+    .await;
+    let d = destination(partner, &id).await;
+    let error = d["failing"]["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "HTTP 413 from the endpoint: Request Entity Too Large (a request of one event, "
+        ),
+        "{d}"
+    );
+    assert_eq!(d["deliveredPosition"], 61);
+}

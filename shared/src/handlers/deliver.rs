@@ -5,7 +5,7 @@
 //! partner's pause). Runs from the table's stream (new feed entries: low lag) and on a schedule
 //! (retries, and anything the stream's runs left).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
@@ -300,8 +300,40 @@ where
                 Some((position, delivery::event(partner, position, view)))
             })
             .collect();
-        for request in requests(partner, d, &events) {
+        let mut pending: VecDeque<Request> =
+            requests(partner, d, &events, MAX_HTTPS_BATCH_EVENTS).into();
+        while let Some(request) = pending.pop_front() {
             if let Err(not) = send(sink, d, &request).await {
+                let too_large = matches!(not.error, SendError::Status { status: 413, .. });
+                match &request {
+                    // Too large for the endpoint: the same events again, in requests of half
+                    // as many.
+                    Request::Https(b) if too_large && b.count > 1 => {
+                        let part: Vec<(u64, serde_json::Value)> = events
+                            .iter()
+                            .filter(|(p, _)| (b.first..=b.last).contains(p))
+                            .cloned()
+                            .collect();
+                        for r in requests(partner, d, &part, b.count.div_ceil(2))
+                            .into_iter()
+                            .rev()
+                        {
+                            pending.push_front(r);
+                        }
+                        continue;
+                    }
+                    Request::Https(b) if too_large => {
+                        return Err(Failure {
+                            at: cursor,
+                            message: format!(
+                                "{} (a request of one event, {} bytes: the endpoint takes none this large)",
+                                not.error,
+                                b.body.len()
+                            ),
+                        });
+                    }
+                    _ => {}
+                }
                 // What the destination did take of the request counts.
                 if let Some((through, count)) = not.acknowledged {
                     report.events += count;
@@ -387,14 +419,16 @@ impl Request {
 }
 
 /// What delivers `events` (a page of the feed, in position order) to `d`.
+/// `max_events`: the most events of an HTTPS request.
 fn requests(
     partner: &PartnerId,
     d: &crate::domain::destination::Destination,
     events: &[(u64, serde_json::Value)],
+    max_events: usize,
 ) -> Vec<Request> {
     match &d.target {
         Target::Https { format, .. } => {
-            delivery::https_batches(d.id.as_str(), *format, events, MAX_HTTPS_BATCH_EVENTS)
+            delivery::https_batches(d.id.as_str(), *format, events, max_events)
                 .into_iter()
                 .map(Request::Https)
                 .collect()

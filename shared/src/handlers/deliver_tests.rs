@@ -606,3 +606,52 @@ async fn an_entry_the_bus_refuses_keeps_the_cursor_after_the_ones_before_it() {
     // Nothing twice: the retry begins after the entries the bus took.
     assert_eq!(positions, (1..=25).collect::<Vec<u64>>());
 }
+
+#[tokio::test]
+async fn a_request_too_large_for_the_endpoint_is_sent_again_in_halves() {
+    let store = MemoryStore::default();
+    placed(&store, "p1", 40).await;
+    let d = destination(&store, "p1", webhook("SIEM")).await;
+    let too_large = || SendError::Status {
+        status: 413,
+        body: "Request Entity Too Large".into(),
+    };
+    // 40 events: refused; 20: refused; then 10 + 10 + 20 taken.
+    let endpoint = Endpoint::failing(vec![Err(too_large()), Err(too_large())]);
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!(
+        (report.events, report.requests, report.failures),
+        (40, 3, 0),
+        "{report:?}"
+    );
+    assert_eq!(endpoint.acknowledged(), (1..=40).collect::<Vec<u64>>());
+    let sizes: Vec<usize> = endpoint
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes, [10, 10, 20]);
+    assert_eq!(current(&store, "p1", &d).await.delivered, 40);
+
+    // One event the endpoint refuses on its own: failing, and the error says so.
+    placed(&store, "p2", 1).await;
+    let theirs = destination(&store, "p2", webhook("SIEM")).await;
+    let endpoint = Endpoint::failing(vec![Err(too_large())]);
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!(report.failures, 1, "{report:?}");
+    let failing = current(&store, "p2", &theirs).await.failing.unwrap();
+    assert!(
+        failing.last_error.starts_with(
+            "HTTP 413 from the endpoint: Request Entity Too Large (a request of one event, "
+        ),
+        "{}",
+        failing.last_error
+    );
+}
