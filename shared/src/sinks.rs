@@ -97,16 +97,50 @@ pub struct Https {
 }
 
 impl Https {
-    /// `timeout`: the longest an endpoint may take to answer (`DeliverySettings`).
-    pub fn with_timeout(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    /// `timeout`: the longest an endpoint may take to answer (`DeliverySettings`);
+    /// `allow_private`: connect to private, loopback and link-local addresses too (the local
+    /// stack only, as `Config::allow_private_endpoints`).
+    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .user_agent(concat!("activity-log/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { client, timeout })
+            .user_agent(concat!("activity-log/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(InternetOnly);
+        }
+        Ok(Self {
+            client: builder.build()?,
+            timeout,
+        })
+    }
+}
+
+/// The system's resolver, keeping only addresses on the internet: a destination's host name is
+/// checked when it is set, but what it resolves to may change since (or be made to point inside
+/// the service's network: DNS rebinding), so each connection is checked again.
+struct InternetOnly;
+
+impl reqwest::dns::Resolve for InternetOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let outside: Vec<std::net::SocketAddr> = all
+                .into_iter()
+                .filter(|a| !crate::domain::destination::is_internal_address(a.ip()))
+                .collect();
+            if outside.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no address on the internet (private, loopback and \
+                     link-local addresses are refused)"
+                )
+                .into());
+            }
+            Ok(Box::new(outside.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -228,9 +262,9 @@ fn aws_error<E, R>(
 ) -> SendError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpStatus + 'static,
 {
-    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    use aws_sdk_s3::error::SdkError;
     match err {
         SdkError::ServiceError(e) => SendError::Refused {
             service,
@@ -245,9 +279,28 @@ where
             "as {} in {}: {}",
             role.role_arn,
             role.region,
-            DisplayErrorContext(&e)
+            causes(&e)
         )),
     }
+}
+
+/// `e` and its causes, each as it displays itself (an AWS error as its code and message), joined
+/// by ": ".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        match cause.downcast_ref::<aws_sdk_s3::error::ErrorMetadata>() {
+            Some(m) => parts.push(format!(
+                "{}: {}",
+                m.code().unwrap_or("Unknown"),
+                m.message().unwrap_or_default()
+            )),
+            None => parts.push(cause.to_string()),
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// The status of an SDK's raw response.
@@ -387,5 +440,37 @@ impl BusSink for Sinks {
         entries: &[BusEvent],
     ) -> Result<(), NotPut> {
         self.accounts.put_events(role, event_bus_arn, entries).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_inside_is_not_connected_to() {
+        let https = Https::new(Duration::from_secs(2), false).unwrap();
+        let refused = https
+            .post("https://localhost:9/hook", &[], b"{}".to_vec())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            SendError::Connect(
+                "localhost resolves to no address on the internet (private, loopback and \
+                 link-local addresses are refused)"
+                    .into()
+            )
+        );
+        // On the local stack it is tried (nothing listens there).
+        let local = Https::new(Duration::from_secs(2), true).unwrap();
+        let refused = local
+            .post("http://localhost:9/hook", &[], b"{}".to_vec())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, SendError::Connect(ref m) if !m.contains("internet")),
+            "{refused:?}"
+        );
     }
 }

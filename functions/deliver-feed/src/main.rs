@@ -19,7 +19,10 @@ async fn main() -> Result<(), Error> {
     activity_log::metrics::set_function(env!("CARGO_PKG_NAME"));
     let app = &App::start().await?;
     let sinks = &Sinks {
-        https: Https::with_timeout(app.config.delivery.request_timeout)?,
+        https: Https::new(
+            app.config.delivery.request_timeout,
+            app.config.allow_private_endpoints,
+        )?,
         accounts: app.partner_accounts(),
     };
     lambda_runtime::run(service_fn(async |event: LambdaEvent<serde_json::Value>| {

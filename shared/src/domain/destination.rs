@@ -574,21 +574,8 @@ impl Rules {
                 let d = d.to_ascii_lowercase();
                 d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal")
             }
-            Some(url::Host::Ipv4(ip)) => {
-                ip.is_private()
-                    || ip.is_loopback()
-                    || ip.is_link_local()
-                    || ip.is_unspecified()
-                    || ip.is_broadcast()
-                    || ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1])
-            }
-            Some(url::Host::Ipv6(ip)) => {
-                ip.is_loopback()
-                    || ip.is_unspecified()
-                    || (ip.segments()[0] & 0xfe00) == 0xfc00
-                    || (ip.segments()[0] & 0xffc0) == 0xfe80
-                    || ip.to_ipv4_mapped().is_some()
-            }
+            Some(url::Host::Ipv4(ip)) => is_internal_address(ip.into()),
+            Some(url::Host::Ipv6(ip)) => is_internal_address(ip.into()),
         };
         if private && !self.allow_private_endpoints {
             p.add(
@@ -599,6 +586,30 @@ impl Rules {
             return None;
         }
         Some(url.to_string())
+    }
+}
+
+/// Whether `ip` is not on the internet: private (RFC 1918, unique local), shared (RFC 6598),
+/// loopback, link-local, unspecified, broadcast, or an IPv4-mapped IPv6 address (which may hide
+/// any of them). Destinations' URLs are checked against it when set, and the names they hold
+/// when resolved for each request (activity_log::sinks).
+pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1])
+        }
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
     }
 }
 
