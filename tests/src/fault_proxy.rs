@@ -2,7 +2,8 @@
 //! documents: throttling (`ThrottlingException`, `ProvisionedThroughputExceededException`),
 //! server errors (500 `InternalServerError`, 503 `ServiceUnavailable`, a bare 500 without an
 //! error code), a response lost after the
-//! write was applied, and `BatchGetItem` answering part of its keys as `UnprocessedKeys`.
+//! write was applied, and `BatchGetItem` answering part of its keys as `UnprocessedKeys`; and in
+//! front of STS, the `AccessDenied` of a role that does not trust the caller.
 //!
 //! Tests point a real SDK client at [`FaultProxy::url`], arm faults per operation and count what
 //! was injected and what reached the emulator. The benchmark harness also reads
@@ -40,6 +41,9 @@ pub enum Fault {
     /// `BatchGetItem` only: the emulator is asked for the first key of each table; the rest come
     /// back as `UnprocessedKeys`.
     UnprocessedKeys,
+    /// STS (query protocol): 403 `AccessDenied`, as `AssumeRole` answers when the role does not
+    /// trust the caller or the external id differs.
+    AccessDenied,
 }
 
 struct Rule {
@@ -177,11 +181,13 @@ impl Forward {
             Err(e) => return error(StatusCode::BAD_REQUEST, "ProxyError", &e.to_string()),
         };
         // DynamoDB's JSON protocol names the operation in `X-Amz-Target: DynamoDB_20120810.<Op>`.
+        // STS's query protocol names it in the form body's `Action`.
         let operation = parts
             .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.rsplit('.').next())
+            .or_else(|| query_action(&body))
             .unwrap_or("")
             .to_owned();
         let query = parts.uri.query().unwrap_or("").to_owned();
@@ -233,6 +239,21 @@ impl Forward {
                     .body(Full::new(Bytes::from_static(
                         b"<html><body>Internal Server Error</body></html>",
                     )))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+            }
+            Some(Fault::AccessDenied) => {
+                let xml = format!(
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+                     <Type>Sender</Type><Code>AccessDenied</Code><Message>User: \
+                     arn:aws:sts::123456789012:assumed-role/deliver-feed/deliver-feed is not \
+                     authorized to perform: sts:AssumeRole on resource: {}</Message></Error>\
+                     <RequestId>fault-proxy</RequestId></ErrorResponse>",
+                    form_value(&body, "RoleArn").unwrap_or_default()
+                );
+                return Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .header(CONTENT_TYPE, "text/xml")
+                    .body(Full::new(Bytes::from(xml)))
                     .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
             }
             Some(Fault::UnprocessedKeys) => split_keys(&body),
@@ -344,6 +365,19 @@ fn items_in(operation: &str, body: &Bytes) -> usize {
                 .sum()
         }),
     }
+}
+
+/// A query-protocol request's operation: the form body's `Action`.
+fn query_action(body: &Bytes) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&').find_map(|kv| kv.strip_prefix("Action="))
+}
+
+/// A form body's value of `name`, decoded.
+fn form_value(body: &Bytes, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A DynamoDB JSON-protocol error response.

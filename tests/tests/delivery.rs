@@ -715,3 +715,59 @@ async fn requests_too_large_for_the_endpoint_are_split_and_an_event_too_large_fa
     );
     assert_eq!(d["deliveredPosition"], 61);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_splunk_hec_endpoint_gets_hec_events_with_its_token_once_in_order() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p8";
+    let token_value = "9f1c2e4a-7b3d-4c5e-8f60-1a2b3c4d5e6f";
+    // A HEC that is busy at first (Splunk answers 503 when its queues are full).
+    let receiver = Receiver::start(vec![Answer::Status(503)]).await;
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(
+            json!({"type": "https", "name": "Splunk", "url": receiver.url,
+                    "format": "splunkHec", "token": token_value, "startAfter": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["format"], "splunkHec");
+    assert!(
+        made.get("token").is_none() && made["signingSecret"].is_null(),
+        "{made}"
+    );
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    record(partner, "a", 2, 10).await;
+    caught_up(partner, &id, 21).await;
+
+    let mut got = Vec::new();
+    for r in receiver.received() {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Splunk {token_value}").as_str())
+        );
+        // HEC's event format: event objects one after another.
+        for hec in serde_json::Deserializer::from_slice(&r.body).into_iter::<Value>() {
+            let hec = hec.unwrap_or_else(|e| panic!("not HEC events: {e}"));
+            assert_eq!(hec["sourcetype"], "activity-log:activity", "{hec}");
+            assert_eq!(hec["source"], "activity-log");
+            let recorded = chrono::DateTime::parse_from_rfc3339(
+                hec["event"]["activity"]["recordedAt"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_else(|e| panic!("{hec}: {e}"));
+            let time = hec["time"].as_f64().unwrap_or_default();
+            assert!(
+                (time - recorded.timestamp_millis() as f64 / 1000.0).abs() < 0.001,
+                "{hec}"
+            );
+            got.push(hec["event"].clone());
+        }
+    }
+    assert_eq!(positions(&got), (1..=21).collect::<Vec<u64>>());
+    assert!(receiver.attempts() > receiver.received().len());
+}

@@ -246,3 +246,96 @@ async fn tenants_and_roles_are_kept_apart() {
     );
     assert_eq!(account_log(&app, "p2").await.len(), 0);
 }
+
+/// Delivery's adapter of partners' accounts through the real SDK: the role assumed through STS,
+/// then the bucket written and the bus put to; a role that does not trust the service is STS's
+/// `AccessDenied`, said as such, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_be_assumed_fails_with_stss_reason_and_writes_nothing() {
+    use activity_log::sinks::{BucketSink, BusSink, PartnerAccounts, PartnerRole};
+    use activity_log_tests::fault_proxy::{Fault, FaultProxy};
+    let endpoint = activity_log_tests::emulator().await;
+    let proxy = FaultProxy::start(&endpoint).await;
+    let sdk = activity_log_tests::sdk_config(&proxy.url).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = activity_log_tests::unique_name("partner-audit");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket: {e:?}"));
+    let accounts = PartnerAccounts::new(sdk, true);
+    let role = PartnerRole {
+        role_arn: "arn:aws:iam::210987654321:role/activity-log-delivery",
+        external_id: "acme-42",
+        region: "us-east-1",
+        session_name: "activity-log-01KC0000000000000000000000",
+    };
+    // (Creating the bucket was a PUT too.)
+    let puts = proxy.forwarded("PutObject");
+    proxy.inject("AssumeRole", Fault::AccessDenied, 100);
+    let refused = accounts
+        .put(
+            &role,
+            &bucket,
+            "a/1.jsonl.gz",
+            "application/gzip",
+            b"x".to_vec(),
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.starts_with(
+            "the request failed: as arn:aws:iam::210987654321:role/activity-log-delivery in \
+             us-east-1: "
+        ) && refused.contains("AccessDenied: User: ")
+            && refused.contains("is not authorized to perform: sts:AssumeRole")
+            && refused.chars().count() < 500,
+        "{refused}"
+    );
+    let bus = accounts
+        .put_events(
+            &role,
+            "arn:aws:events:us-east-1:210987654321:event-bus/default",
+            &[],
+        )
+        .await
+        .err()
+        .map(|e| e.error.to_string())
+        .unwrap_or_default();
+    assert!(bus.contains("AccessDenied"), "{bus}");
+    assert!(proxy.injected("AssumeRole") >= 2);
+    assert_eq!(
+        proxy.forwarded("PutObject"),
+        puts,
+        "nothing written without the role"
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list: {e:?}"));
+    assert_eq!(listed.key_count(), Some(0));
+
+    // Once the partner's trust policy lets the service in, the same adapter writes.
+    proxy.heal();
+    accounts
+        .put(
+            &role,
+            &bucket,
+            "a/1.jsonl.gz",
+            "application/gzip",
+            b"x".to_vec(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("after the trust is fixed: {e}"));
+    assert_eq!(proxy.forwarded("AssumeRole"), 1);
+    assert_eq!(proxy.forwarded("PutObject"), puts + 1);
+}
