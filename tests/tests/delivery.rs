@@ -162,6 +162,28 @@ fn events(receiver: &Receiver, secret: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Asserts that `events` hold exactly the `recorded` activities (customer, id) besides the
+/// partner account's own (the destinations' changes).
+fn assert_holds_exactly(events: &[Value], recorded: &[(String, String)]) {
+    let mut delivered: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["activity"]["customerId"] != "_partner")
+        .map(|e| {
+            (
+                e["activity"]["customerId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = recorded.to_vec();
+    delivered.sort();
+    expected.sort();
+    assert_eq!(delivered, expected);
+}
+
 fn positions(events: &[Value]) -> Vec<u64> {
     events
         .iter()
@@ -206,23 +228,7 @@ async fn an_endpoint_that_fails_for_a_while_gets_every_activity_once_in_order() 
     // them counts, and each retry started from the cursor.
     assert_eq!(positions(&got), (1..=601).collect::<Vec<u64>>());
     assert!(receiver.attempts() >= receiver.received().len() + 4);
-    let mut delivered: Vec<(String, String)> = got
-        .iter()
-        .filter(|e| e["activity"]["customerId"] != "_partner")
-        .map(|e| {
-            (
-                e["activity"]["customerId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let mut expected = recorded.clone();
-    delivered.sort();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_holds_exactly(&got, &recorded);
     for e in &got {
         let position = e["feedPosition"].as_u64().unwrap_or_default();
         assert_eq!(e["eventId"], format!("{partner}:{position}"));
@@ -461,23 +467,7 @@ async fn an_s3_destination_gets_every_activity_in_order_in_objects_its_manifests
         events.extend(lines);
     }
     assert_eq!(positions(&events), (1..=201).collect::<Vec<u64>>());
-    let mut delivered: Vec<(String, String)> = events
-        .iter()
-        .filter(|e| e["activity"]["customerId"] != "_partner")
-        .map(|e| {
-            (
-                e["activity"]["customerId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let mut expected = recorded;
-    delivered.sort();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_holds_exactly(&events, &recorded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -634,23 +624,7 @@ async fn an_event_bus_gets_every_activity_as_an_event_in_feed_order() {
     let details: Vec<Value> = received.iter().map(|e| e["detail"].clone()).collect();
     // As put: in feed order, each once.
     assert_eq!(positions(&details), (1..=61).collect::<Vec<u64>>());
-    let mut delivered: Vec<(String, String)> = details
-        .iter()
-        .filter(|e| e["activity"]["customerId"] != "_partner")
-        .map(|e| {
-            (
-                e["activity"]["customerId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                e["activity"]["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let mut expected = recorded;
-    delivered.sort();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_holds_exactly(&details, &recorded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
