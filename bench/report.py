@@ -90,6 +90,21 @@ def main():
               f"{cpu['ratioToCsvAlone'] * 100:.0f}% of raw csv ({cpu['rawCsvRowsPerSecond']:,.0f} rows/s)",
               "-", True)
 
+        pq = ex.get("parquet")
+        if pq:
+            pm = pq["memory"]
+            small, large = pm["rows10k"]["peakRssKib"], pm["rows1m"]["peakRssKib"]
+            check("4 Export memory", "Parquet (OCSF): peak RSS, 10,000 rows (pages from memory)",
+                  f"{small / 1024:.1f} MiB", "-", True)
+            check("4 Export memory", "Parquet (OCSF): peak RSS, 1,000,000 rows (pages from memory)",
+                  f"{large / 1024:.1f} MiB = {pm['ratio1mTo10k']:.2f}x 10k", "<= 1.5x 10k and <= 256 MB",
+                  pm["ratio1mTo10k"] <= 1.5 and large * 1024 <= 256 * MB)
+            f = pq["formats"]
+            check("5 Export CPU", f"Parquet (OCSF) through the worker, {f['rows']:,} rows",
+                  f"{f['parquetRowsPerSecond']:,.0f} rows/s = {f['parquetToCsv']:.2f}x CSV "
+                  f"({f['csvRowsPerSecond']:,.0f} rows/s); {f['parquetBytes']:,} bytes vs {f['csvBytes']:,}",
+                  "-", True)
+
         py = emu["boto3"]
         check("6 vs boto3", f"CPU per 100k rows, export-worker ({emu['rows']:,} rows)",
               f"{ours['cpuMsPer100k']:,.0f} ms", "-", True)

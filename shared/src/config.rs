@@ -257,6 +257,9 @@ pub struct Runtime {
     pub function_name: Option<String>,
     /// CloudWatch namespace of the function's metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: Option<String>,
+    /// The region the service runs in (`AWS_REGION`, set by Lambda; `AWS_DEFAULT_REGION`):
+    /// what Parquet exports name as their events' `cloud.region` and partition.
+    pub region: Option<String>,
     pub sdk: SdkSettings,
 }
 
@@ -676,6 +679,9 @@ impl Runtime {
         Self {
             function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
             metrics_namespace: env.get("METRICS_NAMESPACE"),
+            region: env
+                .get("AWS_REGION")
+                .or_else(|| env.get("AWS_DEFAULT_REGION")),
             sdk: SdkSettings {
                 credentials_in_env: env.get("AWS_ACCESS_KEY_ID").is_some()
                     && env.get("AWS_SECRET_ACCESS_KEY").is_some(),

@@ -8,7 +8,7 @@ use activity_log::domain::{
     Activity, ActivityId, ActivityQuery, CustomerId, DateRange, Details, ExportFormat, ExportJob,
     ExportLocale, ExportSpec, ExportStatus, Filters, PartnerId, Status,
 };
-use activity_log::handlers::exports::{DownloadLink, ExportView};
+use activity_log::handlers::exports::{DownloadLink, ExportView, FileLink};
 use activity_log::http::ErrorCode;
 use activity_log::http::response::{ActivityView, Links};
 use activity_log_tests::read_workspace_file;
@@ -208,13 +208,25 @@ fn export_job_shape_matches_what_the_api_returns() {
     let view = |job: &ExportJob, link| {
         serde_json::to_value(ExportView::new(job, link)).unwrap_or_else(|e| panic!("{e}"))
     };
+    // Every member at once (an export has either a download or files).
     let link = DownloadLink {
-        url: "https://dl".into(),
+        url: Some("https://dl".into()),
+        files: Some(vec![FileLink {
+            path: "region=r/accountId=p/eventDay=20261126/x-00001.parquet".into(),
+            rows: 1,
+            bytes: 1,
+            sha256: "0".repeat(64),
+            download_url: "https://dl/1".into(),
+        }]),
         manifest_url: "https://dl/manifest".into(),
         expires_at: now,
     };
     let full = view(&job, Some(link));
     assert_eq!(keys(&full), keys(&s["properties"]));
+    assert_eq!(
+        keys(&full["files"][0]),
+        keys(&s["properties"]["files"]["items"]["properties"])
+    );
     let minimal = view(&ExportJob { error: None, ..job }, None);
     assert_eq!(keys(&minimal), required(s));
     assert_eq!(

@@ -414,3 +414,232 @@ async fn exports_100000_rows() {
     }
     assert_eq!(ids.len(), 100_000);
 }
+
+/// 40 activities over five days (09:00 UTC and after, recorded oldest first) of three customers:
+/// subscriptions changed and cancelled, orders, invoices viewed, passwords reset, sign-ins
+/// (no resource type), billing profiles in progress, users removed; one with details large
+/// enough to be kept in the bucket.
+fn analytics_sample() -> Vec<Value> {
+    let kinds = [
+        ("changed a subscription", Some("subscription"), "succeeded"),
+        ("placed an order", Some("order"), "succeeded"),
+        ("cancelled the subscription", Some("subscription"), "failed"),
+        ("viewed the invoice", Some("invoice"), "succeeded"),
+        ("reset a user password", Some("user"), "failed"),
+        ("signed in to the portal", None, "succeeded"),
+        (
+            "updated the billing profile",
+            Some("billingProfile"),
+            "inProgress",
+        ),
+        ("removed a user", Some("user"), "succeeded"),
+    ];
+    let customers = [
+        ("contoso", "Contoso Ltd."),
+        ("fabrikam", "Fabrikam, Inc."),
+        ("taipei-cloud", "台北雲端科技股份有限公司"),
+    ];
+    let today = Utc::now()
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let mut items = Vec::new();
+    for days_ago in (1..=5).rev() {
+        for k in 0..8usize {
+            let (action, resource, status) = kinds[(k + days_ago as usize) % kinds.len()];
+            let (customer, name) = customers[k % customers.len()];
+            let at = today - TimeDelta::days(days_ago) + TimeDelta::minutes(k as i64 * 7);
+            let user = ["ann@partner.example", "bo@partner.example"][(k + days_ago as usize) % 2];
+            let mut a = json!({
+                "id": format!("an-{days_ago}-{k}"),
+                "customerId": customer,
+                "customerName": name,
+                "action": action,
+                "partnerUser": user,
+                "occurredAt": activity_log::domain::time::format(at),
+                "status": status,
+                "details": {"n": k, "sku": format!("SKU-{days_ago}{k}")},
+            });
+            if let Some(r) = resource {
+                a["resourceType"] = json!(r);
+            }
+            if days_ago == 3 && k == 5 {
+                a["details"] = json!({"products": (0..400).map(|p| format!("product {p:04} with a long name")).collect::<Vec<_>>()});
+            }
+            items.push(a);
+        }
+    }
+    items
+}
+
+/// The files of a finished Parquet export, downloaded through their links into `dir` under
+/// their paths; checks each against the manifest's digest.
+async fn download_files(job: &Value, dir: &std::path::Path) -> Vec<Value> {
+    let files = job["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no files in {job}"));
+    for f in &files {
+        let path = f["path"].as_str().unwrap_or_default();
+        let url = f["downloadUrl"].as_str().unwrap_or_default();
+        let r = reqwest::get(url)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/vnd.apache.parquet"
+        );
+        let bytes = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(
+            (json!(digest), json!(bytes.len())),
+            (f["sha256"].clone(), f["bytes"].clone()),
+            "{path}"
+        );
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().unwrap_or(dir)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&target, bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+    files
+}
+
+fn day(at: &Value) -> String {
+    let t = activity_log::domain::time::parse_timestamp(at.as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    t.format("%Y%m%d").to_string()
+}
+
+#[tokio::test]
+async fn parquet_exports_read_in_duckdb_as_valid_ocsf_and_the_same_when_handed_over() {
+    let app = Arc::new(isolated_app().await);
+    let items = analytics_sample();
+    seed(&app, "p1", &items).await;
+    let period = json!({"format": "parquet",
+                        "from": activity_log::domain::time::format(Utc::now() - TimeDelta::days(6)),
+                        "to": activity_log::domain::time::format(Utc::now())});
+    let job = run_export(&app, "p1", period.clone()).await;
+    assert_eq!(
+        (&job["status"], &job["rowCount"]),
+        (&json!("succeeded"), &json!(40)),
+        "{job}"
+    );
+    assert_eq!(job["downloadUrl"], Value::Null);
+    let root = std::env::temp_dir().join(activity_log_tests::unique_name("parquet-export"));
+    let (one_run, handed_over) = (root.join("one-run"), root.join("handed-over"));
+    let files = download_files(&job, &one_run).await;
+    assert_eq!(files.len(), 5, "a file a day: {files:?}");
+
+    // The same export with no time at all: a run per row, each ending its file.
+    let mut config = app.config.clone();
+    config.exports.time_budget = Duration::ZERO;
+    let zero = InlineLauncher::new::<DynamoStore, S3Blobs, DynamoStore, S3Blobs>(
+        config,
+        app.store.clone(),
+        app.blobs.clone(),
+        app.store.clone(),
+        app.blobs.clone(),
+    );
+    let again = run_export_with(&app, &zero, "p1", period).await;
+    assert_eq!(
+        (&again["status"], &again["rowCount"]),
+        (&json!("succeeded"), &json!(40)),
+        "{again}"
+    );
+    assert_ne!(again["id"], job["id"]);
+    assert_eq!(
+        download_files(&again, &handed_over).await.len(),
+        40,
+        "a file per run"
+    );
+
+    // What README's queries must return, from what was recorded.
+    let (first_day, last_day) = (day(&items[8]["occurredAt"]), day(&items[31]["occurredAt"]));
+    let kind = |a: &Value| {
+        activity_log::domain::ocsf::ActivityKind::of_action(
+            a["action"].as_str().unwrap_or_default(),
+        )
+    };
+    let mut changes: Vec<Value> = items
+        .iter()
+        .filter(|a| {
+            let d = day(&a["occurredAt"]);
+            kind(a) == activity_log::domain::ocsf::ActivityKind::Update
+                && a["resourceType"] == "subscription"
+                && ["contoso", "fabrikam"].contains(&a["customerId"].as_str().unwrap_or_default())
+                && d >= first_day
+                && d <= last_day
+        })
+        .map(|a| {
+            json!([
+                a["occurredAt"],
+                a["partnerUser"],
+                a["action"],
+                a["customerId"]
+            ])
+        })
+        .collect();
+    changes.sort_by_key(|r| (r[0].to_string(), r[3].to_string()));
+    assert!(
+        !changes.is_empty(),
+        "the sample has subscription changes in the period"
+    );
+    let mut failures = std::collections::BTreeMap::<(String, String), u64>::new();
+    for a in items.iter().filter(|a| a["status"] == "failed") {
+        *failures
+            .entry((
+                day(&a["occurredAt"]),
+                a["partnerUser"].as_str().unwrap_or_default().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    let failures: Vec<Value> = failures
+        .into_iter()
+        .map(|((d, u), n)| json!([d, u, n]))
+        .collect();
+    // contoso's newest activity, as the API shows it: the head of its chain.
+    let req = ApiRequest::get("/customers/{customerId}/activities")
+        .path_param("customerId", "contoso")
+        .query("limit", "1")
+        .query(
+            "from",
+            &activity_log::domain::time::format(Utc::now() - TimeDelta::days(6)),
+        )
+        .caller("p1", &["BillingAdmin"])
+        .build();
+    let newest =
+        body(&query::handle(&app.config, &app.store, &app.blobs, req).await)["items"][0].clone();
+    let latest = vec![json!([
+        newest["sequence"],
+        newest["hash"],
+        newest["previousHash"],
+        newest["id"]
+    ])];
+    assert!(
+        newest["sequence"].as_u64().is_some_and(|s| s > 1),
+        "{newest}"
+    );
+
+    let expect = json!({
+        "dir": one_run,
+        "same_as": handed_over,
+        "rows": 40,
+        "values": {"<partner id>": "p1", "<export id>": job["id"], "<first day>": first_day, "<last day>": last_day},
+        "queries": {"subscription-changes": changes, "failures-by-day": failures, "latest-link": latest},
+    });
+    let expect_file = root.join("expect.json");
+    std::fs::write(&expect_file, expect.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    // In DuckDB a query's export_id is the directory's; the view adds it as Athena's
+    // projection does.
+    let out = std::process::Command::new(activity_log_tests::tool("python"))
+        .arg(activity_log_tests::workspace_root().join("tests/analytics/check_parquet.py"))
+        .arg(&expect_file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run check_parquet.py: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "check_parquet.py failed:\n{stdout}");
+    assert!(stdout.contains("passed, 0 failed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1696,3 +1696,72 @@ fn only_delivery_assumes_roles_and_only_partners_roles_with_an_external_id() {
         );
     }
 }
+
+#[test]
+fn the_athena_table_reads_the_parquet_exports_as_they_are_written() {
+    let t = template();
+    let table = at(&t, "Resources.ExportsTable.Properties.TableInput");
+    let columns: Vec<(String, String)> = table["StorageDescriptor"]["Columns"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["Name"].as_str().unwrap_or_default().to_owned(),
+                c["Type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(columns, activity_log::export::parquet::hive_columns());
+    // Partition projection finds each file where the worker writes it.
+    let now = chrono::Utc::now();
+    let mut spec = activity_log::testing::fixtures::csv_export_of_last_days(4, now);
+    spec.format = activity_log::domain::ExportFormat::Parquet;
+    let partner = activity_log::domain::PartnerId::parse("p1").unwrap_or_else(|e| panic!("{e}"));
+    let job =
+        activity_log::domain::ExportJob::pending(partner, spec, now, chrono::TimeDelta::days(1));
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default();
+    let path = job.data_file_path("us-east-1", day, 1);
+    let (folder, _) = path.rsplit_once('/').unwrap_or_default();
+    let params = &table["Parameters"];
+    let location = intrinsic(&params["storage.location.template"], "Sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .replace("${!accountid}", "p1")
+        .replace("${!export_id}", &job.id.to_string())
+        .replace("${!region}", "us-east-1")
+        .replace("${!eventday}", "20261126");
+    assert_eq!(
+        location,
+        format!("s3://${{ActivityBucket}}/{}{folder}/", job.dataset_prefix())
+    );
+    assert_eq!(params["projection.eventday.format"], "yyyyMMdd");
+    assert_eq!(params["projection.accountid.type"], "injected");
+    assert_eq!(params["projection.export_id.type"], "injected");
+    // Its queries are bounded and their results encrypted, expiring with the exports.
+    let workgroup = at(
+        &t,
+        "Resources.AnalyticsWorkGroup.Properties.WorkGroupConfiguration",
+    );
+    assert_eq!(workgroup["EnforceWorkGroupConfiguration"], true);
+    assert!(
+        workgroup["BytesScannedCutoffPerQuery"]
+            .as_u64()
+            .is_some_and(|b| b <= 10 << 30)
+    );
+    let output = intrinsic(&workgroup["ResultConfiguration"]["OutputLocation"], "Sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert_eq!(output, "s3://${ActivityBucket}/athena-results/");
+    let rules = at(
+        &t,
+        "Resources.ActivityBucket.Properties.LifecycleConfiguration.Rules",
+    );
+    assert!(
+        rules
+            .as_sequence()
+            .is_some_and(|r| r.iter().any(|r| r["Prefix"] == "athena-results/")),
+        "query results expire"
+    );
+}

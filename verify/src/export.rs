@@ -182,6 +182,110 @@ pub fn verify_export_files(
     verify_export_digest(&export.bytes, &export.sha256, &manifest, &key, &held)
 }
 
+/// Checks a Parquet export: `dir` holds its files under the paths its manifest lists (as
+/// `GET /exports/{id}` names them), and nothing else ending in `.parquet`. Each file's SHA-256,
+/// size and rows, the files' bytes one after another against the manifest's `file`, then every
+/// event read back as the activity it holds and checked as a JSON Lines export's rows are.
+pub fn verify_parquet_files(
+    dir: &Path,
+    manifest: &Path,
+    public_key: &Path,
+    held: &[PathBuf],
+) -> Result<ExportReport, Error> {
+    let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
+    let key =
+        Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
+    let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
+    let held = held::read(held)?;
+    let fail = |m: String| Error::Failed(m);
+    let manifest = signed_manifest(&manifest, &key)?;
+    if manifest.export.format != "parquet" {
+        return Err(Error::Usage(format!(
+            "{} is a directory, but the manifest is of a {} export (one file): give the file",
+            dir.display(),
+            manifest.export.format
+        )));
+    }
+    let mut found = Vec::new();
+    parquet_files(dir, dir, &mut found).map_err(|e| read_error(dir, &e))?;
+    if let Some(extra) = found
+        .iter()
+        .find(|f| !manifest.files.iter().any(|m| &m.path == *f))
+    {
+        return Err(fail(format!(
+            "{extra}: the directory holds a file the manifest does not list"
+        )));
+    }
+    let mut all = Sha256::new();
+    let mut bytes = 0u64;
+    let mut lines = Vec::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        let file = read_hashed(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => fail(format!(
+                "{}: the manifest lists the file, but it is not there",
+                f.path
+            )),
+            _ => read_error(&path, &e),
+        })?;
+        if file.sha256 != f.sha256 || file.bytes.len() as u64 != f.bytes {
+            return Err(fail(format!(
+                "{}: not the file the manifest describes (SHA-256 {}, {} bytes; the manifest says SHA-256 {}, {} bytes)",
+                f.path,
+                file.sha256,
+                file.bytes.len(),
+                f.sha256,
+                f.bytes
+            )));
+        }
+        all.update(&file.bytes);
+        bytes += f.bytes;
+        let events = activity_log::export::parquet::events(file.bytes)
+            .map_err(|e| fail(format!("{}: {e}", f.path)))?;
+        if events.len() as u64 != f.rows {
+            return Err(fail(format!(
+                "{}: the file holds {}; the manifest says {}",
+                f.path,
+                rows(events.len() as u64),
+                rows(f.rows)
+            )));
+        }
+        for event in &events {
+            let row = activity_log::domain::ocsf::api_row(event)
+                .map_err(|e| fail(format!("{}: {e}", f.path)))?;
+            serde_json::to_writer(&mut lines, &row)
+                .map_err(|e| fail(format!("{}: {e}", f.path)))?;
+            lines.push(b'\n');
+        }
+    }
+    let sha256 = hex::encode(all.finalize());
+    if sha256 != manifest.file.sha256 || bytes != manifest.file.bytes {
+        return Err(fail(format!(
+            "the files one after another are not what the manifest describes (SHA-256 {sha256}, {bytes} bytes; the manifest says SHA-256 {}, {} bytes)",
+            manifest.file.sha256, manifest.file.bytes
+        )));
+    }
+    verify_rows(&lines, &manifest, &key, &held)
+}
+
+/// The paths (relative to `root`, with `/`) of the `.parquet` files under `dir`.
+fn parquet_files(root: &Path, dir: &Path, found: &mut Vec<String>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            parquet_files(root, &path, found)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            found.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an export held in memory (its SHA-256 computed here).
 pub fn verify_export(export: &[u8], manifest: &[u8], key: &Key) -> Result<ExportReport, Error> {
     let sha256 = hex::encode(Sha256::digest(export));
@@ -210,6 +314,28 @@ fn verify_export_digest(
     let fail = |m: String| Error::Failed(m);
 
     // 1. The manifest and its signature.
+    let manifest = signed_manifest(manifest, key)?;
+
+    // 2. The file is the one the manifest describes.
+    let bytes = export.len() as u64;
+    if sha256 != manifest.file.sha256 || bytes != manifest.file.bytes {
+        return Err(fail(format!(
+            "the file is not the one the manifest describes (SHA-256 {sha256}, {bytes} bytes; the manifest says SHA-256 {}, {} bytes)",
+            manifest.file.sha256, manifest.file.bytes
+        )));
+    }
+    if manifest.export.format != "jsonl" {
+        return Err(Error::Usage(format!(
+            "the manifest's signature and the file's SHA-256 match, but only JSON Lines exports (format jsonl) and Parquet exports (a directory of their files) can be checked row by row; this one is {}",
+            manifest.export.format
+        )));
+    }
+    verify_rows(export, &manifest, key, held)
+}
+
+/// The manifest, once its version is known and its signature holds.
+fn signed_manifest(manifest: &[u8], key: &Key) -> Result<Manifest, Error> {
+    let fail = |m: String| Error::Failed(m);
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| fail(format!("the manifest cannot be read: {e}")))?;
     if manifest.version != MANIFEST_VERSION {
@@ -226,21 +352,19 @@ fn verify_export_digest(
             "manifest signature invalid: the manifest was altered or not signed by this key".into(),
         ));
     }
+    Ok(manifest)
+}
 
-    // 2. The file is the one the manifest describes.
-    let bytes = export.len() as u64;
-    if sha256 != manifest.file.sha256 || bytes != manifest.file.bytes {
-        return Err(fail(format!(
-            "the file is not the one the manifest describes (SHA-256 {sha256}, {bytes} bytes; the manifest says SHA-256 {}, {} bytes)",
-            manifest.file.sha256, manifest.file.bytes
-        )));
-    }
-    if manifest.export.format != "jsonl" {
-        return Err(Error::Usage(format!(
-            "the manifest's signature and the file's SHA-256 match, but only JSON Lines exports (format jsonl) can be checked row by row; this one is {}",
-            manifest.export.format
-        )));
-    }
+/// The rows of an export (JSON Lines: the file, or a Parquet export's events read back) against
+/// its signed manifest: their count, every line, then per customer the rows the manifest lists,
+/// its checkpoint's signature, and the chain (hashes, links, the signed head).
+fn verify_rows(
+    export: &[u8],
+    manifest: &Manifest,
+    key: &Key,
+    held: &[HeldFile],
+) -> Result<ExportReport, Error> {
+    let fail = |m: String| Error::Failed(m);
     let row_count = count_rows(export);
     if row_count != manifest.file.rows {
         return Err(fail(format!(
@@ -280,17 +404,17 @@ fn verify_export_digest(
     for c in &manifest.customers {
         let mut chain = groups.take(&c.customer_id);
         let heads = held::heads(held, &manifest.partner_id, &c.customer_id, key, false)?;
-        let mut report = verify_customer(export, &manifest, c, &mut chain)?;
+        let mut report = verify_customer(export, manifest, c, &mut chain)?;
         // The customer's rows in sequence order (the chain's check sorted them, or failed).
         chain.sort_unstable_by_key(|r| r.sequence);
-        report.left_out = check_gaps(export, &manifest, c, &chain, sealed_at)?;
+        report.left_out = check_gaps(export, manifest, c, &chain, sealed_at)?;
         report.held = heads.len();
         let head = signed_head(c);
         report.held_summary = match check_held(&chain, &head, sealed_at, &heads, None) {
             Ok(summary) => summary,
             // The compact rows do not keep ids: the domain's rows name the activity.
             Err(_) => {
-                let rows = slow_rows(export, &manifest, &chain)?;
+                let rows = slow_rows(export, manifest, &chain)?;
                 let finding = check_held(&rows, &head, sealed_at, &heads, None).err();
                 return Err(fail(format!(
                     "{}: {}",

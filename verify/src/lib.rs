@@ -48,7 +48,7 @@ pub use activity_log::domain::integrity::Key;
 pub use api::{ApiOptions, ApiReport, KeySource, verify_api, verify_api_at, verify_api_blocking};
 pub use export::{
     CustomerReport, ExportReport, HashedFile, read_hashed, verify_export, verify_export_files,
-    verify_hashed_export,
+    verify_hashed_export, verify_parquet_files,
 };
 
 /// Why the verifier stops.
@@ -85,9 +85,13 @@ impl std::error::Error for Error {}
 pub const USAGE: &str = "\
 usage: activity-log-verify EXPORT.jsonl --manifest MANIFEST.json --public-key KEY.pem
                            [--checkpoint HELD.json ...]
+       activity-log-verify EXPORT-DIRECTORY --manifest MANIFEST.json --public-key KEY.pem
+                           [--checkpoint HELD.json ...]
        activity-log-verify --api URL --token TOKEN --customer CUSTOMER_ID [--public-key KEY.pem]
                            [--checkpoint HELD.json ...] [--save-checkpoint FILE] [--anchors DIR]
 
+A directory is a Parquet export: its files under the paths the manifest lists (region=…/accountId=…/
+eventDay=…/), as GET /exports/{id} names them.
 --anchors names a copy of the anchor bucket (aws s3 sync s3://BUCKET DIR): the chain must extend
 every head anchored for the customer, each checked (its signature, or the signed seal that lists
 it). The token may be given in ACTIVITY_LOG_TOKEN instead of --token. --public-key pins the key you
@@ -224,6 +228,14 @@ where
 pub fn run(command: &Command) -> Result<Vec<String>, Error> {
     match command {
         Command::Help => Ok(vec![USAGE.to_owned()]),
+        Command::Export {
+            export,
+            manifest,
+            public_key,
+            held,
+        } if export.is_dir() => {
+            verify_parquet_files(export, manifest, public_key, held).map(|r| r.lines())
+        }
         Command::Export {
             export,
             manifest,

@@ -809,6 +809,10 @@ async fn exports(h: &Harness, rows: u64, now: DateTime<Utc>) -> Fallible<Value> 
     let large = export_bench(h, &["memory", "1000000"]).await?;
     // 5. CPU against the raw csv crate.
     let cpu = export_bench(h, &["cpu", "200000", "5"]).await?;
+    // Parquet (OCSF): memory at both sizes, and throughput against CSV through the same worker.
+    let parquet_small = export_bench(h, &["memory", "10000", "parquet"]).await?;
+    let parquet_large = export_bench(h, &["memory", "1000000", "parquet"]).await?;
+    let formats = export_bench(h, &["formats", "200000", "3"]).await?;
 
     // 4 and 6 against the emulator: the export-worker binary, then Python with boto3.
     let partner = PartnerId::parse(EXPORT_PARTNER).map_err(|e| e.to_string())?;
@@ -898,6 +902,14 @@ async fn exports(h: &Harness, rows: u64, now: DateTime<Utc>) -> Fallible<Value> 
             "rows1m": large,
         },
         "cpu": cpu,
+        "parquet": {
+            "memory": {
+                "ratio1mTo10k": kib(&parquet_large) as f64 / kib(&parquet_small).max(1) as f64,
+                "rows10k": parquet_small,
+                "rows1m": parquet_large,
+            },
+            "formats": formats,
+        },
         "emulator": {
             "rows": rows,
             "seedSeconds": seeded_in.as_secs_f64(),

@@ -1,7 +1,7 @@
 //! The export path with storage stubbed out (the real worker, encoder and part writer; pages
 //! from memory; parts counted and dropped). Prints one JSON object.
 //!
-//!   export-bench memory <rows> [csv|jsonl]
+//!   export-bench memory <rows> [csv|jsonl|parquet]
 //!     A synthetic log generates pages on demand, newest first like the table, so memory is the
 //!     export path's own: rows, bytes, parts, part sizes, seconds and peak RSS (VmHWM).
 //!   export-bench cpu <rows> [rounds]
@@ -10,6 +10,9 @@
 //!     serialized by the raw `csv` crate into a `Vec<u8>` whose SHA-256 is then taken (the
 //!     least code that writes the same file and its hash); rows/s of each, best of `rounds`.
 //!     `ratio` is ours to (b), `ratioToCsvAlone` ours to (b) without the hash.
+//!   export-bench formats <rows> [rounds]
+//!     The same prebuilt records exported by the worker as CSV and as Parquet (OCSF events,
+//!     a file per day), alternately; rows/s of each, best of `rounds`, and `parquetToCsv`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -284,6 +287,25 @@ impl Exported {
     }
 }
 
+/// `records` as the worker reads them: pages of 1,000 (the worker's page size), each moved into
+/// the worker once.
+fn prebuilt(records: &[Activity]) -> Pages<Prebuilt> {
+    let mut pages: VecDeque<StorePage> = records
+        .chunks(1000)
+        .map(|c| StorePage {
+            items: c.to_vec(),
+            last_evaluated: None,
+        })
+        .collect();
+    let count = pages.len();
+    for (i, page) in pages.iter_mut().enumerate() {
+        if i + 1 < count {
+            page.last_evaluated = page.items.last().map(PageKey::of);
+        }
+    }
+    Pages(Prebuilt(Mutex::new(pages)))
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("export-bench: {message}");
     std::process::exit(1)
@@ -297,10 +319,9 @@ async fn main() {
     let _metrics = activity_log::metrics::capture();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("");
-    let rows: u64 = args
-        .get(1)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or_else(|| fail("usage: export-bench memory|cpu <rows> [csv|jsonl|rounds]"));
+    let rows: u64 = args.get(1).and_then(|r| r.parse().ok()).unwrap_or_else(|| {
+        fail("usage: export-bench memory|cpu|formats <rows> [csv|jsonl|parquet|rounds]")
+    });
     let bench = Bench {
         config: activity_log::testing::fixtures::config(),
         signer: LocalSigner::new("export-bench", 5),
@@ -350,22 +371,7 @@ async fn main() {
             let (mut ours_best, mut raw_best, mut hashed_best) = (f64::MAX, f64::MAX, f64::MAX);
             let (mut ours_bytes, mut raw_bytes) = (0, 0);
             for _ in 0..rounds {
-                // Ours: pages of 1,000 (the worker's page size), moved into the worker.
-                let pages: VecDeque<StorePage> = records
-                    .chunks(1000)
-                    .map(|c| StorePage {
-                        items: c.to_vec(),
-                        last_evaluated: None,
-                    })
-                    .collect();
-                let count = pages.len();
-                let mut pages = pages;
-                for (i, page) in pages.iter_mut().enumerate() {
-                    if i + 1 < count {
-                        page.last_evaluated = page.items.last().map(PageKey::of);
-                    }
-                }
-                let source = Pages(Prebuilt(Mutex::new(pages)));
+                let source = prebuilt(&records);
                 let started = Instant::now();
                 let exported = bench
                     .export(&source, ExportFormat::Csv)
@@ -407,6 +413,48 @@ async fn main() {
                 })
             );
         }
-        _ => fail("usage: export-bench memory|cpu <rows> [csv|jsonl|rounds]"),
+        "formats" => {
+            let rounds: u32 = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
+            let log = SyntheticLog {
+                rows,
+                newest: bench.now,
+            };
+            let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
+            let mut best = [f64::MAX; 2];
+            let mut bytes = [0; 2];
+            for _ in 0..rounds {
+                for (i, format) in [ExportFormat::Csv, ExportFormat::Parquet]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let source = prebuilt(&records);
+                    let started = Instant::now();
+                    let exported = bench
+                        .export(&source, format)
+                        .await
+                        .unwrap_or_else(|e| fail(&e));
+                    best[i] = best[i].min(started.elapsed().as_secs_f64());
+                    if exported.rows != rows {
+                        fail(&format!("exported {} rows of {rows}", exported.rows));
+                    }
+                    bytes[i] = exported.bytes;
+                }
+            }
+            let [csv, parquet] = best.map(|secs| rows as f64 / secs);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "mode": "formats",
+                    "rows": rows,
+                    "rounds": rounds,
+                    "csvRowsPerSecond": csv,
+                    "csvBytes": bytes[0],
+                    "parquetRowsPerSecond": parquet,
+                    "parquetBytes": bytes[1],
+                    "parquetToCsv": parquet / csv,
+                })
+            );
+        }
+        _ => fail("usage: export-bench memory|cpu|formats <rows> [csv|jsonl|parquet|rounds]"),
     }
 }

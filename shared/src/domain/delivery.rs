@@ -189,9 +189,13 @@ pub struct S3Batch {
     pub last: u64,
     pub count: usize,
     /// `<prefix>/YYYY/MM/DD/HH/<first>-<last>.jsonl.gz`: the hour (UTC) its first activity was
-    /// recorded, positions zero-padded to 12 digits so that keys sort in feed order.
+    /// recorded, positions zero-padded to 12 digits so that keys sort in feed order; or, in
+    /// Parquet, `<prefix>/region=…/accountId=<partner>/eventDay=YYYYMMDD/<first>-<last>.parquet`,
+    /// the day its first activity was recorded.
     pub object_key: String,
-    /// The object's gzipped JSON Lines: one event per line, in position order.
+    pub content_type: &'static str,
+    /// The object's gzipped JSON Lines (one event per line, in position order), or its Parquet
+    /// file (one OCSF event per row, in position order).
     pub object: Vec<u8>,
     /// `<same>.manifest.json`, written after the object.
     pub manifest_key: String,
@@ -200,6 +204,15 @@ pub struct S3Batch {
 
 /// The version of the manifest's shape.
 pub const S3_MANIFEST_VERSION: u32 = 1;
+
+/// How an S3 destination's object is written.
+pub enum S3Encoding<'a> {
+    /// Gzipped JSON Lines, under the hour the first activity was recorded.
+    JsonLinesGzip,
+    /// `file`, the events as Parquet (`crate::export::parquet::feed_file`), partitioned as
+    /// Athena and Security Lake read them; `region`: the service's.
+    Parquet { region: &'a str, file: Vec<u8> },
+}
 
 /// The object and manifest that deliver `events` (position, event, in position order, at least
 /// one) to an S3 destination of `partner` under `prefix`, written at `now`. The manifest names
@@ -212,6 +225,7 @@ pub fn s3_batch(
     prefix: &str,
     events: &[(u64, Value)],
     now: DateTime<Utc>,
+    encoding: S3Encoding<'_>,
 ) -> Option<S3Batch> {
     use std::io::Write as _;
     let (first, _) = events.first()?;
@@ -223,17 +237,26 @@ pub fn s3_batch(
             .map(|t| t.with_timezone(&Utc))
     };
     let hour = events.first().and_then(|(_, e)| recorded(e)).unwrap_or(now);
+    let folder = match &encoding {
+        S3Encoding::JsonLinesGzip => hour.format("%Y/%m/%d/%H").to_string(),
+        S3Encoding::Parquet { region, .. } => format!(
+            "region={region}/accountId={partner}/eventDay={}",
+            hour.format("%Y%m%d")
+        ),
+    };
     let dir = match prefix.trim_end_matches('/') {
-        "" => hour.format("%Y/%m/%d/%H").to_string(),
-        p => format!("{p}/{}", hour.format("%Y/%m/%d/%H")),
+        "" => folder,
+        p => format!("{p}/{folder}"),
     };
     let stem = format!("{dir}/{first:012}-{last:012}");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut customers: std::collections::BTreeMap<&str, Value> = Default::default();
     for (_, e) in events {
-        // Writing into memory cannot fail.
-        let _ = gz.write_all(e.to_string().as_bytes());
-        let _ = gz.write_all(b"\n");
+        if matches!(encoding, S3Encoding::JsonLinesGzip) {
+            // Writing into memory cannot fail.
+            let _ = gz.write_all(e.to_string().as_bytes());
+            let _ = gz.write_all(b"\n");
+        }
         let a = &e["activity"];
         if let (Some(customer), Some(sequence)) = (a["customerId"].as_str(), a["sequence"].as_u64())
         {
@@ -244,16 +267,27 @@ pub fn s3_batch(
             );
         }
     }
-    let object = gz.finish().ok()?;
-    let object_key = format!("{stem}.jsonl.gz");
+    let (object, object_key, content_type, format) = match encoding {
+        S3Encoding::JsonLinesGzip => (
+            gz.finish().ok()?,
+            format!("{stem}.jsonl.gz"),
+            "application/gzip",
+            "jsonl",
+        ),
+        S3Encoding::Parquet { file, .. } => (
+            file,
+            format!("{stem}.parquet"),
+            "application/vnd.apache.parquet",
+            "parquet",
+        ),
+    };
     let times: Vec<DateTime<Utc>> = events.iter().filter_map(|(_, e)| recorded(e)).collect();
-    let manifest = json!({
+    let mut manifest = json!({
         "version": S3_MANIFEST_VERSION,
         "partnerId": partner,
         "destinationId": destination,
         "object": object_key,
-        "contentEncoding": "gzip",
-        "format": "jsonl",
+        "format": format,
         "firstPosition": first,
         "lastPosition": last,
         "events": events.len(),
@@ -264,11 +298,15 @@ pub fn s3_batch(
         "writtenAt": super::time::format(now),
         "customers": customers.into_values().collect::<Vec<_>>(),
     });
+    if format == "jsonl" {
+        manifest["contentEncoding"] = json!("gzip");
+    }
     Some(S3Batch {
         first: *first,
         last: *last,
         count: events.len(),
         object_key,
+        content_type,
         object,
         manifest_key: format!("{stem}.manifest.json"),
         manifest: serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
@@ -431,7 +469,15 @@ mod tests {
         }
         all[4].1["activity"]["recordedAt"] = json!("2026-12-07T11:30:00Z");
         let now = "2026-12-07T12:00:00Z".parse().unwrap();
-        let b = s3_batch(&partner(), "D1", "audit/activity", &all[1..], now).unwrap();
+        let b = s3_batch(
+            &partner(),
+            "D1",
+            "audit/activity",
+            &all[1..],
+            now,
+            S3Encoding::JsonLinesGzip,
+        )
+        .unwrap();
         assert_eq!(
             b.object_key,
             "audit/activity/2026/12/07/10/000000000002-000000000005.jsonl.gz"
@@ -476,12 +522,20 @@ mod tests {
                    {"customerId": "c-odd", "sequence": 5, "hash": "h5", "recordedAt": "2026-12-07T11:30:00Z"}])
         );
         // No prefix: the keys begin with the year. Nothing to deliver: no batch.
-        let bare = s3_batch(&partner(), "D1", "", &all[..1], now).unwrap();
+        let bare = s3_batch(
+            &partner(),
+            "D1",
+            "",
+            &all[..1],
+            now,
+            S3Encoding::JsonLinesGzip,
+        )
+        .unwrap();
         assert_eq!(
             bare.object_key,
             "2026/12/07/10/000000000001-000000000001.jsonl.gz"
         );
-        assert!(s3_batch(&partner(), "D1", "p", &[], now).is_none());
+        assert!(s3_batch(&partner(), "D1", "p", &[], now, S3Encoding::JsonLinesGzip).is_none());
     }
 
     #[test]

@@ -68,7 +68,19 @@ pub enum HttpsFormat {
     SplunkHec,
 }
 
-super::names::serde_names!(Kind, HttpsFormat);
+/// What an S3 destination's objects hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectFormat {
+    /// Gzipped JSON Lines, one event per line, under `<prefix>/YYYY/MM/DD/HH/`.
+    #[default]
+    Jsonl,
+    /// Parquet of OCSF API Activity events (README "Analytics"), under
+    /// `<prefix>/region=…/accountId=…/eventDay=YYYYMMDD/`, as Athena and Security Lake read them.
+    Parquet,
+}
+
+super::names::serde_names!(Kind, HttpsFormat, ObjectFormat);
 
 /// Where a destination delivers, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +98,9 @@ pub enum Target {
         region: String,
         role_arn: String,
         external_id: String,
+        /// Destinations made before objects had a choice hold JSON Lines.
+        #[serde(default)]
+        object_format: ObjectFormat,
     },
     Https {
         url: String,
@@ -221,6 +236,7 @@ pub struct DestinationFields {
     pub bucket: Option<String>,
     pub prefix: Option<String>,
     pub region: Option<String>,
+    pub object_format: Option<ObjectFormat>,
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
     pub event_bus_arn: Option<String>,
@@ -355,6 +371,7 @@ impl Rules {
             ("bucket", f.bucket.is_some()),
             ("prefix", f.prefix.is_some()),
             ("region", f.region.is_some()),
+            ("objectFormat", f.object_format.is_some()),
         ];
         let mut forbid = |fields: &[(&str, bool)]| {
             for (name, present) in fields {
@@ -392,6 +409,7 @@ impl Rules {
                     region: region?,
                     role_arn: role_arn?,
                     external_id: external_id?,
+                    object_format: f.object_format.unwrap_or_default(),
                 })
             }
             Kind::Https => {
@@ -443,7 +461,9 @@ impl Rules {
                 region,
                 role_arn,
                 external_id,
+                object_format,
             } => {
+                merged.object_format = f.object_format.or(Some(*object_format));
                 merged.bucket = f.bucket.clone().or(Some(bucket.clone()));
                 merged.prefix = f.prefix.clone().or(Some(prefix.clone()));
                 merged.region = f.region.clone().or(Some(region.clone()));
@@ -461,6 +481,7 @@ impl Rules {
                 merged.bucket = f.bucket.clone();
                 merged.prefix = f.prefix.clone();
                 merged.region = f.region.clone();
+                merged.object_format = f.object_format;
                 merged.role_arn = f.role_arn.clone();
                 merged.external_id = f.external_id.clone();
                 merged.event_bus_arn = f.event_bus_arn.clone();
@@ -478,6 +499,7 @@ impl Rules {
                 merged.bucket = f.bucket.clone();
                 merged.prefix = f.prefix.clone();
                 merged.region = f.region.clone();
+                merged.object_format = f.object_format;
                 merged.token = f.token.clone();
             }
         }

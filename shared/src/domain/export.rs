@@ -1,5 +1,6 @@
 //! Export jobs: what a reader asked to export and where the job stands.
 
+use super::integrity::DataFile;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,8 @@ pub enum ExportFormat {
     Csv,
     #[serde(rename = "jsonl")]
     JsonLines,
+    /// OCSF API Activity events in Parquet files, one set per day (README, "Analytics").
+    Parquet,
 }
 
 /// The language of a CSV export's header row.
@@ -59,7 +62,13 @@ impl ExportFormat {
         match self {
             Self::Csv => "text/csv; charset=utf-8",
             Self::JsonLines => "application/x-ndjson",
+            Self::Parquet => "application/vnd.apache.parquet",
         }
+    }
+
+    /// Whether the export is a set of files (Parquet, partitioned by day) rather than one.
+    pub fn is_dataset(self) -> bool {
+        matches!(self, Self::Parquet)
     }
 }
 
@@ -133,6 +142,10 @@ pub struct ResumePoint {
     /// SHA-256 (hex) of the manifest state's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_state_sha256: Option<String>,
+    /// The files finished so far, of an export that is a set of files (Parquet); none of them
+    /// is open at a saved point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DataFile>,
     /// The service's signature of the point (`crate::export::resume`): a point without a
     /// valid one is not gone on from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +232,24 @@ impl ExportJob {
     /// (a pause after a part saves another state than the part did: never at the same key).
     pub fn manifest_state_key(&self, parts: usize, rows: u64) -> String {
         format!("{}.manifest-state-{parts}-{rows}", self.object_key())
+    }
+
+    /// Where the files of an export that is a set of files (Parquet) are, under the tenant's
+    /// prefix; each file's [`DataFile::path`] is under it.
+    pub fn dataset_prefix(&self) -> String {
+        format!("exports/{}/{}/", self.partner, self.id)
+    }
+
+    /// The path (under [`Self::dataset_prefix`]) of the `n`th file (from 1), which holds
+    /// activities of `day` (UTC): partitioned as Athena and Amazon Security Lake read them.
+    pub fn data_file_path(&self, region: &str, day: chrono::NaiveDate, n: usize) -> String {
+        format!(
+            "region={region}/accountId={}/eventDay={}/{}-{n:05}.{}",
+            self.partner,
+            day.format("%Y%m%d"),
+            self.id,
+            self.spec.format.extension()
+        )
     }
 
     /// Object key of the file, under the tenant's prefix.

@@ -8,6 +8,7 @@ pub mod feed;
 pub mod ids;
 pub mod integrity;
 pub mod names;
+pub mod ocsf;
 pub mod role;
 pub mod time;
 

@@ -1,13 +1,12 @@
 //! Excel-compatible CSV: UTF-8 with BOM, CRLF, every cell quoted, formula injection neutralised
 //! for readers splitting on `,`, `;` or TAB (see [`neutralise`]).
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{
     DateTime, Datelike, FixedOffset, Offset, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 
+use super::buffer::SharedBuffer;
 use crate::domain::{Activity, ExportLocale};
 
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -141,10 +140,6 @@ pub fn restore(cell: &str) -> String {
     out
 }
 
-/// The encoder's output: a buffer the writer appends to and the caller drains.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Output>>);
-
 /// `at` in `zone` as RFC 3339 with milliseconds (`Z` for a zero offset), written into `out`.
 ///
 /// RFC 3339 offsets are whole minutes, and chrono would round an offset with seconds but keep
@@ -198,36 +193,10 @@ fn local_time(at: DateTime<Utc>, zone: Tz, out: &mut Vec<u8>) -> &[u8] {
     out
 }
 
-#[derive(Default)]
-struct Output {
-    buf: Vec<u8>,
-    /// What a drained buffer is allocated with again when the next bytes come (0: grow).
-    capacity: usize,
-}
-
-impl std::io::Write for Shared {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let mut out = self
-            .0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned buffer"))?;
-        if out.buf.capacity() == 0 {
-            let capacity = out.capacity;
-            out.buf.reserve_exact(capacity);
-        }
-        out.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Encodes rows into an in-memory buffer that the caller drains part by part.
 pub struct CsvEncoder {
-    writer: csv::Writer<Shared>,
-    out: Shared,
+    writer: csv::Writer<SharedBuffer>,
+    out: SharedBuffer,
     time_zone: Tz,
     /// The row's time, written again for each row.
     when: Vec<u8>,
@@ -236,10 +205,7 @@ pub struct CsvEncoder {
 impl CsvEncoder {
     /// Starts a file: BOM and header row.
     pub fn new(time_zone: Tz, locale: ExportLocale) -> Result<Self, csv::Error> {
-        let out = Shared(Arc::new(Mutex::new(Output {
-            buf: BOM.to_vec(),
-            capacity: 0,
-        })));
+        let out = SharedBuffer::starting_with(BOM.to_vec());
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .quote_style(csv::QuoteStyle::Always)
@@ -303,28 +269,19 @@ impl CsvEncoder {
     /// buffer is only allocated when the next row comes, after the caller has handed the last
     /// one on: one part in memory at a time (BENCHMARKS.md, export memory).
     pub fn with_part_capacity(self, bytes: usize) -> Self {
-        if let Ok(mut out) = self.out.0.lock() {
-            out.capacity = bytes;
-            let more = bytes.saturating_sub(out.buf.len());
-            out.buf.reserve_exact(more);
-        }
+        self.out.set_capacity(bytes);
         self
     }
 
     /// Bytes encoded so far and not yet taken (give or take the writer's 8 KiB buffer).
     pub fn buffered(&self) -> usize {
-        self.out.0.lock().map(|o| o.buf.len()).unwrap_or(0)
+        self.out.len()
     }
 
     /// Takes the encoded bytes, leaving the encoder ready for more rows.
     pub fn take(&mut self) -> Result<Vec<u8>, std::io::Error> {
         self.writer.flush()?;
-        let mut out = self
-            .out
-            .0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned buffer"))?;
-        Ok(std::mem::take(&mut out.buf))
+        self.out.take()
     }
 }
 

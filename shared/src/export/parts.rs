@@ -57,6 +57,7 @@ impl<S: PartSink> PartWriter<S> {
             tail_sha256: None,
             manifest_state: None,
             manifest_state_sha256: None,
+            files: Vec::new(),
             signature: None,
         }
     }

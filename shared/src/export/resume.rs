@@ -97,6 +97,7 @@ mod tests {
             tail_sha256: Some(sha256(b"tail")),
             manifest_state: None,
             manifest_state_sha256: None,
+            files: Vec::new(),
             signature: None,
         }
     }

@@ -17,7 +17,7 @@ use crate::domain::PartnerId;
 use crate::domain::delivery::{
     self, DESTINATION_HEADER, MAX_HTTPS_BATCH_EVENTS, SIGNATURE_HEADER, after_failure,
 };
-use crate::domain::destination::{DestinationId, HttpsFormat, Target};
+use crate::domain::destination::{DestinationId, HttpsFormat, ObjectFormat, Target};
 use crate::domain::feed::StreamEvent;
 use crate::http::response::{ActivityView, Links};
 use crate::metrics;
@@ -300,8 +300,14 @@ where
                 Some((position, delivery::event(partner, position, view)))
             })
             .collect();
+        let region = config.runtime.region.as_deref().unwrap_or("unknown");
         let mut pending: VecDeque<Request> =
-            requests(partner, d, &events, MAX_HTTPS_BATCH_EVENTS).into();
+            requests(partner, region, d, &events, MAX_HTTPS_BATCH_EVENTS)
+                .map_err(|message| Failure {
+                    at: cursor,
+                    message,
+                })?
+                .into();
         while let Some(request) = pending.pop_front() {
             if let Err(not) = send(sink, d, &request).await {
                 let too_large = matches!(not.error, SendError::Status { status: 413, .. });
@@ -314,10 +320,12 @@ where
                             .filter(|(p, _)| (b.first..=b.last).contains(p))
                             .cloned()
                             .collect();
-                        for r in requests(partner, d, &part, b.count.div_ceil(2))
-                            .into_iter()
-                            .rev()
-                        {
+                        let halves = requests(partner, region, d, &part, b.count.div_ceil(2))
+                            .map_err(|message| Failure {
+                                at: cursor,
+                                message,
+                            })?;
+                        for r in halves.into_iter().rev() {
                             pending.push_front(r);
                         }
                         continue;
@@ -419,22 +427,36 @@ impl Request {
 }
 
 /// What delivers `events` (a page of the feed, in position order) to `d`.
-/// `max_events`: the most events of an HTTPS request.
+/// `max_events`: the most events of an HTTPS request; `region`: the service's (what a Parquet
+/// object names). An error: the events cannot be written as the destination takes them.
 fn requests(
     partner: &PartnerId,
+    region: &str,
     d: &crate::domain::destination::Destination,
     events: &[(u64, serde_json::Value)],
     max_events: usize,
-) -> Vec<Request> {
-    match &d.target {
+) -> Result<Vec<Request>, String> {
+    Ok(match &d.target {
         Target::Https { format, .. } => {
             delivery::https_batches(d.id.as_str(), *format, events, max_events)
                 .into_iter()
                 .map(Request::Https)
                 .collect()
         }
-        Target::S3 { prefix, .. } => {
-            delivery::s3_batch(partner, d.id.as_str(), prefix, events, Utc::now())
+        Target::S3 {
+            prefix,
+            object_format,
+            ..
+        } => {
+            let encoding = match object_format {
+                ObjectFormat::Jsonl => delivery::S3Encoding::JsonLinesGzip,
+                ObjectFormat::Parquet => delivery::S3Encoding::Parquet {
+                    region,
+                    file: crate::export::parquet::feed_file(partner.as_str(), region, events)
+                        .map_err(|e| format!("the events cannot be written as Parquet: {e}"))?,
+                },
+            };
+            delivery::s3_batch(partner, d.id.as_str(), prefix, events, Utc::now(), encoding)
                 .into_iter()
                 .map(Request::S3)
                 .collect()
@@ -443,7 +465,7 @@ fn requests(
             .into_iter()
             .map(Request::Bus)
             .collect(),
-    }
+    })
 }
 
 /// A request not (wholly) acknowledged: the last position and the number of events it
@@ -507,7 +529,7 @@ async fn send<H: HttpsSink + BucketSink + BusSink>(
                 &role,
                 bucket,
                 &batch.object_key,
-                "application/gzip",
+                batch.content_type,
                 batch.object.clone(),
             )
             .await?;

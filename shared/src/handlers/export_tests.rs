@@ -961,3 +961,294 @@ async fn a_tail_changed_in_the_bucket_is_not_gone_on_from() {
         })
     );
 }
+
+/// An object of the memory store, written in one request or as a multipart upload.
+fn stored(w: &World, key: &str) -> Option<Vec<u8>> {
+    w.store
+        .small_object(key)
+        .or_else(|| w.store.object(key).map(|o| o.bytes))
+}
+
+/// The manifest of p1's Parquet export `id`, and its files' events in the manifest's order.
+fn parquet_export(w: &World, id: &str) -> (crate::domain::integrity::Manifest, Vec<Vec<Value>>) {
+    let key = format!("exports/p1/{id}.parquet.manifest.json");
+    let manifest: crate::domain::integrity::Manifest =
+        serde_json::from_slice(&w.store.small_object(&key).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    let mut concatenated = sha2::Sha256::default();
+    let events = manifest
+        .files
+        .iter()
+        .map(|f| {
+            let key = format!("exports/p1/{id}/{}", f.path);
+            let bytes = stored(w, &key).unwrap_or_else(|| panic!("{key} is not there"));
+            assert_eq!(
+                (
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                    bytes.len() as u64
+                ),
+                (f.sha256.clone(), f.bytes),
+                "{key}: the manifest's digest and size"
+            );
+            sha2::Digest::update(&mut concatenated, &bytes);
+            let events = crate::export::parquet::events(bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(events.len() as u64, f.rows, "{key}: rows");
+            events
+        })
+        .collect();
+    assert_eq!(
+        manifest.file.sha256,
+        hex::encode(sha2::Digest::finalize(concatenated)),
+        "the file digest is the files' bytes one after another"
+    );
+    (manifest, events)
+}
+
+/// 3 activities a day on 4 days (UTC noon and after), of c1 and c2, with details, one failed.
+async fn seed_four_days(w: &World) -> Vec<Value> {
+    let noon = Utc::now()
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let items: Vec<Value> = (0..12)
+        .map(|n| {
+            let at = noon - TimeDelta::days(n / 3 + 1) + TimeDelta::minutes(n % 3);
+            let customer = if n % 2 == 0 { "c1" } else { "c2" };
+            let mut a = activity(
+                customer,
+                &format!("d{n:02}"),
+                &crate::domain::time::format(at),
+            );
+            a["details"] = json!({"n": n, "sku": format!("SKU-{n}"), "nested": {"ok": true}});
+            if n == 4 {
+                a["status"] = json!("failed");
+                a["action"] = json!("cancelled the subscription");
+            }
+            a
+        })
+        .collect();
+    w.seed("p1", Value::Array(items.clone())).await;
+    items
+}
+
+fn five_days() -> String {
+    json!({"format": "parquet", "from": minutes_ago(60 * 24 * 5), "to": minutes_ago(0)}).to_string()
+}
+
+#[tokio::test]
+async fn a_parquet_export_is_a_file_a_day_of_ocsf_events_that_its_signed_manifest_lists() {
+    let w = World::new();
+    let items = seed_four_days(&w).await;
+    let id = id_of(&w.create("p1", &five_days()).await);
+    let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(
+        matches!(
+            end,
+            RunOutcome::Succeeded {
+                rows: 12,
+                parts: 4,
+                ..
+            }
+        ),
+        "{end:?}"
+    );
+    let (manifest, files) = parquet_export(&w, &id);
+    assert_eq!(
+        (manifest.file.rows, manifest.export.format.as_str()),
+        (12, "parquet")
+    );
+    let key = crate::store::Signer::public_key(&w.signer)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(key.verifies(&manifest.message().unwrap_or_default(), &manifest.signature));
+    let days: Vec<String> = manifest
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let parts: Vec<&str> = f.path.split('/').collect();
+            assert_eq!(parts.len(), 4, "{}", f.path);
+            assert_eq!(parts[0], "region=us-east-1");
+            assert_eq!(parts[1], "accountId=p1");
+            assert_eq!(parts[3], format!("{id}-{:05}.parquet", i + 1));
+            parts[2].trim_start_matches("eventDay=").to_owned()
+        })
+        .collect();
+    // Newest first, as the log is read: one file per day.
+    let mut sorted = days.clone();
+    sorted.sort();
+    sorted.reverse();
+    sorted.dedup();
+    assert_eq!(days, sorted, "one file per day, newest first");
+    assert_eq!(days.len(), 4);
+    for (file, day) in files.iter().zip(&days) {
+        assert_eq!(file.len(), 3, "{day}");
+        for e in file {
+            let time = e["time"].as_i64().unwrap_or_default();
+            let at = chrono::DateTime::from_timestamp_millis(time).unwrap_or_default();
+            assert_eq!(&at.format("%Y%m%d").to_string(), day, "{e}");
+        }
+    }
+    let events: Vec<&Value> = files.iter().flatten().collect();
+    for item in &items {
+        let id = item["id"].as_str().unwrap_or_default();
+        let e = events
+            .iter()
+            .find(|e| e["metadata"]["uid"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in the export"));
+        let failed = item["status"] == "failed";
+        assert_eq!(e["class_uid"], 6003);
+        assert_eq!(e["category_uid"], 6);
+        let (activity_id, status_id) = if failed { (4, 2) } else { (1, 1) };
+        assert_eq!(
+            (&e["activity_id"], &e["status_id"]),
+            (&json!(activity_id), &json!(status_id)),
+            "{e}"
+        );
+        assert_eq!(e["type_uid"], 600_300 + activity_id);
+        assert_eq!(e["severity_id"], 1);
+        assert_eq!(e["actor"]["user"]["name"], item["partnerUser"]);
+        assert_eq!(e["api"]["operation"], item["action"]);
+        assert_eq!(
+            e["resources"],
+            json!([{"uid": item["customerId"], "name": "Contoso Ltd.", "type": "order"}])
+        );
+        assert_eq!(e["unmapped"], item["details"]);
+        assert_eq!(e["metadata"]["version"], "1.5.0");
+        assert_eq!(e["metadata"]["product"]["name"], "activity-log");
+        assert_eq!(
+            e["cloud"],
+            json!({"provider": "AWS", "region": "us-east-1"})
+        );
+        let occurred =
+            crate::domain::time::parse_timestamp(item["occurredAt"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e["time"], occurred.timestamp_millis());
+        assert!(
+            e["sequence"].as_u64().is_some_and(|s| (1..=6).contains(&s)),
+            "{e}"
+        );
+        assert_eq!(e["sequence"], e["metadata"]["sequence"]);
+        assert_eq!(e["hash"].as_str().map(str::len), Some(64), "{e}");
+    }
+    // The status hands out a link per file, and no single download.
+    let job = body(&w.status("p1", &id).await);
+    assert_eq!(job["downloadUrl"], Value::Null, "{job}");
+    let links = job["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(links.len(), 4, "{job}");
+    for (link, f) in links.iter().zip(&manifest.files) {
+        assert_eq!(
+            (&link["path"], &link["rows"]),
+            (&json!(f.path), &json!(f.rows))
+        );
+        assert_eq!(link["sha256"], f.sha256);
+        assert!(
+            link["downloadUrl"]
+                .as_str()
+                .is_some_and(|u| u.contains(&f.path)),
+            "{link}"
+        );
+    }
+    assert!(job["manifestUrl"].is_string());
+    // Nothing but the files and the manifest is left.
+    let mut left = w.store.small_objects();
+    left.retain(|k| !k.ends_with(".parquet"));
+    assert_eq!(left, [format!("exports/p1/{id}.parquet.manifest.json")]);
+    assert_eq!(w.store.open_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_parquet_export_handed_over_row_by_row_reads_the_same_as_one_run() {
+    let mut w = World::with_store(MemoryStore::with_page_size(5));
+    seed_four_days(&w).await;
+    let request = five_days();
+    let first = id_of(&w.create("p1", &request).await);
+    let (end, continued) = run_to_end(&w, &event_of("p1", &first)).await;
+    assert!(
+        matches!(end, RunOutcome::Succeeded { .. }) && continued == 0,
+        "{end:?}"
+    );
+    let (one, one_run) = parquet_export(&w, &first);
+
+    // No time at all: each invocation writes one row, ends its file and hands over.
+    w.config.exports.time_budget = std::time::Duration::ZERO;
+    let id = id_of(&w.create("p1", &request).await);
+    let (end, continued) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(
+        matches!(end, RunOutcome::Succeeded { rows: 12, .. }),
+        "{end:?}"
+    );
+    assert!(continued >= 12, "{continued}");
+    let (many, handed_over) = parquet_export(&w, &id);
+    assert_eq!(many.files.len(), 12, "a file per run");
+    let strip = |files: Vec<Vec<Value>>| -> Vec<Value> { files.into_iter().flatten().collect() };
+    assert_eq!(
+        strip(handed_over),
+        strip(one_run),
+        "the same events in the same order"
+    );
+    assert_eq!((many.file.rows, one.file.rows), (12, 12));
+    assert_eq!(
+        many.customers, one.customers,
+        "the same chains, heads and runs"
+    );
+    let mut left = w.store.small_objects();
+    left.retain(|k| !k.ends_with(".parquet"));
+    left.sort();
+    let mut expected = [
+        format!("exports/p1/{first}.parquet.manifest.json"),
+        format!("exports/p1/{id}.parquet.manifest.json"),
+    ];
+    expected.sort();
+    assert_eq!(left, expected, "no saved state is left behind");
+}
+
+#[tokio::test]
+async fn a_parquet_export_read_back_holds_the_rows_of_the_json_lines_export() {
+    let w = World::new();
+    seed_four_days(&w).await;
+    let request = |format: &str| {
+        let mut r: Value = serde_json::from_str(&five_days()).unwrap_or_default();
+        r["format"] = json!(format);
+        r.to_string()
+    };
+    let parquet = id_of(&w.create("p1", &request("parquet")).await);
+    run_to_end(&w, &event_of("p1", &parquet)).await;
+    let jsonl = id_of(&w.create("p1", &request("jsonl")).await);
+    run_to_end(&w, &event_of("p1", &jsonl)).await;
+    let (_, files) = parquet_export(&w, &parquet);
+    let lines = stored(&w, &format!("exports/p1/{jsonl}.jsonl")).unwrap_or_default();
+    let rows: Vec<Value> = String::from_utf8_lossy(&lines)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let events: Vec<Value> = files.into_iter().flatten().collect();
+    assert_eq!(events.len(), rows.len());
+    for (event, row) in events.iter().zip(&rows) {
+        let back = crate::domain::ocsf::api_row(event).unwrap_or_else(|e| panic!("{e}: {event}"));
+        for (k, v) in back.as_object().into_iter().flatten() {
+            assert_eq!(&row[k], v, "{k} of {}", row["id"]);
+        }
+        // Every member the chain's record hashes is there.
+        for k in [
+            "id",
+            "customerId",
+            "customerName",
+            "action",
+            "partnerUser",
+            "occurredAt",
+            "recordedAt",
+            "resourceType",
+            "status",
+            "details",
+            "recordedBy",
+            "previousRecordedAt",
+            "sequence",
+            "hash",
+            "previousHash",
+        ] {
+            assert!(back.get(k).is_some(), "{k} of {}", row["id"]);
+        }
+    }
+}

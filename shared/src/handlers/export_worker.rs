@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::integrity::anchor::Inconsistency;
 use crate::domain::integrity::{
-    Key, LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
-    ManifestHead,
+    DataFile, Key, LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport,
+    ManifestFile, ManifestHead,
 };
 use crate::domain::{
     Activity, Details, ExportFormat, ExportId, ExportJob, ExportStatus, PageKey, PartnerId,
@@ -42,6 +42,9 @@ use crate::store::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+
+mod dataset;
+use dataset::DatasetRun;
 
 /// How long a run holds a job before another run may take it over (past the Lambda timeout).
 pub const LEASE: TimeDelta = TimeDelta::minutes(16);
@@ -113,7 +116,8 @@ impl Encoder {
                     .map_err(ExportError::encoding)?
                     .with_part_capacity(capacity),
             )),
-            ExportFormat::JsonLines => Self::Lines {
+            // A set of files is written by `DatasetRun`, never through this.
+            ExportFormat::JsonLines | ExportFormat::Parquet => Self::Lines {
                 buf: Vec::new(),
                 links: Links::new(config.subscriptions_url_template.as_str()),
                 capacity,
@@ -338,15 +342,15 @@ where
     S: Signer,
     A: Anchors,
 {
-    let (mut run, mut after) = ExportRun::resume(config, ports, job).await?;
-    let mut reported = run.job.row_count;
+    let (mut run, mut after) = Run::resume(config, ports, job).await?;
+    let mut reported = run.job().row_count;
     let concurrency = config.exports.details_concurrency;
     loop {
         let page = ports
             .reader
             .query_page(
-                &run.job.partner,
-                &run.job.spec.query,
+                &run.job().partner,
+                &run.job().spec.query,
                 after.as_ref(),
                 WHOLE_PAGES,
             )
@@ -378,7 +382,7 @@ where
                 }
             };
             if run.push(a, details.as_deref()).await? {
-                reported = run.job.row_count;
+                reported = run.job().row_count;
             }
             if Instant::now() >= deadline {
                 run.pause(Some(PageKey::of(a))).await?;
@@ -386,9 +390,9 @@ where
             }
         }
         drop(fetching);
-        if run.job.row_count - reported >= PROGRESS_EVERY_ROWS {
-            reported = run.job.row_count;
-            ports.jobs.update_job(run.job).await?;
+        if run.job().row_count - reported >= PROGRESS_EVERY_ROWS {
+            reported = run.job().row_count;
+            ports.jobs.update_job(run.job()).await?;
         }
         match page.last_evaluated {
             None => break,
@@ -404,6 +408,63 @@ where
     }
     let (bytes, parts) = run.finish().await?;
     Ok(Progress::Done { bytes, parts })
+}
+
+/// A run of either kind of export: one file, or a set of files (Parquet).
+enum Run<'a, 'p, R, B, J, O: ExportObjects, L, S, A> {
+    File(Box<ExportRun<'a, 'p, R, B, J, O, L, S, A>>),
+    Dataset(Box<DatasetRun<'a, 'p, R, B, J, O, L, S, A>>),
+}
+
+impl<'a, 'p, R, B, J, O, L, S, A> Run<'a, 'p, R, B, J, O, L, S, A>
+where
+    R: ActivityReader + ChainIndex,
+    J: ExportJobs,
+    O: ExportObjects,
+    S: Signer,
+    A: Anchors,
+{
+    async fn resume(
+        config: &Config,
+        ports: &'a ExportPorts<'p, R, B, J, O, L, S, A>,
+        job: &'a mut ExportJob,
+    ) -> Result<(Self, Option<PageKey>), ExportError> {
+        Ok(if job.spec.format.is_dataset() {
+            let (run, after) = DatasetRun::resume(config, ports, job).await?;
+            (Self::Dataset(Box::new(run)), after)
+        } else {
+            let (run, after) = ExportRun::resume(config, ports, job).await?;
+            (Self::File(Box::new(run)), after)
+        })
+    }
+
+    fn job(&self) -> &ExportJob {
+        match self {
+            Self::File(run) => run.job,
+            Self::Dataset(run) => run.job(),
+        }
+    }
+
+    async fn push(&mut self, a: &Activity, details: Option<&str>) -> Result<bool, ExportError> {
+        match self {
+            Self::File(run) => run.push(a, details).await,
+            Self::Dataset(run) => run.push(a, details).await,
+        }
+    }
+
+    async fn pause(self, after: Option<PageKey>) -> Result<(), ExportError> {
+        match self {
+            Self::File(run) => (*run).pause(after).await,
+            Self::Dataset(run) => (*run).pause(after).await,
+        }
+    }
+
+    async fn finish(self) -> Result<(u64, i32), ExportError> {
+        match self {
+            Self::File(run) => (*run).finish().await,
+            Self::Dataset(run) => (*run).finish().await,
+        }
+    }
 }
 
 /// One run of an export's file: the encoder, the multipart upload's part writer, the
@@ -442,34 +503,7 @@ where
         let objects = ports.objects;
         let key = job.object_key();
         let part_bytes = config.exports.part_bytes;
-        // Nothing an earlier run saved is taken unless the service signed it as it stands.
-        if let Some(point) = &job.resume {
-            let key = ports
-                .signer
-                .public_key()
-                .await?
-                .key()
-                .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
-            resume::check(&key, &job.partner, &job.id, point).map_err(ExportError::Tampered)?;
-        }
-        let state = match job.resume.as_ref().and_then(|c| {
-            c.manifest_state
-                .as_deref()
-                .map(|k| (k, c.manifest_state_sha256.as_deref()))
-        }) {
-            Some((saved, sha256)) => {
-                let bytes = objects.get_bytes(saved).await?;
-                resume::check_object(saved, &bytes, sha256).map_err(ExportError::Tampered)?;
-                ManifestState::from_bytes(&bytes).map_err(StoreError::Corrupt)?
-            }
-            None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
-                // Parts written before manifests were kept: their hash is not known.
-                return Err(
-                    StoreError::Corrupt("an export started without a manifest".into()).into(),
-                );
-            }
-            None => ManifestState::default(),
-        };
+        let state = saved_state(ports, job).await?;
         let (writer, carry, after) = match job.resume.clone() {
             Some(c) => {
                 let parts = i32::try_from(c.etags.len())
@@ -567,39 +601,9 @@ where
         self.save(point).await
     }
 
-    /// Saves `point`, signed, with the manifest's state as of its parts, and deletes what the
-    /// previous point held that this one does not.
-    async fn save(&mut self, mut point: ResumePoint) -> Result<(), ExportError> {
-        let objects = self.ports.objects;
-        let state_key = self.job.manifest_state_key(point.etags.len(), point.rows);
-        let state = self.state.to_bytes();
-        point.manifest_state_sha256 = Some(resume::sha256(&state));
-        objects.put_bytes(&state_key, state).await?;
-        point.manifest_state = Some(state_key);
-        resume::sign(
-            self.ports.signer,
-            &self.job.partner,
-            &self.job.id,
-            &mut point,
-        )
-        .await?;
-        let previous = self.job.resume.replace(point);
-        self.ports.jobs.update_job(self.job).await?;
-        if let Some(previous) = previous {
-            let kept = self.job.resume.as_ref();
-            for key in [previous.tail_key, previous.manifest_state]
-                .into_iter()
-                .flatten()
-            {
-                let still = kept.is_some_and(|p| {
-                    p.tail_key.as_ref() == Some(&key) || p.manifest_state.as_ref() == Some(&key)
-                });
-                if !still {
-                    forget(objects, &key).await;
-                }
-            }
-        }
-        Ok(())
+    /// Saves `point`, signed, with the manifest's state as of its parts.
+    async fn save(&mut self, point: ResumePoint) -> Result<(), ExportError> {
+        save_point(self.ports, self.job, &self.state, point).await
     }
 
     /// Completes the file: the signed manifest is kept before the file appears (a run that
@@ -615,7 +619,7 @@ where
             signer: self.ports.signer,
         };
         let manifest = sealer
-            .seal(self.job, &self.state, self.retention_days)
+            .seal(self.job, &self.state, Vec::new(), self.retention_days)
             .await?;
         let text = serde_json::to_vec_pretty(&manifest).map_err(ExportError::encoding)?;
         objects.put_bytes(&self.job.manifest_key(), text).await?;
@@ -626,6 +630,76 @@ where
         Ok((bytes, parts))
     }
 }
+/// The manifest's state an earlier run saved with the job's resume point (a new one if the job
+/// has none), once the point's signature and the state's digest are checked: nothing an
+/// earlier run saved is taken unless the service signed it as it stands.
+async fn saved_state<R, B, J, O: ExportObjects, L, S: Signer, A>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
+    job: &ExportJob,
+) -> Result<ManifestState, ExportError> {
+    if let Some(point) = &job.resume {
+        let key = ports
+            .signer
+            .public_key()
+            .await?
+            .key()
+            .map_err(|e| StoreError::Other(format!("the signing key: {e}")))?;
+        resume::check(&key, &job.partner, &job.id, point).map_err(ExportError::Tampered)?;
+    }
+    let objects = ports.objects;
+    let state = match job.resume.as_ref().and_then(|c| {
+        c.manifest_state
+            .as_deref()
+            .map(|k| (k, c.manifest_state_sha256.as_deref()))
+    }) {
+        Some((saved, sha256)) => {
+            let bytes = objects.get_bytes(saved).await?;
+            resume::check_object(saved, &bytes, sha256).map_err(ExportError::Tampered)?;
+            ManifestState::from_bytes(&bytes).map_err(StoreError::Corrupt)?
+        }
+        None if job.resume.as_ref().is_some_and(|c| !c.etags.is_empty()) => {
+            // Parts written before manifests were kept: their hash is not known.
+            return Err(StoreError::Corrupt("an export started without a manifest".into()).into());
+        }
+        None => ManifestState::default(),
+    };
+    Ok(state)
+}
+
+/// Saves `point`, signed, with the manifest's `state` as of it, and deletes what the job's
+/// previous point held that this one does not.
+async fn save_point<R, B, J: ExportJobs, O: ExportObjects, L, S: Signer, A>(
+    ports: &ExportPorts<'_, R, B, J, O, L, S, A>,
+    job: &mut ExportJob,
+    state: &ManifestState,
+    mut point: ResumePoint,
+) -> Result<(), ExportError> {
+    let objects = ports.objects;
+    let state_key = job.manifest_state_key(point.etags.len() + point.files.len(), point.rows);
+    let state = state.to_bytes();
+    point.manifest_state_sha256 = Some(resume::sha256(&state));
+    objects.put_bytes(&state_key, state).await?;
+    point.manifest_state = Some(state_key);
+    resume::sign(ports.signer, &job.partner, &job.id, &mut point).await?;
+    let previous = job.resume.replace(point);
+    ports.jobs.update_job(job).await?;
+    if let Some(previous) = previous {
+        let kept = job.resume.as_ref();
+        for key in [previous.tail_key, previous.manifest_state]
+            .into_iter()
+            .flatten()
+        {
+            let still = kept.is_some_and(|p| {
+                p.tail_key.as_ref() == Some(&key) || p.manifest_state.as_ref() == Some(&key)
+            });
+            if !still {
+                forget(objects, &key).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What signs an export's manifest: the customers' chains and anchors, and the key.
 struct Sealer<'a, C, A, S> {
     chains: &'a C,
@@ -643,6 +717,7 @@ impl<C: ChainIndex, A: Anchors, S: Signer> Sealer<'_, C, A, S> {
         &self,
         job: &ExportJob,
         state: &ManifestState,
+        files: Vec<DataFile>,
         retention_days: u32,
     ) -> Result<Manifest, ExportError> {
         let now = Utc::now();
@@ -687,6 +762,7 @@ impl<C: ChainIndex, A: Anchors, S: Signer> Sealer<'_, C, A, S> {
                 bytes: state.bytes,
                 rows: state.rows,
             },
+            files,
             retention_days,
             customers,
             created_at: time::format(now),
@@ -822,15 +898,23 @@ impl<C: ChainIndex, A: Anchors, S: Signer> Sealer<'_, C, A, S> {
     }
 }
 
-/// Abandons the job's file: its upload aborted, and the tail and the manifest state its resume
-/// point held deleted.
+/// Abandons the job's file: its upload aborted (or the files of a set deleted), and the tail
+/// and the manifest state its resume point held deleted.
 async fn abandon<O: ExportObjects>(objects: &O, job: &mut ExportJob) {
     if let Some(point) = job.resume.take() {
-        let mut upload =
-            objects.resume_upload(&job.object_key(), &point.upload_id, point.etags.clone());
-        if let Err(abort) = upload.abort().await {
-            // The bucket's lifecycle rule removes incomplete uploads.
-            tracing::warn!(error = %abort, "could not abort the multipart upload");
+        if job.spec.format.is_dataset() {
+            // Its finished files; one still open is an upload the bucket's lifecycle removes.
+            let prefix = job.dataset_prefix();
+            for file in &point.files {
+                forget(objects, &format!("{prefix}{}", file.path)).await;
+            }
+        } else {
+            let mut upload =
+                objects.resume_upload(&job.object_key(), &point.upload_id, point.etags.clone());
+            if let Err(abort) = upload.abort().await {
+                // The bucket's lifecycle rule removes incomplete uploads.
+                tracing::warn!(error = %abort, "could not abort the multipart upload");
+            }
         }
         forget_all(objects, &point).await;
     }

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::domain::integrity::Manifest;
 use crate::domain::{
     ActivityQuery, CustomerId, DateRange, ExportFormat, ExportId, ExportJob, ExportLocale,
     ExportSpec, ExportStatus, Identity, Status, time,
@@ -212,21 +213,55 @@ async fn status<J: ExportJobs, O: ExportObjects, L: ExportLauncher + Clone + 'st
     Ok(json(StatusCode::OK, &ExportView::new(&job, link)))
 }
 
-/// A presigned link to a finished export's file, and when it expires.
+/// Presigned links to a finished export's file (or files) and manifest, and when they expire.
 async fn download_link<O: ExportObjects>(
     config: &Config,
     objects: &O,
     job: &ExportJob,
 ) -> Result<DownloadLink, ApiError> {
     let ttl = config.exports.link_ttl;
-    let url = objects
-        .presign_get(
-            &job.object_key(),
-            job.spec.format.content_type(),
-            &job.content_disposition(),
-            ttl,
+    let content_type = job.spec.format.content_type();
+    let (url, files) = if job.spec.format.is_dataset() {
+        // The files are those the signed manifest lists.
+        let manifest: Manifest = serde_json::from_slice(
+            &objects.get_bytes(&job.manifest_key()).await?,
         )
-        .await?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "an export's manifest does not parse");
+            ApiError::Internal
+        })?;
+        let prefix = job.dataset_prefix();
+        let mut files = Vec::with_capacity(manifest.files.len());
+        for f in manifest.files {
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            let url = objects
+                .presign_get(
+                    &format!("{prefix}{}", f.path),
+                    content_type,
+                    &format!("attachment; filename=\"{name}\""),
+                    ttl,
+                )
+                .await?;
+            files.push(FileLink {
+                path: f.path,
+                rows: f.rows,
+                bytes: f.bytes,
+                sha256: f.sha256,
+                download_url: url,
+            });
+        }
+        (None, Some(files))
+    } else {
+        let url = objects
+            .presign_get(
+                &job.object_key(),
+                content_type,
+                &job.content_disposition(),
+                ttl,
+            )
+            .await?;
+        (Some(url), None)
+    };
     let (ascii, _) = job.file_name();
     let manifest_url = objects
         .presign_get(
@@ -239,16 +274,32 @@ async fn download_link<O: ExportObjects>(
     let lifetime = TimeDelta::from_std(ttl).map_err(|_| ApiError::Internal)?;
     Ok(DownloadLink {
         url,
+        files,
         manifest_url,
         expires_at: time::truncate_millis(Utc::now() + lifetime),
     })
 }
 
 pub struct DownloadLink {
-    pub url: String,
+    /// The file, of an export that is one file.
+    pub url: Option<String>,
+    /// The files, of an export that is a set of files (Parquet), in the manifest's order.
+    pub files: Option<Vec<FileLink>>,
     /// The file's signed manifest (README, "Tamper-evident log").
     pub manifest_url: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// One file of an export that is a set of files, and its link.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileLink {
+    /// Its key under the export's prefix: `region=…/accountId=…/eventDay=YYYYMMDD/<name>`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub download_url: String,
 }
 
 /// An export job as the API returns it.
@@ -279,6 +330,8 @@ pub struct ExportView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<FileLink>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     manifest_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", with = "time::millis::option")]
     download_url_expires_at: Option<DateTime<Utc>>,
@@ -302,9 +355,9 @@ struct ExportLinks {
 impl<'a> ExportView<'a> {
     pub fn new(job: &'a ExportJob, link: Option<DownloadLink>) -> Self {
         let q = &job.spec.query;
-        let (download_url, manifest_url, download_url_expires_at) = match link {
-            Some(l) => (Some(l.url), Some(l.manifest_url), Some(l.expires_at)),
-            None => (None, None, None),
+        let (download_url, files, manifest_url, download_url_expires_at) = match link {
+            Some(l) => (l.url, l.files, Some(l.manifest_url), Some(l.expires_at)),
+            None => (None, None, None, None),
         };
         Self {
             id: &job.id,
@@ -331,6 +384,7 @@ impl<'a> ExportView<'a> {
             },
             error: job.error.as_deref(),
             download_url,
+            files,
             manifest_url,
             download_url_expires_at,
         }

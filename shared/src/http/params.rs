@@ -453,7 +453,10 @@ impl ExportRequest {
         match &self.options.format {
             None => Ok(ExportFormat::Csv),
             Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-                ApiError::bad_request(ErrorCode::InvalidParameter, "format must be csv or jsonl")
+                ApiError::bad_request(
+                    ErrorCode::InvalidParameter,
+                    "format must be csv, jsonl or parquet",
+                )
             }),
         }
     }

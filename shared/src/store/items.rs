@@ -601,6 +601,12 @@ mod tests {
                 tail_sha256: Some("ab".repeat(32)),
                 manifest_state: Some("exports/p1/X.csv.manifest-state-2".into()),
                 manifest_state_sha256: Some("cd".repeat(32)),
+                files: vec![crate::domain::integrity::DataFile {
+                    path: "region=us-east-1/accountId=p1/eventDay=20261126/X-00001.parquet".into(),
+                    sha256: "ef".repeat(32),
+                    bytes: 1234,
+                    rows: 56,
+                }],
                 signature: Some("MEUCIQ==".into()),
             }),
             lease_until: Some(now),

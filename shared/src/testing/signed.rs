@@ -267,6 +267,7 @@ pub fn manifest(
             bytes: file.len() as u64,
             rows: rows.len() as u64,
         },
+        files: Vec::new(),
         retention_days: checkpoints.first().map_or(365, |cp| cp.retention_days),
         customers,
         created_at: created_at.to_owned(),

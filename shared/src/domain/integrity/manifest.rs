@@ -21,7 +21,12 @@ pub struct Manifest {
     pub partner_id: String,
     /// What was asked for.
     pub export: ManifestExport,
+    /// The file; of an export that is a set of files (Parquet), the files one after another
+    /// in the order `files` lists them.
     pub file: ManifestFile,
+    /// The files of an export that is a set of files (Parquet), in the order they were written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DataFile>,
     /// The retention the activities are kept for: a gap after which an activity shows the one
     /// before it recorded longer ago than this, before `createdAt`, held only expired ones.
     pub retention_days: u32,
@@ -60,6 +65,18 @@ pub struct ManifestFile {
     /// The download's file name.
     pub name: String,
     /// SHA-256 of the file's bytes, lower-case hex.
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// One file of an export that is a set of files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataFile {
+    /// Its key under the export's prefix (`region=…/accountId=…/eventDay=YYYYMMDD/<name>`).
+    pub path: String,
+    /// SHA-256 of its bytes, lower-case hex.
     pub sha256: String,
     pub bytes: u64,
     pub rows: u64,

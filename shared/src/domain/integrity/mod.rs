@@ -14,7 +14,7 @@ pub use checkpoint::{Checkpoint, checkpoint_message};
 pub use held::{HeldHead, HeldSummary, check_held};
 pub use key::{Key, PublicKey};
 pub use manifest::{
-    LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
+    DataFile, LeftOut, MANIFEST_VERSION, Manifest, ManifestCustomer, ManifestExport, ManifestFile,
     ManifestHead,
 };
 pub use seal::{Seal, SealedHead};
