@@ -471,6 +471,82 @@ async fn an_s3_destination_gets_every_activity_in_order_in_objects_its_manifests
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_destination_that_takes_parquet_gets_ocsf_events_under_athenas_partitions() {
+    let _turn = TURN.lock().await;
+    let partner = "deliver-p8";
+    let bucket = activity_log_tests::unique_name("partner-lake");
+    let s3 = partner_bucket(&bucket).await;
+    let (status, made) = call(
+        "POST",
+        "/destinations",
+        &admin(partner),
+        Some(json!({"type": "s3", "name": "Security Lake", "bucket": bucket, "prefix": "ext/activity-log",
+                    "region": "us-east-1", "roleArn": "arn:aws:iam::210987654321:role/activity-log-delivery",
+                    "externalId": "deliver-p8-2c1d", "objectFormat": "parquet", "startAfter": 0})),
+    )
+    .await;
+    assert_eq!(
+        (status, &made["objectFormat"]),
+        (StatusCode::CREATED, &json!("parquet")),
+        "{made}"
+    );
+    let id = made["id"].as_str().unwrap_or_default().to_owned();
+    let recorded = record(partner, "q", 5, 10).await;
+    caught_up(partner, &id, 51).await;
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("ext/activity-log/")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list: {e:?}"));
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    let manifests: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.ends_with(".manifest.json"))
+        .collect();
+    assert!(!manifests.is_empty(), "{keys:?}");
+    let mut events: Vec<Value> = Vec::new();
+    for key in manifests {
+        let manifest: Value =
+            serde_json::from_slice(&object(&s3, &bucket, key).await).unwrap_or_default();
+        let name = manifest["object"].as_str().unwrap_or_default();
+        assert_eq!(name, key.replace(".manifest.json", ".parquet"));
+        assert!(
+            name.starts_with(&format!(
+                "ext/activity-log/region=us-east-1/accountId={partner}/eventDay="
+            )),
+            "{name}"
+        );
+        let file = object(&s3, &bucket, name).await;
+        assert_eq!(
+            manifest["sha256"],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file)),
+            "{key}"
+        );
+        let rows = activity_log::export::parquet::events(file)
+            .unwrap_or_else(|e| panic!("{name} is not the service's Parquet: {e}"));
+        assert_eq!(manifest["events"].as_u64(), Some(rows.len() as u64));
+        for e in rows {
+            assert_eq!(
+                (&e["class_uid"], &e["metadata"]["tenant_uid"]),
+                (&json!(6003), &json!(partner))
+            );
+            let activity =
+                activity_log::domain::ocsf::api_row(&e).unwrap_or_else(|m| panic!("{m}"));
+            events.push(json!({"feedPosition": e["feed_position"], "activity": activity}));
+        }
+    }
+    assert_eq!(positions(&events), (1..=51).collect::<Vec<u64>>());
+    assert_holds_exactly(&events, &recorded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_s3_destination_whose_bucket_is_missing_fails_with_s3s_reason() {
     let _turn = TURN.lock().await;
     let partner = "deliver-p5";

@@ -641,5 +641,53 @@ async fn parquet_exports_read_in_duckdb_as_valid_ocsf_and_the_same_when_handed_o
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "check_parquet.py failed:\n{stdout}");
     assert!(stdout.contains("passed, 0 failed"), "{stdout}");
+
+    // activity-log-verify checks the downloaded files against the signed manifest.
+    let manifest = reqwest::get(job["manifestUrl"].as_str().unwrap_or_default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bytes()
+        .await
+        .unwrap_or_default();
+    let manifest_file = root.join("manifest.json");
+    std::fs::write(&manifest_file, &manifest).unwrap_or_else(|e| panic!("{e}"));
+    // The inline launcher's worker signs with this key.
+    let key = activity_log::store::Signer::public_key(
+        &activity_log::testing::doubles::LocalSigner::new("inline-launcher", 7),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let key_file = root.join("key.pem");
+    std::fs::write(&key_file, key.pem).unwrap_or_else(|e| panic!("{e}"));
+    let verified =
+        activity_log_verify::verify_parquet_files(&one_run, &manifest_file, &key_file, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+    let lines = verified.lines();
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("OK: 40 rows of 3 customers")),
+        "{lines:?}"
+    );
+    // A file changed, and a file slipped in, are each named.
+    let first = files[0]["path"].as_str().unwrap_or_default();
+    let original = std::fs::read(one_run.join(first)).unwrap_or_default();
+    std::fs::write(one_run.join(first), [&original[..], b"x"].concat())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let changed =
+        activity_log_verify::verify_parquet_files(&one_run, &manifest_file, &key_file, &[]);
+    assert!(
+        matches!(&changed, Err(activity_log_verify::Error::Failed(m)) if m.contains(first) && m.contains("not the file the manifest describes")),
+        "{changed:?}"
+    );
+    std::fs::write(one_run.join(first), &original).unwrap_or_else(|e| panic!("{e}"));
+    let stray = one_run.join(first).with_file_name("extra.parquet");
+    std::fs::copy(one_run.join(first), &stray).unwrap_or_else(|e| panic!("{e}"));
+    let slipped =
+        activity_log_verify::verify_parquet_files(&one_run, &manifest_file, &key_file, &[]);
+    assert!(
+        matches!(&slipped, Err(activity_log_verify::Error::Failed(m)) if m.contains("extra.parquet")),
+        "{slipped:?}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

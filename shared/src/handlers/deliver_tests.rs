@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use chrono::TimeDelta;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::Activity;
@@ -494,6 +494,68 @@ async fn an_s3_destination_gets_gzipped_objects_in_order_each_after_its_manifest
         positions.extend(lines);
     }
     assert_eq!(positions, (1..=1200).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn an_s3_destination_that_takes_parquet_gets_ocsf_events_partitioned_for_athena() {
+    let store = MemoryStore::default();
+    let rows = placed(&store, "p1", 700).await;
+    let mut body = s3("lake");
+    body["objectFormat"] = json!("parquet");
+    let d = destination(&store, "p1", body).await;
+    let endpoint = Endpoint::default();
+    let report = run(&store, &endpoint, Trigger::Schedule).await;
+    assert_eq!((report.events, report.failures), (700, 0), "{report:?}");
+    let objects = endpoint.objects.lock().unwrap().clone();
+    assert_eq!(
+        objects.len(),
+        4,
+        "two pages of the feed, each an object and its manifest"
+    );
+    let mut positions = Vec::new();
+    for pair in objects.chunks(2) {
+        let [(_, key, kind, file), (_, manifest_key, _, manifest)] = pair else {
+            unreachable!()
+        };
+        assert_eq!(kind, "application/vnd.apache.parquet");
+        let day = rows[0].recorded_at.format("%Y%m%d");
+        assert!(
+            key.starts_with(&format!(
+                "activity/region=us-east-1/accountId=p1/eventDay={day}/"
+            )) && key.ends_with(".parquet"),
+            "{key}"
+        );
+        assert_eq!(manifest_key, &key.replace(".parquet", ".manifest.json"));
+        let m: Value = serde_json::from_slice(manifest).unwrap();
+        assert_eq!(
+            (&m["format"], &m["contentEncoding"]),
+            (&json!("parquet"), &Value::Null)
+        );
+        assert_eq!(
+            m["sha256"],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(file))
+        );
+        let events = crate::export::parquet::events(file.clone()).unwrap();
+        assert_eq!(events.len() as u64, m["events"].as_u64().unwrap());
+        for e in &events {
+            assert_eq!(
+                (&e["class_uid"], &e["metadata"]["tenant_uid"]),
+                (&json!(6003), &json!("p1"))
+            );
+            let row = crate::domain::ocsf::api_row(e).unwrap();
+            let a = rows.iter().find(|a| a.id.as_str() == row["id"]).unwrap();
+            assert_eq!(row["customerId"], a.customer_id.as_str());
+            assert!(row["sequence"].as_u64().is_some(), "{row}");
+            assert_eq!(row["hash"].as_str().map(str::len), Some(64), "{row}");
+            assert_eq!(
+                row["occurredAt"],
+                json!(crate::domain::time::format(a.occurred_at))
+            );
+            positions.push(e["feed_position"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(positions, (1..=700).collect::<Vec<u64>>());
+    assert_eq!(current(&store, "p1", &d).await.delivered, 700);
 }
 
 #[tokio::test]

@@ -209,6 +209,17 @@ async fn bad_input_names_each_field_and_writes_nothing() {
             "ValidationFailed",
             "eventBusArn",
         ),
+        (
+            json!({"type": "https", "name": "n", "url": "https://a.example", "objectFormat": "parquet"}),
+            "ValidationFailed",
+            "objectFormat",
+        ),
+        (
+            json!({"type": "s3", "name": "n", "bucket": "b-1", "region": "eu-west-1", "objectFormat": "csv",
+                "roleArn": "arn:aws:iam::123456789012:role/r", "externalId": "e1"}),
+            "InvalidBody",
+            "",
+        ),
         (json!([1]), "InvalidBody", ""),
     ] {
         let (status, v) = create(&store, "p1", &body).await;
@@ -367,5 +378,31 @@ async fn a_hec_destination_keeps_its_token_secret_and_the_type_cannot_change() {
     assert_eq!(
         (status, v["error"]["fields"][0]["field"].as_str()),
         (400, Some("token"))
+    );
+}
+
+#[tokio::test]
+async fn an_s3_destination_writes_json_lines_unless_it_asks_for_parquet() {
+    let store = MemoryStore::default();
+    let s3 = json!({"type": "s3", "name": "lake", "bucket": "acme-audit", "region": "eu-west-1",
+        "roleArn": "arn:aws:iam::123456789012:role/r", "externalId": "e1"});
+    let (status, made) = create(&store, "p1", &s3).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["objectFormat"], "jsonl");
+    let id = made["id"].as_str().unwrap_or_default();
+    let (status, changed) = patch(&store, "p1", id, json!({"objectFormat": "parquet"})).await;
+    assert_eq!(
+        (status, &changed["objectFormat"]),
+        (200, &json!("parquet")),
+        "{changed}"
+    );
+    let mut lake = s3.clone();
+    lake["name"] = json!("lake 2");
+    lake["objectFormat"] = json!("parquet");
+    let (status, made) = create(&store, "p1", &lake).await;
+    assert_eq!(
+        (status, &made["objectFormat"]),
+        (201, &json!("parquet")),
+        "{made}"
     );
 }
