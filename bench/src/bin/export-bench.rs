@@ -1,9 +1,11 @@
 //! The export path with storage stubbed out (the real worker, encoder and part writer; pages
 //! from memory; parts counted and dropped). Prints one JSON object.
 //!
-//!   export-bench memory <rows> [csv|jsonl|parquet]
+//!   export-bench memory <rows> [csv|jsonl|parquet] [whole]
 //!     A synthetic log generates pages on demand, newest first like the table, so memory is the
-//!     export path's own: rows, bytes, parts, part sizes, seconds and peak RSS (VmHWM).
+//!     export path's own: rows, bytes, parts, part sizes, seconds and peak RSS (VmHWM). Each
+//!     customer's rows are every 97th sequence (a filtered export, a run left out between
+//!     every two rows), or with `whole` consecutive sequences (the whole log).
 //!   export-bench cpu <rows> [rounds]
 //!     The same prebuilt records, alternately (a) exported by the worker (page -> CSV -> part
 //!     buffer, SHA-256 for the manifest; the customers' checkpoints are signed before) and (b)
@@ -11,8 +13,9 @@
 //!     least code that writes the same file and its hash); rows/s of each, best of `rounds`.
 //!     `ratio` is ours to (b), `ratioToCsvAlone` ours to (b) without the hash.
 //!   export-bench formats <rows> [rounds]
-//!     The same prebuilt records exported by the worker as CSV and as Parquet (OCSF events,
-//!     a file per day), alternately; rows/s of each, best of `rounds`, and `parquetToCsv`.
+//!     The same prebuilt records (whole chains) exported by the worker as CSV and as Parquet
+//!     (OCSF events, a file per day), alternately; rows/s of each, best of `rounds`, and
+//!     `parquetToCsv`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -122,12 +125,29 @@ impl<S: Send + Sync> DetailsBlobs for Pages<S> {
 struct SyntheticLog {
     rows: u64,
     newest: DateTime<Utc>,
+    /// Each customer's rows are consecutive sequences of its chain (a whole log exported, no
+    /// gaps), instead of every 97th sequence (a filtered export: a run left out between every
+    /// two rows of a customer, which the manifest's state holds).
+    whole: bool,
 }
 
 impl SyntheticLog {
     fn activity(&self, n: u64) -> Activity {
         let occurred_at = self.newest - TimeDelta::milliseconds(i64::try_from(n).unwrap_or(0) * 10);
-        synthetic_activity(n, &format!("customer-{}", n % 97), occurred_at)
+        let mut a = synthetic_activity(n, &format!("customer-{}", n % 97), occurred_at);
+        if self.whole
+            && let Some(link) = &mut a.chain
+        {
+            // Newest first: the customer's newest row holds its highest sequence.
+            let s = (self.rows - n).div_ceil(97);
+            *link = Link {
+                sequence: s,
+                hash: format!("{s:064x}"),
+                previous_hash: format!("{:064x}", s - 1),
+                previous_recorded_at: Some(occurred_at),
+            };
+        }
+        a
     }
 }
 
@@ -337,6 +357,7 @@ async fn main() {
             let log = Pages(SyntheticLog {
                 rows,
                 newest: bench.now,
+                whole: args.get(3).is_some_and(|a| a == "whole"),
             });
             let started = Instant::now();
             let exported = bench
@@ -366,6 +387,7 @@ async fn main() {
             let log = SyntheticLog {
                 rows,
                 newest: bench.now,
+                whole: false,
             };
             let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
             let (mut ours_best, mut raw_best, mut hashed_best) = (f64::MAX, f64::MAX, f64::MAX);
@@ -418,6 +440,7 @@ async fn main() {
             let log = SyntheticLog {
                 rows,
                 newest: bench.now,
+                whole: true,
             };
             let records: Vec<Activity> = (0..rows).map(|n| log.activity(n)).collect();
             let mut best = [f64::MAX; 2];

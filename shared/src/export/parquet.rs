@@ -31,7 +31,10 @@ pub const CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 pub const BATCH_ROWS: usize = 1024;
 /// A row group is closed once its encoded size passes this: the writer's memory is about one
 /// row group, and readers (Athena, DuckDB) skip whole row groups by their statistics.
-pub const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+pub const ROW_GROUP_BYTES: usize = 1024 * 1024;
+
+/// A column's page (and dictionary) is closed at this size.
+pub const PAGE_BYTES: usize = 32 * 1024;
 
 /// Why a row or a file could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +168,13 @@ fn properties() -> WriterProperties {
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("{PRODUCT_NAME} {PRODUCT_VERSION}"))
         .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        // Each of the ~30 columns buffers a page and a dictionary before it is compressed: at
+        // the default 1 MiB each, those buffers, not the rows, would be most of the memory.
+        .set_data_page_size_limit(PAGE_BYTES)
+        .set_dictionary_page_size_limit(PAGE_BYTES)
+        // Statistics per column chunk (what Athena prunes row groups by), not per page: a page
+        // index is held in memory for the whole file until its footer.
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .build()
 }
 
