@@ -473,7 +473,7 @@ async fn an_s3_destination_gets_every_activity_in_order_in_objects_its_manifests
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_s3_destination_that_takes_parquet_gets_ocsf_events_under_athenas_partitions() {
     let _turn = TURN.lock().await;
-    let partner = "deliver-p8";
+    let partner = "deliver-p9";
     let bucket = activity_log_tests::unique_name("partner-lake");
     let s3 = partner_bucket(&bucket).await;
     let (status, made) = call(

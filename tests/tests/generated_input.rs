@@ -158,6 +158,8 @@ fn run_schemathesis(base: &str, run: &Run, seed: &str) -> BTreeMap<String, Tally
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", root.join("tests/schemathesis"))
         .env("ACTIVITY_LOG_ST_LOG", &log)
+        .arg("--config-file")
+        .arg(root.join("tests/schemathesis/schemathesis.toml"))
         .args(["run", &root.join("openapi.yaml").display().to_string()])
         .args(["--url", base])
         .args(["--header", &format!("Authorization: Bearer {}", run.token)])
