@@ -164,6 +164,20 @@ pub fn read_hashed(path: &Path) -> io::Result<HashedFile> {
     })
 }
 
+/// What an offline check reads besides the export: the service's `public_key` (PEM), the
+/// `manifest`'s bytes and the checkpoints `held`. An unreadable one is [`Error::Usage`].
+fn read_inputs(
+    manifest: &Path,
+    public_key: &Path,
+    held: &[PathBuf],
+) -> Result<(Key, Vec<u8>, Vec<HeldFile>), Error> {
+    let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
+    let key =
+        Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
+    let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
+    Ok((key, manifest, held::read(held)?))
+}
+
 /// Checks the files of an export: `export` (JSON Lines), its `manifest` and the service's
 /// `public_key` (PEM), and the checkpoints held from earlier checks (`held`: files). An
 /// unreadable file or key is [`Error::Usage`].
@@ -173,12 +187,8 @@ pub fn verify_export_files(
     public_key: &Path,
     held: &[PathBuf],
 ) -> Result<ExportReport, Error> {
-    let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
-    let key =
-        Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
-    let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
+    let (key, manifest, held) = read_inputs(manifest, public_key, held)?;
     let export = read_hashed(export).map_err(|e| read_error(export, &e))?;
-    let held = held::read(held)?;
     verify_export_digest(&export.bytes, &export.sha256, &manifest, &key, &held)
 }
 
@@ -192,11 +202,7 @@ pub fn verify_parquet_files(
     public_key: &Path,
     held: &[PathBuf],
 ) -> Result<ExportReport, Error> {
-    let key = std::fs::read_to_string(public_key).map_err(|e| read_error(public_key, &e))?;
-    let key =
-        Key::from_pem(&key).map_err(|e| Error::Usage(format!("{}: {e}", public_key.display())))?;
-    let manifest = std::fs::read(manifest).map_err(|e| read_error(manifest, &e))?;
-    let held = held::read(held)?;
+    let (key, manifest, held) = read_inputs(manifest, public_key, held)?;
     let fail = |m: String| Error::Failed(m);
     let manifest = signed_manifest(&manifest, &key)?;
     if manifest.export.format != "parquet" {
