@@ -327,6 +327,9 @@ pub struct ExportSettings {
     pub retention_days: u32,
     /// Size of each multipart part (at least 5 MiB).
     pub part_bytes: usize,
+    /// A file of a Parquet export ends once it reaches this size, and the next starts in the
+    /// same partition; it is kept on the local disk (`/tmp`) until it is uploaded.
+    pub file_bytes: u64,
     /// Exports pending or running at once per tenant; more are refused (429).
     pub max_active: u32,
     /// How long one worker invocation writes before it saves its place and hands the rest to a
@@ -343,6 +346,7 @@ impl Default for ExportSettings {
             link_ttl: Duration::from_secs(MAX_LINK_TTL_SECS),
             retention_days: DEFAULT_EXPORT_RETENTION_DAYS,
             part_bytes: DEFAULT_PART_BYTES,
+            file_bytes: DEFAULT_EXPORT_FILE_BYTES,
             max_active: DEFAULT_MAX_ACTIVE_EXPORTS,
             time_budget: Duration::from_secs(DEFAULT_EXPORT_TIME_BUDGET_SECS),
             details_concurrency: DEFAULT_DETAILS_CONCURRENCY,
@@ -389,6 +393,11 @@ const MAX_EXPORT_RETENTION_DAYS: u32 = 365;
 pub const DEFAULT_PART_BYTES: usize = MIN_PART_BYTES;
 /// Largest part size allowed: the worker holds one part in memory.
 const MAX_PART_BYTES: usize = 512 * 1024 * 1024;
+/// Large enough for Athena to read a file efficiently, small enough for Lambda's default 512 MB
+/// of `/tmp`.
+pub const DEFAULT_EXPORT_FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// At most: Lambda's `/tmp` holds up to 10 GB, set by the function's ephemeral storage.
+const MAX_EXPORT_FILE_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Largest inline details: a DynamoDB item is at most 400 KB.
 const MAX_DETAILS_INLINE_BYTES: usize = 300 * 1024;
 /// 32 KiB keeps a transaction of 100 activities well under DynamoDB's 4 MB limit.
@@ -648,6 +657,12 @@ impl ExportSettings {
                 DEFAULT_PART_BYTES,
                 MIN_PART_BYTES,
                 MAX_PART_BYTES,
+            )?,
+            file_bytes: env.number(
+                "EXPORT_FILE_BYTES",
+                DEFAULT_EXPORT_FILE_BYTES,
+                1024 * 1024,
+                MAX_EXPORT_FILE_BYTES,
             )?,
             max_active: env.number("EXPORT_MAX_ACTIVE", DEFAULT_MAX_ACTIVE_EXPORTS, 1, 1000)?,
             time_budget: env.seconds(

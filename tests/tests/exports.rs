@@ -415,6 +415,86 @@ async fn exports_100000_rows() {
     assert_eq!(ids.len(), 100_000);
 }
 
+/// A Parquet export's file goes up from the local disk where the worker kept it: in one
+/// PutObject when it fits a part, else as a multipart upload of parts read from the file, each
+/// with the export's content type and file name. A file that cannot be read leaves nothing.
+#[tokio::test]
+async fn a_file_goes_up_from_the_disk_in_one_request_or_in_parts() {
+    use activity_log::store::ExportObjects;
+    use std::io::Write;
+
+    let app = isolated_app().await;
+    let s3 = app.blobs.client();
+    let bucket = app.blobs.bucket();
+    let part = activity_log::config::DEFAULT_PART_BYTES;
+    let large: Vec<u8> = (0..2 * part + 12_345)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let small = b"PAR1 one request".to_vec();
+    for (name, bytes, etag_parts) in [("large", &large, Some("-3")), ("small", &small, None)] {
+        let mut file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        file.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+        let key = format!("exports/p1/x/{name}.parquet");
+        let disposition = format!("attachment; filename=\"{name}.parquet\"");
+        app.blobs
+            .put_file(
+                &key,
+                file.path(),
+                "application/vnd.apache.parquet",
+                &disposition,
+                part,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"));
+        assert_eq!(got.content_type(), Some("application/vnd.apache.parquet"));
+        assert_eq!(got.content_disposition(), Some(disposition.as_str()));
+        let etag = got.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+        match etag_parts {
+            Some(parts) => assert!(etag.ends_with(parts), "{name}: three parts, {etag}"),
+            None => assert!(!etag.contains('-'), "{name}: one request, {etag}"),
+        }
+        let body = got.body.collect().await.map(|b| b.to_vec());
+        assert!(
+            body.as_ref().is_ok_and(|b| b == bytes),
+            "{name}: the file's bytes"
+        );
+    }
+
+    let missing = app
+        .blobs
+        .put_file(
+            "exports/p1/x/missing.parquet",
+            &std::env::temp_dir().join("activity-log-no-such-file.parquet"),
+            "application/vnd.apache.parquet",
+            "attachment",
+            part,
+        )
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("exports/p1/x/missing")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListObjectsV2: {e}"));
+    assert_eq!(listed.key_count(), Some(0), "no object");
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListMultipartUploads: {e}"));
+    assert!(uploads.uploads().is_empty(), "no upload left open");
+}
+
 /// 40 activities over five days (09:00 UTC and after, recorded oldest first) of three customers:
 /// subscriptions changed and cancelled, orders, invoices viewed, passwords reset, sign-ins
 /// (no resource type), billing profiles in progress, users removed; one with details large

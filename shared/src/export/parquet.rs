@@ -17,6 +17,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::buffer::SharedBuffer;
 use crate::domain::Activity;
@@ -35,6 +36,9 @@ pub const ROW_GROUP_BYTES: usize = 1024 * 1024;
 
 /// A column's page (and dictionary) is closed at this size.
 pub const PAGE_BYTES: usize = 32 * 1024;
+
+/// Rows in a data page at most (the writer checks after every 1,024).
+pub const PAGE_ROWS: usize = 4096;
 
 /// Why a row or a file could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,13 @@ impl ParquetEncoder {
         self.rows
     }
 
+    /// The open file's size so far: its bytes written and its open row group as encoded.
+    pub fn file_bytes(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| {
+            u64::try_from(w.bytes_written() + w.in_progress_size()).unwrap_or(u64::MAX)
+        })
+    }
+
     /// Encoded bytes of the open file not yet taken.
     pub fn buffered(&self) -> usize {
         self.out.len()
@@ -164,7 +175,7 @@ impl ParquetEncoder {
 }
 
 fn properties() -> WriterProperties {
-    WriterProperties::builder()
+    let builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("{PRODUCT_NAME} {PRODUCT_VERSION}"))
         .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
@@ -172,11 +183,37 @@ fn properties() -> WriterProperties {
         // the default 1 MiB each, those buffers, not the rows, would be most of the memory.
         .set_data_page_size_limit(PAGE_BYTES)
         .set_dictionary_page_size_limit(PAGE_BYTES)
+        // A dictionary column keeps an index (8 bytes) per row until its page ends, and a
+        // column of few values (a constant, a status) never fills 32 KiB: its pages end by rows.
+        .set_data_page_row_count_limit(PAGE_ROWS)
         // Statistics per column chunk (what Athena prunes row groups by), not per page: a page
         // index is held in memory for the whole file until its footer.
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk);
+    // A dictionary only pays where values repeat. The columns of one value per event (times,
+    // ids, hashes, sequences, details) would each keep a dictionary of every value until it
+    // passes its limit and falls back: memory and time for nothing.
+    UNIQUE_COLUMNS
+        .iter()
+        .fold(builder, |b, column| {
+            let path = ColumnPath::new(column.split('.').map(str::to_owned).collect());
+            b.set_column_dictionary_enabled(path, false)
+        })
         .build()
 }
+
+/// The columns whose values are (nearly) all different: written without a dictionary.
+const UNIQUE_COLUMNS: [&str; 10] = [
+    "time",
+    "metadata.uid",
+    "metadata.logged_time",
+    "metadata.sequence",
+    "unmapped",
+    "sequence",
+    "hash",
+    "previous_hash",
+    "previous_recorded_at",
+    "feed_position",
+];
 
 /// The rows of a batch, a builder per attribute that varies by row.
 struct Columns {
@@ -474,5 +511,46 @@ fn hive_type(t: &arrow_schema::DataType) -> String {
         ),
         DataType::List(f) => format!("array<{}>", hive_type(f.data_type())),
         other => format!("{other}"),
+    }
+}
+
+#[cfg(all(test, feature = "service"))]
+mod tests {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::testing::fixtures::synthetic_activity;
+
+    /// Each column named as one of unique values exists and is written without a dictionary;
+    /// a column of few values keeps one.
+    #[test]
+    fn columns_of_unique_values_are_written_without_a_dictionary() {
+        let mut encoder = ParquetEncoder::new("p1", "us-east-1", 0);
+        let now = Utc::now();
+        for n in 0..3000 {
+            let a = synthetic_activity(n, &format!("c{}", n % 7), now);
+            encoder.row(&a, None).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let file = encoder.close().unwrap_or_else(|e| panic!("{e}"));
+        let reader =
+            SerializedFileReader::new(bytes::Bytes::from(file)).unwrap_or_else(|e| panic!("{e}"));
+        let group = reader.metadata().row_group(0);
+        let dictionary = |path: &str| -> bool {
+            let column = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == path)
+                .unwrap_or_else(|| panic!("no column {path}"));
+            column
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+        };
+        for path in UNIQUE_COLUMNS {
+            assert!(!dictionary(path), "{path} has a dictionary");
+        }
+        for path in ["status", "api.operation", "cloud.region"] {
+            assert!(dictionary(path), "{path} has no dictionary");
+        }
     }
 }

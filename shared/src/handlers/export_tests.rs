@@ -1205,6 +1205,87 @@ async fn a_parquet_export_handed_over_row_by_row_reads_the_same_as_one_run() {
 }
 
 #[tokio::test]
+async fn a_parquet_file_ends_at_its_size_limit_and_the_next_goes_on_in_the_same_partition() {
+    let mut w = World::new();
+    seed_four_days(&w).await;
+    let request = five_days();
+    let whole = id_of(&w.create("p1", &request).await);
+    run_to_end(&w, &event_of("p1", &whole)).await;
+    let (one, one_run) = parquet_export(&w, &whole);
+
+    // Smaller than any file: each file ends after its first row, in one run.
+    w.config.exports.file_bytes = 1;
+    let id = id_of(&w.create("p1", &request).await);
+    let (end, continued) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(
+        matches!(
+            end,
+            RunOutcome::Succeeded {
+                rows: 12,
+                parts: 12,
+                ..
+            }
+        ) && continued == 0,
+        "{end:?}"
+    );
+    let (split, files) = parquet_export(&w, &id);
+    assert!(files.iter().all(|f| f.len() == 1), "a row a file");
+    let partitions = |m: &crate::domain::integrity::Manifest| -> Vec<String> {
+        let mut days: Vec<String> = m
+            .files
+            .iter()
+            .map(|f| {
+                f.path
+                    .rsplit_once('/')
+                    .map_or("", |(dir, _)| dir)
+                    .to_owned()
+            })
+            .collect();
+        days.dedup();
+        days
+    };
+    assert_eq!(partitions(&split), partitions(&one), "the same partitions");
+    assert_eq!(one.files.len(), 4, "a file a day without the limit");
+    let names: Vec<String> = split
+        .files
+        .iter()
+        .map(|f| f.path.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    let numbered: Vec<String> = (1..=12).map(|n| format!("{id}-{n:05}.parquet")).collect();
+    assert_eq!(names, numbered);
+    let strip = |files: Vec<Vec<Value>>| -> Vec<Value> { files.into_iter().flatten().collect() };
+    assert_eq!(
+        strip(files),
+        strip(one_run),
+        "the same events in the same order"
+    );
+    assert_eq!(split.customers, one.customers);
+}
+
+#[tokio::test]
+async fn a_parquet_run_removes_the_local_files_killed_runs_left_and_no_others() {
+    let local = || {
+        tempfile::Builder::new()
+            .prefix("activity-log-export-")
+            .suffix(".parquet")
+            .tempfile()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // A run killed an hour ago left its file; another run is writing one now.
+    let (file, stale) = local().keep().unwrap_or_else(|e| panic!("{e}"));
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let writing = local();
+    let w = World::new();
+    seed_four_days(&w).await;
+    let id = id_of(&w.create("p1", &five_days()).await);
+    let (end, _) = run_to_end(&w, &event_of("p1", &id)).await;
+    assert!(matches!(end, RunOutcome::Succeeded { .. }), "{end:?}");
+    assert!(!stale.exists(), "{} is left", stale.display());
+    assert!(writing.path().exists(), "a file being written was removed");
+}
+
+#[tokio::test]
 async fn a_parquet_export_read_back_holds_the_rows_of_the_json_lines_export() {
     let w = World::new();
     seed_four_days(&w).await;

@@ -169,6 +169,9 @@ enum ExportError {
     TooManyParts(PartError),
     #[error("encoding a row failed: {0}")]
     Encoding(String),
+    /// A file of a set could not be kept on the local disk until its upload.
+    #[error("the local disk: {0}")]
+    Spool(std::io::Error),
     #[error("runs of the export stopped {MAX_FAILURES} times before it could finish")]
     Interrupted,
     /// A customer's chain no longer extends what the service signed: nothing is signed.
@@ -203,7 +206,7 @@ impl ExportError {
             Self::Tampered(_) => "the export's saved progress was changed in storage, so the \
                 service will not sign it; create a new export"
                 .into(),
-            Self::Encoding(_) | Self::Store(_) | Self::Interrupted => {
+            Self::Encoding(_) | Self::Spool(_) | Self::Store(_) | Self::Interrupted => {
                 "the export could not be completed; create a new export, and report the export \
                  id if it fails again"
                     .into()

@@ -469,6 +469,18 @@ pub trait ExportObjects: Send + Sync {
 
     fn get_bytes(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 
+    /// Uploads the local file at `path` as `key`, read from the disk as it is sent: in one
+    /// request, or as a multipart upload of `part_bytes` parts when it is larger (aborted if a
+    /// part fails, so nothing half-written becomes visible).
+    fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+        content_disposition: &str,
+        part_bytes: usize,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -1,16 +1,18 @@
 //! S3 adapter: details documents too large for a table item, export files, and the anchors of
 //! signed heads (another bucket).
 
+use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::sdk_error::classify;
 use super::{Anchors, DetailsBlobs, ExportObjects, PartSink, StoreError};
+use crate::export::parts::MIN_PART_BYTES;
 
 #[derive(Clone, Debug)]
 pub struct S3Blobs {
@@ -183,24 +185,7 @@ impl PartSink for S3Upload {
     }
 
     async fn upload_part(&mut self, number: i32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(classify)?;
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .build(),
-        );
-        Ok(())
+        self.send_part(number, ByteStream::from(bytes)).await
     }
 
     async fn complete(&mut self) -> Result<(), StoreError> {
@@ -229,6 +214,55 @@ impl PartSink for S3Upload {
             .send()
             .await
             .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl S3Upload {
+    async fn send_part(&mut self, number: i32, body: ByteStream) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(body)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Sends the file at `path` as parts of `part_bytes`, each read from the disk as it goes.
+    async fn send_file(
+        &mut self,
+        path: &Path,
+        size: u64,
+        part_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let mut offset = 0;
+        for number in 1.. {
+            if offset >= size {
+                break;
+            }
+            let length = part_bytes.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(length))
+                .build()
+                .await
+                .map_err(|e| StoreError::Other(format!("reading {}: {e}", path.display())))?;
+            self.send_part(number, body).await?;
+            offset += length;
+        }
         Ok(())
     }
 }
@@ -294,6 +328,52 @@ impl ExportObjects for S3Blobs {
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
         self.remove_object(key).await
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        content_disposition: &str,
+        part_bytes: usize,
+    ) -> Result<(), StoreError> {
+        let reading = |e: &dyn std::fmt::Display| {
+            StoreError::Other(format!("reading {}: {e}", path.display()))
+        };
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| reading(&e))?
+            .len();
+        let part_bytes = u64::try_from(part_bytes.max(MIN_PART_BYTES)).unwrap_or(u64::MAX);
+        if size <= part_bytes {
+            let body = ByteStream::from_path(path).await.map_err(|e| reading(&e))?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .content_disposition(content_disposition)
+                .body(body)
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(());
+        }
+        let mut upload = self
+            .start_upload(key, content_type, content_disposition)
+            .await?;
+        let sent = match upload.send_file(path, size, part_bytes).await {
+            Ok(()) => upload.complete().await,
+            Err(e) => Err(e),
+        };
+        if sent.is_err()
+            && let Err(abort) = upload.abort().await
+        {
+            // The bucket's lifecycle rule removes incomplete uploads.
+            tracing::warn!(error = %abort, "could not abort the multipart upload");
+        }
+        sent
     }
 
     async fn presign_get(

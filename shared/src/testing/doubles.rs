@@ -286,6 +286,19 @@ impl<O: ExportObjects> ExportObjects for FaultyObjects<'_, O> {
         self.inner.get_bytes(key).await
     }
 
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+        disposition: &str,
+        part_bytes: usize,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_file(key, path, content_type, disposition, part_bytes)
+            .await
+    }
+
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete_object(key).await
     }

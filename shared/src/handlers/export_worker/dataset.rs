@@ -5,36 +5,72 @@
 //! A file is never left open between runs: a run that stops at its time budget ends the file it
 //! is writing, and the next run starts another in the same partition. What a saved point holds
 //! is then only finished files, each named with its SHA-256 and rows (the manifest lists them
-//! the same way), and the last activity written. A file's bytes go up as parts of a multipart
-//! upload once they pass a part's size, or in one request when the file ends smaller; a run
-//! killed while a file is open loses that file (its upload is removed by the bucket's lifecycle
-//! rule) and the next run writes it again from the last saved point.
+//! the same way), and the last activity written. A file also ends once it reaches the
+//! configured size (`EXPORT_FILE_BYTES`), and the next row starts another in the same partition.
+//!
+//! While it is written, a file is kept on the local disk (Lambda's `/tmp`), a row group at a
+//! time as the writer closes them, so memory holds one row group whatever the file's size; once
+//! it ends it is uploaded from the disk, in one request or as multipart parts read as they are
+//! sent. A run killed while a file is open loses that file (nothing of it is in the bucket) and
+//! the next run writes it again from the last saved point.
+
+use std::io::Write;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 
 use super::{ExportError, ExportPorts, ManifestState, Sealer, forget_all, save_point, saved_state};
 use crate::config::Config;
 use crate::domain::export::MAX_EXPORT_ROWS;
 use crate::domain::integrity::DataFile;
 use crate::domain::{Activity, ExportJob, PageKey, ResumePoint};
-use crate::export::parquet::ParquetEncoder;
-use crate::export::parts::PartWriter;
-use crate::store::{
-    ActivityReader, Anchors, ChainIndex, ExportJobs, ExportObjects, PartSink, Signer,
-};
+use crate::export::parquet::{ParquetEncoder, ROW_GROUP_BYTES};
+use crate::store::{ActivityReader, Anchors, ChainIndex, ExportJobs, ExportObjects, Signer};
+
+/// The local files' names start with this.
+const SPOOL_PREFIX: &str = "activity-log-export-";
+
+/// A local file older than this is no run's: a run ends its file within its time budget, and a
+/// Lambda invocation lasts 15 minutes at most.
+const STALE_SPOOL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Removes the local files of runs killed while they wrote one (a timeout, a crash): `/tmp`
+/// outlives an invocation in its execution environment.
+fn clear_stale_spools() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_SPOOL);
+        if stale
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(SPOOL_PREFIX)
+            && let Err(e) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(error = %e, file = %entry.path().display(), "could not remove a stale export file");
+        }
+    }
+}
 
 /// The file being written.
-struct OpenFile<U: PartSink> {
+struct OpenFile {
     path: String,
     day: NaiveDate,
-    /// Started once the file's bytes pass a part's size.
-    upload: Option<PartWriter<U>>,
+    /// Its bytes so far; the local file is removed when this is dropped.
+    spool: NamedTempFile,
     sha256: Sha256,
     bytes: u64,
 }
 
-pub(super) struct DatasetRun<'a, 'p, R, B, J, O: ExportObjects, L, S, A> {
+pub(super) struct DatasetRun<'a, 'p, R, B, J, O, L, S, A> {
     ports: &'a ExportPorts<'p, R, B, J, O, L, S, A>,
     pub(super) job: &'a mut ExportJob,
     encoder: ParquetEncoder,
@@ -42,10 +78,12 @@ pub(super) struct DatasetRun<'a, 'p, R, B, J, O: ExportObjects, L, S, A> {
     state: ManifestState,
     /// Finished files, in order.
     files: Vec<DataFile>,
-    open: Option<OpenFile<O::Upload>>,
+    open: Option<OpenFile>,
     /// The last activity written.
     last: Option<PageKey>,
     part_bytes: usize,
+    /// A file ends once it reaches this size.
+    file_bytes: u64,
     region: String,
     retention_days: u32,
 }
@@ -65,6 +103,7 @@ where
         ports: &'a ExportPorts<'p, R, B, J, O, L, S, A>,
         job: &'a mut ExportJob,
     ) -> Result<(Self, Option<PageKey>), ExportError> {
+        clear_stale_spools();
         let state = saved_state(ports, job).await?;
         let part_bytes = config.exports.part_bytes;
         let region = config
@@ -84,7 +123,8 @@ where
                 (Vec::new(), None)
             }
         };
-        let encoder = ParquetEncoder::new(job.partner.as_str(), &region, part_bytes);
+        // A closed row group is taken from the writer's buffer at once.
+        let encoder = ParquetEncoder::new(job.partner.as_str(), &region, 2 * ROW_GROUP_BYTES);
         let mut run = Self {
             ports,
             job,
@@ -94,6 +134,7 @@ where
             open: None,
             last: after.clone(),
             part_bytes,
+            file_bytes: config.exports.file_bytes,
             region,
             retention_days: config.retention_days,
         };
@@ -107,8 +148,8 @@ where
         self.job
     }
 
-    /// Adds a row, ending the open file first if the row is of another day; uploads a part
-    /// once one is encoded. `true`: the job was saved (a file ended).
+    /// Adds a row, ending the open file first if the row is of another day or the file is
+    /// full. `true`: the job was saved (a file ended).
     pub(super) async fn push(
         &mut self,
         a: &Activity,
@@ -116,7 +157,11 @@ where
     ) -> Result<bool, ExportError> {
         let day = a.occurred_at.date_naive();
         let mut saved = false;
-        if self.open.as_ref().is_some_and(|f| f.day != day) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|f| f.day != day || self.encoder.file_bytes() >= self.file_bytes)
+        {
             self.end_file().await?;
             self.save().await?;
             saved = true;
@@ -126,12 +171,17 @@ where
             return Err(ExportError::TooManyRows);
         }
         if self.open.is_none() {
+            let spool = tempfile::Builder::new()
+                .prefix(SPOOL_PREFIX)
+                .suffix(".parquet")
+                .tempfile()
+                .map_err(ExportError::Spool)?;
             self.open = Some(OpenFile {
                 path: self
                     .job
                     .data_file_path(&self.region, day, self.files.len() + 1),
                 day,
-                upload: None,
+                spool,
                 sha256: Sha256::new(),
                 bytes: 0,
             });
@@ -141,61 +191,46 @@ where
             .map_err(ExportError::encoding)?;
         self.state.row(a);
         self.last = Some(PageKey::of(a));
-        if self.encoder.buffered() >= self.part_bytes {
-            let part = self.encoder.take().map_err(ExportError::encoding)?;
-            self.upload_part(part).await?;
+        if self.encoder.buffered() > 0 {
+            let group = self.encoder.take().map_err(ExportError::encoding)?;
+            self.spill(&group)?;
         }
         Ok(saved)
     }
 
-    /// Uploads `part` of the open file, starting its upload with the first.
-    async fn upload_part(&mut self, part: Vec<u8>) -> Result<(), ExportError> {
+    /// Appends `bytes` to the open file on the disk.
+    fn spill(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
         let Some(file) = self.open.as_mut() else {
             return Ok(());
         };
-        let writer = match &mut file.upload {
-            Some(w) => w,
-            None => {
-                let key = format!("{}{}", self.job.dataset_prefix(), file.path);
-                let sink = self
-                    .ports
-                    .objects
-                    .start_upload(
-                        &key,
-                        self.job.spec.format.content_type(),
-                        &attachment(&file.path),
-                    )
-                    .await?;
-                file.upload.insert(PartWriter::new(sink, self.part_bytes))
-            }
-        };
-        file.sha256.update(&part);
-        file.bytes += part.len() as u64;
-        self.state.hash(&part);
-        writer.upload(part).await?;
+        file.spool.write_all(bytes).map_err(ExportError::Spool)?;
+        file.sha256.update(bytes);
+        file.bytes += bytes.len() as u64;
+        self.state.hash(bytes);
         Ok(())
     }
 
-    /// Ends the open file: its footer, its last bytes, the object complete; it joins the
-    /// finished files.
+    /// Ends the open file (its last row group and footer) and uploads it from the disk; it
+    /// joins the finished files.
     async fn end_file(&mut self) -> Result<(), ExportError> {
         let rows = self.encoder.rows();
         let last = self.encoder.close().map_err(ExportError::encoding)?;
+        self.spill(&last)?;
         let Some(mut file) = self.open.take() else {
             return Ok(());
         };
-        file.sha256.update(&last);
-        file.bytes += last.len() as u64;
-        self.state.hash(&last);
-        match file.upload.take() {
-            Some(writer) => {
-                writer.finish(last).await?;
-            }
-            None => {
-                let key = format!("{}{}", self.job.dataset_prefix(), file.path);
-                self.ports.objects.put_bytes(&key, last).await?;
-            }
-        }
+        file.spool.flush().map_err(ExportError::Spool)?;
+        let key = format!("{}{}", self.job.dataset_prefix(), file.path);
+        self.ports
+            .objects
+            .put_file(
+                &key,
+                file.spool.path(),
+                self.job.spec.format.content_type(),
+                &attachment(&file.path),
+                self.part_bytes,
+            )
+            .await?;
         self.files.push(DataFile {
             path: file.path,
             sha256: hex::encode(file.sha256.finalize()),
