@@ -690,6 +690,12 @@ impl SdkSettings {
 }
 
 impl Runtime {
+    /// The region the events name (`cloud.region`, the `region=` partition): where the service
+    /// runs, or `unknown` outside AWS with no region set.
+    pub fn region_or_unknown(&self) -> &str {
+        self.region.as_deref().unwrap_or("unknown")
+    }
+
     fn from_env(env: &Env<'_>) -> Self {
         Self {
             function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),

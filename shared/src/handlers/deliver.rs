@@ -300,7 +300,7 @@ where
                 Some((position, delivery::event(partner, position, view)))
             })
             .collect();
-        let region = config.runtime.region.as_deref().unwrap_or("unknown");
+        let region = config.runtime.region_or_unknown();
         let mut pending: VecDeque<Request> =
             requests(partner, region, d, &events, MAX_HTTPS_BATCH_EVENTS)
                 .map_err(|message| Failure {

@@ -106,11 +106,7 @@ where
         clear_stale_spools();
         let state = saved_state(ports, job).await?;
         let part_bytes = config.exports.part_bytes;
-        let region = config
-            .runtime
-            .region
-            .clone()
-            .unwrap_or_else(|| "unknown".into());
+        let region = config.runtime.region_or_unknown().to_owned();
         let (files, after) = match &job.resume {
             Some(point) => {
                 job.row_count = point.rows;
