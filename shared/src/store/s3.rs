@@ -247,11 +247,8 @@ impl S3Upload {
         size: u64,
         part_bytes: u64,
     ) -> Result<(), StoreError> {
-        let mut offset = 0;
-        for number in 1.. {
-            if offset >= size {
-                break;
-            }
+        let step = usize::try_from(part_bytes).unwrap_or(usize::MAX);
+        for (number, offset) in (1..).zip((0..size).step_by(step)) {
             let length = part_bytes.min(size - offset);
             let body = ByteStream::read_from()
                 .path(path)
@@ -261,7 +258,6 @@ impl S3Upload {
                 .await
                 .map_err(|e| StoreError::Other(format!("reading {}: {e}", path.display())))?;
             self.send_part(number, body).await?;
-            offset += length;
         }
         Ok(())
     }
