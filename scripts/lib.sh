@@ -104,6 +104,17 @@ with open(path, "w", encoding="utf-8") as f:
 PY
 }
 
+# The functions as cargo lambda watch runs them (`cargo run --bin <name>` from the workspace root),
+# and the dev tool. Named with --bin from the root, not with -p: with -p cargo resolves the
+# dependencies' features for those packages alone, a set that watch never runs, so every AWS SDK
+# crate would be compiled twice (minutes, and about a GB of disk). The tests' build (cargo test
+# --workspace) shares these dependencies.
+build_functions() {
+  cargo build --bin record-activity --bin query-activity --bin export-activity --bin export-worker \
+    --bin integrity --bin seal-heads --bin sequence-feed --bin manage-destinations \
+    --bin deliver-feed --bin devtool
+}
+
 # Local settings: the development defaults of scripts/local.env (the one place they are written)
 # and the local ports and endpoints; every one can be overridden from the shell.
 local_env() {

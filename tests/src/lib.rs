@@ -119,6 +119,11 @@ where
 
 /// Starts `program args…` in the background, stopped when this process exits (a watcher kills
 /// it once our pid is gone, so a panicking test leaves nothing running).
+///
+/// The variables cargo sets for this test crate (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, …) are not
+/// passed on: a cargo started under them (`cargo lambda watch` runs `cargo run`) takes them for
+/// changed build-script inputs (ring's build script reads them), builds ring again and with it
+/// every AWS SDK crate, and the next cargo started without them builds it all back.
 #[allow(clippy::zombie_processes)] // the caller owns the child; the watcher reaps the program
 pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
     let log_file =
@@ -130,14 +135,34 @@ pub fn spawn_tied(program: &Path, args: &[&str], envs: &[(&str, String)], log: &
         .arg("tied")
         .arg(std::process::id().to_string())
         .arg(program)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_this_crate) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(workspace_root())
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(err_file);
     cmd.spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+}
+
+/// Whether `name` is one of the variables cargo sets for the crate it builds or runs (cargo's
+/// reference, "Environment variables Cargo sets for crates"), as opposed to the ones that
+/// configure cargo itself (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_INCREMENTAL`, …), which a
+/// cargo started from a test must keep.
+fn set_by_cargo_for_this_crate(name: &str) -> bool {
+    name == "OUT_DIR"
+        || name == "CARGO_CRATE_NAME"
+        || name == "CARGO_PRIMARY_PACKAGE"
+        || name == "CARGO_TARGET_TMPDIR"
+        || name == "CARGO_RUSTC_CURRENT_DIR"
+        || ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
 /// The emulator endpoint: `AWS_ENDPOINT_URL` if given, else a moto server started once per test
@@ -606,4 +631,47 @@ where
         anchors: app.anchors().unwrap_or_else(|e| panic!("{e}")),
     };
     export_worker::run(&app.config, &ports, event).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program started from a test sees the variables it is given and cargo's settings, but
+    /// none of the variables cargo set for this test crate.
+    #[test]
+    fn a_tied_program_gets_none_of_the_variables_cargo_set_for_the_test_crate() {
+        assert!(
+            std::env::var_os("CARGO_PKG_NAME").is_some(),
+            "cargo test sets CARGO_PKG_NAME for the test: the check below would prove nothing"
+        );
+        let log = std::env::temp_dir().join(format!("activity-log-env-{}.log", std::process::id()));
+        let mut child = spawn_tied(
+            Path::new("env"),
+            &[],
+            &[
+                ("ACTIVITY_LOG_PROBE", "given".to_string()),
+                ("CARGO_HOME", "/kept/cargo-home".to_string()),
+            ],
+            &log,
+        );
+        let status = child.wait().unwrap_or_else(|e| panic!("env: {e}"));
+        assert!(status.success(), "env exited with {status}");
+        let seen = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("log: {e}"));
+        let _ = std::fs::remove_file(&log);
+        let names: Vec<&str> = seen.lines().filter_map(|l| l.split('=').next()).collect();
+        assert!(names.contains(&"ACTIVITY_LOG_PROBE"), "{seen}");
+        assert!(seen.contains("CARGO_HOME=/kept/cargo-home"), "{seen}");
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_CRATE_NAME",
+        ] {
+            assert!(!names.contains(&name), "{name} was passed on:\n{seen}");
+        }
+        assert!(!set_by_cargo_for_this_crate("CARGO_TARGET_DIR"));
+        assert!(!set_by_cargo_for_this_crate("CARGO_INCREMENTAL"));
+        assert!(!set_by_cargo_for_this_crate("CARGO"));
+    }
 }
