@@ -245,7 +245,7 @@ fn time_zones_and_languages_are_exactly_the_ones_the_code_accepts() {
     let known: Vec<&str> = activity_log::domain::time::time_zone_names().collect();
     assert_eq!(
         listed, known,
-        "openapi.yaml's TimeZone enum is out of date: run `cargo run -p activity-log-tests --bin devtool -- openapi-time-zones`"
+        "openapi.yaml's TimeZone enum is out of date: run `cargo run --bin devtool -- openapi-time-zones`"
     );
     let text = read_workspace_file("openapi.yaml");
     assert_eq!(
